@@ -1,0 +1,633 @@
+//! `cargo xtask qemu`: boot the demo kernel in QEMU against a fresh disk image
+//! and check what it did.
+//!
+//! 1. Build `crates/demo-kernel` (its own workspace, riscv64gc-unknown-none-elf).
+//! 2. Write `target/demo-kernel/disk.img` from the pattern the kernel expects
+//!    (`crates/demo-kernel/src/pattern.rs`, compiled into this module too).
+//! 3. Run `qemu-system-riscv64 -M virt -bios none` headless with a timeout,
+//!    echoing and capturing the UART (also saved as `target/demo-kernel/uart.log`).
+//! 4. Require exit status 0 (the kernel's test-finisher pass) and the kernel's
+//!    PASS line, then check every byte of the image: the sectors the kernel
+//!    wrote hold the written pattern, all others are untouched.
+//!
+//! Any failure returns an error that includes the UART log.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// The disk image's contents, shared with the kernel (see the file's header).
+mod pattern {
+    include!("../../crates/demo-kernel/src/pattern.rs");
+}
+
+/// Target triple the kernel builds for (set in its `.cargo/config.toml`).
+const KERNEL_TARGET: &str = "riscv64gc-unknown-none-elf";
+/// The kernel's binary name.
+const KERNEL_NAME: &str = "gupio-demo-kernel";
+/// The line the kernel prints last when every check held.
+const PASS_LINE: &str = "gupio-demo-kernel: PASS";
+/// QEMU binary used unless `--qemu` names another.
+const DEFAULT_QEMU: &str = "qemu-system-riscv64";
+/// Time QEMU may run before it is killed, unless `--timeout` says otherwise.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Guest RAM; the kernel reads the size from the device tree.
+const GUEST_MEMORY: &str = "128M";
+/// How often the QEMU process is polled for exit.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// Mismatching bytes listed in an image-check failure.
+const MISMATCHES_SHOWN: usize = 8;
+
+const USAGE: &str = "usage: cargo xtask qemu [--timeout SECONDS] [--qemu PATH]
+
+Builds crates/demo-kernel, writes target/demo-kernel/disk.img, boots the
+kernel in qemu-system-riscv64 (-M virt -bios none) and checks its exit status,
+its UART log (target/demo-kernel/uart.log) and the disk image afterwards.
+
+  --timeout SECONDS  kill QEMU after this long (default 60)
+  --qemu PATH        QEMU binary (default qemu-system-riscv64 on PATH)";
+
+/// Command-line options of `cargo xtask qemu`.
+struct Options {
+    timeout: Duration,
+    qemu: String,
+}
+
+fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
+    let mut options = Options {
+        timeout: DEFAULT_TIMEOUT,
+        qemu: DEFAULT_QEMU.to_owned(),
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(None);
+            }
+            "--timeout" => {
+                let value = args.next().ok_or("--timeout needs a number of seconds")?;
+                let seconds: u64 = value
+                    .parse()
+                    .ok()
+                    .filter(|&seconds| seconds > 0)
+                    .ok_or_else(|| {
+                        format!("--timeout: `{value}` is not a positive number of seconds")
+                    })?;
+                options.timeout = Duration::from_secs(seconds);
+            }
+            "--qemu" => {
+                options.qemu = args.next().ok_or("--qemu needs a path")?.clone();
+            }
+            other => return Err(format!("qemu: unknown argument `{other}`\n{USAGE}")),
+        }
+    }
+    Ok(Some(options))
+}
+
+/// Runs `cargo xtask qemu` with the arguments after `qemu`.
+///
+/// # Errors
+///
+/// A message naming the failed step (with the UART log once QEMU has run).
+pub fn run(args: &[String]) -> Result<(), String> {
+    let Some(options) = parse_options(args)? else {
+        return Ok(());
+    };
+    let root = workspace_root();
+    let kernel = build_kernel(&root)?;
+    report_sizes(&kernel)?;
+
+    let out_dir = root.join("target").join("demo-kernel");
+    fs::create_dir_all(&out_dir)
+        .map_err(|error| format!("qemu: cannot create {}: {error}", out_dir.display()))?;
+    let image = out_dir.join("disk.img");
+    write_image(&image)?;
+
+    let started = Instant::now();
+    let outcome = run_qemu(&options, &kernel, &image)?;
+    let elapsed = started.elapsed();
+    let log_path = out_dir.join("uart.log");
+    fs::write(&log_path, &outcome.uart)
+        .map_err(|error| format!("qemu: cannot write {}: {error}", log_path.display()))?;
+    let failure = |what: String| format!("qemu: {what}\n{}", outcome.report());
+
+    let Some(status) = outcome.status else {
+        return Err(failure(format!(
+            "QEMU did not exit within {} s and was killed",
+            options.timeout.as_secs()
+        )));
+    };
+    if !status.success() {
+        return Err(failure(format!(
+            "QEMU exited with {}",
+            describe_status(status)
+        )));
+    }
+    if !outcome
+        .uart
+        .lines()
+        .any(|line| line.trim_end() == PASS_LINE)
+    {
+        return Err(failure(format!(
+            "QEMU exited with status 0 but the kernel never printed `{PASS_LINE}`"
+        )));
+    }
+    check_image(&image).map_err(failure)?;
+    println!(
+        "qemu: passed in {:.2} s (boot and test, QEMU start to exit); UART log in {}",
+        elapsed.as_secs_f64(),
+        log_path.display()
+    );
+    Ok(())
+}
+
+/// The parent workspace's root (xtask lives in `<root>/xtask`).
+fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// `word` quoted for a POSIX shell if it needs it.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@%".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// Prints `command` (and its working directory, if set) as a shell line.
+fn show(command: &Command) {
+    let mut line = String::from("$");
+    if let Some(dir) = command.get_current_dir() {
+        let _ = write!(line, " cd {} &&", shell_word(&dir.to_string_lossy()));
+    }
+    for part in std::iter::once(command.get_program()).chain(command.get_args()) {
+        let _ = write!(line, " {}", shell_word(&part.to_string_lossy()));
+    }
+    println!("{line}");
+}
+
+/// Builds the kernel (release) and returns the ELF's path.
+fn build_kernel(root: &Path) -> Result<PathBuf, String> {
+    let kernel_dir = root.join("crates").join("demo-kernel");
+    // The kernel is its own workspace; its target directory is set explicitly
+    // so a CARGO_TARGET_DIR meant for the parent workspace does not move it.
+    let target_dir = kernel_dir.join("target");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    // Cargo reads `.cargo/config.toml` from the working directory up, so the
+    // build runs in the kernel's directory; `--target` repeats its setting.
+    command
+        .current_dir(&kernel_dir)
+        .args(["build", "--release", "--locked", "--target", KERNEL_TARGET])
+        .arg("--manifest-path")
+        .arg(kernel_dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir);
+    show(&command);
+    let status = command
+        .status()
+        .map_err(|error| format!("qemu: cannot run cargo: {error}"))?;
+    if !status.success() {
+        return Err(format!("qemu: building the demo kernel failed ({status})"));
+    }
+    let elf = target_dir
+        .join(KERNEL_TARGET)
+        .join("release")
+        .join(KERNEL_NAME);
+    if elf.is_file() {
+        Ok(elf)
+    } else {
+        Err(format!("qemu: the build did not produce {}", elf.display()))
+    }
+}
+
+/// Writes the disk image: every byte from `pattern::image_byte`.
+fn write_image(path: &Path) -> Result<(), String> {
+    let mut bytes = Vec::with_capacity(image_len());
+    for sector in 0..pattern::IMAGE_SECTORS {
+        bytes.extend((0..pattern::SECTOR_SIZE).map(|offset| pattern::image_byte(sector, offset)));
+    }
+    println!(
+        "qemu: writing {} ({} sectors of {} bytes, pattern from crates/demo-kernel/src/pattern.rs)",
+        path.display(),
+        pattern::IMAGE_SECTORS,
+        pattern::SECTOR_SIZE
+    );
+    fs::write(path, bytes)
+        .map_err(|error| format!("qemu: cannot write {}: {error}", path.display()))
+}
+
+fn image_len() -> usize {
+    usize::try_from(pattern::IMAGE_SECTORS).expect("the image size fits in memory")
+        * pattern::SECTOR_SIZE
+}
+
+/// Checks every byte of the image against `pattern::expected_final_byte`.
+fn check_image(path: &Path) -> Result<(), String> {
+    let bytes =
+        fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    if bytes.len() != image_len() {
+        return Err(format!(
+            "{} is {} bytes after the run, {} expected",
+            path.display(),
+            bytes.len(),
+            image_len()
+        ));
+    }
+    let mut mismatches = 0usize;
+    let mut shown = String::new();
+    for (sector, chunk) in (0u64..).zip(bytes.chunks_exact(pattern::SECTOR_SIZE)) {
+        for (offset, &found) in chunk.iter().enumerate() {
+            let expected = pattern::expected_final_byte(sector, offset);
+            if found == expected {
+                continue;
+            }
+            mismatches += 1;
+            if mismatches <= MISMATCHES_SHOWN {
+                let role = if pattern::WRITTEN_SECTORS.contains(&sector) {
+                    "written by the kernel"
+                } else {
+                    "must be untouched"
+                };
+                let _ = writeln!(
+                    shown,
+                    "  sector {sector} ({role}) byte {offset}: expected {expected:#04x}, found {found:#04x}"
+                );
+            }
+        }
+    }
+    if mismatches > 0 {
+        return Err(format!(
+            "the disk image differs from what the kernel should have left in {mismatches} bytes:\n{shown}"
+        ));
+    }
+    println!(
+        "qemu: image check: sectors {}..{} hold the kernel's writes, the other {} sectors are untouched",
+        pattern::WRITTEN_SECTORS.start,
+        pattern::WRITTEN_SECTORS.end,
+        pattern::IMAGE_SECTORS - (pattern::WRITTEN_SECTORS.end - pattern::WRITTEN_SECTORS.start)
+    );
+    Ok(())
+}
+
+/// What a QEMU run produced.
+struct Outcome {
+    /// Exit status; `None` if QEMU was killed at the timeout.
+    status: Option<ExitStatus>,
+    /// The UART output (QEMU's stdout), `\r` removed.
+    uart: String,
+    /// QEMU's own diagnostics.
+    stderr: String,
+}
+
+impl Outcome {
+    fn report(&self) -> String {
+        let mut report = String::from("----- UART log -----\n");
+        report.push_str(&self.uart);
+        if !self.uart.ends_with('\n') {
+            report.push('\n');
+        }
+        report.push_str("----- end of UART log -----");
+        if !self.stderr.trim().is_empty() {
+            let _ = write!(
+                report,
+                "\n----- QEMU stderr -----\n{}",
+                self.stderr.trim_end()
+            );
+        }
+        report
+    }
+}
+
+/// Copies `source` into a shared buffer until EOF, echoing it if `echo`.
+fn capture(
+    mut source: impl Read + Send + 'static,
+    echo: bool,
+) -> (Arc<Mutex<Vec<u8>>>, JoinHandle<()>) {
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&buffer);
+    let handle = thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match source.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(len) => {
+                    if echo {
+                        let mut stdout = std::io::stdout().lock();
+                        let _ = stdout.write_all(&chunk[..len]);
+                        let _ = stdout.flush();
+                    }
+                    sink.lock()
+                        .unwrap_or_else(|poison| poison.into_inner())
+                        .extend_from_slice(&chunk[..len]);
+                }
+            }
+        }
+    });
+    (buffer, handle)
+}
+
+fn collected(buffer: &Arc<Mutex<Vec<u8>>>) -> String {
+    let bytes = buffer.lock().unwrap_or_else(|poison| poison.into_inner());
+    String::from_utf8_lossy(&bytes).replace('\r', "")
+}
+
+/// Boots the kernel, echoing the UART; kills QEMU at the timeout.
+fn run_qemu(options: &Options, kernel: &Path, image: &Path) -> Result<Outcome, String> {
+    // QEMU's option parser takes `,,` for a literal comma in a value.
+    let image_arg = image.to_string_lossy().replace(',', ",,");
+    let mut command = Command::new(&options.qemu);
+    command
+        .args([
+            "-machine",
+            "virt",
+            "-bios",
+            "none",
+            "-smp",
+            "1",
+            "-m",
+            GUEST_MEMORY,
+        ])
+        .args(["-nographic", "-monitor", "none", "-no-reboot"])
+        .arg("-kernel")
+        .arg(kernel)
+        .arg("-drive")
+        .arg(format!("file={image_arg},if=none,format=raw,id=hd0"))
+        .args(["-device", "virtio-blk-device,drive=hd0"])
+        .args(["-global", "virtio-mmio.force-legacy=false"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    show(&command);
+    let mut child: Child = command.spawn().map_err(|error| {
+        format!(
+            "qemu: cannot run `{}`: {error}\n(install it with `apt-get install qemu-system-misc`; see ci/install.sh)",
+            options.qemu
+        )
+    })?;
+    let (stdout, stdout_reader) = capture(child.stdout.take().expect("stdout is piped"), true);
+    let (stderr, stderr_reader) = capture(child.stderr.take().expect("stderr is piped"), false);
+
+    let deadline = Instant::now() + options.timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() >= deadline => {
+                // Killing can only fail if QEMU has exited meanwhile.
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => thread::sleep(POLL_INTERVAL),
+            Err(error) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("qemu: cannot wait for QEMU: {error}"));
+            }
+        }
+    };
+    // QEMU is gone, so both pipes are at EOF and the readers finish.
+    let _ = stdout_reader.join();
+    let _ = stderr_reader.join();
+    Ok(Outcome {
+        status,
+        uart: collected(&stdout),
+        stderr: collected(&stderr),
+    })
+}
+
+/// Explains an exit status in terms of the kernel's failure codes (its `finisher.rs`).
+fn describe_status(status: ExitStatus) -> String {
+    let Some(code) = status.code() else {
+        return format!("{status} (killed by a signal)");
+    };
+    let meaning = match code {
+        0 => "pass",
+        1 => "a check failed",
+        2 => "the kernel panicked",
+        3 => "unexpected trap",
+        4 => "fault while reporting a fault",
+        _ => "QEMU error",
+    };
+    format!("status {code} ({meaning})")
+}
+
+// ---------------------------------------------------------------------------
+// ELF section and per-crate .text sizes, read from the kernel's ELF.
+
+/// A section of a 64-bit little-endian ELF file.
+struct Section {
+    name: String,
+    kind: u32,
+    address: u64,
+    offset: u64,
+    size: u64,
+    link: u32,
+}
+
+/// ELF section type: symbol table.
+const SHT_SYMTAB: u32 = 2;
+/// ELF section type: occupies no file space (.bss).
+const SHT_NOBITS: u32 = 8;
+/// ELF symbol type: function.
+const STT_FUNC: u8 = 2;
+
+fn field<const N: usize>(bytes: &[u8], offset: u64) -> Result<[u8; N], String> {
+    usize::try_from(offset)
+        .ok()
+        .and_then(|start| bytes.get(start..start.checked_add(N)?))
+        .and_then(|slice| slice.try_into().ok())
+        .ok_or_else(|| format!("ELF field at {offset:#x} is out of bounds"))
+}
+
+fn u16_at(bytes: &[u8], offset: u64) -> Result<u16, String> {
+    field(bytes, offset).map(u16::from_le_bytes)
+}
+
+fn u32_at(bytes: &[u8], offset: u64) -> Result<u32, String> {
+    field(bytes, offset).map(u32::from_le_bytes)
+}
+
+fn u64_at(bytes: &[u8], offset: u64) -> Result<u64, String> {
+    field(bytes, offset).map(u64::from_le_bytes)
+}
+
+fn c_string(bytes: &[u8], offset: u64) -> Result<String, String> {
+    let start = usize::try_from(offset).map_err(|_| "ELF string offset too large".to_owned())?;
+    let tail = bytes
+        .get(start..)
+        .ok_or_else(|| format!("ELF string at {offset:#x} is out of bounds"))?;
+    let len = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
+    Ok(String::from_utf8_lossy(&tail[..len]).into_owned())
+}
+
+fn sections(elf: &[u8]) -> Result<Vec<Section>, String> {
+    // e_ident: magic, ELFCLASS64 (2), ELFDATA2LSB (1).
+    if elf.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1]) {
+        return Err("not a 64-bit little-endian ELF file".to_owned());
+    }
+    let table = u64_at(elf, 0x28)?;
+    let entry_size = u64::from(u16_at(elf, 0x3a)?);
+    let count = u64::from(u16_at(elf, 0x3c)?);
+    let names_index = u64::from(u16_at(elf, 0x3e)?);
+    let header = |index: u64| table + index * entry_size;
+    let names_offset = u64_at(elf, header(names_index) + 24)?;
+    (0..count)
+        .map(|index| {
+            let at = header(index);
+            Ok(Section {
+                name: c_string(elf, names_offset + u64::from(u32_at(elf, at)?))?,
+                kind: u32_at(elf, at + 4)?,
+                address: u64_at(elf, at + 16)?,
+                offset: u64_at(elf, at + 24)?,
+                size: u64_at(elf, at + 32)?,
+                link: u32_at(elf, at + 40)?,
+            })
+        })
+        .collect()
+}
+
+/// The crate a mangled Rust symbol belongs to, or a bucket for others.
+///
+/// Handles both manglings in the kernel: legacy (`_ZN`, the kernel and its
+/// dependencies) and v0 (`_R`, the precompiled `core` and
+/// `compiler_builtins`). For `<T as Trait>` impls it names T's crate, or the
+/// trait's when T is generic.
+fn crate_of(symbol: &str) -> String {
+    if let Some(rest) = symbol.strip_prefix("_ZN") {
+        legacy_crate(rest).unwrap_or_else(|| "(unknown Rust)".to_owned())
+    } else if let Some(rest) = symbol.strip_prefix("_R") {
+        v0_crate(rest).unwrap_or_else(|| "(unknown Rust)".to_owned())
+    } else {
+        "(not Rust)".to_owned()
+    }
+}
+
+fn legacy_crate(rest: &str) -> Option<String> {
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let len: usize = rest[..digits].parse().ok()?;
+    let first = rest.get(digits..digits.checked_add(len)?)?;
+    let Some(impl_of) = first.strip_prefix("_$LT$") else {
+        return Some(first.to_owned());
+    };
+    // `<&mut T as Trait>` and the like: look through references and pointers.
+    let mut subject = impl_of;
+    for prefix in ["$RF$", "$BP$", "mut$u20$", "const$u20$"] {
+        subject = subject.strip_prefix(prefix).unwrap_or(subject);
+    }
+    let (subject, trait_path) = subject.split_once("$u20$as$u20$").unwrap_or((subject, ""));
+    let path = if subject.contains("..") {
+        subject
+    } else {
+        trait_path
+    };
+    let end = path.find("..").unwrap_or(path.len());
+    (end > 0).then(|| path[..end].to_owned())
+}
+
+fn v0_crate(rest: &str) -> Option<String> {
+    // The innermost path comes first, so the first crate root `C` (an
+    // optional `s<base-62>_` disambiguator, then `<length><name>`) is the
+    // crate the item is defined in.
+    let bytes = rest.as_bytes();
+    'roots: for start in (0..bytes.len()).filter(|&i| bytes[i] == b'C') {
+        let mut at = start + 1;
+        if bytes.get(at) == Some(&b's') {
+            at += 1;
+            while bytes.get(at).is_some_and(u8::is_ascii_alphanumeric) {
+                at += 1;
+            }
+            if bytes.get(at) != Some(&b'_') {
+                continue 'roots;
+            }
+            at += 1;
+        }
+        let digits = bytes[at..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let Ok(len) = rest[at..at + digits].parse::<usize>() else {
+            continue 'roots;
+        };
+        at += digits;
+        if bytes.get(at) == Some(&b'_') {
+            at += 1;
+        }
+        if let Some(name) = rest.get(at..at + len) {
+            return Some(name.to_owned());
+        }
+    }
+    None
+}
+
+/// Prints the kernel's section sizes and its `.text` by crate.
+fn report_sizes(kernel: &Path) -> Result<(), String> {
+    let elf = fs::read(kernel)
+        .map_err(|error| format!("qemu: cannot read {}: {error}", kernel.display()))?;
+    let sections =
+        sections(&elf).map_err(|error| format!("qemu: {}: {error}", kernel.display()))?;
+    let mut line = String::from("qemu: kernel sections:");
+    for section in sections.iter().filter(|s| s.address != 0 && s.size != 0) {
+        let _ = write!(line, " {} {} B", section.name, section.size);
+    }
+    println!("{line}");
+
+    let Some((text_index, text)) = sections.iter().enumerate().find(|(_, s)| s.name == ".text")
+    else {
+        return Err("qemu: the kernel has no .text section".to_owned());
+    };
+    let Some(symtab) = sections.iter().find(|s| s.kind == SHT_SYMTAB) else {
+        println!("qemu: kernel has no symbol table; no per-crate .text breakdown");
+        return Ok(());
+    };
+    let strings = sections
+        .get(usize::try_from(symtab.link).unwrap_or(usize::MAX))
+        .filter(|s| s.kind != SHT_NOBITS)
+        .ok_or("qemu: kernel symbol table has no string table")?;
+    let mut by_crate: Vec<(String, u64)> = Vec::new();
+    // Identical-code folding and aliases (memcpy) give one address several names.
+    let mut seen = std::collections::HashSet::new();
+    for at in (symtab.offset..symtab.offset + symtab.size).step_by(24) {
+        let info = field::<1>(&elf, at + 4)?[0];
+        let section_index = u64::from(u16_at(&elf, at + 6)?);
+        let address = u64_at(&elf, at + 8)?;
+        let size = u64_at(&elf, at + 16)?;
+        if info & 0xf != STT_FUNC || section_index != text_index as u64 || size == 0 {
+            continue;
+        }
+        if !seen.insert(address) {
+            continue;
+        }
+        let name = c_string(&elf, strings.offset + u64::from(u32_at(&elf, at)?))?;
+        let krate = crate_of(&name);
+        match by_crate.iter_mut().find(|(name, _)| *name == krate) {
+            Some((_, total)) => *total += size,
+            None => by_crate.push((krate, size)),
+        }
+    }
+    by_crate.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let counted: u64 = by_crate.iter().map(|(_, size)| size).sum();
+    println!(
+        "qemu: kernel .text is {} B; functions by crate (they cover {counted} B):",
+        text.size
+    );
+    for (krate, size) in &by_crate {
+        // Display only: the lossy float conversion cannot matter.
+        #[allow(clippy::cast_precision_loss)]
+        let percent = 100.0 * *size as f64 / text.size as f64;
+        println!("  {krate:<24} {size:>7} B {percent:>5.1}%");
+    }
+    Ok(())
+}
