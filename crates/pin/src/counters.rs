@@ -1,0 +1,695 @@
+//! The counters a kernel embeds in each page: reference count, pin count,
+//! flags and folio shape.
+
+use core::fmt;
+
+use gupio_sync::atomic::{fence, AtomicU32, Ordering};
+
+use crate::PinError;
+
+/// References one pin adds to a small page (Linux's `GUP_PIN_COUNTING_BIAS`).
+///
+/// A small page has no pin count of its own: each pin adds this many
+/// references, so a refcount at or above it means "maybe pinned".
+///
+/// ```
+/// assert_eq!(gupio_pin::GUP_PIN_COUNTING_BIAS, 1024);
+/// ```
+pub const GUP_PIN_COUNTING_BIAS: u32 = 1 << 10;
+
+/// The highest reference count a get or pin may leave behind: `i32::MAX`.
+///
+/// Every increment checks this ceiling before it commits (a compare-and-swap
+/// loop), so no number of racing pinners can push a count past it. The other
+/// half of the `u32` range is headroom: it keeps the count from wrapping even
+/// if an embedder adds references outside gupio without checking, and it keeps
+/// the count positive when read as Linux's signed `atomic_t`. A small page
+/// holds at most `REFCOUNT_MAX / GUP_PIN_COUNTING_BIAS` (about 2^21) pins.
+///
+/// ```
+/// use gupio_pin::{GUP_PIN_COUNTING_BIAS, REFCOUNT_MAX};
+/// assert_eq!(REFCOUNT_MAX, i32::MAX as u32);
+/// assert_eq!(REFCOUNT_MAX / GUP_PIN_COUNTING_BIAS, (1 << 21) - 1);
+/// ```
+pub const REFCOUNT_MAX: u32 = u32::MAX >> 1;
+
+bitflags::bitflags! {
+    /// Per-folio state bits kept in [`PageCounters`] (on the folio's head).
+    ///
+    /// ```
+    /// use gupio_pin::PageFlags;
+    /// let f = PageFlags::DIRTY | PageFlags::UPTODATE;
+    /// assert!(f.contains(PageFlags::DIRTY));
+    /// assert!(!f.contains(PageFlags::LOCKED));
+    /// ```
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct PageFlags: u32 {
+        /// The contents differ from the backing store and must be written back.
+        const DIRTY = 1 << 0;
+        /// The folio lock is held (see [`PageCounters::try_lock`]).
+        const LOCKED = 1 << 1;
+        /// Writeback of the folio is in flight.
+        const WRITEBACK = 1 << 2;
+        /// The contents are valid (read from the backing store or written).
+        const UPTODATE = 1 << 3;
+    }
+}
+
+/// The order of a folio: it spans `2^order` physically contiguous pages.
+///
+/// Order 0 is a small page. Orders above [`FolioOrder::MAX`] are refused.
+///
+/// ```
+/// use gupio_pin::FolioOrder;
+/// let pmd = FolioOrder::try_new(9).unwrap();
+/// assert_eq!(pmd.nr_pages(), 512);
+/// assert!(pmd.is_large());
+/// assert!(FolioOrder::try_new(25).is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct FolioOrder(u8);
+
+impl FolioOrder {
+    /// A small page (one page).
+    pub const SMALL: FolioOrder = FolioOrder(0);
+    /// The largest order: 2^24 pages (64 GiB of 4 KiB pages).
+    pub const MAX: FolioOrder = FolioOrder(24);
+
+    /// The order `order`.
+    ///
+    /// # Errors
+    /// [`PinError::InvalidFolioShape`] if `order > FolioOrder::MAX`.
+    ///
+    /// ```
+    /// use gupio_pin::FolioOrder;
+    /// assert_eq!(FolioOrder::try_new(0), Ok(FolioOrder::SMALL));
+    /// ```
+    pub const fn try_new(order: u32) -> Result<Self, PinError> {
+        if order > Self::MAX.0 as u32 {
+            return Err(PinError::InvalidFolioShape { order, index: 0 });
+        }
+        let bytes = order.to_le_bytes();
+        Ok(Self(bytes[0]))
+    }
+
+    /// The order as a number.
+    ///
+    /// ```
+    /// assert_eq!(gupio_pin::FolioOrder::MAX.get(), 24);
+    /// ```
+    pub const fn get(self) -> u32 {
+        self.0 as u32
+    }
+
+    /// How many pages the folio spans.
+    ///
+    /// ```
+    /// assert_eq!(gupio_pin::FolioOrder::SMALL.nr_pages(), 1);
+    /// ```
+    pub const fn nr_pages(self) -> usize {
+        1 << self.0
+    }
+
+    /// Whether this is a large folio (more than one page). Large folios keep
+    /// an exact pin count; small pages count pins in the refcount.
+    ///
+    /// ```
+    /// assert!(!gupio_pin::FolioOrder::SMALL.is_large());
+    /// ```
+    pub const fn is_large(self) -> bool {
+        self.0 > 0
+    }
+}
+
+/// Where a page sits in its folio: the folio's order and the page's index in
+/// it (0 for the head).
+///
+/// Every page of a folio records the shape, so the head of any page is its
+/// frame number minus its index (Linux keeps `compound_head` in each tail).
+///
+/// ```
+/// use gupio_pin::{FolioOrder, FolioShape};
+/// let order = FolioOrder::try_new(2).unwrap();
+/// let tail = FolioShape::new(order, 3).unwrap();
+/// assert_eq!(tail.index(), 3);
+/// assert!(FolioShape::new(order, 4).is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct FolioShape {
+    order: FolioOrder,
+    index: u32,
+}
+
+impl FolioShape {
+    /// A small page: order 0, index 0.
+    pub const SMALL: FolioShape = FolioShape {
+        order: FolioOrder::SMALL,
+        index: 0,
+    };
+
+    /// Page `index` of a folio of order `order`.
+    ///
+    /// # Errors
+    /// [`PinError::InvalidFolioShape`] if `index >= 2^order`.
+    ///
+    /// ```
+    /// use gupio_pin::{FolioOrder, FolioShape};
+    /// assert!(FolioShape::new(FolioOrder::SMALL, 0).is_ok());
+    /// ```
+    pub const fn new(order: FolioOrder, index: u32) -> Result<Self, PinError> {
+        if (index as usize) >= order.nr_pages() {
+            return Err(PinError::InvalidFolioShape {
+                order: order.get(),
+                index,
+            });
+        }
+        Ok(Self { order, index })
+    }
+
+    /// The head page of a folio of order `order`.
+    ///
+    /// ```
+    /// use gupio_pin::{FolioOrder, FolioShape};
+    /// assert!(FolioShape::head(FolioOrder::MAX).is_head());
+    /// ```
+    pub const fn head(order: FolioOrder) -> Self {
+        Self { order, index: 0 }
+    }
+
+    /// The folio's order.
+    ///
+    /// ```
+    /// use gupio_pin::{FolioOrder, FolioShape};
+    /// assert_eq!(FolioShape::SMALL.order(), FolioOrder::SMALL);
+    /// ```
+    pub const fn order(self) -> FolioOrder {
+        self.order
+    }
+
+    /// The page's index in its folio.
+    ///
+    /// ```
+    /// assert_eq!(gupio_pin::FolioShape::SMALL.index(), 0);
+    /// ```
+    pub const fn index(self) -> u32 {
+        self.index
+    }
+
+    /// Whether the page is its folio's head.
+    ///
+    /// ```
+    /// assert!(gupio_pin::FolioShape::SMALL.is_head());
+    /// ```
+    pub const fn is_head(self) -> bool {
+        self.index == 0
+    }
+
+    /// The packed word: the order in bits 7..0, the index in bits 31..8
+    /// (an index below 2^24 always fits, since the order is at most 24).
+    const fn to_word(self) -> u32 {
+        (self.index << 8) | self.order.get()
+    }
+
+    /// Unpacks a word written by [`to_word`](Self::to_word).
+    const fn from_word(word: u32) -> Self {
+        let bytes = word.to_le_bytes();
+        Self {
+            order: FolioOrder(bytes[0]),
+            index: word >> 8,
+        }
+    }
+}
+
+/// Why a checked reference-count increment refused to commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AddRefsError {
+    /// The count is zero: the page is free, nobody may take a reference.
+    Free,
+    /// The count would pass [`REFCOUNT_MAX`]; carries the count seen.
+    Overflow(u32),
+}
+
+/// The counters a kernel embeds in each page's descriptor (its `struct page`).
+///
+/// Only a folio's head uses the reference count, the pin count and the flags;
+/// every page records its [`FolioShape`]. Sixteen bytes: the reference count
+/// (32 bits like Linux's `atomic_t`, so 32-bit targets need no 64-bit
+/// atomics), the exact pin count of a large folio (Linux keeps it in the
+/// second page's descriptor; here every descriptor has room for it), the
+/// [`PageFlags`] and the shape.
+///
+/// The counts change only through a [`Tracker`](crate::Tracker), which keeps
+/// them consistent; the embedder's allocator sets them with
+/// [`init`](Self::init) when it hands a page out.
+///
+/// ```
+/// use gupio_pin::{FolioShape, PageCounters};
+/// static PAGE: PageCounters = PageCounters::new();
+/// assert_eq!(PAGE.refcount(), 0, "a new page is free");
+/// PAGE.init(1, FolioShape::SMALL);
+/// assert_eq!(PAGE.refcount(), 1);
+/// ```
+pub struct PageCounters {
+    refcount: AtomicU32,
+    pincount: AtomicU32,
+    flags: AtomicU32,
+    shape: AtomicU32,
+}
+
+#[cfg(not(loom))]
+static_assertions::assert_eq_size!(PageCounters, [u32; 4]);
+
+impl PageCounters {
+    const_unless_loom! {
+        /// A free small page: every count zero, no flags.
+        ///
+        /// `const` (except under loom) so a kernel can keep its memory map in
+        /// a `static`.
+        ///
+        /// ```
+        /// let page = gupio_pin::PageCounters::new();
+        /// assert_eq!((page.refcount(), page.pincount()), (0, 0));
+        /// ```
+        pub fn new() -> Self {
+            Self {
+                refcount: AtomicU32::new(0),
+                pincount: AtomicU32::new(0),
+                flags: AtomicU32::new(0),
+                shape: AtomicU32::new(FolioShape::SMALL.to_word()),
+            }
+        }
+    }
+
+    /// Resets the page for the embedder's allocator: sets the reference
+    /// count (1 for a folio's head when it is handed out, 0 for its tails and
+    /// for free pages) and the shape, clears the pin count and the flags.
+    ///
+    /// Only for a page nobody else references: the allocator owns it.
+    ///
+    /// ```
+    /// use gupio_pin::{FolioOrder, FolioShape, PageCounters};
+    /// let tail = PageCounters::new();
+    /// let order = FolioOrder::try_new(1).unwrap();
+    /// tail.init(0, FolioShape::new(order, 1).unwrap());
+    /// assert_eq!(tail.shape().index(), 1);
+    /// ```
+    pub fn init(&self, refcount: u32, shape: FolioShape) {
+        // Relaxed: the allocator owns the page; the shape and flags reach
+        // other threads through the Release store of the refcount below.
+        self.pincount.store(0, Ordering::Relaxed);
+        self.flags.store(0, Ordering::Relaxed);
+        self.shape.store(shape.to_word(), Ordering::Relaxed);
+        // Release: pairs with the Acquire loads of `maybe_dma_pinned` and of
+        // whoever receives the page, so they see the reset fields.
+        self.refcount.store(refcount, Ordering::Release);
+    }
+
+    /// A snapshot of the reference count (a folio's count lives on its head).
+    ///
+    /// ```
+    /// assert_eq!(gupio_pin::PageCounters::new().refcount(), 0);
+    /// ```
+    pub fn refcount(&self) -> u32 {
+        // Relaxed: a diagnostic snapshot; it orders nothing.
+        self.refcount.load(Ordering::Relaxed)
+    }
+
+    /// A snapshot of the exact pin count (meaningful on a large folio's head).
+    ///
+    /// ```
+    /// assert_eq!(gupio_pin::PageCounters::new().pincount(), 0);
+    /// ```
+    pub fn pincount(&self) -> u32 {
+        // Relaxed: a diagnostic snapshot; it orders nothing.
+        self.pincount.load(Ordering::Relaxed)
+    }
+
+    /// The page's place in its folio.
+    ///
+    /// Stable while the caller holds a reference on the folio: only the
+    /// allocator changes it, and only for a free page.
+    ///
+    /// ```
+    /// use gupio_pin::{FolioShape, PageCounters};
+    /// assert_eq!(PageCounters::new().shape(), FolioShape::SMALL);
+    /// ```
+    pub fn shape(&self) -> FolioShape {
+        // Relaxed: written by the allocator before the page was published
+        // (see `init`); the reference the caller holds orders it.
+        FolioShape::from_word(self.shape.load(Ordering::Relaxed))
+    }
+
+    /// The folio's flags.
+    ///
+    /// ```
+    /// use gupio_pin::{PageCounters, PageFlags};
+    /// let page = PageCounters::new();
+    /// page.set_flags(PageFlags::UPTODATE);
+    /// assert_eq!(page.flags(), PageFlags::UPTODATE);
+    /// ```
+    pub fn flags(&self) -> PageFlags {
+        // Acquire: pairs with the AcqRel flag updates, so a thread that sees
+        // DIRTY or UPTODATE also sees what the setter did before setting it.
+        PageFlags::from_bits_retain(self.flags.load(Ordering::Acquire))
+    }
+
+    /// Sets `flags` and returns the flags as they were before.
+    ///
+    /// ```
+    /// use gupio_pin::{PageCounters, PageFlags};
+    /// let page = PageCounters::new();
+    /// assert!(!page.set_flags(PageFlags::DIRTY).contains(PageFlags::DIRTY));
+    /// assert!(page.set_flags(PageFlags::DIRTY).contains(PageFlags::DIRTY));
+    /// ```
+    pub fn set_flags(&self, flags: PageFlags) -> PageFlags {
+        // AcqRel: fully ordered like Linux's test_and_set_bit; pairs with
+        // the Acquire of `flags` and with other flag updates.
+        PageFlags::from_bits_retain(self.flags.fetch_or(flags.bits(), Ordering::AcqRel))
+    }
+
+    /// Clears `flags` and returns the flags as they were before.
+    ///
+    /// ```
+    /// use gupio_pin::{PageCounters, PageFlags};
+    /// let page = PageCounters::new();
+    /// page.set_flags(PageFlags::DIRTY);
+    /// assert!(page.clear_flags(PageFlags::DIRTY).contains(PageFlags::DIRTY));
+    /// assert!(page.flags().is_empty());
+    /// ```
+    pub fn clear_flags(&self, flags: PageFlags) -> PageFlags {
+        // AcqRel: fully ordered like Linux's test_and_clear_bit; pairs with
+        // the Acquire of `flags` and with other flag updates.
+        PageFlags::from_bits_retain(self.flags.fetch_and(!flags.bits(), Ordering::AcqRel))
+    }
+
+    /// Takes the folio lock bit if it is free.
+    ///
+    /// This is the lock the default [`PageOps::lock_folio`](crate::PageOps::lock_folio)
+    /// spins on; a kernel with a scheduler sleeps instead.
+    ///
+    /// ```
+    /// let page = gupio_pin::PageCounters::new();
+    /// assert!(page.try_lock());
+    /// assert!(!page.try_lock());
+    /// page.unlock();
+    /// assert!(page.try_lock());
+    /// ```
+    pub fn try_lock(&self) -> bool {
+        // Acquire: pairs with the Release in `unlock`, so the previous
+        // holder's writes under the lock are visible to the new holder.
+        let old = self
+            .flags
+            .fetch_or(PageFlags::LOCKED.bits(), Ordering::Acquire);
+        old & PageFlags::LOCKED.bits() == 0
+    }
+
+    /// Releases the folio lock bit.
+    ///
+    /// ```
+    /// let page = gupio_pin::PageCounters::new();
+    /// assert!(page.try_lock());
+    /// page.unlock();
+    /// assert!(page.flags().is_empty());
+    /// ```
+    pub fn unlock(&self) {
+        // Release: pairs with the Acquire in `try_lock` of the next holder.
+        self.flags
+            .fetch_and(!PageFlags::LOCKED.bits(), Ordering::Release);
+    }
+
+    /// The reference count, ordered after every earlier release of it.
+    pub(crate) fn refcount_acquire(&self) -> u32 {
+        // Acquire: pairs with the Release decrement of an unpin or put, so a
+        // caller who reads "not pinned" sees everything the unpinner did
+        // before unpinning.
+        self.refcount.load(Ordering::Acquire)
+    }
+
+    /// The pin count, ordered after every earlier unpin.
+    pub(crate) fn pincount_acquire(&self) -> u32 {
+        // Acquire: pairs with the Release decrement in `try_sub_pins`.
+        self.pincount.load(Ordering::Acquire)
+    }
+
+    /// Adds `delta` references unless the page is free or the count would
+    /// pass [`REFCOUNT_MAX`]; on refusal nothing changed. Returns the old count.
+    pub(crate) fn try_add_refs(&self, delta: u32) -> Result<u32, AddRefsError> {
+        // Relaxed: the value only seeds the compare-and-swap below.
+        let mut current = self.refcount.load(Ordering::Relaxed);
+        loop {
+            if current == 0 {
+                return Err(AddRefsError::Free);
+            }
+            if current > REFCOUNT_MAX || delta > REFCOUNT_MAX - current {
+                return Err(AddRefsError::Overflow(current));
+            }
+            // Relaxed on success: a new reference is derived from one the
+            // caller already holds (Arc::clone), so it publishes nothing.
+            // Relaxed on failure: the fresh value only feeds the next try.
+            match self.refcount.compare_exchange_weak(
+                current,
+                current + delta,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(old) => {
+                    probe::record_rmw();
+                    return Ok(old);
+                }
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    /// Drops `delta` references unless fewer are held; on refusal nothing
+    /// changed and the error carries the count seen. Returns the new count;
+    /// when it is 0 the caller owns the last reference and must free the
+    /// folio: the Acquire fence that freeing needs has already run.
+    pub(crate) fn try_sub_refs(&self, delta: u32) -> Result<u32, u32> {
+        // Relaxed: the value only seeds the compare-and-swap below.
+        let mut current = self.refcount.load(Ordering::Relaxed);
+        loop {
+            if current < delta {
+                return Err(current);
+            }
+            // Release on success: pairs with the Acquire fence below, run by
+            // whoever drops the last reference, so this holder's accesses to
+            // the page happen before it is freed; and with the Acquire load
+            // of `maybe_dma_pinned`. Relaxed on failure: feeds the next try.
+            match self.refcount.compare_exchange_weak(
+                current,
+                current - delta,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    probe::record_rmw();
+                    let new = current - delta;
+                    if new == 0 {
+                        // Acquire: pairs with the Release decrements of every
+                        // other holder before the page is freed.
+                        fence(Ordering::Acquire);
+                    }
+                    return Ok(new);
+                }
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    /// Adds `pins` to a large folio's pin count. Cannot overflow: each pin
+    /// also holds a reference, taken first and checked against
+    /// [`REFCOUNT_MAX`], and the pin count never exceeds the reference count.
+    pub(crate) fn add_pins(&self, pins: u32) {
+        // Relaxed: the pin's reference is already held; a caller that needs
+        // other CPUs to see the pin before it goes on issues a SeqCst fence
+        // (pin_user_pages does).
+        self.pincount.fetch_add(pins, Ordering::Relaxed);
+        probe::record_rmw();
+    }
+
+    /// Drops `pins` from a large folio's pin count unless fewer are held; on
+    /// refusal nothing changed and the error carries the count seen.
+    pub(crate) fn try_sub_pins(&self, pins: u32) -> Result<(), u32> {
+        // Relaxed: the value only seeds the compare-and-swap below.
+        let mut current = self.pincount.load(Ordering::Relaxed);
+        loop {
+            if current < pins {
+                return Err(current);
+            }
+            // Release on success: pairs with the Acquire load of
+            // `maybe_dma_pinned`, so "not pinned" comes after the unpinner's
+            // accesses. Relaxed on failure: feeds the next try.
+            match self.pincount.compare_exchange_weak(
+                current,
+                current - pins,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    probe::record_rmw();
+                    return Ok(());
+                }
+                Err(seen) => current = seen,
+            }
+        }
+    }
+}
+
+impl Default for PageCounters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for PageCounters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PageCounters")
+            .field("refcount", &self.refcount())
+            .field("pincount", &self.pincount())
+            .field("flags", &self.flags())
+            .field("shape", &self.shape())
+            .finish()
+    }
+}
+
+/// Counts the committed read-modify-writes on the reference and pin counts,
+/// per thread, in unit tests; compiles to nothing elsewhere.
+pub(crate) mod probe {
+    #[cfg(test)]
+    std::thread_local! {
+        static RMW_OPS: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+    }
+
+    /// Records one committed read-modify-write.
+    #[inline(always)]
+    pub(crate) fn record_rmw() {
+        #[cfg(test)]
+        RMW_OPS.with(|ops| ops.set(ops.get() + 1));
+    }
+
+    /// Returns the count of this thread's read-modify-writes and resets it.
+    #[cfg(test)]
+    pub(crate) fn take_rmw() -> usize {
+        RMW_OPS.with(|ops| ops.replace(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folio_order_rejects_above_max() {
+        assert_eq!(FolioOrder::try_new(24).unwrap(), FolioOrder::MAX);
+        assert_eq!(
+            FolioOrder::try_new(25),
+            Err(PinError::InvalidFolioShape {
+                order: 25,
+                index: 0
+            })
+        );
+        assert_eq!(FolioOrder::MAX.nr_pages(), 1 << 24);
+    }
+
+    #[test]
+    fn shape_word_round_trips_every_order_and_edge_index() {
+        for order in 0..=FolioOrder::MAX.get() {
+            let order = FolioOrder::try_new(order).unwrap();
+            let last = u32::try_from(order.nr_pages() - 1).unwrap();
+            for index in [0, last / 2, last] {
+                let shape = FolioShape::new(order, index).unwrap();
+                assert_eq!(FolioShape::from_word(shape.to_word()), shape);
+            }
+            let past = u32::try_from(order.nr_pages()).unwrap();
+            assert!(FolioShape::new(order, past).is_err());
+        }
+    }
+
+    #[test]
+    fn add_refs_refuses_free_page_and_ceiling_without_change() {
+        let page = PageCounters::new();
+        assert_eq!(page.try_add_refs(1), Err(AddRefsError::Free));
+        assert_eq!(page.refcount(), 0);
+
+        page.init(REFCOUNT_MAX - 2, FolioShape::SMALL);
+        assert_eq!(
+            page.try_add_refs(3),
+            Err(AddRefsError::Overflow(REFCOUNT_MAX - 2))
+        );
+        assert_eq!(page.refcount(), REFCOUNT_MAX - 2);
+        assert_eq!(page.try_add_refs(2), Ok(REFCOUNT_MAX - 2));
+        assert_eq!(page.refcount(), REFCOUNT_MAX);
+        assert_eq!(
+            page.try_add_refs(1),
+            Err(AddRefsError::Overflow(REFCOUNT_MAX))
+        );
+    }
+
+    #[test]
+    fn add_refs_treats_a_count_above_the_ceiling_as_overflow() {
+        let page = PageCounters::new();
+        page.init(u32::MAX, FolioShape::SMALL);
+        assert_eq!(page.try_add_refs(1), Err(AddRefsError::Overflow(u32::MAX)));
+        assert_eq!(page.refcount(), u32::MAX);
+    }
+
+    #[test]
+    fn sub_refs_refuses_to_go_below_zero() {
+        let page = PageCounters::new();
+        page.init(3, FolioShape::SMALL);
+        assert_eq!(page.try_sub_refs(4), Err(3));
+        assert_eq!(page.refcount(), 3);
+        assert_eq!(page.try_sub_refs(2), Ok(1));
+        assert_eq!(page.try_sub_refs(1), Ok(0));
+        assert_eq!(page.try_sub_refs(1), Err(0));
+    }
+
+    #[test]
+    fn sub_pins_refuses_to_go_below_zero() {
+        let page = PageCounters::new();
+        page.add_pins(2);
+        assert_eq!(page.try_sub_pins(3), Err(2));
+        assert_eq!(page.try_sub_pins(2), Ok(()));
+        assert_eq!(page.pincount(), 0);
+    }
+
+    #[test]
+    fn init_resets_pins_flags_and_shape() {
+        let page = PageCounters::new();
+        page.add_pins(5);
+        page.set_flags(PageFlags::DIRTY | PageFlags::LOCKED);
+        let order = FolioOrder::try_new(3).unwrap();
+        page.init(1, FolioShape::head(order));
+        assert_eq!(page.pincount(), 0);
+        assert!(page.flags().is_empty());
+        assert_eq!(page.shape(), FolioShape::head(order));
+        assert_eq!(page.refcount(), 1);
+    }
+
+    #[test]
+    fn lock_bit_excludes_and_keeps_other_flags() {
+        let page = PageCounters::new();
+        page.set_flags(PageFlags::UPTODATE);
+        assert!(page.try_lock());
+        assert!(!page.try_lock());
+        assert_eq!(page.flags(), PageFlags::UPTODATE | PageFlags::LOCKED);
+        page.unlock();
+        assert_eq!(page.flags(), PageFlags::UPTODATE);
+    }
+
+    #[test]
+    fn probe_counts_only_committed_count_updates() {
+        let page = PageCounters::new();
+        probe::take_rmw();
+        page.init(1, FolioShape::SMALL);
+        page.set_flags(PageFlags::DIRTY);
+        assert_eq!(probe::take_rmw(), 0);
+        page.try_add_refs(1).unwrap();
+        page.try_sub_refs(1).unwrap();
+        assert!(page.try_sub_refs(5).is_err());
+        page.add_pins(1);
+        page.try_sub_pins(1).unwrap();
+        assert_eq!(probe::take_rmw(), 4);
+    }
+}

@@ -1,0 +1,431 @@
+//! The crate's error type and the warnings reported through the warn hook.
+
+use core::fmt;
+
+use gupio_pfn::Pfn;
+
+use crate::gup::{FaultKind, UserAddr};
+
+/// Everything a caller of gupio-pin can get wrong, and every refusal.
+///
+/// ```
+/// use gupio_pfn::Pfn;
+/// use gupio_pin::PinError;
+/// let e = PinError::NotInMemoryMap { pfn: Pfn::new(0x42) };
+/// assert_eq!(e.to_string(), "pfn 0x42 is not in the memory map");
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PinError {
+    /// The page-frame number has no counters in the embedder's memory map.
+    NotInMemoryMap {
+        /// The page-frame number looked up.
+        pfn: Pfn,
+    },
+    /// A page range whose last page-frame number is not encodable.
+    RangeOverflow {
+        /// The range's first page-frame number.
+        first: Pfn,
+        /// The number of pages asked for.
+        count: usize,
+    },
+    /// A folio order above `FolioOrder::MAX`, or a page index outside its folio.
+    InvalidFolioShape {
+        /// The order given.
+        order: u32,
+        /// The page index given.
+        index: u32,
+    },
+    /// Taking the references would push the folio's count past `REFCOUNT_MAX`.
+    RefcountOverflow {
+        /// The folio's head page.
+        pfn: Pfn,
+        /// The reference count seen.
+        refcount: u32,
+        /// The references the operation needed to add.
+        adding: u64,
+    },
+    /// A get or pin of a free page (reference count zero); also warned.
+    PageFree {
+        /// The folio's head page.
+        pfn: Pfn,
+    },
+    /// An unpin of a folio that holds fewer pins than released; also warned.
+    NotPinned {
+        /// The folio's head page.
+        pfn: Pfn,
+    },
+    /// A put of a folio that holds fewer references than dropped; also warned.
+    NoReference {
+        /// The folio's head page.
+        pfn: Pfn,
+    },
+    /// The folio's counters contradict each other (a bug); also warned.
+    CorruptCounters {
+        /// The page whose counters are inconsistent.
+        pfn: Pfn,
+    },
+    /// A page that must be free to be prepared is still in use.
+    PageInUse {
+        /// The page found in use.
+        pfn: Pfn,
+    },
+    /// GUP flags with bits gupio does not define.
+    UnknownGupFlags {
+        /// The flag bits passed.
+        bits: u32,
+    },
+    /// GUP flags with an internal flag that only gupio may set (`PIN`).
+    InternalGupFlags {
+        /// The flag bits passed.
+        bits: u32,
+    },
+    /// GUP flags with both `GET` and `PIN`.
+    GetAndPin {
+        /// The flag bits after the entry point added its own.
+        bits: u32,
+    },
+    /// GUP flags with neither `GET` nor `PIN`.
+    NeitherGetNorPin {
+        /// The flag bits checked.
+        bits: u32,
+    },
+    /// GUP flags with `LONGTERM` but not `PIN` (long-term pins only).
+    LongtermWithoutPin {
+        /// The flag bits checked.
+        bits: u32,
+    },
+    /// The user range wraps around the end of the address space.
+    AddressOverflow {
+        /// The start address passed.
+        start: UserAddr,
+        /// The number of pages asked for.
+        nr_pages: usize,
+    },
+    /// The address space could not fault the page in.
+    Fault {
+        /// The page's user address.
+        addr: UserAddr,
+        /// Why, as the address space reported it.
+        kind: FaultKind,
+    },
+    /// The fault-in succeeded but the page is still not mapped as asked.
+    FaultNotResolved {
+        /// The page's user address.
+        addr: UserAddr,
+    },
+    /// A write access resolved to the shared zero page.
+    WriteToZeroPage {
+        /// The page's user address.
+        addr: UserAddr,
+    },
+    /// A long-term write pin of a shared file mapping that needs dirty tracking.
+    LongtermDirtyTracked {
+        /// The page's user address.
+        addr: UserAddr,
+    },
+    /// A long-term pin of a page the embedder keeps movable.
+    NotLongtermPinnable {
+        /// The page refused.
+        pfn: Pfn,
+    },
+}
+
+impl fmt::Display for PinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::NotInMemoryMap { pfn } => write!(f, "pfn {pfn:#x} is not in the memory map"),
+            Self::RangeOverflow { first, count } => write!(
+                f,
+                "{count} pages from pfn {first:#x} run past the largest pfn"
+            ),
+            Self::InvalidFolioShape { order, index } => {
+                write!(
+                    f,
+                    "page {index} of a folio of order {order} is not a valid shape"
+                )
+            }
+            Self::RefcountOverflow {
+                pfn,
+                refcount,
+                adding,
+            } => write!(
+                f,
+                "adding {adding} references to folio {pfn:#x} (refcount {refcount}) would overflow"
+            ),
+            Self::PageFree { pfn } => write!(f, "folio {pfn:#x} is free (refcount 0)"),
+            Self::NotPinned { pfn } => {
+                write!(f, "folio {pfn:#x} holds fewer pins than released")
+            }
+            Self::NoReference { pfn } => {
+                write!(f, "folio {pfn:#x} holds fewer references than dropped")
+            }
+            Self::CorruptCounters { pfn } => {
+                write!(f, "the counters of pfn {pfn:#x} contradict each other")
+            }
+            Self::PageInUse { pfn } => write!(f, "pfn {pfn:#x} is still in use"),
+            Self::UnknownGupFlags { bits } => write!(f, "GUP flags {bits:#x} hold unknown bits"),
+            Self::InternalGupFlags { bits } => {
+                write!(f, "GUP flags {bits:#x} hold an internal flag")
+            }
+            Self::GetAndPin { bits } => write!(f, "GUP flags {bits:#x} ask for both GET and PIN"),
+            Self::NeitherGetNorPin { bits } => {
+                write!(f, "GUP flags {bits:#x} ask for neither GET nor PIN")
+            }
+            Self::LongtermWithoutPin { bits } => {
+                write!(f, "GUP flags {bits:#x} ask for LONGTERM without PIN")
+            }
+            Self::AddressOverflow { start, nr_pages } => write!(
+                f,
+                "{nr_pages} pages from user address {start} wrap the address space"
+            ),
+            Self::Fault { addr, kind } => write!(f, "fault at user address {addr}: {kind}"),
+            Self::FaultNotResolved { addr } => write!(
+                f,
+                "user address {addr} is still not mapped as asked after fault-in"
+            ),
+            Self::WriteToZeroPage { addr } => {
+                write!(f, "write access to user address {addr} maps the zero page")
+            }
+            Self::LongtermDirtyTracked { addr } => write!(
+                f,
+                "long-term write pin of dirty-tracked file mapping at {addr}"
+            ),
+            Self::NotLongtermPinnable { pfn } => {
+                write!(f, "pfn {pfn:#x} may not be pinned long term")
+            }
+        }
+    }
+}
+
+/// An invariant that broke, with the values that show it: what the
+/// embedder's [`PageOps::warn`](crate::PageOps::warn) hook receives (Linux's
+/// `WARN_ON_ONCE`). Only a bug (in gupio's caller or in the embedder) causes
+/// one; the operation that saw it also fails with a [`PinError`] and changes
+/// no counter.
+///
+/// ```
+/// use gupio_pfn::Pfn;
+/// use gupio_pin::Warning;
+/// let w = Warning::PutWithoutReference { pfn: Pfn::new(3), refcount: 0, dropping: 1 };
+/// assert!(w.to_string().contains("put"));
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Warning {
+    /// An unpin found fewer pins than it releases (large folio: pin count;
+    /// small page: reference count below pages × `GUP_PIN_COUNTING_BIAS`).
+    UnpinWithoutPin {
+        /// The folio's head page.
+        pfn: Pfn,
+        /// Pages being unpinned.
+        pages: u64,
+        /// The reference count seen.
+        refcount: u32,
+        /// The pin count seen (0 for small pages, which have none).
+        pincount: u32,
+    },
+    /// A put found fewer references than it drops.
+    PutWithoutReference {
+        /// The folio's head page.
+        pfn: Pfn,
+        /// The reference count seen.
+        refcount: u32,
+        /// References being dropped.
+        dropping: u64,
+    },
+    /// A get or pin found the folio free: its caller held no reference.
+    GrabOfFreePage {
+        /// The folio's head page.
+        pfn: Pfn,
+    },
+    /// A large folio's reference count is below its pin count.
+    RefcountBelowPincount {
+        /// The folio's head page.
+        pfn: Pfn,
+        /// The reference count seen.
+        refcount: u32,
+        /// The pin count seen.
+        pincount: u32,
+    },
+    /// A folio's last reference dropped while it still had pins; the folio
+    /// is leaked rather than freed under its pinners.
+    FreedWhilePinned {
+        /// The folio's head page.
+        pfn: Pfn,
+        /// The pin count left.
+        pincount: u32,
+    },
+    /// The memory map's folio shape for a page contradicts its head's.
+    CorruptFolio {
+        /// The page looked up.
+        pfn: Pfn,
+    },
+    /// A bio that holds pages has a bvec without a page (release path).
+    BvecWithoutPage {
+        /// The bvec's index in the bio's table.
+        index: u32,
+    },
+    /// A bio, or a chained child, reported completion a second time
+    /// (release path); the report was refused.
+    DoubleCompletion,
+    /// A completion's status word holds no valid status (release path).
+    CorruptCompletionStatus {
+        /// The raw value found.
+        raw: u8,
+    },
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::UnpinWithoutPin {
+                pfn,
+                pages,
+                refcount,
+                pincount,
+            } => write!(
+                f,
+                "unpin of {pages} pages of folio {pfn:#x} without pins \
+                 (refcount {refcount}, pincount {pincount})"
+            ),
+            Self::PutWithoutReference {
+                pfn,
+                refcount,
+                dropping,
+            } => write!(
+                f,
+                "put of {dropping} references on folio {pfn:#x} holding {refcount}"
+            ),
+            Self::GrabOfFreePage { pfn } => write!(f, "get or pin of free folio {pfn:#x}"),
+            Self::RefcountBelowPincount {
+                pfn,
+                refcount,
+                pincount,
+            } => write!(
+                f,
+                "folio {pfn:#x} has refcount {refcount} below pincount {pincount}"
+            ),
+            Self::FreedWhilePinned { pfn, pincount } => write!(
+                f,
+                "folio {pfn:#x} lost its last reference with {pincount} pins left (leaked)"
+            ),
+            Self::CorruptFolio { pfn } => {
+                write!(f, "the folio shape of pfn {pfn:#x} contradicts its head")
+            }
+            Self::BvecWithoutPage { index } => {
+                write!(f, "bvec {index} of a bio holding pages has no page")
+            }
+            Self::DoubleCompletion => f.write_str("a bio was completed twice"),
+            Self::CorruptCompletionStatus { raw } => {
+                write!(f, "completion status word {raw:#x} is invalid")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn every_error_displays_its_value() {
+        let pfn = Pfn::new(0xab);
+        let addr = UserAddr::new(0x7000);
+        let cases = [
+            (PinError::NotInMemoryMap { pfn }, "0xab"),
+            (
+                PinError::RangeOverflow {
+                    first: pfn,
+                    count: 9,
+                },
+                "9 pages",
+            ),
+            (
+                PinError::InvalidFolioShape {
+                    order: 30,
+                    index: 1,
+                },
+                "order 30",
+            ),
+            (
+                PinError::RefcountOverflow {
+                    pfn,
+                    refcount: 7,
+                    adding: 1024,
+                },
+                "1024",
+            ),
+            (PinError::PageFree { pfn }, "0xab"),
+            (PinError::NotPinned { pfn }, "pins"),
+            (PinError::NoReference { pfn }, "references"),
+            (PinError::CorruptCounters { pfn }, "contradict"),
+            (PinError::PageInUse { pfn }, "in use"),
+            (PinError::UnknownGupFlags { bits: 0x80 }, "0x80"),
+            (PinError::InternalGupFlags { bits: 0x8 }, "internal"),
+            (PinError::GetAndPin { bits: 0xa }, "GET and PIN"),
+            (PinError::NeitherGetNorPin { bits: 0 }, "neither"),
+            (PinError::LongtermWithoutPin { bits: 4 }, "LONGTERM"),
+            (
+                PinError::AddressOverflow {
+                    start: addr,
+                    nr_pages: 2,
+                },
+                "wrap",
+            ),
+            (
+                PinError::Fault {
+                    addr,
+                    kind: FaultKind::AccessDenied,
+                },
+                "0x7000",
+            ),
+            (PinError::FaultNotResolved { addr }, "fault-in"),
+            (PinError::WriteToZeroPage { addr }, "zero page"),
+            (PinError::LongtermDirtyTracked { addr }, "dirty-tracked"),
+            (PinError::NotLongtermPinnable { pfn }, "long term"),
+        ];
+        for (error, needle) in cases {
+            let text = error.to_string();
+            assert!(text.contains(needle), "{text:?} lacks {needle:?}");
+        }
+    }
+
+    #[test]
+    fn every_warning_displays_its_value() {
+        let pfn = Pfn::new(0x10);
+        let cases = [
+            Warning::UnpinWithoutPin {
+                pfn,
+                pages: 1,
+                refcount: 1,
+                pincount: 0,
+            },
+            Warning::PutWithoutReference {
+                pfn,
+                refcount: 0,
+                dropping: 1,
+            },
+            Warning::GrabOfFreePage { pfn },
+            Warning::RefcountBelowPincount {
+                pfn,
+                refcount: 1,
+                pincount: 2,
+            },
+            Warning::FreedWhilePinned { pfn, pincount: 1 },
+            Warning::CorruptFolio { pfn },
+        ];
+        for warning in cases {
+            assert!(warning.to_string().contains("0x10"), "{warning}");
+        }
+        let release_path = [
+            (Warning::BvecWithoutPage { index: 7 }, "bvec 7"),
+            (Warning::DoubleCompletion, "twice"),
+            (Warning::CorruptCompletionStatus { raw: 0x10 }, "0x10"),
+        ];
+        for (warning, text) in release_path {
+            assert!(warning.to_string().contains(text), "{warning}");
+        }
+    }
+}

@@ -1,0 +1,1154 @@
+//! `pin_user_pages` / `get_user_pages` over the embedder's address space.
+
+use core::fmt;
+
+use gupio_pfn::{PageGeometry, Pfn};
+use gupio_sync::atomic::{fence, Ordering};
+
+use crate::{Folio, GrabKind, PageOps, PinError, Tracker};
+
+/// A user virtual address.
+///
+/// ```
+/// use gupio_pfn::PageGeometry;
+/// use gupio_pin::UserAddr;
+/// let addr = UserAddr::new(0x7fff_1234);
+/// assert_eq!(addr.align_down(PageGeometry::FOUR_KIB), UserAddr::new(0x7fff_1000));
+/// assert_eq!(addr.to_string(), "0x7fff1234");
+/// ```
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct UserAddr(usize);
+
+impl UserAddr {
+    /// The address `raw`.
+    ///
+    /// ```
+    /// assert_eq!(gupio_pin::UserAddr::new(4096).get(), 4096);
+    /// ```
+    pub const fn new(raw: usize) -> Self {
+        Self(raw)
+    }
+
+    /// The raw address.
+    ///
+    /// ```
+    /// assert_eq!(gupio_pin::UserAddr::new(1).get(), 1);
+    /// ```
+    pub const fn get(self) -> usize {
+        self.0
+    }
+
+    /// The start of the page holding this address.
+    ///
+    /// ```
+    /// use gupio_pfn::PageGeometry;
+    /// use gupio_pin::UserAddr;
+    /// let a = UserAddr::new(0x1_ffff);
+    /// assert_eq!(a.align_down(PageGeometry::SIXTY_FOUR_KIB), UserAddr::new(0x1_0000));
+    /// ```
+    pub const fn align_down(self, geometry: PageGeometry) -> Self {
+        Self(self.0 & !(geometry.size() - 1))
+    }
+
+    /// The address `bytes` further on, if it does not wrap.
+    ///
+    /// ```
+    /// use gupio_pin::UserAddr;
+    /// assert_eq!(UserAddr::new(1).checked_add(2), Some(UserAddr::new(3)));
+    /// assert_eq!(UserAddr::new(usize::MAX).checked_add(1), None);
+    /// ```
+    pub const fn checked_add(self, bytes: usize) -> Option<Self> {
+        match self.0.checked_add(bytes) {
+            Some(raw) => Some(Self(raw)),
+            None => None,
+        }
+    }
+}
+
+impl fmt::Display for UserAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}", self.0)
+    }
+}
+
+impl fmt::LowerHex for UserAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::LowerHex::fmt(&self.0, f)
+    }
+}
+
+/// Why an address space could not map a page (what Linux turns into
+/// `-EFAULT` or `-ENOMEM`).
+///
+/// ```
+/// use gupio_pin::FaultKind;
+/// assert_eq!(FaultKind::AccessDenied.to_string(), "access denied");
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FaultKind {
+    /// No mapping covers the address (or it is a kind GUP refuses, such as
+    /// an I/O mapping).
+    Unmapped,
+    /// The mapping does not allow the access (a write to a read-only mapping).
+    AccessDenied,
+    /// Memory for the page or its page tables could not be allocated.
+    OutOfMemory,
+    /// The backing store failed (Linux's `SIGBUS`/hardware poison).
+    HardwareError,
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Unmapped => "not mapped",
+            Self::AccessDenied => "access denied",
+            Self::OutOfMemory => "out of memory",
+            Self::HardwareError => "hardware error",
+        })
+    }
+}
+
+bitflags::bitflags! {
+    /// What a page-table entry allows, as [`AddressSpace::translate`] reports it.
+    ///
+    /// ```
+    /// use gupio_pin::MappingFlags;
+    /// let shared_file = MappingFlags::WRITABLE | MappingFlags::DIRTY_TRACKED;
+    /// assert!(shared_file.contains(MappingFlags::DIRTY_TRACKED));
+    /// ```
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct MappingFlags: u32 {
+        /// The entry allows writes now (no copy-on-write or dirty fault pending).
+        const WRITABLE = 1 << 0;
+        /// A shared mapping of a file whose filesystem needs dirty tracking
+        /// (ext4, xfs, btrfs; not tmpfs or hugetlbfs): never pinned for
+        /// writing long term.
+        const DIRTY_TRACKED = 1 << 1;
+    }
+}
+
+/// A present page-table entry: the page it maps and what it allows.
+///
+/// ```
+/// use gupio_pfn::Pfn;
+/// use gupio_pin::{Mapping, MappingFlags};
+/// let m = Mapping::new(Pfn::new(7), MappingFlags::WRITABLE);
+/// assert_eq!(m.pfn, Pfn::new(7));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Mapping {
+    /// The mapped page.
+    pub pfn: Pfn,
+    /// What the entry allows.
+    pub flags: MappingFlags,
+}
+
+impl Mapping {
+    /// The entry mapping `pfn` with `flags`.
+    ///
+    /// ```
+    /// use gupio_pfn::Pfn;
+    /// use gupio_pin::{Mapping, MappingFlags};
+    /// assert!(Mapping::new(Pfn::new(1), MappingFlags::empty()).flags.is_empty());
+    /// ```
+    pub const fn new(pfn: Pfn, flags: MappingFlags) -> Self {
+        Self { pfn, flags }
+    }
+}
+
+/// The embedder's view of one process's address space, for
+/// [`Tracker::pin_user_pages`] and [`Tracker::get_user_pages`].
+///
+/// Implement it on a guard that holds the lock keeping translations valid
+/// (Linux's mmap read lock): every page it translates must stay mapped, and
+/// so keep its reference, until the GUP call returns, since the tracker grabs
+/// a run of pages after translating them. `fault_in` may be called with that
+/// guard held; an embedder whose fault handler must drop the lock re-takes it
+/// before returning.
+///
+/// ```
+/// use gupio_pfn::{PageGeometry, Pfn};
+/// use gupio_pin::{AddressSpace, FaultKind, Mapping, MappingFlags, UserAddr};
+///
+/// /// One writable page at 0x1000 mapping pfn 5.
+/// struct OnePage;
+/// impl AddressSpace for OnePage {
+///     fn page_geometry(&self) -> PageGeometry {
+///         PageGeometry::FOUR_KIB
+///     }
+///     fn translate(&self, addr: UserAddr) -> Result<Option<Mapping>, FaultKind> {
+///         match addr.get() {
+///             0x1000 => Ok(Some(Mapping::new(Pfn::new(5), MappingFlags::WRITABLE))),
+///             _ => Err(FaultKind::Unmapped),
+///         }
+///     }
+///     fn fault_in(&self, _addr: UserAddr, _write: bool) -> Result<(), FaultKind> {
+///         Err(FaultKind::Unmapped)
+///     }
+/// }
+/// assert!(OnePage.translate(UserAddr::new(0x1000)).unwrap().is_some());
+/// ```
+pub trait AddressSpace {
+    /// The page size of this address space.
+    fn page_geometry(&self) -> PageGeometry;
+
+    /// The entry mapping the page at `addr` (page aligned), without faulting:
+    /// `Ok(None)` if a mapping covers the address but the page is not
+    /// present (a fault can bring it in), `Err` if no fault can help.
+    ///
+    /// # Errors
+    /// Why the address cannot be mapped at all (usually
+    /// [`FaultKind::Unmapped`]).
+    fn translate(&self, addr: UserAddr) -> Result<Option<Mapping>, FaultKind>;
+
+    /// Faults in the page at `addr` (page aligned), for writing if `write`
+    /// (breaking copy-on-write, replacing a zero-page mapping, marking a
+    /// file page dirty). The tracker translates again afterwards, once.
+    ///
+    /// # Errors
+    /// Why the page cannot be faulted in ([`FaultKind::AccessDenied`] for a
+    /// write to a read-only mapping).
+    fn fault_in(&self, addr: UserAddr, write: bool) -> Result<(), FaultKind>;
+}
+
+bitflags::bitflags! {
+    /// Flags for [`Tracker::get_user_pages`] and [`Tracker::pin_user_pages`]
+    /// (Linux's `FOLL_*`).
+    ///
+    /// Callers pass [`WRITE`](Self::WRITE), [`LONGTERM`](Self::LONGTERM) and
+    /// (to `get_user_pages`, where it is implied) [`GET`](Self::GET).
+    /// [`PIN`](Self::PIN) is internal: `pin_user_pages` sets it and refuses
+    /// it from callers, as Linux does with `FOLL_PIN`.
+    ///
+    /// ```
+    /// use gupio_pin::{GrabKind, GupFlags};
+    /// assert_eq!((GupFlags::PIN | GupFlags::LONGTERM).check(), Ok(GrabKind::Pin));
+    /// assert!((GupFlags::GET | GupFlags::LONGTERM).check().is_err());
+    /// ```
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct GupFlags: u32 {
+        /// The caller (or a device) will write to the pages.
+        const WRITE = 1 << 0;
+        /// Take a plain reference on each page (`FOLL_GET`).
+        const GET = 1 << 1;
+        /// The pin may be held indefinitely (RDMA, VFIO, io_uring fixed
+        /// buffers): pins only, no movable pages, no write pins of
+        /// dirty-tracked file mappings.
+        const LONGTERM = 1 << 2;
+        /// Take a pin on each page (`FOLL_PIN`). Internal.
+        const PIN = 1 << 16;
+    }
+}
+
+impl GupFlags {
+    /// The flags only gupio may set.
+    pub const INTERNAL: GupFlags = GupFlags::PIN;
+
+    /// Checks a complete flag word (after the entry point added `GET` or
+    /// `PIN`) against Linux's rules and says what the pages will hold.
+    ///
+    /// # Errors
+    /// [`PinError::UnknownGupFlags`] for undefined bits,
+    /// [`PinError::GetAndPin`], [`PinError::NeitherGetNorPin`],
+    /// [`PinError::LongtermWithoutPin`].
+    ///
+    /// ```
+    /// use gupio_pin::{GrabKind, GupFlags, PinError};
+    /// assert_eq!((GupFlags::GET | GupFlags::WRITE).check(), Ok(GrabKind::Get));
+    /// assert_eq!(
+    ///     (GupFlags::GET | GupFlags::PIN).check(),
+    ///     Err(PinError::GetAndPin { bits: (GupFlags::GET | GupFlags::PIN).bits() })
+    /// );
+    /// ```
+    pub const fn check(self) -> Result<GrabKind, PinError> {
+        let bits = self.bits();
+        if bits & !Self::all().bits() != 0 {
+            return Err(PinError::UnknownGupFlags { bits });
+        }
+        let get = self.contains(Self::GET);
+        let pin = self.contains(Self::PIN);
+        if get && pin {
+            return Err(PinError::GetAndPin { bits });
+        }
+        if !get && !pin {
+            return Err(PinError::NeitherGetNorPin { bits });
+        }
+        if self.contains(Self::LONGTERM) && !pin {
+            return Err(PinError::LongtermWithoutPin { bits });
+        }
+        Ok(if pin { GrabKind::Pin } else { GrabKind::Get })
+    }
+
+    /// The flags a caller passed to an entry point that adds `entry`'s flag,
+    /// checked in Linux's order: internal flags, then the combination.
+    const fn for_entry(self, entry: GrabKind) -> Result<Self, PinError> {
+        let bits = self.bits();
+        if bits & !Self::all().bits() != 0 {
+            return Err(PinError::UnknownGupFlags { bits });
+        }
+        if self.intersects(Self::INTERNAL) {
+            return Err(PinError::InternalGupFlags { bits });
+        }
+        let flags = match entry {
+            GrabKind::Get => self.union(Self::GET),
+            GrabKind::Pin => self.union(Self::PIN),
+        };
+        match flags.check() {
+            Ok(_) => Ok(flags),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
+    /// Pins the user pages from `start` (rounded down to its page), one per
+    /// entry of `pages`, and writes their frame numbers there (Linux's
+    /// `pin_user_pages`). Release each with an unpin.
+    ///
+    /// Pages not present are faulted in ([`AddressSpace::fault_in`], then
+    /// translated once more). With [`GupFlags::WRITE`] every page must be
+    /// writable (read-only mappings fail, copy-on-write is broken by the
+    /// fault). With [`GupFlags::LONGTERM`], movable pages and write pins of
+    /// dirty-tracked shared file mappings are refused. The zero page may be
+    /// returned for reads; it is not pinned, and unpinning it is a no-op.
+    /// Consecutive pages in one folio are pinned with one update. After
+    /// pinning, a `SeqCst` fence orders the pins before anything the caller
+    /// does next (Linux's `smp_mb__after_atomic`), pairing with the fence a
+    /// writeback path issues before it asks `maybe_dma_pinned`.
+    ///
+    /// Returns how many pages are pinned: all of them, or fewer if a page
+    /// failed (the first `n` entries are valid and pinned; later entries are
+    /// unspecified). An empty `pages` returns `Ok(0)`.
+    ///
+    /// # Errors
+    /// Only when no page could be pinned: flag errors
+    /// ([`PinError::InternalGupFlags`] for `PIN`, [`PinError::GetAndPin`]
+    /// for `GET`, [`PinError::UnknownGupFlags`]),
+    /// [`PinError::AddressOverflow`] if the range wraps, or the first page's
+    /// failure: [`PinError::Fault`], [`PinError::FaultNotResolved`],
+    /// [`PinError::WriteToZeroPage`], [`PinError::LongtermDirtyTracked`],
+    /// [`PinError::NotLongtermPinnable`], [`PinError::RefcountOverflow`],
+    /// [`PinError::NotInMemoryMap`], [`PinError::PageFree`].
+    ///
+    /// ```
+    /// # use gupio_pfn::{PageGeometry, Pfn};
+    /// # use gupio_pin::*;
+    /// # struct Identity;
+    /// # impl AddressSpace for Identity {
+    /// #     fn page_geometry(&self) -> PageGeometry { PageGeometry::FOUR_KIB }
+    /// #     fn translate(&self, a: UserAddr) -> Result<Option<Mapping>, FaultKind> {
+    /// #         let pfn = Pfn::try_new(a.get() >> 12).map_err(|_| FaultKind::Unmapped)?;
+    /// #         Ok(Some(Mapping::new(pfn, MappingFlags::WRITABLE)))
+    /// #     }
+    /// #     fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> { Ok(()) }
+    /// # }
+    /// // `Identity` maps user address N * 4096 to pfn N.
+    /// let m = ArrayMemoryMap::<4>::new(Pfn::new(0));
+    /// m.prepare_folio(Pfn::new(0), FolioOrder::try_new(2).unwrap()).unwrap();
+    /// let tracker = Tracker::new(&m);
+    /// let mut pages = [Pfn::ZERO; 3];
+    /// let n = tracker
+    ///     .pin_user_pages(&Identity, UserAddr::new(0x1008), GupFlags::WRITE, &mut pages)
+    ///     .unwrap();
+    /// assert_eq!(n, 3);
+    /// assert_eq!(pages, [Pfn::new(1), Pfn::new(2), Pfn::new(3)]);
+    /// assert_eq!(m.counters(Pfn::new(0)).unwrap().pincount(), 3);
+    /// tracker.unpin_pages_dirty_lock(&pages, true).unwrap();
+    /// assert_eq!(m.stats().in_flight(), 0);
+    /// ```
+    pub fn pin_user_pages<A: AddressSpace + ?Sized>(
+        &self,
+        space: &A,
+        start: UserAddr,
+        flags: GupFlags,
+        pages: &mut [Pfn],
+    ) -> Result<usize, PinError> {
+        self.user_pages(space, start, flags, GrabKind::Pin, pages)
+    }
+
+    /// Takes a reference on the user pages from `start` (rounded down), one
+    /// per entry of `pages` (Linux's `get_user_pages`). Release each with a
+    /// put. As [`pin_user_pages`](Self::pin_user_pages) otherwise, except
+    /// that the zero page gets an ordinary reference and `LONGTERM` is
+    /// refused.
+    ///
+    /// # Errors
+    /// As `pin_user_pages`, with [`PinError::LongtermWithoutPin`] for
+    /// `LONGTERM` and [`PinError::InternalGupFlags`] for `PIN` (`GET` is
+    /// implied and allowed).
+    ///
+    /// ```
+    /// # use gupio_pfn::{PageGeometry, Pfn};
+    /// # use gupio_pin::*;
+    /// # struct Identity;
+    /// # impl AddressSpace for Identity {
+    /// #     fn page_geometry(&self) -> PageGeometry { PageGeometry::FOUR_KIB }
+    /// #     fn translate(&self, a: UserAddr) -> Result<Option<Mapping>, FaultKind> {
+    /// #         let pfn = Pfn::try_new(a.get() >> 12).map_err(|_| FaultKind::Unmapped)?;
+    /// #         Ok(Some(Mapping::new(pfn, MappingFlags::WRITABLE)))
+    /// #     }
+    /// #     fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> { Ok(()) }
+    /// # }
+    /// let m = ArrayMemoryMap::<1>::new(Pfn::new(0));
+    /// m.prepare_folio(Pfn::new(0), FolioOrder::SMALL).unwrap();
+    /// let tracker = Tracker::new(&m);
+    /// let mut pages = [Pfn::ZERO; 1];
+    /// assert_eq!(tracker.get_user_pages(&Identity, UserAddr::new(0), GupFlags::empty(), &mut pages), Ok(1));
+    /// assert_eq!(m.counters(Pfn::new(0)).unwrap().refcount(), 2);
+    /// assert_eq!(
+    ///     tracker.get_user_pages(&Identity, UserAddr::new(0), GupFlags::LONGTERM, &mut pages),
+    ///     Err(PinError::LongtermWithoutPin { bits: (GupFlags::LONGTERM | GupFlags::GET).bits() })
+    /// );
+    /// ```
+    pub fn get_user_pages<A: AddressSpace + ?Sized>(
+        &self,
+        space: &A,
+        start: UserAddr,
+        flags: GupFlags,
+        pages: &mut [Pfn],
+    ) -> Result<usize, PinError> {
+        self.user_pages(space, start, flags, GrabKind::Get, pages)
+    }
+
+    fn user_pages<A: AddressSpace + ?Sized>(
+        &self,
+        space: &A,
+        start: UserAddr,
+        caller_flags: GupFlags,
+        kind: GrabKind,
+        pages: &mut [Pfn],
+    ) -> Result<usize, PinError> {
+        let flags = caller_flags.for_entry(kind)?;
+        let nr_pages = pages.len();
+        if nr_pages == 0 {
+            return Ok(0);
+        }
+        let geometry = space.page_geometry();
+        let size = geometry.size();
+        let first = start.align_down(geometry);
+        // The last byte of the last page must not wrap (Linux: -EINVAL).
+        (nr_pages - 1)
+            .checked_mul(size)
+            .and_then(|offset| offset.checked_add(size - 1))
+            .and_then(|offset| first.checked_add(offset))
+            .ok_or(PinError::AddressOverflow { start, nr_pages })?;
+
+        let mut grabbed = 0usize; // pages[..grabbed] hold their reference or pin
+        let mut resolved = 0usize; // pages[..resolved] are translated
+        let mut run: Option<(Folio<'a>, usize)> = None; // pending folio run and its start
+        let mut pins = 0usize;
+        let mut stop = None;
+        for (index, slot) in pages.iter_mut().enumerate() {
+            // Cannot wrap: checked above for the last page.
+            let addr = UserAddr::new(first.get() + index * size);
+            let pfn = match self.resolve(space, addr, flags) {
+                Ok(pfn) => pfn,
+                Err(e) => {
+                    stop = Some(e);
+                    break;
+                }
+            };
+            let same_run = matches!(run, Some((folio, _)) if folio.contains(pfn));
+            if !same_run {
+                let folio = match self.lookup(pfn) {
+                    Ok(folio) => folio,
+                    Err(e) => {
+                        stop = Some(e);
+                        break;
+                    }
+                };
+                if let Some((previous, run_start)) = run.take() {
+                    match self.grab_run(previous, index - run_start, kind) {
+                        Ok(taken) => {
+                            pins += taken;
+                            grabbed = index;
+                        }
+                        Err(e) => {
+                            stop = Some(e);
+                            break;
+                        }
+                    }
+                }
+                run = Some((folio, index));
+            }
+            *slot = pfn;
+            resolved = index + 1;
+        }
+        // The pending run was translated in full: grab it even if a later
+        // page failed, so the caller gets every page before the failure.
+        if let Some((folio, run_start)) = run {
+            match self.grab_run(folio, resolved - run_start, kind) {
+                Ok(taken) => {
+                    pins += taken;
+                    grabbed = resolved;
+                }
+                // This failure is at an earlier page than any resolve error.
+                Err(e) => stop = Some(e),
+            }
+        }
+        if pins > 0 {
+            // SeqCst: pairs with the SeqCst fence a writeback path issues
+            // between write-protecting a page and asking maybe_dma_pinned:
+            // either it sees these pins or this caller sees its protection.
+            fence(Ordering::SeqCst);
+            self.ops().pins_acquired(pins);
+        }
+        match stop {
+            Some(e) if grabbed == 0 => Err(e),
+            _ => Ok(grabbed),
+        }
+    }
+
+    /// Translates `addr` for an access described by `flags`, faulting it in
+    /// once if needed, and applies the long-term and zero-page rules.
+    fn resolve<A: AddressSpace + ?Sized>(
+        &self,
+        space: &A,
+        addr: UserAddr,
+        flags: GupFlags,
+    ) -> Result<Pfn, PinError> {
+        let write = flags.contains(GupFlags::WRITE);
+        let longterm = flags.contains(GupFlags::LONGTERM);
+        let fault = |kind| PinError::Fault { addr, kind };
+        // Linux refuses these at the mapping, before faulting anything in.
+        let refuse_mapping = |mapping: &Mapping| {
+            if longterm && write && mapping.flags.contains(MappingFlags::DIRTY_TRACKED) {
+                Err(PinError::LongtermDirtyTracked { addr })
+            } else {
+                Ok(())
+            }
+        };
+        let usable = |mapping: &Mapping| !write || mapping.flags.contains(MappingFlags::WRITABLE);
+
+        let mapping = match space.translate(addr).map_err(fault)? {
+            Some(mapping) if usable(&mapping) => mapping,
+            seen => {
+                if let Some(mapping) = &seen {
+                    refuse_mapping(mapping)?;
+                }
+                space.fault_in(addr, write).map_err(fault)?;
+                match space.translate(addr).map_err(fault)? {
+                    Some(mapping) if usable(&mapping) => mapping,
+                    _ => return Err(PinError::FaultNotResolved { addr }),
+                }
+            }
+        };
+        refuse_mapping(&mapping)?;
+        let pfn = mapping.pfn;
+        let zero = self.ops().is_zero_page(pfn);
+        if write && zero {
+            // A device must never write the shared zero page.
+            return Err(PinError::WriteToZeroPage { addr });
+        }
+        // The zero page counts as long-term pinnable (it is never pinned).
+        if longterm && !zero && !self.ops().is_longterm_pinnable(pfn) {
+            return Err(PinError::NotLongtermPinnable { pfn });
+        }
+        Ok(pfn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::probe;
+    use crate::testing::TestMachine;
+    use crate::{ArrayMemoryMap, FolioShape, PageRange, GUP_PIN_COUNTING_BIAS, REFCOUNT_MAX};
+    use core::cell::{Cell, RefCell};
+
+    const PAGE: usize = 4096;
+    /// The user address of entry 0 of every test space.
+    const BASE: usize = 0x10_0000;
+
+    fn pfn(raw: usize) -> Pfn {
+        Pfn::new(raw)
+    }
+
+    fn user(index: usize) -> UserAddr {
+        UserAddr::new(BASE + index * PAGE)
+    }
+
+    fn rw(raw: usize) -> Mapping {
+        Mapping::new(pfn(raw), MappingFlags::WRITABLE)
+    }
+
+    fn ro(raw: usize) -> Mapping {
+        Mapping::new(pfn(raw), MappingFlags::empty())
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Entry {
+        /// Mapped, as given.
+        Present(Mapping),
+        /// Not present; a fault maps the given entry.
+        Absent(Mapping),
+        /// No mapping at all.
+        Unmapped,
+        /// Mapped read-only in a read-only region: write faults are denied.
+        ReadOnlyRegion(Mapping),
+        /// Mapped read-only (the zero page, or a page shared copy-on-write);
+        /// a write fault maps the second entry.
+        CopyOnWrite(Mapping, Mapping),
+        /// Not present; the fault handler claims success but maps nothing.
+        BrokenFault,
+        /// Not present; the fault fails with the given kind.
+        FaultFails(FaultKind),
+    }
+
+    /// A page table of `entries` from user address `BASE`, 4 KiB pages.
+    struct TestSpace {
+        entries: RefCell<Vec<Entry>>,
+        faults: Cell<usize>,
+    }
+
+    impl TestSpace {
+        fn new(entries: &[Entry]) -> Self {
+            Self {
+                entries: RefCell::new(entries.to_vec()),
+                faults: Cell::new(0),
+            }
+        }
+
+        fn index(addr: UserAddr) -> Option<usize> {
+            let offset = addr.get().checked_sub(BASE)?;
+            assert_eq!(offset % PAGE, 0, "tracker passes page-aligned addresses");
+            Some(offset / PAGE)
+        }
+    }
+
+    impl AddressSpace for TestSpace {
+        fn page_geometry(&self) -> PageGeometry {
+            PageGeometry::FOUR_KIB
+        }
+
+        fn translate(&self, addr: UserAddr) -> Result<Option<Mapping>, FaultKind> {
+            let entry = Self::index(addr).and_then(|i| self.entries.borrow().get(i).copied());
+            match entry.unwrap_or(Entry::Unmapped) {
+                Entry::Present(m) | Entry::ReadOnlyRegion(m) | Entry::CopyOnWrite(m, _) => {
+                    Ok(Some(m))
+                }
+                Entry::Absent(_) | Entry::BrokenFault | Entry::FaultFails(_) => Ok(None),
+                Entry::Unmapped => Err(FaultKind::Unmapped),
+            }
+        }
+
+        fn fault_in(&self, addr: UserAddr, write: bool) -> Result<(), FaultKind> {
+            self.faults.set(self.faults.get() + 1);
+            let index = Self::index(addr).ok_or(FaultKind::Unmapped)?;
+            let mut entries = self.entries.borrow_mut();
+            let entry = entries.get_mut(index).ok_or(FaultKind::Unmapped)?;
+            match *entry {
+                Entry::Absent(m) => *entry = Entry::Present(m),
+                Entry::CopyOnWrite(_, new) if write => *entry = Entry::Present(new),
+                Entry::ReadOnlyRegion(_) if write => return Err(FaultKind::AccessDenied),
+                Entry::FaultFails(kind) => return Err(kind),
+                Entry::Unmapped => return Err(FaultKind::Unmapped),
+                _ => {}
+            }
+            Ok(())
+        }
+    }
+
+    /// Small pages 0..4 (page 0 is the zero page), an order-2 folio 4..8,
+    /// an order-3 folio 8..16, small movable pages 16..20, each holding one
+    /// reference (the mapping's).
+    fn machine() -> TestMachine<20> {
+        let map = ArrayMemoryMap::new(pfn(0))
+            .with_zero_page(pfn(0))
+            .with_movable(PageRange::new(pfn(16), 4));
+        let m = TestMachine::with_map(map);
+        for small in [0, 1, 2, 3, 16, 17, 18, 19] {
+            m.prepare(small, 0);
+        }
+        m.prepare(4, 2);
+        m.prepare(8, 3);
+        m
+    }
+
+    fn assert_baseline(m: &TestMachine<20>) {
+        for head in [0, 1, 2, 3, 4, 8, 16, 17, 18, 19] {
+            assert_eq!(m.page(head).refcount(), 1, "refcount of {head}");
+            assert_eq!(m.page(head).pincount(), 0, "pincount of {head}");
+        }
+        assert_eq!(m.stats.acquired(), m.stats.released());
+        assert_eq!(m.total_frees(), 0);
+        assert_eq!(m.warnings(), 0);
+    }
+
+    #[test]
+    fn flag_check_matrix_follows_linux() {
+        use GupFlags as F;
+        for bits in 0..16u32 {
+            let mut flags = F::empty();
+            for (bit, flag) in [F::WRITE, F::GET, F::LONGTERM, F::PIN]
+                .into_iter()
+                .enumerate()
+            {
+                if bits & (1 << bit) != 0 {
+                    flags |= flag;
+                }
+            }
+            let (get, pin) = (flags.contains(F::GET), flags.contains(F::PIN));
+            let expected = if get && pin {
+                Err(PinError::GetAndPin { bits: flags.bits() })
+            } else if !get && !pin {
+                Err(PinError::NeitherGetNorPin { bits: flags.bits() })
+            } else if flags.contains(F::LONGTERM) && !pin {
+                Err(PinError::LongtermWithoutPin { bits: flags.bits() })
+            } else if pin {
+                Ok(GrabKind::Pin)
+            } else {
+                Ok(GrabKind::Get)
+            };
+            assert_eq!(flags.check(), expected, "{flags:?}");
+        }
+        let unknown = F::from_bits_retain(1 << 9) | F::PIN;
+        assert_eq!(
+            unknown.check(),
+            Err(PinError::UnknownGupFlags {
+                bits: unknown.bits()
+            })
+        );
+    }
+
+    #[test]
+    fn entry_points_refuse_internal_and_conflicting_flags_before_touching_pages() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[Entry::Present(rw(1))]);
+        let mut out = [Pfn::ZERO; 1];
+        let pin = |flags| t.pin_user_pages(&space, user(0), flags, &mut [Pfn::ZERO; 1]);
+        assert_eq!(
+            pin(GupFlags::PIN),
+            Err(PinError::InternalGupFlags {
+                bits: GupFlags::PIN.bits()
+            })
+        );
+        assert_eq!(
+            pin(GupFlags::GET),
+            Err(PinError::GetAndPin {
+                bits: (GupFlags::GET | GupFlags::PIN).bits()
+            })
+        );
+        let stray = GupFlags::from_bits_retain(1 << 30);
+        assert_eq!(pin(stray), Err(PinError::UnknownGupFlags { bits: 1 << 30 }));
+        assert_eq!(
+            t.get_user_pages(&space, user(0), GupFlags::PIN, &mut out),
+            Err(PinError::InternalGupFlags {
+                bits: GupFlags::PIN.bits()
+            })
+        );
+        assert_eq!(
+            t.get_user_pages(
+                &space,
+                user(0),
+                GupFlags::LONGTERM | GupFlags::WRITE,
+                &mut out
+            ),
+            Err(PinError::LongtermWithoutPin {
+                bits: (GupFlags::LONGTERM | GupFlags::WRITE | GupFlags::GET).bits()
+            })
+        );
+        // Empty output: flags are still checked, then nothing to do.
+        assert_eq!(
+            t.pin_user_pages(&space, user(0), GupFlags::PIN, &mut []),
+            Err(PinError::InternalGupFlags {
+                bits: GupFlags::PIN.bits()
+            })
+        );
+        assert_eq!(
+            t.pin_user_pages(&space, user(0), GupFlags::WRITE, &mut []),
+            Ok(0)
+        );
+        assert_eq!(space.faults.get(), 0);
+        // GET is implied by get_user_pages and may be repeated.
+        assert_eq!(
+            t.get_user_pages(&space, user(0), GupFlags::GET, &mut out),
+            Ok(1)
+        );
+        t.put_pages(&out).unwrap();
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn pinning_rounds_the_start_down_and_batches_each_folio_run() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let entries: Vec<Entry> = (8..16)
+            .map(|p| Entry::Present(rw(p)))
+            .chain([Entry::Present(rw(2))])
+            .collect();
+        let space = TestSpace::new(&entries);
+        let mut out = [Pfn::ZERO; 9];
+        probe::take_rmw();
+        let start = UserAddr::new(BASE + 123);
+        assert_eq!(
+            t.pin_user_pages(&space, start, GupFlags::WRITE, &mut out),
+            Ok(9)
+        );
+        assert_eq!(probe::take_rmw(), 2 + 1, "one large run, one small");
+        let expected: Vec<Pfn> = (8..16).chain([2]).map(pfn).collect();
+        assert_eq!(out.to_vec(), expected);
+        assert_eq!((m.page(8).refcount(), m.page(8).pincount()), (9, 8));
+        assert_eq!(m.page(2).refcount(), 1 + GUP_PIN_COUNTING_BIAS);
+        assert_eq!(m.stats.acquired(), 9);
+        for p in out {
+            assert_eq!(t.maybe_dma_pinned(p), Ok(true));
+        }
+        t.unpin_pages(&out).unwrap();
+        assert_eq!(probe::take_rmw(), 3);
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn one_small_page_mapped_twice_is_one_run() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[Entry::Present(rw(3)), Entry::Present(rw(3))]);
+        let mut out = [Pfn::ZERO; 2];
+        probe::take_rmw();
+        assert_eq!(
+            t.pin_user_pages(&space, user(0), GupFlags::empty(), &mut out),
+            Ok(2)
+        );
+        assert_eq!(probe::take_rmw(), 1);
+        assert_eq!(m.page(3).refcount(), 1 + 2 * GUP_PIN_COUNTING_BIAS);
+        t.unpin_pages(&out).unwrap();
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn get_user_pages_takes_plain_references() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[
+            Entry::Present(rw(5)),
+            Entry::Present(rw(6)),
+            Entry::Present(ro(0)),
+        ]);
+        let mut out = [Pfn::ZERO; 3];
+        assert_eq!(
+            t.get_user_pages(&space, user(0), GupFlags::empty(), &mut out),
+            Ok(3)
+        );
+        assert_eq!((m.page(4).refcount(), m.page(4).pincount()), (3, 0));
+        assert_eq!(m.page(0).refcount(), 2, "the zero page gets a reference");
+        assert_eq!(m.stats.acquired(), 0);
+        t.put_pages(&out).unwrap();
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn partial_success_returns_the_pages_pinned_before_the_failure() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[
+            Entry::Present(rw(4)),
+            Entry::Present(rw(5)),
+            Entry::Present(rw(1)),
+            Entry::Unmapped,
+            Entry::Present(rw(2)),
+        ]);
+        let mut out = [Pfn::ZERO; 5];
+        assert_eq!(
+            t.pin_user_pages(&space, user(0), GupFlags::WRITE, &mut out),
+            Ok(3)
+        );
+        assert_eq!(m.page(4).pincount(), 2);
+        assert_eq!(m.page(1).refcount(), 1 + GUP_PIN_COUNTING_BIAS);
+        assert_eq!(m.page(2).refcount(), 1, "nothing past the failure");
+        assert_eq!(m.stats.acquired(), 3);
+        t.unpin_pages(&out[..3]).unwrap();
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn failure_on_the_first_page_returns_the_error_and_pins_nothing() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[Entry::Unmapped, Entry::Present(rw(1))]);
+        let mut out = [Pfn::ZERO; 2];
+        assert_eq!(
+            t.pin_user_pages(&space, user(0), GupFlags::empty(), &mut out),
+            Err(PinError::Fault {
+                addr: user(0),
+                kind: FaultKind::Unmapped
+            })
+        );
+        let space = TestSpace::new(&[Entry::FaultFails(FaultKind::OutOfMemory)]);
+        assert_eq!(
+            t.pin_user_pages(&space, user(0), GupFlags::empty(), &mut out[..1]),
+            Err(PinError::Fault {
+                addr: user(0),
+                kind: FaultKind::OutOfMemory
+            })
+        );
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn absent_pages_are_faulted_in_once_then_pinned() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[
+            Entry::Absent(rw(1)),
+            Entry::Present(rw(2)),
+            Entry::Absent(rw(3)),
+        ]);
+        let mut out = [Pfn::ZERO; 3];
+        assert_eq!(
+            t.pin_user_pages(&space, user(0), GupFlags::WRITE, &mut out),
+            Ok(3)
+        );
+        assert_eq!(space.faults.get(), 2);
+        assert_eq!(out, [pfn(1), pfn(2), pfn(3)]);
+        t.unpin_pages(&out).unwrap();
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn a_fault_that_maps_nothing_is_reported_after_one_retry() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[Entry::BrokenFault]);
+        let mut out = [Pfn::ZERO; 1];
+        assert_eq!(
+            t.pin_user_pages(&space, user(0), GupFlags::empty(), &mut out),
+            Err(PinError::FaultNotResolved { addr: user(0) })
+        );
+        assert_eq!(space.faults.get(), 1);
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn write_to_a_read_only_mapping_is_refused_read_is_allowed() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[Entry::ReadOnlyRegion(ro(1))]);
+        let mut out = [Pfn::ZERO; 1];
+        assert_eq!(
+            t.pin_user_pages(&space, user(0), GupFlags::WRITE, &mut out),
+            Err(PinError::Fault {
+                addr: user(0),
+                kind: FaultKind::AccessDenied
+            })
+        );
+        assert_eq!(
+            t.pin_user_pages(&space, user(0), GupFlags::empty(), &mut out),
+            Ok(1)
+        );
+        t.unpin_pages(&out).unwrap();
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn zero_page_is_returned_unpinned_for_reads_and_replaced_for_writes() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[Entry::CopyOnWrite(ro(0), rw(3)), Entry::Present(ro(0))]);
+        let mut out = [Pfn::ZERO; 2];
+        assert_eq!(
+            t.pin_user_pages(&space, user(0), GupFlags::LONGTERM, &mut out),
+            Ok(2)
+        );
+        assert_eq!(out, [pfn(0), pfn(0)]);
+        assert_eq!(m.page(0).refcount(), 1, "the zero page is never pinned");
+        assert_eq!(m.stats.acquired(), 0);
+        assert_eq!(t.maybe_dma_pinned(pfn(0)), Ok(false));
+        t.unpin_pages(&out).unwrap();
+        assert_eq!(space.faults.get(), 0);
+        // A write faults the copy-on-write zero page into a private page.
+        assert_eq!(
+            t.pin_user_pages(&space, user(0), GupFlags::WRITE, &mut out[..1]),
+            Ok(1)
+        );
+        assert_eq!(out[0], pfn(3));
+        assert_eq!(space.faults.get(), 1);
+        t.unpin_page(pfn(3)).unwrap();
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn a_writable_zero_page_mapping_is_refused_for_writes() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[Entry::Present(rw(0))]);
+        let mut out = [Pfn::ZERO; 1];
+        assert_eq!(
+            t.pin_user_pages(&space, user(0), GupFlags::WRITE, &mut out),
+            Err(PinError::WriteToZeroPage { addr: user(0) })
+        );
+        assert_eq!(
+            t.get_user_pages(&space, user(0), GupFlags::WRITE, &mut out),
+            Err(PinError::WriteToZeroPage { addr: user(0) })
+        );
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn longterm_refuses_write_pins_of_dirty_tracked_file_mappings_only() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let file = Mapping::new(pfn(2), MappingFlags::WRITABLE | MappingFlags::DIRTY_TRACKED);
+        let file_ro = Mapping::new(pfn(3), MappingFlags::DIRTY_TRACKED);
+        let space = TestSpace::new(&[Entry::Present(file), Entry::CopyOnWrite(file_ro, file)]);
+        let mut out = [Pfn::ZERO; 1];
+        let longterm_write = GupFlags::LONGTERM | GupFlags::WRITE;
+        assert_eq!(
+            t.pin_user_pages(&space, user(0), longterm_write, &mut out),
+            Err(PinError::LongtermDirtyTracked { addr: user(0) })
+        );
+        // Refused before faulting anything in.
+        assert_eq!(
+            t.pin_user_pages(&space, user(1), longterm_write, &mut out),
+            Err(PinError::LongtermDirtyTracked { addr: user(1) })
+        );
+        assert_eq!(space.faults.get(), 0);
+        // Long-term read pins and short-term write pins are allowed.
+        assert_eq!(
+            t.pin_user_pages(&space, user(0), GupFlags::LONGTERM, &mut out),
+            Ok(1)
+        );
+        t.unpin_pages(&out).unwrap();
+        assert_eq!(
+            t.pin_user_pages(&space, user(0), GupFlags::WRITE, &mut out),
+            Ok(1)
+        );
+        t.unpin_pages(&out).unwrap();
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn longterm_refuses_movable_pages() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[Entry::Present(rw(1)), Entry::Present(rw(17))]);
+        let mut out = [Pfn::ZERO; 2];
+        assert_eq!(
+            t.pin_user_pages(&space, user(0), GupFlags::LONGTERM, &mut out),
+            Ok(1)
+        );
+        t.unpin_pages(&out[..1]).unwrap();
+        assert_eq!(
+            t.pin_user_pages(&space, user(1), GupFlags::LONGTERM, &mut out[..1]),
+            Err(PinError::NotLongtermPinnable { pfn: pfn(17) })
+        );
+        assert_eq!(
+            t.pin_user_pages(&space, user(1), GupFlags::empty(), &mut out[..1]),
+            Ok(1)
+        );
+        t.unpin_pages(&out[..1]).unwrap();
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn address_wrap_is_refused_and_the_top_page_is_not() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[]);
+        let top = UserAddr::new(usize::MAX - 5);
+        let mut out = [Pfn::ZERO; 2];
+        assert_eq!(
+            t.pin_user_pages(&space, top, GupFlags::empty(), &mut out),
+            Err(PinError::AddressOverflow {
+                start: top,
+                nr_pages: 2
+            })
+        );
+        // One page at the very top does not wrap; it is simply not mapped.
+        assert_eq!(
+            t.pin_user_pages(&space, top, GupFlags::empty(), &mut out[..1]),
+            Err(PinError::Fault {
+                addr: top.align_down(PageGeometry::FOUR_KIB),
+                kind: FaultKind::Unmapped
+            })
+        );
+        // Three pages below the top plus one more wraps.
+        let high = UserAddr::new(usize::MAX - 3 * PAGE + 1);
+        let mut four = [Pfn::ZERO; 4];
+        assert_eq!(
+            t.pin_user_pages(&space, high, GupFlags::empty(), &mut four),
+            Err(PinError::AddressOverflow {
+                start: high,
+                nr_pages: 4
+            })
+        );
+        assert!(matches!(
+            t.pin_user_pages(&space, high, GupFlags::empty(), &mut four[..3]),
+            Err(PinError::Fault { .. })
+        ));
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn overflow_mid_way_returns_the_pages_before_it() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let near = REFCOUNT_MAX - GUP_PIN_COUNTING_BIAS + 1;
+        m.page(3).init(near, FolioShape::SMALL);
+        let space = TestSpace::new(&[
+            Entry::Present(rw(1)),
+            Entry::Present(rw(2)),
+            Entry::Present(rw(3)),
+        ]);
+        let mut out = [Pfn::ZERO; 3];
+        assert_eq!(
+            t.pin_user_pages(&space, user(0), GupFlags::empty(), &mut out),
+            Ok(2)
+        );
+        assert_eq!(m.page(3).refcount(), near, "no partial increment");
+        assert_eq!(
+            t.pin_user_pages(&space, user(2), GupFlags::empty(), &mut out[2..]),
+            Err(PinError::RefcountOverflow {
+                pfn: pfn(3),
+                refcount: near,
+                adding: u64::from(GUP_PIN_COUNTING_BIAS)
+            })
+        );
+        t.unpin_pages(&out[..2]).unwrap();
+        m.page(3).init(1, FolioShape::SMALL);
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn a_pending_large_run_is_pinned_before_a_later_fault_is_reported() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[
+            Entry::Present(rw(8)),
+            Entry::Present(rw(9)),
+            Entry::Present(rw(10)),
+            Entry::FaultFails(FaultKind::HardwareError),
+        ]);
+        let mut out = [Pfn::ZERO; 4];
+        probe::take_rmw();
+        assert_eq!(
+            t.pin_user_pages(&space, user(0), GupFlags::WRITE, &mut out),
+            Ok(3)
+        );
+        assert_eq!(probe::take_rmw(), 2);
+        assert_eq!(m.page(8).pincount(), 3);
+        t.unpin_pages(&out[..3]).unwrap();
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn a_page_outside_the_memory_map_stops_the_walk() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[Entry::Present(rw(1)), Entry::Present(rw(500))]);
+        let mut out = [Pfn::ZERO; 2];
+        assert_eq!(
+            t.pin_user_pages(&space, user(0), GupFlags::empty(), &mut out),
+            Ok(1)
+        );
+        assert_eq!(
+            t.pin_user_pages(&space, user(1), GupFlags::empty(), &mut out[1..]),
+            Err(PinError::NotInMemoryMap { pfn: pfn(500) })
+        );
+        t.unpin_page(pfn(1)).unwrap();
+        assert_baseline(&m);
+    }
+}

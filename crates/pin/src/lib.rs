@@ -1,0 +1,73 @@
+//! Page and folio counters, the GUP pin tracker, and `pin_user_pages`.
+//!
+//! A kernel embeds a [`PageCounters`] in each page's descriptor and describes
+//! its memory through two traits: [`MemoryMap`] (where the counters of a
+//! page-frame number live, which page is the zero page, which pages may be
+//! pinned long term) and [`PageOps`] (freeing a folio whose last reference
+//! dropped, locking and dirtying, the warn hook, pin accounting). A
+//! [`Tracker`] over those traits takes and drops references and pins with
+//! Linux's semantics: a pin on a small page adds [`GUP_PIN_COUNTING_BIAS`]
+//! references, a pin on a large folio one reference and one exact pin, so
+//! [`maybe_dma_pinned`] never misses a pin. Arrays and ranges of pages cost
+//! one atomic read-modify-write per folio run, not per page. Every increment
+//! is checked against [`REFCOUNT_MAX`] before it commits (no user can wrap a
+//! count: the CVE-2019-11487 class), every decrement refuses to go below what
+//! the caller may hold, and the zero page is never pinned.
+//! [`Tracker::pin_user_pages`] and [`Tracker::get_user_pages`] resolve user
+//! addresses through the embedder's [`AddressSpace`] with Linux's `FOLL_*`
+//! rules ([`GupFlags`]). The crate owns algorithms and counter types, never
+//! memory.
+//!
+//! ```
+//! use gupio_pfn::Pfn;
+//! use gupio_pin::{maybe_dma_pinned, ArrayMemoryMap, FolioOrder, MemoryMap, PageRange, Tracker};
+//!
+//! // Sixteen pages of RAM; an order-3 folio (8 pages) at pfn 8, holding its
+//! // allocation reference. A kernel implements `MemoryMap` and `PageOps`
+//! // over its own `struct page` array instead.
+//! let ram = ArrayMemoryMap::<16>::new(Pfn::new(0));
+//! ram.prepare_folio(Pfn::new(8), FolioOrder::try_new(3).unwrap()).unwrap();
+//! let tracker = Tracker::new(&ram);
+//! let range = PageRange::new(Pfn::new(10), 4);
+//! tracker.pin_range(range).unwrap(); // one refcount and one pincount update
+//! assert!(maybe_dma_pinned(&ram, Pfn::new(15)).unwrap());
+//! assert_eq!(ram.counters(Pfn::new(8)).unwrap().pincount(), 4);
+//! tracker.unpin_range(range).unwrap();
+//! assert!(!maybe_dma_pinned(&ram, Pfn::new(15)).unwrap());
+//! assert_eq!((ram.stats().acquired(), ram.stats().released()), (4, 4));
+//! ```
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+/// Declares a `const fn` normally and a plain `fn` under loom, whose atomics
+/// cannot be built in a `const` context.
+macro_rules! const_unless_loom {
+    ($(#[$attr:meta])* $vis:vis fn $($rest:tt)*) => {
+        #[cfg(not(loom))]
+        $(#[$attr])*
+        $vis const fn $($rest)*
+
+        #[cfg(loom)]
+        $(#[$attr])*
+        $vis fn $($rest)*
+    };
+}
+
+mod counters;
+mod error;
+mod gup;
+mod map;
+mod tracker;
+
+#[cfg(any(test, loom))]
+#[doc(hidden)]
+pub mod testing;
+
+pub use counters::{
+    FolioOrder, FolioShape, PageCounters, PageFlags, GUP_PIN_COUNTING_BIAS, REFCOUNT_MAX,
+};
+pub use error::{PinError, Warning};
+pub use gup::{AddressSpace, FaultKind, GupFlags, Mapping, MappingFlags, UserAddr};
+pub use map::{maybe_dma_pinned, ArrayMemoryMap, Folio, MemoryMap, PageOps, PinStats};
+pub use tracker::{GrabKind, PageRange, Tracker};

@@ -1,0 +1,1794 @@
+//! The pin tracker: get/put and pin/unpin on single pages, arrays and ranges,
+//! batched per folio run.
+
+use core::fmt;
+use core::ops::ControlFlow;
+
+use gupio_pfn::{Origin, Pfn};
+
+use crate::counters::{AddRefsError, GUP_PIN_COUNTING_BIAS};
+use crate::{maybe_dma_pinned, Folio, PageFlags, PageOps, PinError, Warning};
+
+/// A run of physically contiguous pages: a first frame and a page count.
+///
+/// The whole run is encodable (its last frame is at most [`Pfn::MAX`]).
+///
+/// ```
+/// use gupio_pfn::Pfn;
+/// use gupio_pin::PageRange;
+/// let range = PageRange::try_new(Pfn::new(8), 4).unwrap();
+/// assert_eq!(range.last(), Some(Pfn::new(11)));
+/// assert!(PageRange::try_new(Pfn::MAX, 2).is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PageRange {
+    first: Pfn,
+    count: usize,
+}
+
+impl PageRange {
+    /// The `count` pages from `first`.
+    ///
+    /// # Panics
+    /// If the last page would be above [`Pfn::MAX`]. For constants; use
+    /// [`PageRange::try_new`] on values that come from a caller.
+    ///
+    /// ```
+    /// use gupio_pfn::Pfn;
+    /// assert_eq!(gupio_pin::PageRange::new(Pfn::new(1), 3).len(), 3);
+    /// ```
+    #[track_caller]
+    pub const fn new(first: Pfn, count: usize) -> Self {
+        match Self::try_new(first, count) {
+            Ok(range) => range,
+            Err(_) => panic!("page range runs past Pfn::MAX"),
+        }
+    }
+
+    /// The `count` pages from `first`, if the last one is encodable.
+    ///
+    /// # Errors
+    /// [`PinError::RangeOverflow`] if the last page would be above [`Pfn::MAX`].
+    ///
+    /// ```
+    /// use gupio_pfn::Pfn;
+    /// use gupio_pin::{PageRange, PinError};
+    /// assert!(PageRange::try_new(Pfn::MAX, 1).is_ok());
+    /// assert_eq!(
+    ///     PageRange::try_new(Pfn::MAX, 2),
+    ///     Err(PinError::RangeOverflow { first: Pfn::MAX, count: 2 })
+    /// );
+    /// ```
+    pub const fn try_new(first: Pfn, count: usize) -> Result<Self, PinError> {
+        if count > 0 && first.checked_add(count - 1).is_none() {
+            return Err(PinError::RangeOverflow { first, count });
+        }
+        Ok(Self { first, count })
+    }
+
+    /// The single page `pfn`.
+    ///
+    /// ```
+    /// use gupio_pfn::Pfn;
+    /// assert_eq!(gupio_pin::PageRange::single(Pfn::new(5)).len(), 1);
+    /// ```
+    pub const fn single(pfn: Pfn) -> Self {
+        Self {
+            first: pfn,
+            count: 1,
+        }
+    }
+
+    /// The first page.
+    ///
+    /// ```
+    /// use gupio_pfn::Pfn;
+    /// assert_eq!(gupio_pin::PageRange::new(Pfn::new(5), 2).first(), Pfn::new(5));
+    /// ```
+    pub const fn first(&self) -> Pfn {
+        self.first
+    }
+
+    /// The last page, or `None` for an empty range.
+    ///
+    /// ```
+    /// use gupio_pfn::Pfn;
+    /// assert_eq!(gupio_pin::PageRange::new(Pfn::new(5), 0).last(), None);
+    /// ```
+    pub const fn last(&self) -> Option<Pfn> {
+        if self.count == 0 {
+            None
+        } else {
+            Some(Pfn::new_truncate(self.first.get() + (self.count - 1)))
+        }
+    }
+
+    /// The number of pages.
+    ///
+    /// ```
+    /// use gupio_pfn::Pfn;
+    /// assert_eq!(gupio_pin::PageRange::new(Pfn::new(5), 2).len(), 2);
+    /// ```
+    pub const fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the range has no pages.
+    ///
+    /// ```
+    /// use gupio_pfn::Pfn;
+    /// assert!(gupio_pin::PageRange::new(Pfn::new(5), 0).is_empty());
+    /// ```
+    pub const fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Whether `pfn` is in the range.
+    ///
+    /// ```
+    /// use gupio_pfn::Pfn;
+    /// let r = gupio_pin::PageRange::new(Pfn::new(5), 2);
+    /// assert!(r.contains(Pfn::new(6)) && !r.contains(Pfn::new(7)));
+    /// ```
+    pub const fn contains(&self, pfn: Pfn) -> bool {
+        match pfn.get().checked_sub(self.first.get()) {
+            Some(offset) => offset < self.count,
+            None => false,
+        }
+    }
+
+    /// The page `offset` pages into the range (`offset < len`).
+    const fn nth(&self, offset: usize) -> Pfn {
+        // first + offset <= first + (count - 1), checked encodable in try_new.
+        Pfn::new_truncate(self.first.get() + offset)
+    }
+
+    /// The first `count` pages of the range (`count <= len`).
+    const fn prefix(&self, count: usize) -> Self {
+        Self {
+            first: self.first,
+            count,
+        }
+    }
+}
+
+/// What a grab takes on each page: a plain reference or a pin.
+///
+/// ```
+/// use gupio_pfn::Origin;
+/// use gupio_pin::GrabKind;
+/// assert_eq!(GrabKind::Pin.origin(), Origin::Pinned);
+/// assert_eq!(GrabKind::Get.origin(), Origin::Referenced);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GrabKind {
+    /// A plain reference (`FOLL_GET`), dropped by a put.
+    Get,
+    /// A pin (`FOLL_PIN`), dropped by an unpin.
+    Pin,
+}
+
+impl GrabKind {
+    /// The origin a page held this way carries in a bio.
+    ///
+    /// ```
+    /// assert!(gupio_pin::GrabKind::Pin.origin().is_pinned());
+    /// ```
+    pub const fn origin(self) -> Origin {
+        match self {
+            Self::Get => Origin::Referenced,
+            Self::Pin => Origin::Pinned,
+        }
+    }
+}
+
+/// The pages an operation walks: a caller's array or a contiguous range.
+#[derive(Clone, Copy)]
+enum Pages<'p> {
+    Array(&'p [Pfn]),
+    Range(PageRange),
+}
+
+impl Pages<'_> {
+    /// The first `count` pages.
+    fn prefix(self, count: usize) -> Self {
+        match self {
+            Self::Array(pfns) => Self::Array(pfns.get(..count).unwrap_or(pfns)),
+            Self::Range(range) => Self::Range(range.prefix(count.min(range.len()))),
+        }
+    }
+}
+
+/// Takes and drops page references and pins through the embedder's
+/// [`PageOps`], with Linux's semantics and gupio's protections.
+///
+/// - A **get** adds one reference per page, a **pin** adds
+///   [`GUP_PIN_COUNTING_BIAS`](crate::GUP_PIN_COUNTING_BIAS) references per
+///   small page, or one reference and one pin per page of a large folio.
+///   Pinning the zero page changes nothing and succeeds; unpinning it does
+///   nothing; neither is counted in the pin accounting.
+/// - Arrays and ranges are walked in **folio runs** (consecutive entries in
+///   one folio): each run costs one read-modify-write of the reference count
+///   (plus one of the pin count for a large folio), whatever its length.
+/// - Gets and pins are **all or nothing**: an increment that would pass
+///   [`REFCOUNT_MAX`](crate::REFCOUNT_MAX), a page not in the map, or a free
+///   page fails the call, and every reference the call took before is
+///   dropped again (with the usual release, which frees a folio whose other
+///   holders let go meanwhile) before the error returns.
+/// - Puts and unpins **release every run they can**: a run that holds fewer
+///   references or pins than released is refused (nothing changes on it, the
+///   warn hook hears of it), the other runs are released, and the first
+///   error is returned. No count ever goes below zero, and no folio is freed
+///   while its pin count is non-zero. On small pages the check is as good as
+///   the counts allow: a stray unpin of a page holding 1024 plain references
+///   is indistinguishable from a real one (as in Linux).
+/// - Puts, unpins and gets are lock-free (compare-and-swap loops on
+///   gupio-sync atomics) and safe in interrupt-like completion context; only
+///   the `*_dirty_lock` forms with `make_dirty` take the folio lock.
+///
+/// ```
+/// use gupio_pfn::Pfn;
+/// use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap, Tracker};
+/// let m = ArrayMemoryMap::<4>::new(Pfn::new(0));
+/// m.prepare_folio(Pfn::new(2), FolioOrder::SMALL).unwrap();
+/// let t = Tracker::new(&m);
+/// t.pin_page(Pfn::new(2)).unwrap();
+/// assert_eq!(m.counters(Pfn::new(2)).unwrap().refcount(), 1 + 1024);
+/// t.unpin_page(Pfn::new(2)).unwrap();
+/// assert!(t.unpin_page(Pfn::new(2)).is_err(), "no pin left to drop");
+/// ```
+pub struct Tracker<'a, M: PageOps + ?Sized> {
+    ops: &'a M,
+}
+
+impl<M: PageOps + ?Sized> Clone for Tracker<'_, M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M: PageOps + ?Sized> Copy for Tracker<'_, M> {}
+
+impl<M: PageOps + ?Sized> fmt::Debug for Tracker<'_, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tracker").finish_non_exhaustive()
+    }
+}
+
+impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
+    /// A tracker over the embedder's memory map and hooks.
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::*;
+    /// # struct M;
+    /// # impl MemoryMap for M {
+    /// #     fn counters(&self, _: Pfn) -> Option<&PageCounters> { None }
+    /// #     fn is_zero_page(&self, _: Pfn) -> bool { false }
+    /// # }
+    /// # impl PageOps for M {
+    /// #     fn free_folio(&self, _: Folio<'_>) {}
+    /// #     fn warn(&self, _: Warning) {}
+    /// #     fn pins_acquired(&self, _: usize) {}
+    /// #     fn pins_released(&self, _: usize) {}
+    /// # }
+    /// let tracker = Tracker::new(&M);
+    /// assert_eq!(
+    ///     tracker.get_page(Pfn::new(1)),
+    ///     Err(PinError::NotInMemoryMap { pfn: Pfn::new(1) })
+    /// );
+    /// ```
+    pub const fn new(ops: &'a M) -> Self {
+        Self { ops }
+    }
+
+    /// The embedder's hooks this tracker works through.
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::*;
+    /// # struct M;
+    /// # impl MemoryMap for M {
+    /// #     fn counters(&self, _: Pfn) -> Option<&PageCounters> { None }
+    /// #     fn is_zero_page(&self, _: Pfn) -> bool { false }
+    /// # }
+    /// # impl PageOps for M {
+    /// #     fn free_folio(&self, _: Folio<'_>) {}
+    /// #     fn warn(&self, _: Warning) {}
+    /// #     fn pins_acquired(&self, _: usize) {}
+    /// #     fn pins_released(&self, _: usize) {}
+    /// # }
+    /// assert!(!Tracker::new(&M).ops().is_zero_page(Pfn::new(0)));
+    /// ```
+    pub const fn ops(&self) -> &'a M {
+        self.ops
+    }
+
+    /// Takes one reference on the page at `pfn` (Linux's `try_get_page`).
+    ///
+    /// # Errors
+    /// [`PinError::NotInMemoryMap`], [`PinError::PageFree`] (warned: the
+    /// caller held no reference), [`PinError::RefcountOverflow`],
+    /// [`PinError::CorruptCounters`] (warned). Nothing changes on error.
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap};
+    /// # use gupio_pin::Tracker;
+    /// let m = ArrayMemoryMap::<1>::new(Pfn::new(0));
+    /// let page = Pfn::new(0);
+    /// m.prepare_folio(page, FolioOrder::SMALL).unwrap();
+    /// Tracker::new(&m).get_page(page).unwrap();
+    /// assert_eq!(m.counters(Pfn::new(0)).unwrap().refcount(), 2);
+    /// ```
+    pub fn get_page(&self, pfn: Pfn) -> Result<(), PinError> {
+        self.grab(Pages::Array(core::slice::from_ref(&pfn)), GrabKind::Get)
+    }
+
+    /// Drops one reference on the page at `pfn` (Linux's `put_page`), and
+    /// frees the folio if it was the last.
+    ///
+    /// # Errors
+    /// [`PinError::NotInMemoryMap`], [`PinError::NoReference`] (warned; the
+    /// count is left alone), [`PinError::CorruptCounters`] (warned).
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap};
+    /// # use gupio_pin::Tracker;
+    /// let m = ArrayMemoryMap::<1>::new(Pfn::new(0));
+    /// let page = Pfn::new(0);
+    /// m.prepare_folio(page, FolioOrder::SMALL).unwrap();
+    /// Tracker::new(&m).put_page(page).unwrap();
+    /// assert_eq!(m.folios_freed(), 1);
+    /// ```
+    pub fn put_page(&self, pfn: Pfn) -> Result<(), PinError> {
+        self.release_and_account(
+            Pages::Array(core::slice::from_ref(&pfn)),
+            GrabKind::Get,
+            false,
+        )
+    }
+
+    /// Pins the page at `pfn` (the caller holds a reference on it, or a lock
+    /// that keeps it mapped). The zero page is left untouched.
+    ///
+    /// # Errors
+    /// As [`get_page`](Self::get_page). Nothing changes on error.
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap};
+    /// # use gupio_pin::Tracker;
+    /// let m = ArrayMemoryMap::<1>::new(Pfn::new(0));
+    /// let page = Pfn::new(0);
+    /// m.prepare_folio(page, FolioOrder::SMALL).unwrap();
+    /// Tracker::new(&m).pin_page(page).unwrap();
+    /// assert_eq!(m.counters(Pfn::new(0)).unwrap().refcount(), 1025);
+    /// ```
+    pub fn pin_page(&self, pfn: Pfn) -> Result<(), PinError> {
+        self.grab(Pages::Array(core::slice::from_ref(&pfn)), GrabKind::Pin)
+    }
+
+    /// Unpins the page at `pfn` (Linux's `unpin_user_page`), freeing the
+    /// folio if that dropped its last reference.
+    ///
+    /// # Errors
+    /// [`PinError::NotInMemoryMap`], [`PinError::NotPinned`] (warned; the
+    /// counts are left alone), [`PinError::CorruptCounters`] (warned).
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap};
+    /// # use gupio_pin::Tracker;
+    /// let m = ArrayMemoryMap::<1>::new(Pfn::new(0));
+    /// let page = Pfn::new(0);
+    /// m.prepare_folio(page, FolioOrder::SMALL).unwrap();
+    /// let t = Tracker::new(&m);
+    /// t.pin_page(page).unwrap();
+    /// t.unpin_page(page).unwrap();
+    /// assert_eq!(m.counters(Pfn::new(0)).unwrap().refcount(), 1);
+    /// ```
+    pub fn unpin_page(&self, pfn: Pfn) -> Result<(), PinError> {
+        self.release_and_account(
+            Pages::Array(core::slice::from_ref(&pfn)),
+            GrabKind::Pin,
+            false,
+        )
+    }
+
+    /// Takes one reference on every page of `pfns`, one update per folio run.
+    /// All or nothing.
+    ///
+    /// # Errors
+    /// As [`get_page`](Self::get_page), for the first page that fails; the
+    /// references taken before it are dropped again.
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap};
+    /// # use gupio_pin::Tracker;
+    /// let m = ArrayMemoryMap::<4>::new(Pfn::new(0));
+    /// let head = Pfn::new(0);
+    /// m.prepare_folio(head, FolioOrder::try_new(2).unwrap()).unwrap();
+    /// let pfns: Vec<_> = (0..4).map(|i| head.checked_add(i).unwrap()).collect();
+    /// Tracker::new(&m).get_pages(&pfns).unwrap();
+    /// assert_eq!(m.counters(Pfn::new(0)).unwrap().refcount(), 5);
+    /// ```
+    pub fn get_pages(&self, pfns: &[Pfn]) -> Result<(), PinError> {
+        self.grab(Pages::Array(pfns), GrabKind::Get)
+    }
+
+    /// Drops one reference on every page of `pfns`, one update per folio run.
+    ///
+    /// # Errors
+    /// The first error of any run (see [`put_page`](Self::put_page)); every
+    /// other run is still released.
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap};
+    /// # use gupio_pin::Tracker;
+    /// let m = ArrayMemoryMap::<2>::new(Pfn::new(0));
+    /// let (a, b) = (Pfn::new(0), Pfn::new(1));
+    /// m.prepare_folio(a, FolioOrder::SMALL).unwrap();
+    /// m.prepare_folio(b, FolioOrder::SMALL).unwrap();
+    /// Tracker::new(&m).put_pages(&[a, b]).unwrap();
+    /// assert_eq!(m.folios_freed(), 2);
+    /// ```
+    pub fn put_pages(&self, pfns: &[Pfn]) -> Result<(), PinError> {
+        self.release_and_account(Pages::Array(pfns), GrabKind::Get, false)
+    }
+
+    /// Pins every page of `pfns`, one update per folio run (two for a large
+    /// folio). All or nothing.
+    ///
+    /// # Errors
+    /// As [`pin_page`](Self::pin_page), for the first page that fails; the
+    /// pins taken before it are dropped again.
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap};
+    /// # use gupio_pin::Tracker;
+    /// let m = ArrayMemoryMap::<4>::new(Pfn::new(0));
+    /// let head = Pfn::new(0);
+    /// m.prepare_folio(head, FolioOrder::try_new(2).unwrap()).unwrap();
+    /// let pfns: Vec<_> = (1..3).map(|i| head.checked_add(i).unwrap()).collect();
+    /// Tracker::new(&m).pin_pages(&pfns).unwrap();
+    /// assert_eq!((m.counters(Pfn::new(0)).unwrap().refcount(), m.counters(Pfn::new(0)).unwrap().pincount()), (3, 2));
+    /// ```
+    pub fn pin_pages(&self, pfns: &[Pfn]) -> Result<(), PinError> {
+        self.grab(Pages::Array(pfns), GrabKind::Pin)
+    }
+
+    /// Unpins every page of `pfns` (Linux's `unpin_user_pages`), one update
+    /// per folio run (two for a large folio).
+    ///
+    /// # Errors
+    /// The first error of any run (see [`unpin_page`](Self::unpin_page));
+    /// every other run is still released.
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap};
+    /// # use gupio_pin::Tracker;
+    /// let m = ArrayMemoryMap::<2>::new(Pfn::new(0));
+    /// let (a, b) = (Pfn::new(0), Pfn::new(1));
+    /// m.prepare_folio(a, FolioOrder::SMALL).unwrap();
+    /// m.prepare_folio(b, FolioOrder::SMALL).unwrap();
+    /// let t = Tracker::new(&m);
+    /// t.pin_pages(&[a, b, a]).unwrap();
+    /// t.unpin_pages(&[a, b, a]).unwrap();
+    /// assert_eq!(m.stats().in_flight(), 0);
+    /// ```
+    pub fn unpin_pages(&self, pfns: &[Pfn]) -> Result<(), PinError> {
+        self.release_and_account(Pages::Array(pfns), GrabKind::Pin, false)
+    }
+
+    /// Unpins every page of `pfns`, first marking each folio dirty if
+    /// `make_dirty` and it is not dirty yet (lock, mark dirty, unlock: Linux's
+    /// `unpin_user_pages_dirty_lock`). Process context when `make_dirty`.
+    ///
+    /// # Errors
+    /// As [`unpin_pages`](Self::unpin_pages).
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap};
+    /// # use gupio_pin::{PageFlags, Tracker};
+    /// let m = ArrayMemoryMap::<1>::new(Pfn::new(0));
+    /// let page = Pfn::new(0);
+    /// m.prepare_folio(page, FolioOrder::SMALL).unwrap();
+    /// let t = Tracker::new(&m);
+    /// t.pin_page(page).unwrap();
+    /// t.unpin_pages_dirty_lock(&[page], true).unwrap();
+    /// assert!(m.counters(Pfn::new(0)).unwrap().flags().contains(PageFlags::DIRTY));
+    /// ```
+    pub fn unpin_pages_dirty_lock(&self, pfns: &[Pfn], make_dirty: bool) -> Result<(), PinError> {
+        self.release_and_account(Pages::Array(pfns), GrabKind::Pin, make_dirty)
+    }
+
+    /// Drops one reference on every page of `pfns`, first marking each folio
+    /// dirty if `make_dirty` (as
+    /// [`unpin_pages_dirty_lock`](Self::unpin_pages_dirty_lock) does for pins).
+    ///
+    /// # Errors
+    /// As [`put_pages`](Self::put_pages).
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap};
+    /// # use gupio_pin::{PageFlags, Tracker};
+    /// let m = ArrayMemoryMap::<1>::new(Pfn::new(0));
+    /// let page = Pfn::new(0);
+    /// m.prepare_folio(page, FolioOrder::SMALL).unwrap();
+    /// let t = Tracker::new(&m);
+    /// t.get_page(page).unwrap();
+    /// t.put_pages_dirty_lock(&[page], true).unwrap();
+    /// assert!(m.counters(Pfn::new(0)).unwrap().flags().contains(PageFlags::DIRTY));
+    /// ```
+    pub fn put_pages_dirty_lock(&self, pfns: &[Pfn], make_dirty: bool) -> Result<(), PinError> {
+        self.release_and_account(Pages::Array(pfns), GrabKind::Get, make_dirty)
+    }
+
+    /// Takes one reference on every page of `range`, one update per folio it
+    /// touches. All or nothing.
+    ///
+    /// # Errors
+    /// As [`get_pages`](Self::get_pages).
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap};
+    /// # use gupio_pin::{PageRange, Tracker};
+    /// let m = ArrayMemoryMap::<8>::new(Pfn::new(0));
+    /// let head = Pfn::new(0);
+    /// m.prepare_folio(head, FolioOrder::try_new(3).unwrap()).unwrap();
+    /// Tracker::new(&m).get_range(PageRange::new(head, 8)).unwrap();
+    /// assert_eq!(m.counters(Pfn::new(0)).unwrap().refcount(), 9);
+    /// ```
+    pub fn get_range(&self, range: PageRange) -> Result<(), PinError> {
+        self.grab(Pages::Range(range), GrabKind::Get)
+    }
+
+    /// Drops one reference on every page of `range`.
+    ///
+    /// # Errors
+    /// As [`put_pages`](Self::put_pages).
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap};
+    /// # use gupio_pin::{PageRange, Tracker};
+    /// let m = ArrayMemoryMap::<8>::new(Pfn::new(0));
+    /// let head = Pfn::new(0);
+    /// m.prepare_folio(head, FolioOrder::try_new(3).unwrap()).unwrap();
+    /// let t = Tracker::new(&m);
+    /// t.get_range(PageRange::new(head, 7)).unwrap();
+    /// t.put_range(PageRange::new(head, 7)).unwrap();
+    /// assert_eq!(m.counters(Pfn::new(0)).unwrap().refcount(), 1);
+    /// ```
+    pub fn put_range(&self, range: PageRange) -> Result<(), PinError> {
+        self.release_and_account(Pages::Range(range), GrabKind::Get, false)
+    }
+
+    /// Pins every page of `range`, one update per folio it touches (two for a
+    /// large folio). All or nothing.
+    ///
+    /// # Errors
+    /// As [`pin_pages`](Self::pin_pages).
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap};
+    /// # use gupio_pin::{PageRange, Tracker};
+    /// let m = ArrayMemoryMap::<8>::new(Pfn::new(0));
+    /// let head = Pfn::new(0);
+    /// m.prepare_folio(head, FolioOrder::try_new(3).unwrap()).unwrap();
+    /// Tracker::new(&m).pin_range(PageRange::new(head, 8)).unwrap();
+    /// assert_eq!(m.counters(Pfn::new(0)).unwrap().pincount(), 8);
+    /// assert_eq!(m.stats().acquired(), 8);
+    /// ```
+    pub fn pin_range(&self, range: PageRange) -> Result<(), PinError> {
+        self.grab(Pages::Range(range), GrabKind::Pin)
+    }
+
+    /// Unpins every page of `range` (Linux's `unpin_user_page_range_dirty_lock`
+    /// without dirtying).
+    ///
+    /// # Errors
+    /// As [`unpin_pages`](Self::unpin_pages).
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap};
+    /// # use gupio_pin::{PageRange, Tracker};
+    /// let m = ArrayMemoryMap::<8>::new(Pfn::new(0));
+    /// m.prepare_folio(Pfn::new(0), FolioOrder::try_new(3).unwrap()).unwrap();
+    /// let range = PageRange::new(Pfn::new(0), 8);
+    /// let t = Tracker::new(&m);
+    /// t.pin_range(range).unwrap();
+    /// t.unpin_range(range).unwrap();
+    /// assert_eq!(m.counters(Pfn::new(0)).unwrap().pincount(), 0);
+    /// ```
+    pub fn unpin_range(&self, range: PageRange) -> Result<(), PinError> {
+        self.release_and_account(Pages::Range(range), GrabKind::Pin, false)
+    }
+
+    /// Unpins every page of `range`, first marking each folio dirty if
+    /// `make_dirty` and it is not dirty yet (Linux's
+    /// `unpin_user_page_range_dirty_lock`).
+    ///
+    /// # Errors
+    /// As [`unpin_pages`](Self::unpin_pages).
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap};
+    /// # use gupio_pin::{PageFlags, PageRange, Tracker};
+    /// let m = ArrayMemoryMap::<8>::new(Pfn::new(0));
+    /// m.prepare_folio(Pfn::new(0), FolioOrder::try_new(3).unwrap()).unwrap();
+    /// let range = PageRange::new(Pfn::new(0), 8);
+    /// let t = Tracker::new(&m);
+    /// t.pin_range(range).unwrap();
+    /// t.unpin_range_dirty_lock(range, true).unwrap();
+    /// assert!(m.counters(Pfn::new(0)).unwrap().flags().contains(PageFlags::DIRTY));
+    /// ```
+    pub fn unpin_range_dirty_lock(
+        &self,
+        range: PageRange,
+        make_dirty: bool,
+    ) -> Result<(), PinError> {
+        self.release_and_account(Pages::Range(range), GrabKind::Pin, make_dirty)
+    }
+
+    /// Drops one reference on every page of `range`, first marking each
+    /// folio dirty if `make_dirty` and it is not dirty yet.
+    ///
+    /// # Errors
+    /// As [`put_pages`](Self::put_pages).
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap};
+    /// # use gupio_pin::{PageFlags, PageRange, Tracker};
+    /// let m = ArrayMemoryMap::<2>::new(Pfn::new(0));
+    /// m.prepare_folio(Pfn::new(0), FolioOrder::try_new(1).unwrap()).unwrap();
+    /// let range = PageRange::new(Pfn::new(0), 2);
+    /// let t = Tracker::new(&m);
+    /// t.get_range(range).unwrap();
+    /// t.put_range_dirty_lock(range, true).unwrap();
+    /// assert!(m.counters(Pfn::new(0)).unwrap().flags().contains(PageFlags::DIRTY));
+    /// ```
+    pub fn put_range_dirty_lock(&self, range: PageRange, make_dirty: bool) -> Result<(), PinError> {
+        self.release_and_account(Pages::Range(range), GrabKind::Get, make_dirty)
+    }
+
+    /// Releases `range` the way `origin` says (what a bio's completion does
+    /// for one bvec): unpin for [`Origin::Pinned`], put for
+    /// [`Origin::Referenced`], nothing at all for [`Origin::Borrowed`] (the
+    /// owner keeps and dirties its pages). With `make_dirty`, folios are
+    /// dirtied first as by the `*_dirty_lock` forms.
+    ///
+    /// # Errors
+    /// As [`unpin_range`](Self::unpin_range) or [`put_range`](Self::put_range).
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap};
+    /// # use gupio_pin::{PageRange, Tracker};
+    /// use gupio_pfn::Origin;
+    /// let m = ArrayMemoryMap::<1>::new(Pfn::new(0));
+    /// m.prepare_folio(Pfn::new(0), FolioOrder::SMALL).unwrap();
+    /// let range = PageRange::single(Pfn::new(0));
+    /// let t = Tracker::new(&m);
+    /// t.pin_range(range).unwrap();
+    /// t.release_range(range, Origin::Borrowed, true).unwrap();
+    /// assert_eq!(m.counters(Pfn::new(0)).unwrap().refcount(), 1025, "borrowed: untouched");
+    /// t.release_range(range, Origin::Pinned, false).unwrap();
+    /// assert_eq!(m.counters(Pfn::new(0)).unwrap().refcount(), 1);
+    /// ```
+    pub fn release_range(
+        &self,
+        range: PageRange,
+        origin: Origin,
+        make_dirty: bool,
+    ) -> Result<(), PinError> {
+        let kind = match origin {
+            Origin::Borrowed => return Ok(()),
+            Origin::Referenced => GrabKind::Get,
+            Origin::Pinned => GrabKind::Pin,
+        };
+        self.release_and_account(Pages::Range(range), kind, make_dirty)
+    }
+
+    /// Whether a device may hold a pin on the page at `pfn`: see
+    /// [`maybe_dma_pinned`](crate::maybe_dma_pinned).
+    ///
+    /// # Errors
+    /// [`PinError::NotInMemoryMap`] or [`PinError::CorruptCounters`].
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap};
+    /// # use gupio_pin::Tracker;
+    /// let m = ArrayMemoryMap::<1>::new(Pfn::new(0));
+    /// let page = Pfn::new(0);
+    /// m.prepare_folio(page, FolioOrder::SMALL).unwrap();
+    /// let t = Tracker::new(&m);
+    /// assert_eq!(t.maybe_dma_pinned(page), Ok(false));
+    /// t.pin_page(page).unwrap();
+    /// assert_eq!(t.maybe_dma_pinned(page), Ok(true));
+    /// ```
+    pub fn maybe_dma_pinned(&self, pfn: Pfn) -> Result<bool, PinError> {
+        maybe_dma_pinned(self.ops, pfn)
+    }
+
+    /// Dirties every folio of `range` that is not dirty yet, each under its
+    /// lock (Linux's `bio_set_pages_dirty`: lock, mark dirty, unlock), and
+    /// changes no count. The zero page is never dirtied. One lock per folio
+    /// run, not per page.
+    ///
+    /// # Errors
+    /// [`PinError::NotInMemoryMap`] (or [`PinError::CorruptCounters`]) for
+    /// a page the map does not know; every other folio is still dirtied.
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap, PageFlags, PageRange, Tracker};
+    /// let m = ArrayMemoryMap::<4>::new(Pfn::new(0));
+    /// m.prepare_folio(Pfn::new(0), FolioOrder::try_new(2).unwrap()).unwrap();
+    /// let t = Tracker::new(&m);
+    /// t.dirty_range_lock(PageRange::new(Pfn::new(1), 2)).unwrap();
+    /// assert!(m.counters(Pfn::new(0)).unwrap().flags().contains(PageFlags::DIRTY));
+    /// assert_eq!(t.range_dirty(PageRange::new(Pfn::new(0), 4)), Ok(true));
+    /// ```
+    pub fn dirty_range_lock(&self, range: PageRange) -> Result<(), PinError> {
+        let mut first_error = None;
+        self.for_each_run(Pages::Range(range), |folio, _, _| {
+            match folio {
+                Ok(folio) => {
+                    let dirty = folio.counters().flags().contains(PageFlags::DIRTY);
+                    if !dirty && !self.ops.is_zero_page(folio.head()) {
+                        self.ops.lock_folio(folio);
+                        self.ops.mark_folio_dirty(folio);
+                        self.ops.unlock_folio(folio);
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Whether every folio of `range` is dirty (Linux's
+    /// `bio_check_pages_dirty` test); the zero page counts as dirty, since
+    /// it is never written back. Takes no lock: a snapshot.
+    ///
+    /// # Errors
+    /// [`PinError::NotInMemoryMap`] (or [`PinError::CorruptCounters`]) for
+    /// the first page the map does not know.
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, PageRange, Tracker};
+    /// let m = ArrayMemoryMap::<1>::new(Pfn::new(0));
+    /// m.prepare_folio(Pfn::new(0), FolioOrder::SMALL).unwrap();
+    /// assert_eq!(Tracker::new(&m).range_dirty(PageRange::single(Pfn::new(0))), Ok(false));
+    /// ```
+    pub fn range_dirty(&self, range: PageRange) -> Result<bool, PinError> {
+        let mut result = Ok(true);
+        self.for_each_run(Pages::Range(range), |folio, _, _| match folio {
+            Ok(folio) => {
+                let dirty = folio.counters().flags().contains(PageFlags::DIRTY);
+                if dirty || self.ops.is_zero_page(folio.head()) {
+                    ControlFlow::Continue(())
+                } else {
+                    result = Ok(false);
+                    ControlFlow::Break(())
+                }
+            }
+            Err(e) => {
+                result = Err(e);
+                ControlFlow::Break(())
+            }
+        });
+        result
+    }
+
+    /// Looks up the folio of `pfn`, warning if the map's answer is
+    /// inconsistent.
+    pub(crate) fn lookup(&self, pfn: Pfn) -> Result<Folio<'a>, PinError> {
+        match self.ops.folio(pfn) {
+            Ok(folio) if folio.contains(pfn) => Ok(folio),
+            Ok(_) | Err(PinError::CorruptCounters { .. }) => {
+                self.ops.warn(Warning::CorruptFolio { pfn });
+                Err(PinError::CorruptCounters { pfn })
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Calls `visit(folio, start, len)` for each folio run of `pages`, in
+    /// order, until it breaks. A page whose lookup fails is a run of one.
+    fn for_each_run(
+        &self,
+        pages: Pages<'_>,
+        mut visit: impl FnMut(Result<Folio<'a>, PinError>, usize, usize) -> ControlFlow<()>,
+    ) {
+        match pages {
+            Pages::Array(pfns) => {
+                let mut start = 0;
+                let mut rest = pfns;
+                while let Some((&pfn, tail)) = rest.split_first() {
+                    let (folio, len) = match self.lookup(pfn) {
+                        Ok(folio) => {
+                            let more = tail.iter().take_while(|&&p| folio.contains(p)).count();
+                            (Ok(folio), 1 + more)
+                        }
+                        Err(e) => (Err(e), 1),
+                    };
+                    if visit(folio, start, len).is_break() {
+                        return;
+                    }
+                    start += len;
+                    rest = rest.get(len..).unwrap_or_default();
+                }
+            }
+            Pages::Range(range) => {
+                let mut start = 0;
+                while start < range.len() {
+                    let pfn = range.nth(start);
+                    let (folio, len) = match self.lookup(pfn) {
+                        // `lookup` checked that the folio contains `pfn`, so
+                        // the run has at least one page.
+                        Ok(folio) => (Ok(folio), folio.pages_from(pfn).min(range.len() - start)),
+                        Err(e) => (Err(e), 1),
+                    };
+                    if visit(folio, start, len).is_break() {
+                        return;
+                    }
+                    start += len;
+                }
+            }
+        }
+    }
+
+    /// Takes a reference or pin on every page, all or nothing, and accounts
+    /// the pins once at the end.
+    fn grab(&self, pages: Pages<'_>, kind: GrabKind) -> Result<(), PinError> {
+        let mut pins = 0usize;
+        let mut failure = None;
+        self.for_each_run(pages, |folio, start, len| {
+            match folio.and_then(|folio| self.grab_run(folio, len, kind)) {
+                Ok(taken) => {
+                    pins += taken;
+                    ControlFlow::Continue(())
+                }
+                Err(e) => {
+                    failure = Some((start, e));
+                    ControlFlow::Break(())
+                }
+            }
+        });
+        if let Some((done, error)) = failure {
+            // Undo the runs before the failure. Not yet accounted, so the
+            // release is not accounted either. Its own failures (a bug
+            // elsewhere) have been warned about; the caller gets the error
+            // that stopped the grab.
+            let _ = self.release(pages.prefix(done), kind, false);
+            return Err(error);
+        }
+        if pins > 0 {
+            self.ops.pins_acquired(pins);
+        }
+        Ok(())
+    }
+
+    /// Takes `pages` references or pins on `folio` with one checked update
+    /// of its refcount (and one of its pin count if it is large and this is
+    /// a pin). Returns the pins to account.
+    pub(crate) fn grab_run(
+        &self,
+        folio: Folio<'a>,
+        pages: usize,
+        kind: GrabKind,
+    ) -> Result<usize, PinError> {
+        let head = folio.head();
+        if kind == GrabKind::Pin && self.ops.is_zero_page(head) {
+            // Linux 6.5: the zero page is never pinned; nothing to undo later.
+            return Ok(0);
+        }
+        let counters = folio.counters();
+        let refs = refs_needed(&folio, pages, kind);
+        let overflow = |refcount| PinError::RefcountOverflow {
+            pfn: head,
+            refcount,
+            adding: refs,
+        };
+        let delta = u32::try_from(refs).map_err(|_| overflow(counters.refcount()))?;
+        match counters.try_add_refs(delta) {
+            Ok(_) => {}
+            Err(AddRefsError::Free) => {
+                self.ops.warn(Warning::GrabOfFreePage { pfn: head });
+                return Err(PinError::PageFree { pfn: head });
+            }
+            Err(AddRefsError::Overflow(refcount)) => return Err(overflow(refcount)),
+        }
+        if kind == GrabKind::Pin {
+            if folio.has_pincount() {
+                // The references are taken first, so the pin count never
+                // exceeds the reference count (unpin goes the other way).
+                counters.add_pins(delta);
+            }
+            return Ok(pages);
+        }
+        Ok(0)
+    }
+
+    /// Releases every run it can and accounts the pins released.
+    fn release_and_account(
+        &self,
+        pages: Pages<'_>,
+        kind: GrabKind,
+        make_dirty: bool,
+    ) -> Result<(), PinError> {
+        let (released, result) = self.release(pages, kind, make_dirty);
+        if released > 0 {
+            self.ops.pins_released(released);
+        }
+        result
+    }
+
+    /// Releases every run it can; returns the pins released and the first
+    /// error.
+    fn release(
+        &self,
+        pages: Pages<'_>,
+        kind: GrabKind,
+        make_dirty: bool,
+    ) -> (usize, Result<(), PinError>) {
+        let mut released = 0usize;
+        let mut first_error = None;
+        self.for_each_run(pages, |folio, _, len| {
+            match folio.and_then(|folio| self.release_run(folio, len, kind, make_dirty)) {
+                Ok(pins) => released += pins,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        (released, first_error.map_or(Ok(()), Err))
+    }
+
+    /// Drops `pages` references or pins from `folio` with one checked update
+    /// of its refcount (and one of its pin count if it is large and this is
+    /// an unpin), dirtying it first if asked. Returns the pins to account.
+    pub(crate) fn release_run(
+        &self,
+        folio: Folio<'a>,
+        pages: usize,
+        kind: GrabKind,
+        make_dirty: bool,
+    ) -> Result<usize, PinError> {
+        let head = folio.head();
+        let counters = folio.counters();
+        let zero = self.ops.is_zero_page(head);
+        if make_dirty && !zero && !counters.flags().contains(PageFlags::DIRTY) {
+            // Linux's unpin_user_pages_dirty_lock: lock, mark dirty, unlock.
+            // Racing writeback may clean it again: at worst one more
+            // writeback of the folio.
+            self.ops.lock_folio(folio);
+            self.ops.mark_folio_dirty(folio);
+            self.ops.unlock_folio(folio);
+        }
+        if kind == GrabKind::Pin && zero {
+            return Ok(0);
+        }
+        let refs = refs_needed(&folio, pages, kind);
+        let large_unpin = kind == GrabKind::Pin && folio.has_pincount();
+        // More references than a count can hold are certainly not held.
+        let Ok(delta) = u32::try_from(refs) else {
+            return Err(self.refuse_release(&folio, pages, refs, kind, counters.refcount()));
+        };
+        if large_unpin {
+            if let Err(pincount) = counters.try_sub_pins(delta) {
+                self.ops.warn(Warning::UnpinWithoutPin {
+                    pfn: head,
+                    pages: widen(pages),
+                    refcount: counters.refcount(),
+                    pincount,
+                });
+                return Err(PinError::NotPinned { pfn: head });
+            }
+        }
+        match counters.try_sub_refs(delta) {
+            Ok(0) => self.last_reference_dropped(folio)?,
+            Ok(_) => {}
+            Err(refcount) if large_unpin => {
+                // The pins were there but their references are not: give the
+                // pins back and leave the folio alone.
+                counters.add_pins(delta);
+                self.ops.warn(Warning::RefcountBelowPincount {
+                    pfn: head,
+                    refcount,
+                    pincount: counters.pincount(),
+                });
+                return Err(PinError::CorruptCounters { pfn: head });
+            }
+            Err(refcount) => return Err(self.refuse_release(&folio, pages, refs, kind, refcount)),
+        }
+        Ok(if kind == GrabKind::Pin { pages } else { 0 })
+    }
+
+    /// Warns about and returns the error for a release of more than is held
+    /// (`refcount` is the count seen).
+    fn refuse_release(
+        &self,
+        folio: &Folio<'a>,
+        pages: usize,
+        refs: u64,
+        kind: GrabKind,
+        refcount: u32,
+    ) -> PinError {
+        let pfn = folio.head();
+        match kind {
+            GrabKind::Get => {
+                self.ops.warn(Warning::PutWithoutReference {
+                    pfn,
+                    refcount,
+                    dropping: refs,
+                });
+                PinError::NoReference { pfn }
+            }
+            GrabKind::Pin => {
+                self.ops.warn(Warning::UnpinWithoutPin {
+                    pfn,
+                    pages: widen(pages),
+                    refcount,
+                    pincount: folio.counters().pincount(),
+                });
+                PinError::NotPinned { pfn }
+            }
+        }
+    }
+
+    /// The caller's update took the count to zero (and ran the Acquire
+    /// fence): free the folio, unless pins remain, which only a bug causes;
+    /// then it is leaked rather than freed under a device.
+    fn last_reference_dropped(&self, folio: Folio<'a>) -> Result<(), PinError> {
+        if folio.has_pincount() {
+            let pincount = folio.counters().pincount();
+            if pincount != 0 {
+                let pfn = folio.head();
+                self.ops.warn(Warning::FreedWhilePinned { pfn, pincount });
+                return Err(PinError::CorruptCounters { pfn });
+            }
+        }
+        self.ops.free_folio(folio);
+        Ok(())
+    }
+}
+
+/// The references `pages` gets or pins of `folio` amount to, saturating.
+fn refs_needed(folio: &Folio<'_>, pages: usize, kind: GrabKind) -> u64 {
+    let pages = widen(pages);
+    match kind {
+        GrabKind::Pin if !folio.has_pincount() => {
+            pages.saturating_mul(u64::from(GUP_PIN_COUNTING_BIAS))
+        }
+        _ => pages,
+    }
+}
+
+/// A page count as a `u64` (lossless on every supported target).
+fn widen(pages: usize) -> u64 {
+    u64::try_from(pages).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::probe;
+    use crate::testing::TestMachine;
+    use crate::{FolioShape, MemoryMap, REFCOUNT_MAX};
+
+    fn pfn(raw: usize) -> Pfn {
+        Pfn::new(raw)
+    }
+
+    fn pfns(raws: &[usize]) -> Vec<Pfn> {
+        raws.iter().map(|&r| pfn(r)).collect()
+    }
+
+    /// A machine with small pages 0..4, an order-2 folio 4..8 and an order-3
+    /// folio 8..16, each holding its allocation reference.
+    fn machine() -> TestMachine<16> {
+        let m = TestMachine::new(0);
+        for small in 0..4 {
+            m.prepare(small, 0);
+        }
+        m.prepare(4, 2);
+        m.prepare(8, 3);
+        m
+    }
+
+    fn assert_baseline(m: &TestMachine<16>) {
+        for head in [0, 1, 2, 3, 4, 8] {
+            assert_eq!(m.page(head).refcount(), 1, "refcount of {head}");
+            assert_eq!(m.page(head).pincount(), 0, "pincount of {head}");
+        }
+        assert_eq!(m.stats.acquired(), m.stats.released());
+        assert_eq!(m.total_frees(), 0);
+    }
+
+    #[test]
+    fn small_page_pin_adds_the_bias_and_unpin_removes_it() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        t.pin_page(pfn(1)).unwrap();
+        assert_eq!(m.page(1).refcount(), 1 + GUP_PIN_COUNTING_BIAS);
+        assert_eq!(m.page(1).pincount(), 0);
+        assert_eq!(t.maybe_dma_pinned(pfn(1)), Ok(true));
+        t.unpin_page(pfn(1)).unwrap();
+        assert_eq!(t.maybe_dma_pinned(pfn(1)), Ok(false));
+        assert_eq!(m.stats.acquired(), 1);
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn large_folio_pin_adds_one_reference_and_one_pin_per_page() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        t.pin_page(pfn(10)).unwrap();
+        t.pin_page(pfn(15)).unwrap();
+        assert_eq!(m.page(8).refcount(), 3);
+        assert_eq!(m.page(8).pincount(), 2);
+        assert_eq!(m.page(10).refcount(), 0, "tails hold no counts");
+        assert_eq!(t.maybe_dma_pinned(pfn(9)), Ok(true));
+        t.unpin_page(pfn(10)).unwrap();
+        assert_eq!(t.maybe_dma_pinned(pfn(9)), Ok(true));
+        t.unpin_page(pfn(15)).unwrap();
+        assert_eq!(t.maybe_dma_pinned(pfn(9)), Ok(false));
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn large_folio_has_no_false_positive_small_page_may() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let many: Vec<Pfn> = core::iter::repeat_n(pfn(8), 2000).collect();
+        t.get_pages(&many).unwrap();
+        assert_eq!(t.maybe_dma_pinned(pfn(8)), Ok(false), "large: exact");
+        let many: Vec<Pfn> = core::iter::repeat_n(pfn(2), 1023).collect();
+        t.get_pages(&many).unwrap();
+        assert_eq!(
+            t.maybe_dma_pinned(pfn(2)),
+            Ok(true),
+            "small: 1024 references read as a pin"
+        );
+    }
+
+    #[test]
+    fn get_and_put_change_the_head_by_one_per_page() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        t.get_page(pfn(6)).unwrap();
+        t.get_page(pfn(0)).unwrap();
+        assert_eq!(m.page(4).refcount(), 2);
+        assert_eq!(m.page(0).refcount(), 2);
+        t.put_page(pfn(6)).unwrap();
+        t.put_page(pfn(0)).unwrap();
+        assert_eq!(m.stats.acquired(), 0, "gets are not pins");
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn last_put_frees_the_folio_exactly_once() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        t.put_page(pfn(13)).unwrap();
+        assert_eq!(m.frees(8), 1);
+        assert_eq!(m.page(8).refcount(), 0);
+        // A second put finds no reference: refused, warned, not freed again.
+        assert_eq!(
+            t.put_page(pfn(13)),
+            Err(PinError::NoReference { pfn: pfn(8) })
+        );
+        assert_eq!(m.frees(8), 1);
+        assert_eq!(m.page(8).refcount(), 0);
+        assert_eq!(
+            m.last_warning(),
+            Some(Warning::PutWithoutReference {
+                pfn: pfn(8),
+                refcount: 0,
+                dropping: 1
+            })
+        );
+    }
+
+    #[test]
+    fn last_unpin_frees_when_the_pin_was_the_only_reference() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        t.pin_page(pfn(3)).unwrap();
+        t.pin_page(pfn(5)).unwrap();
+        // The owners drop their allocation references: the pins keep the pages.
+        t.put_pages(&pfns(&[3, 5])).unwrap();
+        assert_eq!(m.total_frees(), 0);
+        t.unpin_pages(&pfns(&[3, 5])).unwrap();
+        assert_eq!((m.frees(3), m.frees(4)), (1, 1));
+        assert_eq!(m.warnings(), 0);
+    }
+
+    #[test]
+    fn unpin_without_pin_is_refused_on_a_small_page() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        assert_eq!(
+            t.unpin_page(pfn(2)),
+            Err(PinError::NotPinned { pfn: pfn(2) })
+        );
+        assert_eq!(m.page(2).refcount(), 1, "never wraps, never frees");
+        assert_eq!(m.frees(2), 0);
+        assert_eq!(
+            m.last_warning(),
+            Some(Warning::UnpinWithoutPin {
+                pfn: pfn(2),
+                pages: 1,
+                refcount: 1,
+                pincount: 0
+            })
+        );
+        assert_eq!(m.stats.released(), 0, "a refused unpin is not accounted");
+    }
+
+    #[test]
+    fn unpin_without_pin_is_refused_on_a_large_folio_even_with_many_references() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let many: Vec<Pfn> = core::iter::repeat_n(pfn(9), 3000).collect();
+        t.get_pages(&many).unwrap();
+        assert_eq!(
+            t.unpin_page(pfn(9)),
+            Err(PinError::NotPinned { pfn: pfn(8) })
+        );
+        assert_eq!(m.page(8).refcount(), 3001);
+        assert!(matches!(
+            m.last_warning(),
+            Some(Warning::UnpinWithoutPin { pincount: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn unpinning_more_pages_than_pinned_changes_nothing() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        t.pin_range(PageRange::new(pfn(8), 2)).unwrap();
+        assert_eq!(
+            t.unpin_range(PageRange::new(pfn(8), 3)),
+            Err(PinError::NotPinned { pfn: pfn(8) })
+        );
+        assert_eq!((m.page(8).refcount(), m.page(8).pincount()), (3, 2));
+        t.unpin_range(PageRange::new(pfn(8), 2)).unwrap();
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn put_of_a_free_small_page_never_wraps() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        t.put_page(pfn(0)).unwrap();
+        assert_eq!(
+            t.put_page(pfn(0)),
+            Err(PinError::NoReference { pfn: pfn(0) })
+        );
+        assert_eq!(m.page(0).refcount(), 0);
+        assert_eq!(m.frees(0), 1);
+    }
+
+    #[test]
+    fn get_or_pin_of_a_free_page_is_refused_and_warned() {
+        let m = TestMachine::<2>::new(0);
+        let t = Tracker::new(&m);
+        assert_eq!(t.get_page(pfn(0)), Err(PinError::PageFree { pfn: pfn(0) }));
+        assert_eq!(t.pin_page(pfn(1)), Err(PinError::PageFree { pfn: pfn(1) }));
+        assert_eq!(m.page(0).refcount(), 0);
+        assert_eq!(m.warnings(), 2);
+        assert_eq!(
+            m.last_warning(),
+            Some(Warning::GrabOfFreePage { pfn: pfn(1) })
+        );
+        assert_eq!(m.stats.acquired(), 0);
+    }
+
+    #[test]
+    fn put_taking_a_pinned_large_folio_to_zero_leaks_instead_of_freeing() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        t.pin_page(pfn(4)).unwrap();
+        t.put_page(pfn(4)).unwrap(); // the allocation reference: legitimate
+                                     // A stray put takes the pin's reference: refcount 0, pincount 1.
+        assert_eq!(
+            t.put_page(pfn(4)),
+            Err(PinError::CorruptCounters { pfn: pfn(4) })
+        );
+        assert_eq!(m.frees(4), 0, "never freed under a pin");
+        assert_eq!(
+            m.last_warning(),
+            Some(Warning::FreedWhilePinned {
+                pfn: pfn(4),
+                pincount: 1
+            })
+        );
+    }
+
+    #[test]
+    fn large_unpin_with_refcount_below_pincount_restores_the_pins() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        // Corrupt: two pins recorded, one reference in total.
+        m.page(8)
+            .init(1, FolioShape::head(m.map.folio(pfn(8)).unwrap().order()));
+        m.page(8).add_pins(2);
+        assert_eq!(
+            t.unpin_range(PageRange::new(pfn(8), 2)),
+            Err(PinError::CorruptCounters { pfn: pfn(8) })
+        );
+        assert_eq!((m.page(8).refcount(), m.page(8).pincount()), (1, 2));
+        assert_eq!(
+            m.last_warning(),
+            Some(Warning::RefcountBelowPincount {
+                pfn: pfn(8),
+                refcount: 1,
+                pincount: 2
+            })
+        );
+        assert_eq!(m.frees(8), 0);
+    }
+
+    #[test]
+    fn zero_page_pin_and_unpin_change_nothing_and_account_nothing() {
+        let m = TestMachine::with_map(zero_page_map());
+        m.prepare(0, 0);
+        m.prepare(1, 0);
+        let t = Tracker::new(&m);
+        t.pin_pages(&pfns(&[0, 0, 1])).unwrap();
+        assert_eq!(m.page(0).refcount(), 1, "zero page untouched");
+        assert_eq!(m.page(1).refcount(), 1025);
+        assert_eq!(m.stats.acquired(), 1, "only the real page is accounted");
+        assert_eq!(t.maybe_dma_pinned(pfn(0)), Ok(false));
+        t.unpin_pages_dirty_lock(&pfns(&[0, 0, 1]), true).unwrap();
+        assert_eq!(m.page(0).refcount(), 1);
+        assert!(
+            m.page(0).flags().is_empty(),
+            "the zero page is never dirtied"
+        );
+        assert_eq!(m.stats.released(), 1);
+        // Unpinning the zero page without a pin is still a no-op.
+        t.unpin_page(pfn(0)).unwrap();
+        assert_eq!(m.warnings(), 0);
+        // Gets and puts of the zero page are ordinary references.
+        t.get_page(pfn(0)).unwrap();
+        assert_eq!(m.page(0).refcount(), 2);
+        t.put_page(pfn(0)).unwrap();
+        assert_eq!(m.page(0).refcount(), 1);
+    }
+
+    /// Two pages; page 0 is the zero page.
+    fn zero_page_map() -> crate::ArrayMemoryMap<2> {
+        crate::ArrayMemoryMap::new(pfn(0)).with_zero_page(pfn(0))
+    }
+
+    #[test]
+    fn array_runs_cost_one_update_per_folio_run() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        // Runs: [8..16 in order-3 folio], [4, 5, 7 in order-2 folio],
+        // [1], [2, 2, 2], [9 again: a new run], [0].
+        let list = pfns(&[8, 9, 10, 11, 12, 13, 14, 15, 4, 5, 7, 1, 2, 2, 2, 9, 0]);
+        probe::take_rmw();
+        t.get_pages(&list).unwrap();
+        assert_eq!(probe::take_rmw(), 6, "gets: one refcount update per run");
+        t.put_pages(&list).unwrap();
+        assert_eq!(probe::take_rmw(), 6);
+        t.pin_pages(&list).unwrap();
+        // Large runs also update the pin count: 3 large runs + 3 small.
+        assert_eq!(probe::take_rmw(), 3 * 2 + 3);
+        assert_eq!(m.page(8).pincount(), 9);
+        assert_eq!(m.page(2).refcount(), 1 + 3 * GUP_PIN_COUNTING_BIAS);
+        assert_eq!(m.stats.acquired(), list.len());
+        t.unpin_pages_dirty_lock(&list, false).unwrap();
+        assert_eq!(probe::take_rmw(), 3 * 2 + 3);
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn range_runs_cost_one_update_per_folio() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        // Pages 2..14: small 2, small 3, folio 4..8, folio 8..16 (6 pages).
+        let range = PageRange::new(pfn(2), 12);
+        probe::take_rmw();
+        t.pin_range(range).unwrap();
+        assert_eq!(probe::take_rmw(), 2 + 2 * 2);
+        assert_eq!((m.page(4).pincount(), m.page(8).pincount()), (4, 6));
+        assert_eq!(m.stats.acquired(), 12);
+        t.unpin_range_dirty_lock(range, true).unwrap();
+        assert_eq!(probe::take_rmw(), 2 + 2 * 2);
+        assert_eq!(m.dirtied(), 4, "one dirtying per folio");
+        assert_eq!(m.locks(), 4);
+        t.get_range(range).unwrap();
+        assert_eq!(probe::take_rmw(), 4);
+        t.put_range_dirty_lock(range, true).unwrap();
+        assert_eq!(m.dirtied(), 4, "already dirty folios are not locked again");
+        assert_eq!(m.locks(), 4);
+        assert_eq!(probe::take_rmw(), 4);
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn a_huge_folio_costs_what_a_small_page_does() {
+        let m = TestMachine::<512>::new(0);
+        m.prepare(0, 9);
+        let t = Tracker::new(&m);
+        let range = PageRange::new(pfn(0), 512);
+        probe::take_rmw();
+        t.pin_range(range).unwrap();
+        t.unpin_range(range).unwrap();
+        assert_eq!(probe::take_rmw(), 4);
+        assert_eq!(m.stats.acquired(), 512);
+        assert_eq!(m.stats.released(), 512);
+    }
+
+    #[test]
+    fn dirty_lock_skips_folios_already_dirty_and_dirties_each_folio_once() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        m.page(4).set_flags(PageFlags::DIRTY);
+        let list = pfns(&[4, 5, 1, 9]);
+        t.pin_pages(&list).unwrap();
+        t.unpin_pages_dirty_lock(&list, true).unwrap();
+        assert_eq!(m.dirtied(), 2);
+        for head in [1, 4, 8] {
+            assert!(m.page(head).flags().contains(PageFlags::DIRTY));
+            assert!(!m.page(head).flags().contains(PageFlags::LOCKED));
+        }
+        t.pin_pages(&list).unwrap();
+        t.unpin_pages_dirty_lock(&list, false).unwrap();
+        assert_eq!(m.locks(), 2, "make_dirty=false takes no lock");
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn dirty_range_lock_locks_each_clean_folio_once_and_changes_no_count() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        // Small page 3, all of folio 4..8, the first page of folio 8..16.
+        let range = PageRange::new(pfn(3), 6);
+        assert_eq!(t.range_dirty(range), Ok(false));
+        t.dirty_range_lock(range).unwrap();
+        assert_eq!((m.locks(), m.dirtied()), (3, 3), "one lock per folio run");
+        assert_eq!(t.range_dirty(range), Ok(true));
+        t.dirty_range_lock(range).unwrap();
+        assert_eq!(m.locks(), 3, "already dirty: no lock taken");
+        for head in [3, 4, 8] {
+            assert!(!m.page(head).flags().contains(PageFlags::LOCKED));
+        }
+        assert_eq!(
+            t.range_dirty(PageRange::new(pfn(2), 2)),
+            Ok(false),
+            "page 2 is clean"
+        );
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn dirty_range_reports_pages_outside_the_map_and_still_dirties_the_rest() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let range = PageRange::new(pfn(15), 2); // 16 is outside the map
+        assert_eq!(
+            t.dirty_range_lock(range),
+            Err(PinError::NotInMemoryMap { pfn: pfn(16) })
+        );
+        assert!(m.page(8).flags().contains(PageFlags::DIRTY));
+        assert_eq!(
+            t.range_dirty(PageRange::single(pfn(16))),
+            Err(PinError::NotInMemoryMap { pfn: pfn(16) })
+        );
+    }
+
+    #[test]
+    fn pin_overflow_leaves_no_partial_increment() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let near = REFCOUNT_MAX - GUP_PIN_COUNTING_BIAS + 1;
+        m.page(3).init(near, FolioShape::SMALL);
+        let list = pfns(&[0, 8, 9, 1, 3, 2]);
+        let err = t.pin_pages(&list).unwrap_err();
+        assert_eq!(
+            err,
+            PinError::RefcountOverflow {
+                pfn: pfn(3),
+                refcount: near,
+                adding: u64::from(GUP_PIN_COUNTING_BIAS)
+            }
+        );
+        assert_eq!(m.page(3).refcount(), near);
+        for head in [0, 1, 2, 8] {
+            assert_eq!(m.page(head).refcount(), 1, "undone: {head}");
+            assert_eq!(m.page(head).pincount(), 0);
+        }
+        assert_eq!(m.stats.acquired(), 0);
+        assert_eq!(m.stats.released(), 0);
+        assert_eq!(m.warnings(), 0, "overflow is a refusal, not a bug");
+        // One pin less fits exactly up to the ceiling.
+        m.page(3).init(near - 1, FolioShape::SMALL);
+        t.pin_page(pfn(3)).unwrap();
+        assert_eq!(m.page(3).refcount(), REFCOUNT_MAX);
+        assert!(t.get_page(pfn(3)).is_err());
+    }
+
+    /// Delegates to a test machine, and drops the allocation reference of
+    /// `victim` the first time the tracker asks about `trigger`: the owner
+    /// of `victim` letting go in the middle of a batch.
+    struct OwnerLetsGo<'m> {
+        inner: &'m TestMachine<16>,
+        trigger: Pfn,
+        victim: Pfn,
+        fired: core::cell::Cell<bool>,
+    }
+
+    impl MemoryMap for OwnerLetsGo<'_> {
+        fn counters(&self, pfn: Pfn) -> Option<&crate::PageCounters> {
+            self.inner.counters(pfn)
+        }
+        fn is_zero_page(&self, pfn: Pfn) -> bool {
+            if pfn == self.trigger && !self.fired.replace(true) {
+                Tracker::new(self.inner).put_page(self.victim).unwrap();
+            }
+            self.inner.is_zero_page(pfn)
+        }
+    }
+
+    impl PageOps for OwnerLetsGo<'_> {
+        fn free_folio(&self, folio: Folio<'_>) {
+            self.inner.free_folio(folio);
+        }
+        fn warn(&self, warning: Warning) {
+            self.inner.warn(warning);
+        }
+        fn pins_acquired(&self, pages: usize) {
+            self.inner.pins_acquired(pages);
+        }
+        fn pins_released(&self, pages: usize) {
+            self.inner.pins_released(pages);
+        }
+    }
+
+    #[test]
+    fn undo_of_a_failed_batch_frees_a_folio_whose_owner_let_go() {
+        let m = machine();
+        let order = m.map.folio(pfn(8)).unwrap().order();
+        m.page(8).init(REFCOUNT_MAX, FolioShape::head(order));
+        let meddler = OwnerLetsGo {
+            inner: &m,
+            trigger: pfn(8),
+            victim: pfn(4),
+            fired: core::cell::Cell::new(false),
+        };
+        let t = Tracker::new(&meddler);
+        // Pins 4..8 (one run), then the run on folio 8 overflows; meanwhile
+        // the owner of folio 4 dropped its reference, so the undo drops the
+        // last references and must free folio 4, once.
+        assert!(matches!(
+            t.pin_range(PageRange::new(pfn(4), 12)),
+            Err(PinError::RefcountOverflow { pfn: p, .. }) if p == pfn(8)
+        ));
+        assert_eq!(m.frees(4), 1);
+        assert_eq!((m.page(4).refcount(), m.page(4).pincount()), (0, 0));
+        assert_eq!(m.page(8).refcount(), REFCOUNT_MAX);
+        assert_eq!(m.stats.acquired(), 0);
+        assert_eq!(m.stats.released(), 0);
+        assert_eq!(m.warnings(), 0);
+    }
+
+    #[test]
+    fn large_folio_get_overflow_carries_the_seen_count() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let order = m.map.folio(pfn(4)).unwrap().order();
+        m.page(4).init(REFCOUNT_MAX - 2, FolioShape::head(order));
+        assert_eq!(
+            t.get_range(PageRange::new(pfn(4), 4)),
+            Err(PinError::RefcountOverflow {
+                pfn: pfn(4),
+                refcount: REFCOUNT_MAX - 2,
+                adding: 4
+            })
+        );
+        assert_eq!(m.page(4).refcount(), REFCOUNT_MAX - 2);
+        t.get_range(PageRange::new(pfn(4), 2)).unwrap();
+        assert_eq!(m.page(4).refcount(), REFCOUNT_MAX);
+    }
+
+    #[test]
+    fn a_run_longer_than_any_count_overflows_cleanly() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        // 2^22 copies of one small page: 2^32 references, more than a u32.
+        let count = 1usize << 22;
+        let list: Vec<Pfn> =
+            core::iter::repeat_n(pfn(1), if cfg!(miri) { 4 } else { count }).collect();
+        if cfg!(miri) {
+            return;
+        }
+        assert_eq!(
+            t.pin_pages(&list),
+            Err(PinError::RefcountOverflow {
+                pfn: pfn(1),
+                refcount: 1,
+                adding: 1 << 32
+            })
+        );
+        assert_eq!(
+            t.unpin_pages(&list),
+            Err(PinError::NotPinned { pfn: pfn(1) })
+        );
+        assert_eq!(m.page(1).refcount(), 1);
+    }
+
+    #[test]
+    fn lookup_failure_fails_a_grab_and_skips_only_that_page_on_release() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let list = pfns(&[1, 99, 2]);
+        assert_eq!(
+            t.pin_pages(&list),
+            Err(PinError::NotInMemoryMap { pfn: pfn(99) })
+        );
+        assert_baseline(&m);
+        t.pin_pages(&pfns(&[1, 2])).unwrap();
+        assert_eq!(
+            t.unpin_pages(&list),
+            Err(PinError::NotInMemoryMap { pfn: pfn(99) })
+        );
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn release_continues_past_a_refused_run_and_reports_the_first_error() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        t.pin_pages(&pfns(&[1, 9])).unwrap();
+        // 2 holds no pin: refused; 1 and 9 are released.
+        assert_eq!(
+            t.unpin_pages(&pfns(&[1, 2, 9])),
+            Err(PinError::NotPinned { pfn: pfn(2) })
+        );
+        assert_eq!(m.warnings(), 1);
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn corrupt_folio_shape_is_warned_and_refused() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        // Page 6 claims to be index 1 of an order-2 folio headed at 5,
+        // which is itself a tail.
+        m.page(6).init(
+            0,
+            FolioShape::new(crate::FolioOrder::try_new(2).unwrap(), 1).unwrap(),
+        );
+        assert_eq!(
+            t.pin_page(pfn(6)),
+            Err(PinError::CorruptCounters { pfn: pfn(6) })
+        );
+        assert_eq!(
+            m.last_warning(),
+            Some(Warning::CorruptFolio { pfn: pfn(6) })
+        );
+        assert_eq!(
+            t.maybe_dma_pinned(pfn(6)),
+            Err(PinError::CorruptCounters { pfn: pfn(6) })
+        );
+    }
+
+    #[test]
+    fn empty_arrays_and_ranges_are_no_ops() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        probe::take_rmw();
+        t.pin_pages(&[]).unwrap();
+        t.unpin_pages(&[]).unwrap();
+        t.pin_range(PageRange::new(pfn(0), 0)).unwrap();
+        t.put_range_dirty_lock(PageRange::new(pfn(0), 0), true)
+            .unwrap();
+        assert_eq!(probe::take_rmw(), 0);
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn release_range_follows_the_origin() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let range = PageRange::new(pfn(4), 4);
+        t.pin_range(range).unwrap();
+        t.get_range(range).unwrap();
+        t.release_range(range, Origin::Borrowed, true).unwrap();
+        assert_eq!(m.page(4).refcount(), 9);
+        assert!(m.page(4).flags().is_empty());
+        t.release_range(range, Origin::Pinned, true).unwrap();
+        t.release_range(range, Origin::Referenced, false).unwrap();
+        assert!(m.page(4).flags().contains(PageFlags::DIRTY));
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn page_range_rejects_overflow_and_knows_its_pages() {
+        assert!(PageRange::try_new(Pfn::MAX, 0).is_ok());
+        assert!(PageRange::try_new(Pfn::MAX, 1).is_ok());
+        assert_eq!(
+            PageRange::try_new(Pfn::new(Pfn::MAX.get() - 1), 3),
+            Err(PinError::RangeOverflow {
+                first: Pfn::new(Pfn::MAX.get() - 1),
+                count: 3
+            })
+        );
+        let r = PageRange::new(pfn(10), 5);
+        assert_eq!(r.last(), Some(pfn(14)));
+        assert!(r.contains(pfn(10)) && r.contains(pfn(14)));
+        assert!(!r.contains(pfn(9)) && !r.contains(pfn(15)));
+        assert_eq!(r.prefix(2).last(), Some(pfn(11)));
+    }
+
+    /// Splitmix64: a tiny deterministic generator for property tests.
+    struct SplitMix(u64);
+    impl SplitMix {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            usize::try_from(self.next() % u64::try_from(n).unwrap()).unwrap()
+        }
+    }
+
+    #[test]
+    fn random_balanced_sequences_return_every_count_to_baseline() {
+        let rounds = if cfg!(miri) { 3 } else { 200 };
+        let mut rng = SplitMix(0x5eed);
+        let m = machine();
+        let t = Tracker::new(&m);
+        for _ in 0..rounds {
+            let len = 1 + rng.below(12);
+            let list: Vec<Pfn> = (0..len).map(|_| pfn(rng.below(16))).collect();
+            let first = rng.below(16);
+            let range = PageRange::new(pfn(first), rng.below(16 - first) + 1);
+            t.pin_pages(&list).unwrap();
+            t.get_range(range).unwrap();
+            t.pin_range(range).unwrap();
+            t.get_pages(&list).unwrap();
+            for &p in &list {
+                assert_eq!(t.maybe_dma_pinned(p), Ok(true));
+            }
+            let dirty = rng.next() & 1 == 1;
+            t.put_pages_dirty_lock(&list, dirty).unwrap();
+            t.unpin_range_dirty_lock(range, dirty).unwrap();
+            t.put_range(range).unwrap();
+            t.unpin_pages(&list).unwrap();
+        }
+        assert_eq!(m.warnings(), 0);
+        assert!(m.stats.acquired() > 0);
+        assert_baseline(&m);
+    }
+}
