@@ -1,0 +1,576 @@
+//! `BioVec`, the 16-byte descriptor of one physically contiguous byte range,
+//! and `Folio`, the page run `add_folio` takes.
+
+use core::fmt;
+
+use gupio_pfn::{Origin, PageGeometry, Pfn, TaggedPfn, TAG_BITS};
+
+use crate::error::BioError;
+use crate::iter::{BvecIter, Pages};
+use crate::sector::Sector;
+
+/// One physically contiguous byte range and where its pages came from: the
+/// 2019 proposal's `struct bio_vec { bv_pfn; bv_len; bv_offset }`.
+///
+/// The first field is a [`TaggedPfn`], so the page and its [`Origin`] are
+/// reachable only through [`page`](Self::page), [`origin`](Self::origin) and
+/// [`decode`](Self::decode). A bvec may span several physically contiguous
+/// pages (a multi-page bvec): its bytes start `offset` bytes into page
+/// `page` and run for `len` bytes, across page boundaries.
+/// [`pages`](Self::pages) gives the single-page view, each piece clipped to
+/// a page and carrying the bvec's origin.
+///
+/// A `BioVec` is a plain descriptor and holds no reference by itself; a
+/// [`Bio`](crate::Bio) keeps the rules (non-empty, offset inside the first
+/// page, every page encodable) for the bvecs it stores. The no-page bvec
+/// [`BioVec::NONE`] is representable, always has length 0, and is handled
+/// everywhere: it has no pages, iteration skips it, and adding it to a bio is
+/// [`BioError::NoPage`].
+///
+/// ```
+/// use gupio_bio::{BioVec, Origin, PageGeometry, Pfn};
+/// let bv = BioVec::new(Pfn::new(0x100), Origin::Pinned, 6000, 3000);
+/// let g = PageGeometry::FOUR_KIB;
+/// assert_eq!(bv.page_count(g), 3); // bytes 3000..9000 touch pages 0x100..=0x102
+/// let pieces: Vec<_> = bv.pages(g).map(|p| (p.page(), p.offset(), p.len())).collect();
+/// assert_eq!(pieces, [
+///     (Some(Pfn::new(0x100)), 3000, 1096),
+///     (Some(Pfn::new(0x101)), 0, 4096),
+///     (Some(Pfn::new(0x102)), 0, 808),
+/// ]);
+/// assert!(bv.pages(g).all(|p| p.origin() == Some(Origin::Pinned)));
+/// ```
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BioVec {
+    word: TaggedPfn,
+    len: u32,
+    offset: u32,
+}
+
+// Same size as Linux's `struct bio_vec`: one word and two 32-bit fields.
+#[cfg(target_pointer_width = "64")]
+static_assertions::assert_eq_size!(BioVec, [u8; 16]);
+#[cfg(target_pointer_width = "32")]
+static_assertions::assert_eq_size!(BioVec, [u8; 12]);
+// Page indices inside a bvec are computed from u32 offsets as usize.
+static_assertions::const_assert!(usize::BITS >= u32::BITS);
+
+impl BioVec {
+    /// The no-page bvec: the sentinel word, length 0, offset 0.
+    ///
+    /// ```
+    /// use gupio_bio::{BioVec, TaggedPfn};
+    /// assert_eq!(BioVec::NONE.tagged(), TaggedPfn::NONE);
+    /// assert_eq!(BioVec::default(), BioVec::NONE);
+    /// ```
+    pub const NONE: BioVec = BioVec {
+        word: TaggedPfn::NONE,
+        len: 0,
+        offset: 0,
+    };
+
+    /// A bvec of `len` bytes starting `offset` bytes into page `pfn`.
+    ///
+    /// Any values are accepted; a bio checks them when the bvec is added.
+    ///
+    /// ```
+    /// use gupio_bio::{BioVec, Origin, Pfn};
+    /// let bv = BioVec::new(Pfn::new(7), Origin::Referenced, 512, 1024);
+    /// assert_eq!(bv.decode(), Some((Pfn::new(7), Origin::Referenced)));
+    /// assert_eq!((bv.len(), bv.offset()), (512, 1024));
+    /// ```
+    #[inline]
+    pub const fn new(pfn: Pfn, origin: Origin, len: u32, offset: u32) -> Self {
+        Self {
+            word: TaggedPfn::new(pfn, origin),
+            len,
+            offset,
+        }
+    }
+
+    /// A bvec from an already tagged word. The sentinel gives
+    /// [`BioVec::NONE`], whatever `len` and `offset` say: a bvec without a
+    /// page has no bytes.
+    ///
+    /// ```
+    /// use gupio_bio::{BioVec, Origin, Pfn, TaggedPfn};
+    /// let word = TaggedPfn::new(Pfn::new(3), Origin::Borrowed);
+    /// assert_eq!(BioVec::from_tagged(word, 8, 0).origin(), Some(Origin::Borrowed));
+    /// assert_eq!(BioVec::from_tagged(TaggedPfn::NONE, 8, 0), BioVec::NONE);
+    /// ```
+    #[inline]
+    pub const fn from_tagged(word: TaggedPfn, len: u32, offset: u32) -> Self {
+        if word.is_none() {
+            Self::NONE
+        } else {
+            Self { word, len, offset }
+        }
+    }
+
+    /// The tagged word, as a descriptor stores it.
+    ///
+    /// ```
+    /// use gupio_bio::{BioVec, Origin, Pfn, TaggedPfn};
+    /// let bv = BioVec::new(Pfn::new(3), Origin::Pinned, 1, 0);
+    /// assert_eq!(bv.tagged(), TaggedPfn::new(Pfn::new(3), Origin::Pinned));
+    /// ```
+    #[inline]
+    pub const fn tagged(&self) -> TaggedPfn {
+        self.word
+    }
+
+    /// The first page of the bvec as stored (the page `offset` counts from),
+    /// or `None` for [`BioVec::NONE`].
+    ///
+    /// ```
+    /// use gupio_bio::{BioVec, Origin, Pfn};
+    /// assert_eq!(BioVec::new(Pfn::new(3), Origin::Pinned, 1, 0).page(), Some(Pfn::new(3)));
+    /// assert_eq!(BioVec::NONE.page(), None);
+    /// ```
+    #[inline]
+    pub const fn page(&self) -> Option<Pfn> {
+        self.word.pfn()
+    }
+
+    /// Where the bvec's pages came from, or `None` for [`BioVec::NONE`].
+    ///
+    /// ```
+    /// use gupio_bio::{BioVec, Origin, Pfn};
+    /// assert_eq!(BioVec::new(Pfn::new(3), Origin::Pinned, 1, 0).origin(), Some(Origin::Pinned));
+    /// ```
+    #[inline]
+    pub const fn origin(&self) -> Option<Origin> {
+        self.word.origin()
+    }
+
+    /// The page and the origin, or `None` for [`BioVec::NONE`].
+    ///
+    /// ```
+    /// use gupio_bio::{BioVec, Origin, Pfn};
+    /// let bv = BioVec::new(Pfn::new(5), Origin::Borrowed, 1, 0);
+    /// assert_eq!(bv.decode(), Some((Pfn::new(5), Origin::Borrowed)));
+    /// ```
+    #[inline]
+    pub const fn decode(&self) -> Option<(Pfn, Origin)> {
+        self.word.decode()
+    }
+
+    /// Whether this is the no-page bvec.
+    ///
+    /// ```
+    /// assert!(gupio_bio::BioVec::NONE.is_none());
+    /// ```
+    #[inline]
+    pub const fn is_none(&self) -> bool {
+        self.word.is_none()
+    }
+
+    /// The length in bytes (`bv_len`).
+    ///
+    /// ```
+    /// use gupio_bio::{BioVec, Origin, Pfn};
+    /// assert_eq!(BioVec::new(Pfn::new(5), Origin::Pinned, 100, 0).len(), 100);
+    /// ```
+    #[inline]
+    pub const fn len(&self) -> u32 {
+        self.len
+    }
+
+    /// Whether the bvec covers no bytes ([`BioVec::NONE`] never does).
+    ///
+    /// ```
+    /// assert!(gupio_bio::BioVec::NONE.is_empty());
+    /// ```
+    #[inline]
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The offset of the first byte from the start of [`page`](Self::page)
+    /// (`bv_offset`). In a bvec a [`Bio`](crate::Bio) stores or yields it is
+    /// below the page size.
+    ///
+    /// ```
+    /// use gupio_bio::{BioVec, Origin, Pfn};
+    /// assert_eq!(BioVec::new(Pfn::new(5), Origin::Pinned, 100, 8).offset(), 8);
+    /// ```
+    #[inline]
+    pub const fn offset(&self) -> u32 {
+        self.offset
+    }
+
+    /// The page holding the first byte, or `None` for an empty bvec, the
+    /// no-page bvec, or one whose first byte lies past the encodable range.
+    ///
+    /// ```
+    /// use gupio_bio::{BioVec, Origin, PageGeometry, Pfn};
+    /// let bv = BioVec::new(Pfn::new(5), Origin::Pinned, 100, 8192);
+    /// assert_eq!(bv.first_page(PageGeometry::FOUR_KIB), Some(Pfn::new(7)));
+    /// ```
+    #[inline]
+    pub fn first_page(&self, geometry: PageGeometry) -> Option<Pfn> {
+        if self.is_empty() {
+            return None;
+        }
+        self.pfn_at(self.offset_u64(), geometry)
+    }
+
+    /// The page holding the last byte, with the same `None` cases as
+    /// [`first_page`](Self::first_page).
+    ///
+    /// ```
+    /// use gupio_bio::{BioVec, Origin, PageGeometry, Pfn};
+    /// let bv = BioVec::new(Pfn::new(5), Origin::Pinned, 4098, 4095); // bytes 4095..=8192
+    /// assert_eq!(bv.last_page(PageGeometry::FOUR_KIB), Some(Pfn::new(7)));
+    /// ```
+    #[inline]
+    pub fn last_page(&self, geometry: PageGeometry) -> Option<Pfn> {
+        if self.is_empty() {
+            return None;
+        }
+        self.pfn_at(self.end_u64() - 1, geometry)
+    }
+
+    /// How many pages the bytes touch: 0 for an empty or no-page bvec.
+    ///
+    /// ```
+    /// use gupio_bio::{BioVec, Origin, PageGeometry, Pfn};
+    /// let g = PageGeometry::FOUR_KIB;
+    /// assert_eq!(BioVec::new(Pfn::new(5), Origin::Pinned, 4096, 0).page_count(g), 1);
+    /// assert_eq!(BioVec::new(Pfn::new(5), Origin::Pinned, 4096, 1).page_count(g), 2);
+    /// ```
+    #[inline]
+    pub fn page_count(&self, geometry: PageGeometry) -> usize {
+        if self.is_empty() {
+            return 0;
+        }
+        let shift = geometry.shift();
+        let pages = ((self.end_u64() - 1) >> shift) - (self.offset_u64() >> shift) + 1;
+        // At most (2^32 + 2^32) >> 12 = 2^21 pages: fits every usize.
+        usize::try_from(pages).unwrap_or(usize::MAX)
+    }
+
+    /// The single-page view: one bvec per page touched, clipped to the page,
+    /// each carrying this bvec's origin (the proposal's `bvec_iter_pfn`,
+    /// which added the page index under the tag).
+    ///
+    /// Yields nothing for an empty or no-page bvec. It stops early at a page
+    /// that is not encodable, which no bvec a [`Bio`](crate::Bio) accepted
+    /// has.
+    ///
+    /// ```
+    /// use gupio_bio::{BioVec, Origin, PageGeometry, Pfn};
+    /// let bv = BioVec::new(Pfn::new(2), Origin::Borrowed, 8192, 0);
+    /// let pages: Vec<_> = bv.pages(PageGeometry::FOUR_KIB).filter_map(|p| p.page()).collect();
+    /// assert_eq!(pages, [Pfn::new(2), Pfn::new(3)]);
+    /// assert_eq!(BioVec::NONE.pages(PageGeometry::FOUR_KIB).count(), 0);
+    /// ```
+    #[inline]
+    pub fn pages(&self, geometry: PageGeometry) -> Pages<'_> {
+        Pages::new(
+            core::slice::from_ref(self),
+            BvecIter::new(Sector(0), self.len),
+            geometry,
+        )
+    }
+
+    /// The bytes `skip .. skip + len` of this bvec as a bvec whose offset is
+    /// below the page size. `None` for the no-page bvec or an unencodable
+    /// page; the caller keeps `skip + len` within the bvec.
+    #[inline]
+    pub(crate) fn window(&self, skip: u32, len: u32, geometry: PageGeometry) -> Option<Self> {
+        let start = self.offset_u64() + u64::from(skip);
+        let word = self.word.nth_page(page_index(start, geometry)?)?;
+        Some(Self {
+            word,
+            len,
+            offset: in_page(start, geometry),
+        })
+    }
+
+    /// The position just past the last byte: (page, offset in that page),
+    /// with the offset below the page size. `None` for the no-page bvec or
+    /// when that page is not encodable.
+    #[inline]
+    pub(crate) fn end(&self, geometry: PageGeometry) -> Option<(Pfn, u32)> {
+        let end = self.end_u64();
+        Some((self.pfn_at(end, geometry)?, in_page(end, geometry)))
+    }
+
+    /// The page holding byte `at` (counted from the start of `page()`).
+    #[inline]
+    fn pfn_at(&self, at: u64, geometry: PageGeometry) -> Option<Pfn> {
+        self.page()?.checked_add(page_index(at, geometry)?)
+    }
+
+    #[inline]
+    const fn offset_u64(&self) -> u64 {
+        self.offset as u64
+    }
+
+    #[inline]
+    const fn end_u64(&self) -> u64 {
+        self.offset as u64 + self.len as u64
+    }
+}
+
+/// The page index of byte `at` counted from a page boundary.
+#[inline]
+pub(crate) fn page_index(at: u64, geometry: PageGeometry) -> Option<usize> {
+    usize::try_from(at >> geometry.shift()).ok()
+}
+
+/// The offset of byte `at` inside its page (below the page size, so a u32).
+#[inline]
+pub(crate) fn in_page(at: u64, geometry: PageGeometry) -> u32 {
+    // Pages are at most 64 KiB: the masked value always fits.
+    u32::try_from(at & geometry.offset_mask()).unwrap_or(0)
+}
+
+impl Default for BioVec {
+    /// The no-page bvec.
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+impl fmt::Debug for BioVec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.decode() {
+            None => f.write_str("BioVec::NONE"),
+            Some((pfn, origin)) => write!(
+                f,
+                "BioVec {{ page: {pfn:#x}, origin: {origin:?}, len: {}, offset: {} }}",
+                self.len, self.offset
+            ),
+        }
+    }
+}
+
+/// A naturally aligned run of `2^order` physically contiguous pages: what
+/// [`Bio::add_folio`](crate::Bio::add_folio) adds from.
+///
+/// ```
+/// use gupio_bio::{Folio, PageGeometry, Pfn};
+/// let folio = Folio::new(Pfn::new(0x200), 9).unwrap(); // a 2 MiB folio of 4 KiB pages
+/// assert_eq!(folio.pages(), 512);
+/// assert_eq!(folio.size(PageGeometry::FOUR_KIB), 2 << 20);
+/// assert!(Folio::new(Pfn::new(0x201), 9).is_err()); // head not aligned
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Folio {
+    head: Pfn,
+    order: u32,
+}
+
+impl Folio {
+    /// The largest order: a folio may cover at most half the encodable
+    /// page-frame range (a power of two below the tag bits).
+    ///
+    /// ```
+    /// use gupio_bio::{Folio, Pfn};
+    /// assert!(Folio::new(Pfn::new(0), Folio::MAX_ORDER).is_ok());
+    /// assert!(Folio::new(Pfn::new(0), Folio::MAX_ORDER + 1).is_err());
+    /// ```
+    pub const MAX_ORDER: u32 = usize::BITS - TAG_BITS - 1;
+
+    /// The folio of `2^order` pages starting at `head`.
+    ///
+    /// # Errors
+    /// [`BioError::InvalidFolio`] if `order` is above [`Folio::MAX_ORDER`],
+    /// `head` is not a multiple of `2^order`, or the last page is not
+    /// encodable.
+    ///
+    /// ```
+    /// use gupio_bio::{BioError, Folio, Pfn};
+    /// assert!(Folio::new(Pfn::new(16), 4).is_ok());
+    /// assert_eq!(Folio::new(Pfn::new(8), 4), Err(BioError::InvalidFolio { head: 8, order: 4 }));
+    /// ```
+    #[inline]
+    pub const fn new(head: Pfn, order: u32) -> Result<Self, BioError> {
+        let invalid = BioError::InvalidFolio {
+            head: head.get(),
+            order,
+        };
+        if order > Self::MAX_ORDER {
+            return Err(invalid);
+        }
+        let pages = 1usize << order;
+        if head.get() & (pages - 1) != 0 || head.checked_add(pages - 1).is_none() {
+            return Err(invalid);
+        }
+        Ok(Self { head, order })
+    }
+
+    /// A folio of one page (order 0): any encodable page is one.
+    ///
+    /// ```
+    /// use gupio_bio::{Folio, Pfn};
+    /// assert_eq!(Folio::single(Pfn::new(3)).pages(), 1);
+    /// ```
+    #[inline]
+    pub const fn single(pfn: Pfn) -> Self {
+        Self {
+            head: pfn,
+            order: 0,
+        }
+    }
+
+    /// The first page.
+    ///
+    /// ```
+    /// use gupio_bio::{Folio, Pfn};
+    /// assert_eq!(Folio::new(Pfn::new(4), 2).unwrap().head(), Pfn::new(4));
+    /// ```
+    #[inline]
+    pub const fn head(&self) -> Pfn {
+        self.head
+    }
+
+    /// log2 of the number of pages.
+    ///
+    /// ```
+    /// use gupio_bio::{Folio, Pfn};
+    /// assert_eq!(Folio::new(Pfn::new(4), 2).unwrap().order(), 2);
+    /// ```
+    #[inline]
+    pub const fn order(&self) -> u32 {
+        self.order
+    }
+
+    /// The number of pages, `2^order`.
+    ///
+    /// ```
+    /// use gupio_bio::{Folio, Pfn};
+    /// assert_eq!(Folio::new(Pfn::new(4), 2).unwrap().pages(), 4);
+    /// ```
+    #[inline]
+    pub const fn pages(&self) -> usize {
+        1 << self.order
+    }
+
+    /// The size in bytes.
+    ///
+    /// ```
+    /// use gupio_bio::{Folio, PageGeometry, Pfn};
+    /// let folio = Folio::new(Pfn::new(4), 2).unwrap();
+    /// assert_eq!(folio.size(PageGeometry::SIXTEEN_KIB), 64 * 1024);
+    /// ```
+    #[inline]
+    pub const fn size(&self, geometry: PageGeometry) -> u64 {
+        // order <= 61 and shift <= 16 could overflow u64: saturate.
+        let shift = self.order + geometry.shift();
+        if shift >= u64::BITS {
+            u64::MAX
+        } else {
+            1 << shift
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const G4: PageGeometry = PageGeometry::FOUR_KIB;
+
+    #[test]
+    fn none_bvec_has_no_page_no_bytes_and_no_pieces() {
+        let none = BioVec::NONE;
+        assert!(none.is_none() && none.is_empty());
+        assert_eq!(
+            (none.page(), none.origin(), none.decode()),
+            (None, None, None)
+        );
+        assert_eq!(none.first_page(G4), None);
+        assert_eq!(none.last_page(G4), None);
+        assert_eq!(none.page_count(G4), 0);
+        assert_eq!(none.pages(G4).count(), 0);
+        assert_eq!(none.end(G4), None);
+        assert_eq!(BioVec::default(), BioVec::NONE);
+        assert_eq!(format!("{none:?}"), "BioVec::NONE");
+    }
+
+    #[test]
+    fn from_tagged_sentinel_drops_length_and_offset() {
+        let bv = BioVec::from_tagged(TaggedPfn::NONE, 4096, 12);
+        assert_eq!((bv.len(), bv.offset()), (0, 0));
+    }
+
+    #[test]
+    fn three_page_bvec_yields_three_clipped_pieces_with_origin() {
+        let bv = BioVec::new(Pfn::new(40), Origin::Pinned, 3 * 4096 - 100, 50);
+        let pieces: Vec<BioVec> = bv.pages(G4).collect();
+        assert_eq!(
+            pieces,
+            [
+                BioVec::new(Pfn::new(40), Origin::Pinned, 4046, 50),
+                BioVec::new(Pfn::new(41), Origin::Pinned, 4096, 0),
+                BioVec::new(Pfn::new(42), Origin::Pinned, 4046, 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn unnormalised_offset_is_resolved_by_page_index() {
+        let bv = BioVec::new(Pfn::new(10), Origin::Referenced, 100, 3 * 4096 + 7);
+        assert_eq!(bv.first_page(G4), Some(Pfn::new(13)));
+        let pieces: Vec<BioVec> = bv.pages(G4).collect();
+        assert_eq!(
+            pieces,
+            [BioVec::new(Pfn::new(13), Origin::Referenced, 100, 7)]
+        );
+        assert_eq!(bv.end(G4), Some((Pfn::new(13), 107)));
+    }
+
+    #[test]
+    fn page_count_follows_the_geometry() {
+        let bv = BioVec::new(Pfn::new(0), Origin::Borrowed, 64 * 1024, 0);
+        assert_eq!(bv.page_count(PageGeometry::FOUR_KIB), 16);
+        assert_eq!(bv.page_count(PageGeometry::SIXTEEN_KIB), 4);
+        assert_eq!(bv.page_count(PageGeometry::SIXTY_FOUR_KIB), 1);
+        let max = BioVec::new(Pfn::new(0), Origin::Borrowed, u32::MAX, u32::MAX);
+        assert_eq!(max.page_count(G4), 1_048_577); // pages 0xfffff through 0x1fffff
+    }
+
+    #[test]
+    fn end_is_normalised_to_the_next_page_on_a_boundary() {
+        let bv = BioVec::new(Pfn::new(9), Origin::Pinned, 4096 - 512, 512);
+        assert_eq!(bv.end(G4), Some((Pfn::new(10), 0)));
+        assert_eq!(bv.last_page(G4), Some(Pfn::new(9)));
+    }
+
+    #[test]
+    fn pieces_stop_at_the_end_of_the_encodable_range() {
+        let bv = BioVec::new(Pfn::MAX, Origin::Pinned, 8192, 0);
+        let pieces: Vec<BioVec> = bv.pages(G4).collect();
+        assert_eq!(pieces, [BioVec::new(Pfn::MAX, Origin::Pinned, 4096, 0)]);
+        assert_eq!(bv.last_page(G4), None);
+    }
+
+    #[test]
+    fn folio_rejects_unaligned_heads_big_orders_and_unencodable_tails() {
+        assert!(Folio::new(Pfn::new(0), Folio::MAX_ORDER).is_ok());
+        assert!(Folio::new(Pfn::new(0), Folio::MAX_ORDER + 1).is_err());
+        assert!(Folio::new(Pfn::new(6), 1).is_ok());
+        assert!(Folio::new(Pfn::new(6), 2).is_err());
+        // The last aligned 4-page run below Pfn::MAX is fine, one further is not.
+        let last_run = Pfn::new(Pfn::MAX.get() - 3);
+        assert!(Folio::new(last_run, 2).is_ok());
+        assert_eq!(Folio::single(Pfn::MAX).pages(), 1);
+        assert_eq!(
+            Folio::new(Pfn::new(0), Folio::MAX_ORDER).map(|f| f.size(G4)),
+            Ok(1u64.checked_shl(Folio::MAX_ORDER + 12).unwrap_or(u64::MAX))
+        );
+    }
+
+    #[test]
+    fn debug_shows_page_origin_len_offset() {
+        let bv = BioVec::new(Pfn::new(0x2a), Origin::Borrowed, 8, 16);
+        assert_eq!(
+            format!("{bv:?}"),
+            "BioVec { page: 0x2a, origin: Borrowed, len: 8, offset: 16 }"
+        );
+    }
+}

@@ -1,0 +1,396 @@
+//! `BioSplit`: the front part cut off a bio, sharing its bvec table.
+
+use gupio_pfn::PageGeometry;
+
+use crate::bio::{BioOp, BioStatus};
+use crate::bvec::BioVec;
+use crate::error::BioError;
+use crate::iter::{BvecIter, Pages, Segments};
+use crate::limits::BioLimits;
+use crate::sector::{Sector, SectorCount, SECTOR_SHIFT, SECTOR_SIZE};
+
+/// A part split off a [`Bio`](crate::Bio) (or off another split): a window
+/// on the owner's bvec table with its own iterator and status, like the
+/// clone Linux's `bio_split` returns.
+///
+/// It owns no page references and has no way to release any: there is no
+/// method that hands out the whole table or takes pages, and the release
+/// path accepts only a `Bio`. It borrows the owner, so the owner cannot be
+/// changed or released while it exists.
+///
+/// ```
+/// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
+/// let mut table = heapless::Vec::<_, 4>::new();
+/// let mut bio = Bio::new(&mut table, BioOp::Write, Sector(0), BioLimits::default());
+/// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
+/// let _ = bio.add_page(Pfn::new(7), 4096, 0, Origin::Pinned).unwrap();
+/// let front = bio.split(SectorCount(12))?; // 6 KiB
+/// let pages: Vec<_> = front.pages().map(|p| (p.page(), p.len())).collect();
+/// assert_eq!(pages, [(Some(Pfn::new(1)), 4096), (Some(Pfn::new(7)), 2048)]);
+/// let rest: Vec<_> = bio.pages().map(|p| (p.page(), p.offset(), p.len())).collect();
+/// assert_eq!(rest, [(Some(Pfn::new(7)), 2048, 2048)]);
+/// # Ok::<(), gupio_bio::BioError>(())
+/// ```
+#[derive(Debug)]
+pub struct BioSplit<'a> {
+    bvecs: &'a [BioVec],
+    iter: BvecIter,
+    op: BioOp,
+    status: BioStatus,
+    limits: BioLimits,
+    /// Bytes advanced since the part was made: how far it may rewind.
+    advanced: u32,
+}
+
+// A part can be handed to another thread (a driver's queue); the owner,
+// whose iterator is a Cell, can move but not be shared.
+static_assertions::assert_impl_all!(BioSplit<'static>: Send, Sync);
+static_assertions::assert_impl_all!(crate::Bio<heapless::Vec<BioVec, 4>>: Send);
+static_assertions::assert_not_impl_any!(crate::Bio<heapless::Vec<BioVec, 4>>: Sync);
+
+impl<'a> BioSplit<'a> {
+    pub(crate) fn new(bvecs: &'a [BioVec], iter: BvecIter, op: BioOp, limits: BioLimits) -> Self {
+        Self {
+            bvecs,
+            iter,
+            op,
+            status: BioStatus::Ok,
+            limits,
+            advanced: 0,
+        }
+    }
+
+    /// Cuts the first `sectors` sectors off this part, as
+    /// [`Bio::split`](crate::Bio::split) does off a bio.
+    ///
+    /// # Errors
+    /// As [`Bio::split`](crate::Bio::split); this part is then unchanged.
+    ///
+    /// ```
+    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
+    /// let mut table = heapless::Vec::<_, 4>::new();
+    /// let mut bio = Bio::new(&mut table, BioOp::Write, Sector(0), BioLimits::default());
+    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
+    /// let mut front = bio.split(SectorCount(4))?;
+    /// let first = front.split(SectorCount(1))?;
+    /// assert_eq!((first.sector(), first.size()), (Sector(0), 512));
+    /// assert_eq!((front.sector(), front.size()), (Sector(1), 1536));
+    /// # Ok::<(), gupio_bio::BioError>(())
+    /// ```
+    pub fn split(&mut self, sectors: SectorCount) -> Result<BioSplit<'a>, BioError> {
+        let (front, rest) = split_iter(self.iter, self.bvecs, self.op, &self.limits, sectors)?;
+        self.iter = rest;
+        self.advanced = 0;
+        Ok(BioSplit::new(self.bvecs, front, self.op, self.limits))
+    }
+
+    /// Moves the part forward by `bytes`, as
+    /// [`Bio::advance`](crate::Bio::advance) does.
+    ///
+    /// # Errors
+    /// As [`Bio::advance`](crate::Bio::advance).
+    ///
+    /// ```
+    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
+    /// let mut table = heapless::Vec::<_, 4>::new();
+    /// let mut bio = Bio::new(&mut table, BioOp::Write, Sector(0), BioLimits::default());
+    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
+    /// let mut front = bio.split(SectorCount(4))?;
+    /// front.advance(512)?;
+    /// assert_eq!((front.sector(), front.size()), (Sector(1), 1536));
+    /// # Ok::<(), gupio_bio::BioError>(())
+    /// ```
+    pub fn advance(&mut self, bytes: u32) -> Result<(), BioError> {
+        if bytes % SECTOR_SIZE != 0 {
+            return Err(BioError::NotSectorMultiple { bytes });
+        }
+        let moved_bytes = bytes.min(self.iter.size());
+        let moved = SectorCount::from_bytes(moved_bytes);
+        let sector = self
+            .iter
+            .sector()
+            .checked_add(moved)
+            .ok_or(BioError::SectorOverflow {
+                sector: self.iter.sector().0,
+                sectors: moved.0,
+            })?;
+        let result = if self.op.has_data() {
+            self.iter.advance(self.bvecs, bytes)
+        } else {
+            self.iter.advance_no_data(bytes)
+        };
+        self.iter.set_sector(sector);
+        self.advanced = self.advanced.saturating_add(moved_bytes);
+        result
+    }
+
+    /// Moves the part back by `bytes`, at most as far as it was advanced
+    /// since it was made (or last split): a part never reaches into bytes
+    /// that belong to another.
+    ///
+    /// # Errors
+    /// [`BioError::NotSectorMultiple`], [`BioError::SectorOverflow`],
+    /// [`BioError::RewindPastStart`] (checked in that order, as
+    /// [`Bio::rewind`](crate::Bio::rewind) does); the part is unchanged.
+    ///
+    /// ```
+    /// use gupio_bio::{Bio, BioError, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
+    /// let mut table = heapless::Vec::<_, 4>::new();
+    /// let mut bio = Bio::new(&mut table, BioOp::Write, Sector(8), BioLimits::default());
+    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
+    /// let mut front = bio.split(SectorCount(4))?;
+    /// front.advance(1024)?;
+    /// assert_eq!(
+    ///     front.rewind(1536),
+    ///     Err(BioError::RewindPastStart { requested: 1536, available: 1024 })
+    /// );
+    /// front.rewind(1024)?;
+    /// assert_eq!((front.sector(), front.size()), (Sector(8), 2048));
+    /// # Ok::<(), gupio_bio::BioError>(())
+    /// ```
+    pub fn rewind(&mut self, bytes: u32) -> Result<(), BioError> {
+        if bytes % SECTOR_SIZE != 0 {
+            return Err(BioError::NotSectorMultiple { bytes });
+        }
+        let sectors = SectorCount::from_bytes(bytes);
+        let sector = self
+            .iter
+            .sector()
+            .checked_sub(sectors)
+            .ok_or(BioError::SectorOverflow {
+                sector: self.iter.sector().0,
+                sectors: sectors.0,
+            })?;
+        if bytes > self.advanced {
+            return Err(BioError::RewindPastStart {
+                requested: bytes,
+                available: self.advanced,
+            });
+        }
+        if self.op.has_data() {
+            self.iter.rewind(self.bvecs, bytes)?;
+        } else {
+            self.iter.set_size(self.iter.size().saturating_add(bytes));
+        }
+        self.iter.set_sector(sector);
+        self.advanced -= bytes;
+        Ok(())
+    }
+
+    /// The operation (the owner's).
+    ///
+    /// ```
+    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
+    /// let mut table = heapless::Vec::<_, 4>::new();
+    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
+    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
+    /// assert_eq!(bio.split(SectorCount(1))?.op(), BioOp::Read);
+    /// # Ok::<(), gupio_bio::BioError>(())
+    /// ```
+    #[inline]
+    pub fn op(&self) -> BioOp {
+        self.op
+    }
+
+    /// The part's completion status.
+    ///
+    /// ```
+    /// use gupio_bio::{Bio, BioLimits, BioOp, BioStatus, Origin, Pfn, Sector, SectorCount};
+    /// let mut table = heapless::Vec::<_, 4>::new();
+    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
+    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
+    /// assert_eq!(bio.split(SectorCount(1))?.status(), BioStatus::Ok);
+    /// # Ok::<(), gupio_bio::BioError>(())
+    /// ```
+    #[inline]
+    pub fn status(&self) -> BioStatus {
+        self.status
+    }
+
+    /// Records the part's completion status (the owner's is separate; the
+    /// completion path propagates it).
+    ///
+    /// ```
+    /// use gupio_bio::{Bio, BioLimits, BioOp, BioStatus, Origin, Pfn, Sector, SectorCount};
+    /// let mut table = heapless::Vec::<_, 4>::new();
+    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
+    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
+    /// let mut front = bio.split(SectorCount(1))?;
+    /// front.set_status(BioStatus::Timeout);
+    /// assert_eq!(front.status(), BioStatus::Timeout);
+    /// # Ok::<(), gupio_bio::BioError>(())
+    /// ```
+    #[inline]
+    pub fn set_status(&mut self, status: BioStatus) {
+        self.status = status;
+    }
+
+    /// The device sector of the part's bytes left.
+    ///
+    /// ```
+    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
+    /// let mut table = heapless::Vec::<_, 4>::new();
+    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(5), BioLimits::default());
+    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
+    /// assert_eq!(bio.split(SectorCount(1))?.sector(), Sector(5));
+    /// # Ok::<(), gupio_bio::BioError>(())
+    /// ```
+    #[inline]
+    pub fn sector(&self) -> Sector {
+        self.iter.sector()
+    }
+
+    /// The part's bytes left.
+    ///
+    /// ```
+    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
+    /// let mut table = heapless::Vec::<_, 4>::new();
+    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(5), BioLimits::default());
+    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
+    /// assert_eq!(bio.split(SectorCount(3))?.size(), 1536);
+    /// # Ok::<(), gupio_bio::BioError>(())
+    /// ```
+    #[inline]
+    pub fn size(&self) -> u32 {
+        self.iter.size()
+    }
+
+    /// A copy of the part's iterator.
+    ///
+    /// ```
+    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
+    /// let mut table = heapless::Vec::<_, 4>::new();
+    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
+    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
+    /// assert_eq!(bio.split(SectorCount(3))?.iter().idx(), 0);
+    /// # Ok::<(), gupio_bio::BioError>(())
+    /// ```
+    #[inline]
+    pub fn iter(&self) -> BvecIter {
+        self.iter
+    }
+
+    /// Always false: a split part never releases pages.
+    ///
+    /// ```
+    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
+    /// let mut table = heapless::Vec::<_, 4>::new();
+    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
+    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
+    /// assert!(!bio.split(SectorCount(3))?.is_owner());
+    /// # Ok::<(), gupio_bio::BioError>(())
+    /// ```
+    #[inline]
+    pub const fn is_owner(&self) -> bool {
+        false
+    }
+
+    /// The owner's limits.
+    ///
+    /// ```
+    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
+    /// let mut table = heapless::Vec::<_, 4>::new();
+    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
+    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
+    /// assert_eq!(bio.split(SectorCount(3))?.limits(), BioLimits::default());
+    /// # Ok::<(), gupio_bio::BioError>(())
+    /// ```
+    #[inline]
+    pub fn limits(&self) -> BioLimits {
+        self.limits
+    }
+
+    /// The page geometry.
+    ///
+    /// ```
+    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, PageGeometry, Pfn, Sector, SectorCount};
+    /// let mut table = heapless::Vec::<_, 4>::new();
+    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
+    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
+    /// assert_eq!(bio.split(SectorCount(3))?.geometry(), PageGeometry::FOUR_KIB);
+    /// # Ok::<(), gupio_bio::BioError>(())
+    /// ```
+    #[inline]
+    pub fn geometry(&self) -> PageGeometry {
+        self.limits.geometry()
+    }
+
+    /// The multi-page segments of the part's bytes left.
+    ///
+    /// ```
+    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
+    /// let mut table = heapless::Vec::<_, 4>::new();
+    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
+    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
+    /// let _ = bio.add_page(Pfn::new(2), 4096, 0, Origin::Pinned).unwrap();
+    /// let front = bio.split(SectorCount(10))?;
+    /// assert_eq!(front.segments().map(|s| s.len()).collect::<Vec<_>>(), [5120]);
+    /// # Ok::<(), gupio_bio::BioError>(())
+    /// ```
+    #[inline]
+    pub fn segments(&self) -> Segments<'a> {
+        self.iter.segments(self.bvecs, self.geometry())
+    }
+
+    /// The single-page segments of the part's bytes left, each keeping its
+    /// bvec's origin.
+    ///
+    /// ```
+    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
+    /// let mut table = heapless::Vec::<_, 4>::new();
+    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
+    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
+    /// let _ = bio.add_page(Pfn::new(2), 4096, 0, Origin::Pinned).unwrap();
+    /// let front = bio.split(SectorCount(10))?;
+    /// assert_eq!(front.pages().map(|p| p.len()).collect::<Vec<_>>(), [4096, 1024]);
+    /// # Ok::<(), gupio_bio::BioError>(())
+    /// ```
+    #[inline]
+    pub fn pages(&self) -> Pages<'a> {
+        self.iter.pages(self.bvecs, self.geometry())
+    }
+}
+
+/// Splits the window of `iter` after `sectors` sectors: returns the front
+/// window and the rest, or the error, with `iter` itself untouched.
+pub(crate) fn split_iter(
+    iter: BvecIter,
+    bvecs: &[BioVec],
+    op: BioOp,
+    limits: &BioLimits,
+    sectors: SectorCount,
+) -> Result<(BvecIter, BvecIter), BioError> {
+    let bio_sectors = iter.size() >> SECTOR_SHIFT;
+    if sectors.0 == 0 || sectors.0 >= bio_sectors {
+        return Err(BioError::SplitOutOfRange {
+            sectors: sectors.0,
+            bio_sectors,
+        });
+    }
+    let block_sectors = limits.block_sectors();
+    if sectors.0 % block_sectors != 0 {
+        return Err(BioError::SplitUnaligned {
+            sectors: sectors.0,
+            block_sectors,
+        });
+    }
+    // sectors < bio_sectors <= u32::MAX >> 9, so the bytes fit.
+    let bytes = sectors.0 << SECTOR_SHIFT;
+    let rest_sector = iter
+        .sector()
+        .checked_add(sectors)
+        .ok_or(BioError::SectorOverflow {
+            sector: iter.sector().0,
+            sectors: sectors.0,
+        })?;
+    let mut front = iter;
+    front.set_size(bytes);
+    let mut rest = iter;
+    if op.has_data() {
+        rest.advance(bvecs, bytes)?;
+    } else {
+        rest.advance_no_data(bytes)?;
+    }
+    rest.set_sector(rest_sector);
+    Ok((front, rest))
+}

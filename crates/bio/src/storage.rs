@@ -1,0 +1,275 @@
+//! Where a bio keeps its bvec table: storage the caller provides.
+
+use crate::bvec::BioVec;
+
+/// Storage for a bio's bvec table (Linux's `bi_io_vec` with `bi_vcnt` and
+/// `bi_max_vecs`), provided by the caller so the crate never allocates.
+///
+/// Implemented for `heapless::Vec<BioVec, N>` (an inline table, like a
+/// bio's inline vecs), for [`BvecSlice`] (a `&mut [BioVec]` the caller
+/// owns, like a bvec pool allocation), and for `&mut S` of either.
+///
+/// Contract for other implementations: [`push`](Self::push) appends one
+/// bvec to the end of [`as_slice`](Self::as_slice) or hands it back when
+/// the storage is full, and [`capacity`](Self::capacity) does not change.
+/// A [`Bio`](crate::Bio) never panics if an implementation breaks this, but
+/// its iteration may then disagree with what was added.
+///
+/// ```
+/// use gupio_bio::{BioVec, BvecStorage, Origin, Pfn};
+/// let mut table = heapless::Vec::<BioVec, 2>::new();
+/// let bv = BioVec::new(Pfn::new(1), Origin::Pinned, 512, 0);
+/// assert_eq!(table.push(bv), Ok(()));
+/// assert_eq!(BvecStorage::capacity(&table), 2);
+/// assert_eq!(BvecStorage::as_slice(&table), &[bv]);
+/// ```
+pub trait BvecStorage {
+    /// How many bvecs fit.
+    ///
+    /// ```
+    /// use gupio_bio::{BioVec, BvecSlice, BvecStorage};
+    /// let mut backing = [BioVec::NONE; 8];
+    /// assert_eq!(BvecSlice::new(&mut backing).capacity(), 8);
+    /// ```
+    fn capacity(&self) -> usize;
+
+    /// The bvecs stored so far, in order.
+    ///
+    /// ```
+    /// use gupio_bio::{BioVec, BvecSlice, BvecStorage};
+    /// let mut backing = [BioVec::NONE; 8];
+    /// assert!(BvecSlice::new(&mut backing).as_slice().is_empty());
+    /// ```
+    fn as_slice(&self) -> &[BioVec];
+
+    /// The bvecs stored so far, writable.
+    ///
+    /// ```
+    /// use gupio_bio::{BioVec, BvecSlice, BvecStorage, Origin, Pfn};
+    /// let mut backing = [BioVec::NONE; 8];
+    /// let mut table = BvecSlice::new(&mut backing);
+    /// table.push(BioVec::new(Pfn::new(1), Origin::Pinned, 512, 0)).unwrap();
+    /// table.as_mut_slice()[0] = BioVec::NONE;
+    /// assert!(table.as_slice()[0].is_none());
+    /// ```
+    fn as_mut_slice(&mut self) -> &mut [BioVec];
+
+    /// Appends `bvec`, or hands it back when the storage is full.
+    ///
+    /// # Errors
+    /// `Err(bvec)` when [`len`](Self::len) has reached
+    /// [`capacity`](Self::capacity).
+    ///
+    /// ```
+    /// use gupio_bio::{BioVec, BvecSlice, BvecStorage};
+    /// let mut backing = [BioVec::NONE; 1];
+    /// let mut table = BvecSlice::new(&mut backing);
+    /// assert_eq!(table.push(BioVec::NONE), Ok(()));
+    /// assert_eq!(table.push(BioVec::NONE), Err(BioVec::NONE));
+    /// ```
+    fn push(&mut self, bvec: BioVec) -> Result<(), BioVec>;
+
+    /// Forgets every bvec (releasing nothing: a `BioVec` holds no
+    /// reference by itself).
+    ///
+    /// ```
+    /// use gupio_bio::{BioVec, BvecSlice, BvecStorage};
+    /// let mut backing = [BioVec::NONE; 1];
+    /// let mut table = BvecSlice::new(&mut backing);
+    /// table.push(BioVec::NONE).unwrap();
+    /// table.clear();
+    /// assert_eq!(table.len(), 0);
+    /// ```
+    fn clear(&mut self);
+
+    /// How many bvecs are stored.
+    ///
+    /// ```
+    /// use gupio_bio::{BioVec, BvecSlice, BvecStorage};
+    /// let mut backing = [BioVec::NONE; 4];
+    /// assert_eq!(BvecSlice::new(&mut backing).len(), 0);
+    /// ```
+    #[inline]
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Whether no bvec is stored.
+    ///
+    /// ```
+    /// use gupio_bio::{BioVec, BvecSlice, BvecStorage};
+    /// let mut backing = [BioVec::NONE; 4];
+    /// assert!(BvecSlice::new(&mut backing).is_empty());
+    /// ```
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<const N: usize> BvecStorage for heapless::Vec<BioVec, N> {
+    #[inline]
+    fn capacity(&self) -> usize {
+        N
+    }
+
+    #[inline]
+    fn as_slice(&self) -> &[BioVec] {
+        self
+    }
+
+    #[inline]
+    fn as_mut_slice(&mut self) -> &mut [BioVec] {
+        self
+    }
+
+    #[inline]
+    fn push(&mut self, bvec: BioVec) -> Result<(), BioVec> {
+        heapless::Vec::push(self, bvec)
+    }
+
+    #[inline]
+    fn clear(&mut self) {
+        heapless::Vec::clear(self);
+    }
+}
+
+impl<S: BvecStorage + ?Sized> BvecStorage for &mut S {
+    #[inline]
+    fn capacity(&self) -> usize {
+        (**self).capacity()
+    }
+
+    #[inline]
+    fn as_slice(&self) -> &[BioVec] {
+        (**self).as_slice()
+    }
+
+    #[inline]
+    fn as_mut_slice(&mut self) -> &mut [BioVec] {
+        (**self).as_mut_slice()
+    }
+
+    #[inline]
+    fn push(&mut self, bvec: BioVec) -> Result<(), BioVec> {
+        (**self).push(bvec)
+    }
+
+    #[inline]
+    fn clear(&mut self) {
+        (**self).clear();
+    }
+}
+
+/// A bvec table in a caller-owned slice: the slice is the capacity, the
+/// table is its first [`len`](BvecStorage::len) entries.
+///
+/// ```
+/// use gupio_bio::{Bio, BioLimits, BioOp, BioVec, BvecSlice, Origin, Pfn, Sector};
+/// let mut backing = [BioVec::NONE; 16];
+/// let mut bio = Bio::new(BvecSlice::new(&mut backing), BioOp::Read, Sector(0), BioLimits::default());
+/// let _ = bio.add_page(Pfn::new(5), 4096, 0, Origin::Pinned)?;
+/// assert_eq!(bio.vcnt(), 1);
+/// # Ok::<(), gupio_bio::AddError>(())
+/// ```
+#[derive(Debug)]
+pub struct BvecSlice<'a> {
+    slots: &'a mut [BioVec],
+    len: usize,
+}
+
+impl<'a> BvecSlice<'a> {
+    /// An empty table over `slots`; their current contents are ignored.
+    ///
+    /// ```
+    /// use gupio_bio::{BioVec, BvecSlice, BvecStorage};
+    /// let mut backing = [BioVec::NONE; 3];
+    /// assert_eq!(BvecSlice::new(&mut backing).capacity(), 3);
+    /// ```
+    #[inline]
+    pub fn new(slots: &'a mut [BioVec]) -> Self {
+        Self { slots, len: 0 }
+    }
+}
+
+impl<'a> From<&'a mut [BioVec]> for BvecSlice<'a> {
+    #[inline]
+    fn from(slots: &'a mut [BioVec]) -> Self {
+        Self::new(slots)
+    }
+}
+
+impl BvecStorage for BvecSlice<'_> {
+    #[inline]
+    fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    #[inline]
+    fn as_slice(&self) -> &[BioVec] {
+        self.slots.get(..self.len).unwrap_or(&[])
+    }
+
+    #[inline]
+    fn as_mut_slice(&mut self) -> &mut [BioVec] {
+        self.slots.get_mut(..self.len).unwrap_or(&mut [])
+    }
+
+    #[inline]
+    fn push(&mut self, bvec: BioVec) -> Result<(), BioVec> {
+        match self.slots.get_mut(self.len) {
+            Some(slot) => {
+                *slot = bvec;
+                self.len += 1;
+                Ok(())
+            }
+            None => Err(bvec),
+        }
+    }
+
+    #[inline]
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gupio_pfn::{Origin, Pfn};
+
+    fn bv(pfn: usize) -> BioVec {
+        BioVec::new(Pfn::new(pfn), Origin::Referenced, 512, 0)
+    }
+
+    fn fill<S: BvecStorage>(mut s: S) -> S {
+        for i in 0..s.capacity() {
+            assert_eq!(s.push(bv(i)), Ok(()));
+        }
+        assert_eq!(s.push(bv(99)), Err(bv(99)));
+        s
+    }
+
+    #[test]
+    fn slice_storage_fills_to_the_slice_length_and_clears() {
+        let mut backing = [BioVec::NONE; 3];
+        let mut s = fill(BvecSlice::new(&mut backing));
+        assert_eq!(s.as_slice(), &[bv(0), bv(1), bv(2)]);
+        s.as_mut_slice()[1] = BioVec::NONE;
+        s.clear();
+        assert!(s.is_empty());
+        assert_eq!(backing[1], BioVec::NONE);
+    }
+
+    #[test]
+    fn heapless_storage_and_references_behave_alike() {
+        let v = fill(heapless::Vec::<BioVec, 4>::new());
+        assert_eq!(BvecStorage::len(&v), 4);
+        let mut v2 = heapless::Vec::<BioVec, 2>::new();
+        let r = fill(&mut v2);
+        assert_eq!(r.as_slice(), &[bv(0), bv(1)]);
+        let mut backing = [BioVec::NONE; 0];
+        let empty = fill(BvecSlice::from(&mut backing[..]));
+        assert_eq!(empty.capacity(), 0);
+    }
+}
