@@ -120,6 +120,8 @@ impl fmt::Display for PfnError {
     }
 }
 
+impl core::error::Error for PfnError {}
+
 /// A page-frame number: a physical address with the page offset bits removed,
 /// guaranteed to fit below the tag bits.
 ///

@@ -276,6 +276,8 @@ pub enum Warning {
     },
 }
 
+impl core::error::Error for PinError {}
+
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {

@@ -1,0 +1,107 @@
+//! The completion path: every page of a finished bio released exactly once,
+//! the right way for its origin.
+//!
+//! When a device finishes a bio, far from where the bio was built, the
+//! block layer must give back what the builder took for each page: a pin
+//! for pages from `pin_user_pages` (unpin), a reference for page-cache and
+//! kernel pages (put), nothing for borrowed pages. The origin travels in
+//! each bvec's tagged word ([`gupio_pfn::TaggedPfn`]), so
+//! [`release_pages`] needs nothing but the bio and the embedder's
+//! [`Tracker`](gupio_pin::Tracker). This crate adds what a completion path
+//! needs around that:
+//!
+//! - **Dirtying.** A direct-I/O read lets the device write into the pages:
+//!   [`set_pages_dirty`] before submission, [`release_pages`] with
+//!   `mark_dirty`, or [`CompletedBio::complete_dio_read`] at completion,
+//!   which releases at once when every page is still dirty and otherwise
+//!   queues the bio on a [`DeferredList`] that a process-context worker
+//!   drains with [`release_deferred`] (re-dirty, then release), as Linux's
+//!   `bio_check_pages_dirty` does.
+//! - **Ownership in types.** A built [`Bio`](gupio_bio::Bio) is consumed by
+//!   [`SubmittedBio::submit`]; only [`SubmittedBio::complete`] gives it
+//!   back, as a [`CompletedBio`], which only [`CompletedBio::release`]
+//!   consumes. A split-off part ([`gupio_bio::BioSplit`]) has no way in.
+//! - **Completion.** A [`Completion`] counts a bio's outstanding parts (its
+//!   own I/O and each chained child), keeps the first error, lets exactly
+//!   one reporter run `end_io`, and detects a second completion (warn hook
+//!   and [`ReleaseError::DoubleCompletion`]) without releasing anything twice.
+//! - **Building from user memory.** [`add_user_range`] pins a user buffer
+//!   through the embedder's address space and fills a bio with one pin per
+//!   page, handing back every pin that did not fit.
+//!
+//! Nothing here allocates or blocks except [`release_deferred`] and
+//! `mark_dirty` releases, which lock pages. The paths an interrupt-context
+//! completion takes ([`Completion`], [`release_pages`] without dirtying,
+//! [`check_pages_dirty`], [`DeferredList::push`] with interrupts off) are
+//! lock-free on gupio-sync atomics, bar the deferred list's short spin lock.
+//!
+//! ```
+//! use gupio_bio::{Bio, BioLimits, BioOp, BioStatus, Origin, Pfn, Sector};
+//! use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap, Tracker};
+//! use gupio_release::{Completion, Ending, SubmittedBio};
+//! # struct Quiet; impl gupio_release::Warn for Quiet { fn warn(&self, w: gupio_pin::Warning) { panic!("{w}") } }
+//!
+//! let map = ArrayMemoryMap::<4>::new(Pfn::new(0));
+//! map.prepare_folio(Pfn::new(0), FolioOrder::try_new(2).unwrap()).unwrap();
+//! let tracker = Tracker::new(&map);
+//! tracker.pin_page(Pfn::new(1)).unwrap(); // a user page, pinned
+//!
+//! let mut table = heapless::Vec::<_, 4>::new();
+//! let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
+//! let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
+//! let completion = Completion::new();
+//! completion.start()?;
+//! let in_flight = SubmittedBio::submit(bio).map_err(|(_, e)| e)?;
+//! // ... the device DMAs into pfn 1, then its interrupt handler runs:
+//! if let Ending::Finished(status) = completion.complete(BioStatus::Ok, &Quiet)? {
+//!     let released = in_flight.complete(status).release(&tracker, true);
+//!     assert_eq!(released.result?.unpinned, 1);
+//! }
+//! assert_eq!(map.counters(Pfn::new(0)).unwrap().pincount(), 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod completion;
+mod deferred;
+mod error;
+mod extract;
+mod release;
+mod submit;
+
+pub use completion::{ChildToken, Completion, Ending};
+pub use deferred::{DeferredFull, DeferredList};
+pub use error::ReleaseError;
+pub use extract::add_user_range;
+pub use release::{check_pages_dirty, release_pages, set_pages_dirty, ReleaseStats};
+pub use submit::{release_deferred, CompletedBio, DioRead, Released, SubmittedBio};
+
+use gupio_pin::{PageOps, Warning};
+
+/// Where the completion path reports an invariant violation that only a bug
+/// can cause (Linux's `WARN_ON_ONCE`). Every [`PageOps`] embedder is one,
+/// through [`PageOps::warn`].
+///
+/// ```
+/// use gupio_release::Warn;
+/// struct Log;
+/// impl Warn for Log {
+///     fn warn(&self, warning: gupio_pin::Warning) { eprintln!("WARNING: {warning}") }
+/// }
+/// Log.warn(gupio_pin::Warning::DoubleCompletion);
+/// ```
+pub trait Warn {
+    /// Reports `warning`.
+    fn warn(&self, warning: Warning);
+}
+
+impl<M: PageOps + ?Sized> Warn for M {
+    fn warn(&self, warning: Warning) {
+        PageOps::warn(self, warning);
+    }
+}
+
+#[cfg(test)]
+mod tests;
