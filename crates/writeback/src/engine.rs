@@ -1,0 +1,1476 @@
+//! The writeback protocol for one folio, and batches of folios.
+
+use core::fmt;
+
+use gupio_pfn::Pfn;
+use gupio_pin::{Folio, PageFlags, PageOps, PageRange, PinError, Warning};
+use gupio_sync::atomic::{fence, Ordering};
+
+use crate::{
+    Attempt, PinnedAction, PinnedPolicy, WritebackCounts, WritebackError, WritebackIo,
+    WritebackStats,
+};
+
+/// How writeback of one folio ended.
+///
+/// ```
+/// use gupio_writeback::Outcome;
+/// assert!(Outcome::Bounced.left_dirty());
+/// assert!(!Outcome::WrittenInPlace.left_dirty());
+/// assert!(Outcome::Bounced.wrote());
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The folio was not dirty: nothing done (not even write-protected).
+    Clean,
+    /// Not pinned: written in place, now clean.
+    WrittenInPlace,
+    /// Maybe pinned: a bounce copy was written; still dirty.
+    Bounced,
+    /// Maybe pinned: nothing written; still dirty.
+    Skipped,
+    /// Pinned, unpinned during the wait, then written in place: now clean.
+    WaitedThenWritten,
+    /// Still pinned after the wait, or the wait gave up: nothing written; still dirty.
+    WaitGaveUp,
+}
+
+impl Outcome {
+    /// Whether the folio is still dirty: a later pass must write it.
+    ///
+    /// ```
+    /// use gupio_writeback::Outcome;
+    /// assert!(Outcome::Skipped.left_dirty() && Outcome::WaitGaveUp.left_dirty());
+    /// assert!(!Outcome::Clean.left_dirty() && !Outcome::WaitedThenWritten.left_dirty());
+    /// ```
+    pub const fn left_dirty(self) -> bool {
+        matches!(self, Self::Bounced | Self::Skipped | Self::WaitGaveUp)
+    }
+
+    /// Whether the embedder was asked to write (in place or a bounce copy).
+    ///
+    /// ```
+    /// use gupio_writeback::Outcome;
+    /// assert!(Outcome::WaitedThenWritten.wrote());
+    /// assert!(!Outcome::Skipped.wrote());
+    /// ```
+    pub const fn wrote(self) -> bool {
+        matches!(
+            self,
+            Self::WrittenInPlace | Self::Bounced | Self::WaitedThenWritten
+        )
+    }
+}
+
+/// How writeback takes the folio lock.
+///
+/// ```
+/// use gupio_writeback::LockMode;
+/// assert_eq!(LockMode::default(), LockMode::Blocking);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum LockMode {
+    /// Wait for the lock ([`PageOps::lock_folio`]): data-integrity writeback.
+    #[default]
+    Blocking,
+    /// Take the lock only if it is free right now (the [`PageFlags::LOCKED`]
+    /// bit, released through [`PageOps::unlock_folio`]); a locked folio is
+    /// [`WritebackError::Locked`]: background writeback moves on.
+    NonBlocking,
+}
+
+/// What a batch did: its counts and the first error it met.
+///
+/// A batch never stops at an error: every folio gets its chance (a failed
+/// write of one folio says nothing about the next), as Linux's
+/// `write_cache_pages` does for data-integrity writeback.
+///
+/// ```
+/// use gupio_writeback::{WritebackCounts, WritebackSummary};
+/// let summary = WritebackSummary::<i32> { counts: WritebackCounts::default(), first_error: None };
+/// assert!(summary.is_ok());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WritebackSummary<E> {
+    /// This batch's counts (also added to the engine's [`WritebackStats`]).
+    pub counts: WritebackCounts,
+    /// The first error, in the order the folios were visited.
+    pub first_error: Option<WritebackError<E>>,
+}
+
+impl<E> WritebackSummary<E> {
+    /// Whether no folio failed (busy folios and failed lookups count as
+    /// failures: they were not written).
+    ///
+    /// ```
+    /// use gupio_pfn::Pfn;
+    /// use gupio_writeback::{WritebackCounts, WritebackError, WritebackSummary};
+    /// let s = WritebackSummary::<i32> {
+    ///     counts: WritebackCounts { lookup_errors: 1, ..Default::default() },
+    ///     first_error: Some(WritebackError::NotInMemoryMap { pfn: Pfn::new(7) }),
+    /// };
+    /// assert!(!s.is_ok());
+    /// ```
+    pub const fn is_ok(&self) -> bool {
+        self.first_error.is_none()
+    }
+
+    /// The summary as a `Result`: the counts, or the first error.
+    ///
+    /// # Errors
+    /// The first error the batch met.
+    ///
+    /// ```
+    /// use gupio_writeback::{WritebackCounts, WritebackSummary};
+    /// let s = WritebackSummary::<i32> { counts: WritebackCounts::default(), first_error: None };
+    /// assert_eq!(s.into_result().unwrap().examined, 0);
+    /// ```
+    pub fn into_result(self) -> Result<WritebackCounts, WritebackError<E>> {
+        match self.first_error {
+            None => Ok(self.counts),
+            Some(error) => Err(error),
+        }
+    }
+
+    fn new() -> Self {
+        Self {
+            counts: WritebackCounts::default(),
+            first_error: None,
+        }
+    }
+
+    fn record(&mut self, result: Result<Outcome, WritebackError<E>>) {
+        self.counts.record(&result);
+        if let Err(error) = result {
+            self.first_error.get_or_insert(error);
+        }
+    }
+}
+
+/// Where one locked pass of the protocol left the folio.
+enum Step {
+    /// Done: the folio is unlocked and its flags final for this call.
+    Done(Outcome),
+    /// The policy chose [`PinnedAction::Wait`]: the folio is unlocked,
+    /// dirty and not under writeback; wait, then run the protocol again.
+    Wait,
+}
+
+/// The writeback engine: runs the protocol of the [crate docs](crate) on
+/// folios of the embedder's memory map, through its [`WritebackIo`], and
+/// counts what it did in a [`WritebackStats`].
+///
+/// Cheap to build (three references and a mode): make one per writeback
+/// pass. The caller holds a reference on every folio it passes in (the
+/// page cache's), so folios are not freed or re-shaped under the engine.
+///
+/// ```
+/// use core::cell::Cell;
+/// use gupio_pfn::Pfn;
+/// use gupio_pin::{ArrayMemoryMap, Folio, FolioOrder, MemoryMap, PageFlags, Tracker};
+/// use gupio_writeback::{Outcome, PinnedAction, Writeback, WritebackIo, WritebackStats};
+///
+/// #[derive(Default)]
+/// struct Disk { writes: Cell<usize>, bounces: Cell<usize> }
+/// impl WritebackIo for Disk {
+///     type Error = i32;
+///     fn write_protect(&self, _: Folio<'_>) {}
+///     fn write_in_place(&self, _: Folio<'_>) -> Result<(), i32> {
+///         Ok(self.writes.set(self.writes.get() + 1))
+///     }
+///     fn write_bounced(&self, _: Folio<'_>) -> Result<(), i32> {
+///         Ok(self.bounces.set(self.bounces.get() + 1))
+///     }
+///     fn wait_until_unpinned(&self, _: Folio<'_>) -> bool { false }
+/// }
+///
+/// // gupio-pin's ready-made memory map; a kernel implements `PageOps` on its own.
+/// let m = ArrayMemoryMap::<4>::new(Pfn::new(0));
+/// let page = Pfn::new(1);
+/// m.prepare_folio(page, FolioOrder::SMALL).unwrap();
+/// let counters = m.counters(page).unwrap();
+/// counters.set_flags(PageFlags::DIRTY);
+///
+/// let (disk, stats) = (Disk::default(), WritebackStats::new());
+/// let wb = Writeback::new(&m, &disk, &stats);
+///
+/// // A device holds a pin: write a stable copy, keep the page dirty.
+/// let tracker = Tracker::new(&m);
+/// tracker.pin_page(page).unwrap();
+/// assert_eq!(wb.writeback_folio(page, &PinnedAction::Bounce), Ok(Outcome::Bounced));
+/// assert!(counters.flags().contains(PageFlags::DIRTY));
+///
+/// // After the unpin, the next pass writes the final contents in place.
+/// tracker.unpin_page(page).unwrap();
+/// assert_eq!(wb.writeback_folio(page, &PinnedAction::Bounce), Ok(Outcome::WrittenInPlace));
+/// assert!(!counters.flags().contains(PageFlags::DIRTY));
+/// assert_eq!((disk.bounces.get(), disk.writes.get()), (1, 1));
+/// assert!(stats.snapshot().is_balanced());
+/// ```
+pub struct Writeback<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> {
+    ops: &'a M,
+    io: &'a W,
+    stats: &'a WritebackStats,
+    lock_mode: LockMode,
+}
+
+impl<M: PageOps + ?Sized, W: WritebackIo + ?Sized> Clone for Writeback<'_, M, W> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M: PageOps + ?Sized, W: WritebackIo + ?Sized> Copy for Writeback<'_, M, W> {}
+
+impl<M: PageOps + ?Sized, W: WritebackIo + ?Sized> fmt::Debug for Writeback<'_, M, W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Writeback")
+            .field("lock_mode", &self.lock_mode)
+            .field("stats", self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
+    /// An engine over the memory map and page hooks `ops`, writing through
+    /// `io`, counting into `stats`, taking folio locks with
+    /// [`LockMode::Blocking`].
+    ///
+    /// ```
+    /// # mod setup {
+    /// #     use gupio_pfn::Pfn;
+    /// #     use gupio_pin::{ArrayMemoryMap, Folio, FolioOrder, MemoryMap, PageFlags};
+    /// #     pub struct Disk;
+    /// #     impl gupio_writeback::WritebackIo for Disk {
+    /// #         type Error = i32;
+    /// #         fn write_protect(&self, _: Folio<'_>) {}
+    /// #         fn write_in_place(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn write_bounced(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn wait_until_unpinned(&self, _: Folio<'_>) -> bool { false }
+    /// #     }
+    /// #     pub fn dirty(m: &ArrayMemoryMap<16>, head: usize, order: u32) -> Pfn {
+    /// #         let head = Pfn::new(head);
+    /// #         m.prepare_folio(head, FolioOrder::try_new(order).unwrap()).unwrap();
+    /// #         m.counters(head).unwrap().set_flags(PageFlags::DIRTY);
+    /// #         head
+    /// #     }
+    /// # }
+    /// # use setup::{dirty, Disk};
+    /// use gupio_pfn::Pfn;
+    /// use gupio_pin::ArrayMemoryMap;
+    /// use gupio_writeback::{LockMode, Writeback, WritebackStats};
+    /// let (m, disk, stats) = (ArrayMemoryMap::<16>::new(Pfn::new(0)), Disk, WritebackStats::new());
+    /// let wb = Writeback::new(&m, &disk, &stats);
+    /// assert_eq!(wb.lock_mode(), LockMode::Blocking);
+    /// ```
+    pub const fn new(ops: &'a M, io: &'a W, stats: &'a WritebackStats) -> Self {
+        Self {
+            ops,
+            io,
+            stats,
+            lock_mode: LockMode::Blocking,
+        }
+    }
+
+    /// The same engine, taking folio locks with `lock_mode`.
+    ///
+    /// ```
+    /// # mod setup {
+    /// #     use gupio_pfn::Pfn;
+    /// #     use gupio_pin::{ArrayMemoryMap, Folio, FolioOrder, MemoryMap, PageFlags};
+    /// #     pub struct Disk;
+    /// #     impl gupio_writeback::WritebackIo for Disk {
+    /// #         type Error = i32;
+    /// #         fn write_protect(&self, _: Folio<'_>) {}
+    /// #         fn write_in_place(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn write_bounced(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn wait_until_unpinned(&self, _: Folio<'_>) -> bool { false }
+    /// #     }
+    /// #     pub fn dirty(m: &ArrayMemoryMap<16>, head: usize, order: u32) -> Pfn {
+    /// #         let head = Pfn::new(head);
+    /// #         m.prepare_folio(head, FolioOrder::try_new(order).unwrap()).unwrap();
+    /// #         m.counters(head).unwrap().set_flags(PageFlags::DIRTY);
+    /// #         head
+    /// #     }
+    /// # }
+    /// # use setup::{dirty, Disk};
+    /// use gupio_pfn::Pfn;
+    /// use gupio_pin::ArrayMemoryMap;
+    /// use gupio_writeback::{LockMode, Writeback, WritebackStats};
+    /// let (m, disk, stats) = (ArrayMemoryMap::<16>::new(Pfn::new(0)), Disk, WritebackStats::new());
+    /// let wb = Writeback::new(&m, &disk, &stats).with_lock_mode(LockMode::NonBlocking);
+    /// assert_eq!(wb.lock_mode(), LockMode::NonBlocking);
+    /// ```
+    pub const fn with_lock_mode(mut self, lock_mode: LockMode) -> Self {
+        self.lock_mode = lock_mode;
+        self
+    }
+
+    /// How this engine takes folio locks.
+    ///
+    /// ```
+    /// # mod setup {
+    /// #     use gupio_pfn::Pfn;
+    /// #     use gupio_pin::{ArrayMemoryMap, Folio, FolioOrder, MemoryMap, PageFlags};
+    /// #     pub struct Disk;
+    /// #     impl gupio_writeback::WritebackIo for Disk {
+    /// #         type Error = i32;
+    /// #         fn write_protect(&self, _: Folio<'_>) {}
+    /// #         fn write_in_place(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn write_bounced(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn wait_until_unpinned(&self, _: Folio<'_>) -> bool { false }
+    /// #     }
+    /// #     pub fn dirty(m: &ArrayMemoryMap<16>, head: usize, order: u32) -> Pfn {
+    /// #         let head = Pfn::new(head);
+    /// #         m.prepare_folio(head, FolioOrder::try_new(order).unwrap()).unwrap();
+    /// #         m.counters(head).unwrap().set_flags(PageFlags::DIRTY);
+    /// #         head
+    /// #     }
+    /// # }
+    /// # use setup::{dirty, Disk};
+    /// use gupio_pfn::Pfn;
+    /// use gupio_pin::ArrayMemoryMap;
+    /// use gupio_writeback::{LockMode, Writeback, WritebackStats};
+    /// let (m, disk, stats) = (ArrayMemoryMap::<16>::new(Pfn::new(0)), Disk, WritebackStats::new());
+    /// assert_eq!(Writeback::new(&m, &disk, &stats).lock_mode(), LockMode::Blocking);
+    /// ```
+    pub const fn lock_mode(&self) -> LockMode {
+        self.lock_mode
+    }
+
+    /// The counters this engine adds to.
+    ///
+    /// ```
+    /// # mod setup {
+    /// #     use gupio_pfn::Pfn;
+    /// #     use gupio_pin::{ArrayMemoryMap, Folio, FolioOrder, MemoryMap, PageFlags};
+    /// #     pub struct Disk;
+    /// #     impl gupio_writeback::WritebackIo for Disk {
+    /// #         type Error = i32;
+    /// #         fn write_protect(&self, _: Folio<'_>) {}
+    /// #         fn write_in_place(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn write_bounced(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn wait_until_unpinned(&self, _: Folio<'_>) -> bool { false }
+    /// #     }
+    /// #     pub fn dirty(m: &ArrayMemoryMap<16>, head: usize, order: u32) -> Pfn {
+    /// #         let head = Pfn::new(head);
+    /// #         m.prepare_folio(head, FolioOrder::try_new(order).unwrap()).unwrap();
+    /// #         m.counters(head).unwrap().set_flags(PageFlags::DIRTY);
+    /// #         head
+    /// #     }
+    /// # }
+    /// # use setup::{dirty, Disk};
+    /// use gupio_pfn::Pfn;
+    /// use gupio_pin::ArrayMemoryMap;
+    /// use gupio_writeback::{Writeback, WritebackStats};
+    /// let (m, disk, stats) = (ArrayMemoryMap::<16>::new(Pfn::new(0)), Disk, WritebackStats::new());
+    /// let wb = Writeback::new(&m, &disk, &stats);
+    /// assert_eq!(wb.stats().snapshot().examined, 0);
+    /// ```
+    pub const fn stats(&self) -> &'a WritebackStats {
+        self.stats
+    }
+
+    /// Writes back the folio holding `pfn` (the whole folio, whichever of
+    /// its pages `pfn` is), following the protocol of the [crate
+    /// docs](crate) and asking `policy` if the folio may be pinned.
+    ///
+    /// # Errors
+    /// [`WritebackError::NotInMemoryMap`] and [`WritebackError::CorruptFolio`]
+    /// (warned) from the lookup; [`WritebackError::Locked`] in
+    /// [`LockMode::NonBlocking`]; [`WritebackError::UnderWriteback`] if the
+    /// folio's `WRITEBACK` bit is already set; [`WritebackError::WriteInPlace`]
+    /// and [`WritebackError::WriteBounced`] with the embedder's error. The
+    /// folio is dirty after a write error and untouched after the others.
+    ///
+    /// ```
+    /// # mod setup {
+    /// #     use gupio_pfn::Pfn;
+    /// #     use gupio_pin::{ArrayMemoryMap, Folio, FolioOrder, MemoryMap, PageFlags};
+    /// #     pub struct Disk;
+    /// #     impl gupio_writeback::WritebackIo for Disk {
+    /// #         type Error = i32;
+    /// #         fn write_protect(&self, _: Folio<'_>) {}
+    /// #         fn write_in_place(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn write_bounced(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn wait_until_unpinned(&self, _: Folio<'_>) -> bool { false }
+    /// #     }
+    /// #     pub fn dirty(m: &ArrayMemoryMap<16>, head: usize, order: u32) -> Pfn {
+    /// #         let head = Pfn::new(head);
+    /// #         m.prepare_folio(head, FolioOrder::try_new(order).unwrap()).unwrap();
+    /// #         m.counters(head).unwrap().set_flags(PageFlags::DIRTY);
+    /// #         head
+    /// #     }
+    /// # }
+    /// # use setup::{dirty, Disk};
+    /// use gupio_pfn::Pfn;
+    /// use gupio_pin::{ArrayMemoryMap, PageFlags};
+    /// use gupio_writeback::{Outcome, PinnedAction, Writeback, WritebackError, WritebackStats};
+    /// let (m, disk, stats) = (ArrayMemoryMap::<16>::new(Pfn::new(0)), Disk, WritebackStats::new());
+    /// let page = dirty(&m, 2, 0);
+    /// let wb = Writeback::new(&m, &disk, &stats);
+    /// assert_eq!(wb.writeback_folio(page, &PinnedAction::Skip), Ok(Outcome::WrittenInPlace));
+    /// assert_eq!(wb.writeback_folio(page, &PinnedAction::Skip), Ok(Outcome::Clean));
+    /// assert_eq!(
+    ///     wb.writeback_folio(Pfn::new(999), &PinnedAction::Skip),
+    ///     Err(WritebackError::NotInMemoryMap { pfn: Pfn::new(999) })
+    /// );
+    /// ```
+    pub fn writeback_folio<P: PinnedPolicy + ?Sized>(
+        &self,
+        pfn: Pfn,
+        policy: &P,
+    ) -> Result<Outcome, WritebackError<W::Error>> {
+        let result = self
+            .lookup(pfn)
+            .and_then(|folio| self.writeback(folio, policy));
+        self.stats.record(&result);
+        result
+    }
+
+    /// Writes back the folio of every frame in `pfns`, in order; consecutive
+    /// frames in one folio are one folio (written once). Never stops early.
+    ///
+    /// ```
+    /// # mod setup {
+    /// #     use gupio_pfn::Pfn;
+    /// #     use gupio_pin::{ArrayMemoryMap, Folio, FolioOrder, MemoryMap, PageFlags};
+    /// #     pub struct Disk;
+    /// #     impl gupio_writeback::WritebackIo for Disk {
+    /// #         type Error = i32;
+    /// #         fn write_protect(&self, _: Folio<'_>) {}
+    /// #         fn write_in_place(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn write_bounced(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn wait_until_unpinned(&self, _: Folio<'_>) -> bool { false }
+    /// #     }
+    /// #     pub fn dirty(m: &ArrayMemoryMap<16>, head: usize, order: u32) -> Pfn {
+    /// #         let head = Pfn::new(head);
+    /// #         m.prepare_folio(head, FolioOrder::try_new(order).unwrap()).unwrap();
+    /// #         m.counters(head).unwrap().set_flags(PageFlags::DIRTY);
+    /// #         head
+    /// #     }
+    /// # }
+    /// # use setup::{dirty, Disk};
+    /// use gupio_pfn::Pfn;
+    /// use gupio_pin::ArrayMemoryMap;
+    /// use gupio_writeback::{PinnedAction, Writeback, WritebackStats};
+    /// let (m, disk, stats) = (ArrayMemoryMap::<16>::new(Pfn::new(0)), Disk, WritebackStats::new());
+    /// dirty(&m, 4, 2); // pages 4..8
+    /// let small = dirty(&m, 1, 0);
+    /// let wb = Writeback::new(&m, &disk, &stats);
+    /// let pfns = [Pfn::new(5), Pfn::new(6), small, Pfn::new(99)];
+    /// let summary = wb.writeback_folios(&pfns, &PinnedAction::Bounce);
+    /// assert_eq!(summary.counts.written_in_place, 2);
+    /// assert_eq!(summary.counts.lookup_errors, 1);
+    /// assert_eq!(summary.first_error.unwrap().pfn(), Pfn::new(99));
+    /// ```
+    pub fn writeback_folios<P: PinnedPolicy + ?Sized>(
+        &self,
+        pfns: &[Pfn],
+        policy: &P,
+    ) -> WritebackSummary<W::Error> {
+        let mut summary = WritebackSummary::new();
+        let mut rest = pfns;
+        while let Some((&pfn, tail)) = rest.split_first() {
+            let (result, more) = match self.lookup(pfn) {
+                Ok(folio) => {
+                    let more = tail.iter().take_while(|&&p| folio.contains(p)).count();
+                    (self.writeback(folio, policy), more)
+                }
+                Err(error) => (Err(error), 0),
+            };
+            self.stats.record(&result);
+            summary.record(result);
+            rest = tail.get(more..).unwrap_or_default();
+        }
+        summary
+    }
+
+    /// Writes back every folio that `range` touches, in order, each once
+    /// (a folio only partly inside the range is written whole). Never stops
+    /// early; a frame whose lookup fails counts as one failed page.
+    ///
+    /// ```
+    /// # mod setup {
+    /// #     use gupio_pfn::Pfn;
+    /// #     use gupio_pin::{ArrayMemoryMap, Folio, FolioOrder, MemoryMap, PageFlags};
+    /// #     pub struct Disk;
+    /// #     impl gupio_writeback::WritebackIo for Disk {
+    /// #         type Error = i32;
+    /// #         fn write_protect(&self, _: Folio<'_>) {}
+    /// #         fn write_in_place(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn write_bounced(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn wait_until_unpinned(&self, _: Folio<'_>) -> bool { false }
+    /// #     }
+    /// #     pub fn dirty(m: &ArrayMemoryMap<16>, head: usize, order: u32) -> Pfn {
+    /// #         let head = Pfn::new(head);
+    /// #         m.prepare_folio(head, FolioOrder::try_new(order).unwrap()).unwrap();
+    /// #         m.counters(head).unwrap().set_flags(PageFlags::DIRTY);
+    /// #         head
+    /// #     }
+    /// # }
+    /// # use setup::{dirty, Disk};
+    /// use gupio_pfn::Pfn;
+    /// use gupio_pin::{ArrayMemoryMap, PageRange};
+    /// use gupio_writeback::{PinnedAction, Writeback, WritebackStats};
+    /// let (m, disk, stats) = (ArrayMemoryMap::<16>::new(Pfn::new(0)), Disk, WritebackStats::new());
+    /// dirty(&m, 8, 3); // pages 8..16
+    /// let wb = Writeback::new(&m, &disk, &stats);
+    /// let summary = wb.writeback_range(PageRange::new(Pfn::new(10), 4), &PinnedAction::Skip);
+    /// assert_eq!((summary.counts.examined, summary.counts.written_in_place), (1, 1));
+    /// ```
+    pub fn writeback_range<P: PinnedPolicy + ?Sized>(
+        &self,
+        range: PageRange,
+        policy: &P,
+    ) -> WritebackSummary<W::Error> {
+        let mut summary = WritebackSummary::new();
+        let mut next = range.first();
+        let mut left = range.len();
+        while left > 0 {
+            let (result, pages) = match self.lookup(next) {
+                // A folio that contains `next` has at least one page from it.
+                Ok(folio) => (self.writeback(folio, policy), folio.pages_from(next)),
+                Err(error) => (Err(error), 1),
+            };
+            self.stats.record(&result);
+            summary.record(result);
+            let step = pages.clamp(1, left);
+            left -= step;
+            // Within the range while pages are left, so encodable.
+            match next.checked_add(step) {
+                Some(pfn) if left > 0 => next = pfn,
+                _ => break,
+            }
+        }
+        summary
+    }
+
+    /// The folio holding `pfn`, warning if the map contradicts itself.
+    fn lookup(&self, pfn: Pfn) -> Result<Folio<'a>, WritebackError<W::Error>> {
+        match self.ops.folio(pfn) {
+            Ok(folio) if folio.contains(pfn) => Ok(folio),
+            Err(PinError::NotInMemoryMap { .. }) => Err(WritebackError::NotInMemoryMap { pfn }),
+            Ok(_) | Err(_) => {
+                self.ops.warn(Warning::CorruptFolio { pfn });
+                Err(WritebackError::CorruptFolio { pfn })
+            }
+        }
+    }
+
+    /// The whole protocol for one folio, including at most one wait.
+    fn writeback<P: PinnedPolicy + ?Sized>(
+        &self,
+        folio: Folio<'a>,
+        policy: &P,
+    ) -> Result<Outcome, WritebackError<W::Error>> {
+        let first = self.locked_pass(folio, Attempt::First, || {
+            policy.action(folio, Attempt::First)
+        })?;
+        match first {
+            Step::Done(outcome) => return Ok(outcome),
+            Step::Wait => {}
+        }
+        // Unlocked, dirty, not under writeback: the pin's owner can finish.
+        if !self.io.wait_until_unpinned(folio) {
+            // Gave up: still pinned as far as anyone knows. Only a bounce
+            // is worth another locked pass.
+            match policy.action(folio, Attempt::AfterWait) {
+                PinnedAction::Bounce => {}
+                PinnedAction::Skip | PinnedAction::Wait => return Ok(Outcome::WaitGaveUp),
+            }
+            return self.after_wait(folio, || PinnedAction::Bounce);
+        }
+        self.after_wait(folio, || policy.action(folio, Attempt::AfterWait))
+    }
+
+    /// The locked pass after a wait; it never asks for another wait.
+    fn after_wait(
+        &self,
+        folio: Folio<'a>,
+        choose: impl FnOnce() -> PinnedAction,
+    ) -> Result<Outcome, WritebackError<W::Error>> {
+        match self.locked_pass(folio, Attempt::AfterWait, choose)? {
+            Step::Done(outcome) => Ok(outcome),
+            // `pinned` turns Wait into WaitGaveUp after a wait.
+            Step::Wait => Ok(Outcome::WaitGaveUp),
+        }
+    }
+
+    /// Steps 1 and 8 of the protocol: lock, run the pass, unlock.
+    fn locked_pass(
+        &self,
+        folio: Folio<'a>,
+        attempt: Attempt,
+        choose: impl FnOnce() -> PinnedAction,
+    ) -> Result<Step, WritebackError<W::Error>> {
+        match self.lock_mode {
+            LockMode::Blocking => self.ops.lock_folio(folio),
+            LockMode::NonBlocking => {
+                if !folio.counters().try_lock() {
+                    return Err(WritebackError::Locked { pfn: folio.head() });
+                }
+            }
+        }
+        let step = self.claim(folio, attempt, choose);
+        self.ops.unlock_folio(folio);
+        step
+    }
+
+    /// Steps 2, 3 and 7, under the folio lock: take the dirty bit and mark
+    /// the folio under writeback, run the pass, end writeback.
+    fn claim(
+        &self,
+        folio: Folio<'a>,
+        attempt: Attempt,
+        choose: impl FnOnce() -> PinnedAction,
+    ) -> Result<Step, WritebackError<W::Error>> {
+        let counters = folio.counters();
+        if counters.flags().contains(PageFlags::WRITEBACK) {
+            return Err(WritebackError::UnderWriteback { pfn: folio.head() });
+        }
+        // Step 2. AcqRel (clear_flags): if a pinner's dirtying RMW comes
+        // first on this word, this reads from it and acquires the pin taken
+        // before it; if it comes after, the folio ends dirty.
+        if !counters
+            .clear_flags(PageFlags::DIRTY)
+            .contains(PageFlags::DIRTY)
+        {
+            return Ok(Step::Done(Outcome::Clean));
+        }
+        // Step 3. Only the lock holder sets WRITEBACK, and it was clear.
+        // AcqRel (set_flags): a lock-free reader that sees WRITEBACK also
+        // sees the dirty bit taken above.
+        counters.set_flags(PageFlags::WRITEBACK);
+        let step = self.write(folio, attempt, choose);
+        // Step 7. The dirty bit is final by now (restored if needed).
+        // AcqRel (clear_flags): a lock-free reader that sees WRITEBACK
+        // clear also sees the final dirty bit.
+        counters.clear_flags(PageFlags::WRITEBACK);
+        step
+    }
+
+    /// Steps 4 to 6, under the lock with WRITEBACK set and DIRTY taken:
+    /// write-protect, check for a pin, write in place or follow the policy.
+    fn write(
+        &self,
+        folio: Folio<'a>,
+        attempt: Attempt,
+        choose: impl FnOnce() -> PinnedAction,
+    ) -> Result<Step, WritebackError<W::Error>> {
+        let pfn = folio.head();
+        // Step 4.
+        self.io.write_protect(folio);
+        // SeqCst: pairs with the SeqCst fence pin_user_pages issues after
+        // pinning and before it re-checks the page tables (or the dirty
+        // bit): either the pin check below sees its pin, or it sees this
+        // write-protection (and this cleared dirty bit).
+        fence(Ordering::SeqCst);
+        // Step 5.
+        if !self.maybe_pinned(folio) {
+            return match self.io.write_in_place(folio) {
+                Ok(()) => Ok(Step::Done(match attempt {
+                    Attempt::First => Outcome::WrittenInPlace,
+                    Attempt::AfterWait => Outcome::WaitedThenWritten,
+                })),
+                Err(error) => {
+                    self.redirty(folio);
+                    Err(WritebackError::WriteInPlace { pfn, error })
+                }
+            };
+        }
+        // Step 6. Dirty again before the policy runs: whatever it does, and
+        // whoever looks at the flags meanwhile (a completion deciding
+        // whether it must lock the folio to dirty it), the folio is dirty.
+        self.redirty(folio);
+        match (choose(), attempt) {
+            (PinnedAction::Bounce, _) => match self.io.write_bounced(folio) {
+                Ok(()) => Ok(Step::Done(Outcome::Bounced)),
+                Err(error) => Err(WritebackError::WriteBounced { pfn, error }),
+            },
+            (PinnedAction::Skip, Attempt::First) => Ok(Step::Done(Outcome::Skipped)),
+            (PinnedAction::Wait, Attempt::First) => Ok(Step::Wait),
+            (PinnedAction::Skip | PinnedAction::Wait, Attempt::AfterWait) => {
+                Ok(Step::Done(Outcome::WaitGaveUp))
+            }
+        }
+    }
+
+    /// Whether a device may hold a pin on `folio` (never the zero page).
+    fn maybe_pinned(&self, folio: Folio<'a>) -> bool {
+        !self.ops.is_zero_page(folio.head()) && folio.maybe_dma_pinned()
+    }
+
+    /// Puts back the dirty bit taken in step 2. The engine's own bit: the
+    /// folio never stopped being dirty as far as the filesystem knows, so
+    /// no `PageOps::mark_folio_dirty` (the outcome tells the caller).
+    fn redirty(&self, folio: Folio<'a>) {
+        // AcqRel (set_flags): published to the next lock holder by the
+        // unlock; to lock-free readers by the RMW itself.
+        folio.counters().set_flags(PageFlags::DIRTY);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Call, Machine, RecordingIo};
+    use gupio_pin::{FolioShape, MemoryMap, Tracker, GUP_PIN_COUNTING_BIAS};
+
+    const ALL: [PinnedAction; 3] = [PinnedAction::Bounce, PinnedAction::Skip, PinnedAction::Wait];
+
+    fn pfn(raw: usize) -> Pfn {
+        Pfn::new(raw)
+    }
+
+    /// Neither locked nor under writeback: the protocol left no trace.
+    fn assert_settled(m: &Machine, head: usize) {
+        let flags = m.page(head).flags();
+        assert!(!flags.contains(PageFlags::LOCKED), "{flags:?}");
+        assert!(!flags.contains(PageFlags::WRITEBACK), "{flags:?}");
+    }
+
+    fn is_dirty(m: &Machine, head: usize) -> bool {
+        m.page(head).flags().contains(PageFlags::DIRTY)
+    }
+
+    #[test]
+    fn unpinned_small_page_is_written_in_place_and_cleaned_under_every_policy() {
+        for policy in ALL {
+            let m = Machine::new();
+            let page = m.dirty_page(1);
+            let io = RecordingIo::new(&m);
+            let stats = WritebackStats::new();
+            let wb = Writeback::new(&m, &io, &stats);
+            assert_eq!(
+                wb.writeback_folio(page, &policy),
+                Ok(Outcome::WrittenInPlace)
+            );
+            assert!(!is_dirty(&m, 1));
+            assert_settled(&m, 1);
+            assert_eq!(io.calls(), [Call::WriteProtect(page), Call::InPlace(page)]);
+            assert_eq!(stats.snapshot().written_in_place, 1);
+        }
+    }
+
+    #[test]
+    fn in_place_write_runs_locked_under_writeback_after_the_dirty_bit_is_taken() {
+        let m = Machine::new();
+        let page = m.dirty_page(1);
+        let io = RecordingIo::new(&m);
+        let stats = WritebackStats::new();
+        Writeback::new(&m, &io, &stats)
+            .writeback_folio(page, &PinnedAction::Skip)
+            .unwrap();
+        let seen = io.flags_at_writes();
+        assert_eq!(seen.len(), 1);
+        assert!(seen[0].contains(PageFlags::LOCKED | PageFlags::WRITEBACK));
+        assert!(!seen[0].contains(PageFlags::DIRTY));
+    }
+
+    #[test]
+    fn large_folio_is_written_once_whole_from_any_of_its_pages() {
+        let m = Machine::new();
+        let head = m.dirty_folio(8, 3);
+        let io = RecordingIo::new(&m);
+        let stats = WritebackStats::new();
+        let wb = Writeback::new(&m, &io, &stats);
+        let outcome = wb.writeback_folio(pfn(13), &PinnedAction::Bounce);
+        assert_eq!(outcome, Ok(Outcome::WrittenInPlace));
+        assert_eq!(io.calls(), [Call::WriteProtect(head), Call::InPlace(head)]);
+        assert!(!is_dirty(&m, 8));
+        assert_settled(&m, 8);
+    }
+
+    #[test]
+    fn clean_folio_is_left_alone_without_write_protection() {
+        let m = Machine::new();
+        let page = m.prepare(2, 0);
+        m.prepare(4, 2);
+        let io = RecordingIo::new(&m);
+        let stats = WritebackStats::new();
+        let wb = Writeback::new(&m, &io, &stats);
+        for policy in ALL {
+            assert_eq!(wb.writeback_folio(page, &policy), Ok(Outcome::Clean));
+            assert_eq!(wb.writeback_folio(pfn(6), &policy), Ok(Outcome::Clean));
+        }
+        assert!(io.calls().is_empty());
+        assert_settled(&m, 2);
+        assert_settled(&m, 4);
+        assert!(!is_dirty(&m, 2) && !is_dirty(&m, 4));
+        assert_eq!(stats.snapshot().clean, 6);
+    }
+
+    #[test]
+    fn pinned_small_page_is_bounced_kept_dirty_then_written_after_unpin() {
+        let m = Machine::new();
+        let page = m.dirty_page(1);
+        let t = Tracker::new(&m);
+        t.pin_page(page).unwrap();
+        let io = RecordingIo::new(&m);
+        let stats = WritebackStats::new();
+        let wb = Writeback::new(&m, &io, &stats);
+
+        assert_eq!(
+            wb.writeback_folio(page, &PinnedAction::Bounce),
+            Ok(Outcome::Bounced)
+        );
+        assert!(is_dirty(&m, 1));
+        assert_settled(&m, 1);
+        assert_eq!(io.calls(), [Call::WriteProtect(page), Call::Bounced(page)]);
+        // Still pinned: the next pass bounces again.
+        assert_eq!(
+            wb.writeback_folio(page, &PinnedAction::Bounce),
+            Ok(Outcome::Bounced)
+        );
+
+        t.unpin_page(page).unwrap();
+        io.clear();
+        assert_eq!(
+            wb.writeback_folio(page, &PinnedAction::Bounce),
+            Ok(Outcome::WrittenInPlace)
+        );
+        assert!(!is_dirty(&m, 1));
+        assert_eq!(io.calls(), [Call::WriteProtect(page), Call::InPlace(page)]);
+        let counts = stats.snapshot();
+        assert_eq!((counts.bounced, counts.written_in_place), (2, 1));
+        assert!(counts.is_balanced());
+    }
+
+    #[test]
+    fn pinned_large_folio_is_bounced_whole_then_written_after_unpin() {
+        let m = Machine::new();
+        let head = m.dirty_folio(8, 3);
+        let t = Tracker::new(&m);
+        let tail = pfn(11);
+        t.pin_page(tail).unwrap();
+        assert_eq!(m.page(8).pincount(), 1);
+        let io = RecordingIo::new(&m);
+        let stats = WritebackStats::new();
+        let wb = Writeback::new(&m, &io, &stats);
+
+        assert_eq!(
+            wb.writeback_folio(pfn(15), &PinnedAction::Bounce),
+            Ok(Outcome::Bounced)
+        );
+        assert!(is_dirty(&m, 8));
+        assert_eq!(io.calls(), [Call::WriteProtect(head), Call::Bounced(head)]);
+
+        t.unpin_page(tail).unwrap();
+        assert_eq!(
+            wb.writeback_folio(head, &PinnedAction::Bounce),
+            Ok(Outcome::WrittenInPlace)
+        );
+        assert!(!is_dirty(&m, 8));
+        assert_settled(&m, 8);
+    }
+
+    #[test]
+    fn bounce_copy_is_written_with_the_folio_dirty_locked_and_under_writeback() {
+        let m = Machine::new();
+        let page = m.dirty_page(1);
+        Tracker::new(&m).pin_page(page).unwrap();
+        let io = RecordingIo::new(&m);
+        let stats = WritebackStats::new();
+        Writeback::new(&m, &io, &stats)
+            .writeback_folio(page, &PinnedAction::Bounce)
+            .unwrap();
+        let seen = io.flags_at_writes();
+        assert_eq!(seen.len(), 1);
+        assert!(seen[0].contains(PageFlags::LOCKED | PageFlags::WRITEBACK | PageFlags::DIRTY));
+    }
+
+    #[test]
+    fn pinned_folio_is_skipped_without_io_and_stays_dirty() {
+        for order in [0, 2] {
+            let m = Machine::new();
+            let head = m.dirty_folio(4, order);
+            Tracker::new(&m).pin_page(head).unwrap();
+            let io = RecordingIo::new(&m);
+            let stats = WritebackStats::new();
+            let wb = Writeback::new(&m, &io, &stats);
+            assert_eq!(
+                wb.writeback_folio(head, &PinnedAction::Skip),
+                Ok(Outcome::Skipped)
+            );
+            assert!(is_dirty(&m, 4));
+            assert_settled(&m, 4);
+            assert_eq!(io.calls(), [Call::WriteProtect(head)]);
+            assert_eq!(stats.snapshot().skipped, 1);
+        }
+    }
+
+    #[test]
+    fn wait_that_sees_the_unpin_writes_in_place_and_cleans() {
+        for order in [0, 3] {
+            let m = Machine::new();
+            let head = m.dirty_folio(8, order);
+            let t = Tracker::new(&m);
+            t.pin_page(head).unwrap();
+            let io = RecordingIo::new(&m);
+            io.on_wait(|folio| {
+                // The completion runs while writeback waits: the folio is
+                // unlocked, dirty and not under writeback.
+                let flags = folio.counters().flags();
+                assert!(!flags.contains(PageFlags::LOCKED));
+                assert!(!flags.contains(PageFlags::WRITEBACK));
+                assert!(flags.contains(PageFlags::DIRTY));
+                Tracker::new(&m).unpin_page(folio.head()).unwrap();
+                true
+            });
+            let stats = WritebackStats::new();
+            let wb = Writeback::new(&m, &io, &stats);
+            assert_eq!(
+                wb.writeback_folio(head, &PinnedAction::Wait),
+                Ok(Outcome::WaitedThenWritten)
+            );
+            assert!(!is_dirty(&m, 8));
+            assert_settled(&m, 8);
+            assert_eq!(
+                io.calls(),
+                [
+                    Call::WriteProtect(head),
+                    Call::Wait(head),
+                    Call::WriteProtect(head),
+                    Call::InPlace(head)
+                ]
+            );
+            assert_eq!(stats.snapshot().waited_then_written, 1);
+            assert!(!t.maybe_dma_pinned(head).unwrap());
+        }
+    }
+
+    #[test]
+    fn wait_that_gives_up_leaves_the_folio_dirty_without_io() {
+        let m = Machine::new();
+        let page = m.dirty_page(1);
+        Tracker::new(&m).pin_page(page).unwrap();
+        let io = RecordingIo::new(&m);
+        io.on_wait(|_| false);
+        let stats = WritebackStats::new();
+        let wb = Writeback::new(&m, &io, &stats);
+        assert_eq!(
+            wb.writeback_folio(page, &PinnedAction::Wait),
+            Ok(Outcome::WaitGaveUp)
+        );
+        assert!(is_dirty(&m, 1));
+        assert_settled(&m, 1);
+        assert_eq!(io.calls(), [Call::WriteProtect(page), Call::Wait(page)]);
+        assert_eq!(stats.snapshot().wait_gave_up, 1);
+    }
+
+    #[test]
+    fn wait_that_claims_unpin_is_rechecked_and_gives_up_if_still_pinned() {
+        let m = Machine::new();
+        let page = m.dirty_page(1);
+        Tracker::new(&m).pin_page(page).unwrap();
+        let io = RecordingIo::new(&m);
+        io.on_wait(|_| true); // wrong: the pin is still there
+        let stats = WritebackStats::new();
+        let wb = Writeback::new(&m, &io, &stats);
+        assert_eq!(
+            wb.writeback_folio(page, &PinnedAction::Wait),
+            Ok(Outcome::WaitGaveUp)
+        );
+        assert!(is_dirty(&m, 1));
+        assert_settled(&m, 1);
+        assert_eq!(
+            io.calls(),
+            [
+                Call::WriteProtect(page),
+                Call::Wait(page),
+                Call::WriteProtect(page)
+            ]
+        );
+    }
+
+    #[test]
+    fn policy_can_bounce_after_a_wait_gives_up() {
+        let m = Machine::new();
+        let page = m.dirty_page(1);
+        Tracker::new(&m).pin_page(page).unwrap();
+        let io = RecordingIo::new(&m);
+        io.on_wait(|_| false);
+        let stats = WritebackStats::new();
+        let wb = Writeback::new(&m, &io, &stats);
+        let wait_then_bounce = |_: Folio<'_>, attempt: Attempt| match attempt {
+            Attempt::First => PinnedAction::Wait,
+            Attempt::AfterWait => PinnedAction::Bounce,
+        };
+        assert_eq!(
+            wb.writeback_folio(page, &wait_then_bounce),
+            Ok(Outcome::Bounced)
+        );
+        assert!(is_dirty(&m, 1));
+        assert_settled(&m, 1);
+        assert_eq!(
+            io.calls(),
+            [
+                Call::WriteProtect(page),
+                Call::Wait(page),
+                Call::WriteProtect(page),
+                Call::Bounced(page)
+            ]
+        );
+    }
+
+    #[test]
+    fn bounce_after_a_failed_wait_writes_in_place_if_the_pin_went_away_meanwhile() {
+        let m = Machine::new();
+        let page = m.dirty_page(1);
+        Tracker::new(&m).pin_page(page).unwrap();
+        let io = RecordingIo::new(&m);
+        // Gives up, but the pin goes just after: the locked re-check sees it.
+        io.on_wait(|folio| {
+            Tracker::new(&m).unpin_page(folio.head()).unwrap();
+            false
+        });
+        let stats = WritebackStats::new();
+        let wb = Writeback::new(&m, &io, &stats);
+        let wait_then_bounce = |_: Folio<'_>, attempt: Attempt| match attempt {
+            Attempt::First => PinnedAction::Wait,
+            Attempt::AfterWait => PinnedAction::Bounce,
+        };
+        let outcome = wb.writeback_folio(page, &wait_then_bounce);
+        assert_eq!(outcome, Ok(Outcome::WaitedThenWritten));
+        assert!(!is_dirty(&m, 1));
+    }
+
+    #[test]
+    fn folio_cleaned_by_someone_else_during_the_wait_is_clean() {
+        let m = Machine::new();
+        let page = m.dirty_page(1);
+        Tracker::new(&m).pin_page(page).unwrap();
+        let io = RecordingIo::new(&m);
+        io.on_wait(|folio| {
+            let t = Tracker::new(&m);
+            t.unpin_page(folio.head()).unwrap();
+            // Another writeback thread writes it meanwhile.
+            let (other_io, other_stats) = (RecordingIo::new(&m), WritebackStats::new());
+            let other = Writeback::new(&m, &other_io, &other_stats);
+            assert_eq!(
+                other.writeback_folio(folio.head(), &PinnedAction::Skip),
+                Ok(Outcome::WrittenInPlace)
+            );
+            true
+        });
+        let stats = WritebackStats::new();
+        let wb = Writeback::new(&m, &io, &stats);
+        assert_eq!(
+            wb.writeback_folio(page, &PinnedAction::Wait),
+            Ok(Outcome::Clean)
+        );
+        assert_eq!(io.calls(), [Call::WriteProtect(page), Call::Wait(page)]);
+    }
+
+    #[test]
+    fn policy_sees_the_folio_and_can_choose_by_size() {
+        let m = Machine::new();
+        let small = m.dirty_page(1);
+        let large = m.dirty_folio(8, 3);
+        let t = Tracker::new(&m);
+        t.pin_page(small).unwrap();
+        t.pin_page(large).unwrap();
+        let io = RecordingIo::new(&m);
+        let stats = WritebackStats::new();
+        let wb = Writeback::new(&m, &io, &stats);
+        let by_size = |folio: Folio<'_>, _: Attempt| {
+            if folio.nr_pages() > 1 {
+                PinnedAction::Bounce
+            } else {
+                PinnedAction::Skip
+            }
+        };
+        assert_eq!(wb.writeback_folio(small, &by_size), Ok(Outcome::Skipped));
+        assert_eq!(wb.writeback_folio(large, &by_size), Ok(Outcome::Bounced));
+    }
+
+    #[test]
+    fn policy_is_not_asked_about_unpinned_or_clean_folios() {
+        let m = Machine::new();
+        let dirty = m.dirty_page(1);
+        let clean = m.prepare(2, 0);
+        let io = RecordingIo::new(&m);
+        let stats = WritebackStats::new();
+        let wb = Writeback::new(&m, &io, &stats);
+        let never = |_: Folio<'_>, _: Attempt| -> PinnedAction { panic!("policy asked") };
+        assert_eq!(
+            wb.writeback_folio(dirty, &never),
+            Ok(Outcome::WrittenInPlace)
+        );
+        assert_eq!(wb.writeback_folio(clean, &never), Ok(Outcome::Clean));
+    }
+
+    #[test]
+    fn failed_in_place_write_redirties_and_reports_the_head() {
+        let m = Machine::new();
+        let head = m.dirty_folio(4, 2);
+        let io = RecordingIo::new(&m);
+        io.fail_in_place(-5);
+        let stats = WritebackStats::new();
+        let wb = Writeback::new(&m, &io, &stats);
+        assert_eq!(
+            wb.writeback_folio(pfn(6), &PinnedAction::Bounce),
+            Err(WritebackError::WriteInPlace {
+                pfn: head,
+                error: -5
+            })
+        );
+        assert!(is_dirty(&m, 4));
+        assert_settled(&m, 4);
+        let counts = stats.snapshot();
+        assert_eq!((counts.write_errors, counts.examined), (1, 1));
+        assert!(counts.is_balanced());
+    }
+
+    #[test]
+    fn failed_bounce_write_keeps_the_folio_dirty_and_reports_it() {
+        let m = Machine::new();
+        let page = m.dirty_page(1);
+        Tracker::new(&m).pin_page(page).unwrap();
+        let io = RecordingIo::new(&m);
+        io.fail_bounced(-12);
+        let stats = WritebackStats::new();
+        let wb = Writeback::new(&m, &io, &stats);
+        assert_eq!(
+            wb.writeback_folio(page, &PinnedAction::Bounce),
+            Err(WritebackError::WriteBounced {
+                pfn: page,
+                error: -12
+            })
+        );
+        assert!(is_dirty(&m, 1));
+        assert_settled(&m, 1);
+        assert_eq!(stats.snapshot().write_errors, 1);
+    }
+
+    #[test]
+    fn failed_write_after_a_wait_redirties() {
+        let m = Machine::new();
+        let page = m.dirty_page(1);
+        Tracker::new(&m).pin_page(page).unwrap();
+        let io = RecordingIo::new(&m);
+        io.on_wait(|folio| {
+            Tracker::new(&m).unpin_page(folio.head()).unwrap();
+            true
+        });
+        io.fail_in_place(-5);
+        let stats = WritebackStats::new();
+        let wb = Writeback::new(&m, &io, &stats);
+        assert_eq!(
+            wb.writeback_folio(page, &PinnedAction::Wait),
+            Err(WritebackError::WriteInPlace {
+                pfn: page,
+                error: -5
+            })
+        );
+        assert!(is_dirty(&m, 1));
+        assert_settled(&m, 1);
+    }
+
+    #[test]
+    fn many_plain_references_read_as_a_pin_and_are_bounced_not_lost() {
+        let m = Machine::new();
+        let page = m.dirty_page(1);
+        let t = Tracker::new(&m);
+        for _ in 1..GUP_PIN_COUNTING_BIAS {
+            t.get_page(page).unwrap();
+        }
+        let io = RecordingIo::new(&m);
+        let stats = WritebackStats::new();
+        let wb = Writeback::new(&m, &io, &stats);
+        assert_eq!(
+            wb.writeback_folio(page, &PinnedAction::Bounce),
+            Ok(Outcome::Bounced)
+        );
+        assert!(is_dirty(&m, 1));
+    }
+
+    #[test]
+    fn dirty_zero_page_is_never_treated_as_pinned() {
+        let m = Machine::with_zero_page(0);
+        let zero = m.prepare(0, 0);
+        let t = Tracker::new(&m);
+        for _ in 1..GUP_PIN_COUNTING_BIAS {
+            t.get_page(zero).unwrap();
+        }
+        m.page(0).set_flags(PageFlags::DIRTY);
+        let io = RecordingIo::new(&m);
+        let stats = WritebackStats::new();
+        let wb = Writeback::new(&m, &io, &stats);
+        assert_eq!(
+            wb.writeback_folio(zero, &PinnedAction::Skip),
+            Ok(Outcome::WrittenInPlace)
+        );
+    }
+
+    #[test]
+    fn non_blocking_mode_reports_a_locked_folio_and_leaves_it_untouched() {
+        let m = Machine::new();
+        let page = m.dirty_page(1);
+        assert!(m.page(1).try_lock());
+        let io = RecordingIo::new(&m);
+        let stats = WritebackStats::new();
+        let wb = Writeback::new(&m, &io, &stats).with_lock_mode(LockMode::NonBlocking);
+        assert_eq!(
+            wb.writeback_folio(page, &PinnedAction::Skip),
+            Err(WritebackError::Locked { pfn: page })
+        );
+        assert_eq!(m.page(1).flags(), PageFlags::DIRTY | PageFlags::LOCKED);
+        assert!(io.calls().is_empty());
+        assert_eq!(stats.snapshot().busy, 1);
+        m.page(1).unlock();
+        assert_eq!(
+            wb.writeback_folio(page, &PinnedAction::Skip),
+            Ok(Outcome::WrittenInPlace)
+        );
+        assert_settled(&m, 1);
+    }
+
+    #[test]
+    fn folio_under_writeback_elsewhere_is_reported_and_untouched() {
+        for mode in [LockMode::Blocking, LockMode::NonBlocking] {
+            let m = Machine::new();
+            let head = m.dirty_folio(4, 1);
+            m.page(4).set_flags(PageFlags::WRITEBACK);
+            let io = RecordingIo::new(&m);
+            let stats = WritebackStats::new();
+            let wb = Writeback::new(&m, &io, &stats).with_lock_mode(mode);
+            assert_eq!(
+                wb.writeback_folio(pfn(5), &PinnedAction::Bounce),
+                Err(WritebackError::UnderWriteback { pfn: head })
+            );
+            assert_eq!(m.page(4).flags(), PageFlags::DIRTY | PageFlags::WRITEBACK);
+            assert!(io.calls().is_empty());
+            assert_eq!(stats.snapshot().busy, 1);
+        }
+    }
+
+    #[test]
+    fn frame_outside_the_map_is_a_lookup_error_not_an_examined_folio() {
+        let m = Machine::new();
+        let io = RecordingIo::new(&m);
+        let stats = WritebackStats::new();
+        let wb = Writeback::new(&m, &io, &stats);
+        let end = Machine::BASE + Machine::PAGES;
+        for raw in [end, end + 1, Pfn::MAX.get()] {
+            assert_eq!(
+                wb.writeback_folio(pfn(raw), &PinnedAction::Bounce),
+                Err(WritebackError::NotInMemoryMap { pfn: pfn(raw) })
+            );
+        }
+        let counts = stats.snapshot();
+        assert_eq!((counts.lookup_errors, counts.examined), (3, 0));
+        assert_eq!(m.warnings(), 0);
+    }
+
+    #[test]
+    fn corrupt_folio_shape_is_warned_and_reported() {
+        let m = Machine::new();
+        m.dirty_page(4);
+        // Page 5 claims to be page 1 of an order-1 folio headed by page 4,
+        // but page 4 says it is a small page.
+        let order = gupio_pin::FolioOrder::try_new(1).unwrap();
+        m.page(5).init(0, FolioShape::new(order, 1).unwrap());
+        let io = RecordingIo::new(&m);
+        let stats = WritebackStats::new();
+        let wb = Writeback::new(&m, &io, &stats);
+        assert_eq!(
+            wb.writeback_folio(pfn(5), &PinnedAction::Bounce),
+            Err(WritebackError::CorruptFolio { pfn: pfn(5) })
+        );
+        assert_eq!(m.warnings(), 1);
+        assert_eq!(
+            m.last_warning(),
+            Some(Warning::CorruptFolio { pfn: pfn(5) })
+        );
+        assert!(io.calls().is_empty());
+        assert_eq!(stats.snapshot().lookup_errors, 1);
+    }
+
+    #[test]
+    fn folios_batch_writes_each_run_once_and_continues_past_errors() {
+        let m = Machine::new();
+        let small = m.dirty_page(1);
+        let clean = m.prepare(2, 0);
+        let large = m.dirty_folio(8, 3);
+        let io = RecordingIo::new(&m);
+        let stats = WritebackStats::new();
+        let wb = Writeback::new(&m, &io, &stats);
+        let pfns = [pfn(9), pfn(10), pfn(15), small, pfn(500), clean, small];
+        let summary = wb.writeback_folios(&pfns, &PinnedAction::Bounce);
+        assert_eq!(
+            summary.counts,
+            WritebackCounts {
+                examined: 4,
+                clean: 2,
+                written_in_place: 2,
+                lookup_errors: 1,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            summary.first_error,
+            Some(WritebackError::NotInMemoryMap { pfn: pfn(500) })
+        );
+        assert_eq!(
+            io.calls(),
+            [
+                Call::WriteProtect(large),
+                Call::InPlace(large),
+                Call::WriteProtect(small),
+                Call::InPlace(small)
+            ]
+        );
+        assert_eq!(stats.snapshot(), summary.counts);
+        assert!(wb.writeback_folios(&[], &PinnedAction::Bounce).is_ok());
+    }
+
+    #[test]
+    fn range_batch_visits_each_touched_folio_once() {
+        let m = Machine::new();
+        m.dirty_page(3);
+        let mid = m.dirty_folio(4, 2); // 4..8
+        let large = m.dirty_folio(8, 3); // 8..16
+        let t = Tracker::new(&m);
+        t.pin_page(pfn(6)).unwrap();
+        let io = RecordingIo::new(&m);
+        let stats = WritebackStats::new();
+        let wb = Writeback::new(&m, &io, &stats);
+        // Starts mid-folio and ends mid-folio.
+        let summary = wb.writeback_range(PageRange::new(pfn(5), 5), &PinnedAction::Skip);
+        assert!(summary.is_ok());
+        assert_eq!(
+            summary.counts,
+            WritebackCounts {
+                examined: 2,
+                skipped: 1,
+                written_in_place: 1,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            io.calls(),
+            [
+                Call::WriteProtect(mid),
+                Call::WriteProtect(large),
+                Call::InPlace(large)
+            ]
+        );
+        assert!(is_dirty(&m, 3), "outside the range");
+        assert!(is_dirty(&m, 4), "pinned: skipped");
+    }
+
+    #[test]
+    fn range_batch_steps_over_unmapped_frames_one_by_one() {
+        let m = Machine::new();
+        let last = m.dirty_page(Machine::BASE + Machine::PAGES - 1);
+        let io = RecordingIo::new(&m);
+        let stats = WritebackStats::new();
+        let wb = Writeback::new(&m, &io, &stats);
+        let range = PageRange::new(last, 3);
+        let summary = wb.writeback_range(range, &PinnedAction::Skip);
+        assert_eq!(summary.counts.written_in_place, 1);
+        assert_eq!(summary.counts.lookup_errors, 2);
+        assert_eq!(
+            summary.into_result(),
+            Err(WritebackError::NotInMemoryMap {
+                pfn: last.checked_add(1).unwrap()
+            })
+        );
+        assert!(wb
+            .writeback_range(PageRange::new(last, 0), &PinnedAction::Skip)
+            .is_ok());
+        // A range ending at the largest frame number stops without overflow.
+        let top = wb.writeback_range(PageRange::new(Pfn::MAX, 1), &PinnedAction::Skip);
+        assert_eq!(top.counts.lookup_errors, 1);
+    }
+
+    /// Tiny deterministic generator (splitmix64) for the property test.
+    struct SplitMix(u64);
+
+    impl SplitMix {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    #[test]
+    fn no_pass_ever_cleans_a_pinned_folio_and_the_counts_add_up() {
+        let mut rng = SplitMix(0x5eed);
+        let rounds = if cfg!(miri) { 20 } else { 200 };
+        for round in 0..rounds {
+            let m = Machine::new();
+            let t = Tracker::new(&m);
+            // Folios of random orders tiling the map.
+            let mut heads = Vec::new();
+            let mut next = Machine::BASE;
+            while next < Machine::BASE + Machine::PAGES {
+                let room = Machine::BASE + Machine::PAGES - next;
+                let mut order = u32::try_from(rng.below(4)).unwrap();
+                while (1usize << order) > room || next % (1 << order) != 0 {
+                    order -= 1;
+                }
+                let head = m.prepare(next, order);
+                if rng.below(2) == 0 {
+                    m.page(next).set_flags(PageFlags::DIRTY);
+                }
+                if rng.below(3) == 0 {
+                    let offset = usize::try_from(rng.below(1 << order)).unwrap();
+                    let page = head.checked_add(offset).unwrap();
+                    t.pin_page(page).unwrap();
+                }
+                heads.push((head, 1usize << order));
+                next += 1 << order;
+            }
+            let before: Vec<(bool, bool)> = heads
+                .iter()
+                .map(|&(h, _)| {
+                    let c = m.counters(h).unwrap();
+                    (
+                        c.flags().contains(PageFlags::DIRTY),
+                        t.maybe_dma_pinned(h).unwrap(),
+                    )
+                })
+                .collect();
+            let io = RecordingIo::new(&m);
+            if rng.below(2) == 0 {
+                io.fail_in_place(-5);
+            }
+            io.on_wait(|_| false);
+            let policy = ALL[usize::try_from(rng.below(3)).unwrap()];
+            let stats = WritebackStats::new();
+            let wb = Writeback::new(&m, &io, &stats);
+            let range = PageRange::new(pfn(Machine::BASE), Machine::PAGES);
+            let summary = wb.writeback_range(range, &policy);
+
+            assert!(summary.counts.is_balanced(), "round {round}");
+            assert_eq!(summary.counts.examined, heads.len(), "round {round}");
+            assert_eq!(stats.snapshot(), summary.counts, "round {round}");
+            for (&(head, _), &(was_dirty, pinned)) in heads.iter().zip(&before) {
+                let raw = head.get();
+                assert_settled(&m, raw);
+                if pinned && was_dirty {
+                    assert!(is_dirty(&m, raw), "round {round}: pinned {head:?} cleaned");
+                }
+                if !was_dirty {
+                    assert!(!is_dirty(&m, raw), "round {round}: clean {head:?} dirtied");
+                }
+            }
+            let dirty_now = heads
+                .iter()
+                .filter(|&&(h, _)| is_dirty(&m, h.get()))
+                .count();
+            assert_eq!(dirty_now, summary.counts.left_dirty(), "round {round}");
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! What a writeback call can report instead of an outcome.
+
+use core::fmt;
+
+use gupio_pfn::Pfn;
+
+/// Why writeback of a folio did not produce an [`Outcome`](crate::Outcome).
+///
+/// `E` is the embedder's I/O error ([`WritebackIo::Error`](crate::WritebackIo::Error)).
+/// Every variant leaves the folio's dirty state as the caller found it, or
+/// dirty: a folio is never marked clean unless its contents were written.
+/// The lookup variants carry the frame number the caller passed; the others
+/// carry the folio's head.
+///
+/// ```
+/// use gupio_pfn::Pfn;
+/// use gupio_writeback::WritebackError;
+///
+/// let e: WritebackError<i32> = WritebackError::WriteInPlace { pfn: Pfn::new(0x40), error: -5 };
+/// assert_eq!(e.pfn(), Pfn::new(0x40));
+/// assert_eq!(e.to_string(), "writing folio 0x40 in place failed (-5); it stays dirty");
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WritebackError<E> {
+    /// The frame number has no counters in the memory map.
+    NotInMemoryMap {
+        /// The frame number passed in.
+        pfn: Pfn,
+    },
+    /// The memory map's folio for the frame contradicts itself (also warned).
+    CorruptFolio {
+        /// The frame number passed in.
+        pfn: Pfn,
+    },
+    /// The folio lock is held by someone else ([`LockMode::NonBlocking`](crate::LockMode::NonBlocking) only).
+    Locked {
+        /// The folio's head.
+        pfn: Pfn,
+    },
+    /// Writeback of the folio is already in flight outside this engine.
+    UnderWriteback {
+        /// The folio's head.
+        pfn: Pfn,
+    },
+    /// Writing the folio in place failed; the folio was re-dirtied.
+    WriteInPlace {
+        /// The folio's head.
+        pfn: Pfn,
+        /// The embedder's error.
+        error: E,
+    },
+    /// Writing the folio's bounce copy failed; the folio stays dirty.
+    WriteBounced {
+        /// The folio's head.
+        pfn: Pfn,
+        /// The embedder's error.
+        error: E,
+    },
+}
+
+impl<E> WritebackError<E> {
+    /// The frame number the error is about: the one passed in for a failed
+    /// lookup, the folio's head otherwise.
+    ///
+    /// ```
+    /// use gupio_pfn::Pfn;
+    /// use gupio_writeback::WritebackError;
+    /// let e = WritebackError::<()>::Locked { pfn: Pfn::new(8) };
+    /// assert_eq!(e.pfn(), Pfn::new(8));
+    /// ```
+    pub const fn pfn(&self) -> Pfn {
+        match *self {
+            Self::NotInMemoryMap { pfn }
+            | Self::CorruptFolio { pfn }
+            | Self::Locked { pfn }
+            | Self::UnderWriteback { pfn }
+            | Self::WriteInPlace { pfn, .. }
+            | Self::WriteBounced { pfn, .. } => pfn,
+        }
+    }
+
+    /// Whether the folio was busy (locked, or under writeback elsewhere):
+    /// nothing was looked at or changed, and a later pass may succeed.
+    ///
+    /// ```
+    /// use gupio_pfn::Pfn;
+    /// use gupio_writeback::WritebackError;
+    /// assert!(WritebackError::<()>::UnderWriteback { pfn: Pfn::new(1) }.is_busy());
+    /// assert!(!WritebackError::<()>::NotInMemoryMap { pfn: Pfn::new(1) }.is_busy());
+    /// ```
+    pub const fn is_busy(&self) -> bool {
+        matches!(self, Self::Locked { .. } | Self::UnderWriteback { .. })
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for WritebackError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotInMemoryMap { pfn } => write!(f, "pfn {pfn:#x} is not in the memory map"),
+            Self::CorruptFolio { pfn } => {
+                write!(f, "the folio of pfn {pfn:#x} contradicts the memory map")
+            }
+            Self::Locked { pfn } => write!(f, "folio {pfn:#x} is locked by someone else"),
+            Self::UnderWriteback { pfn } => {
+                write!(f, "folio {pfn:#x} is already under writeback")
+            }
+            Self::WriteInPlace { pfn, error } => write!(
+                f,
+                "writing folio {pfn:#x} in place failed ({error}); it stays dirty"
+            ),
+            Self::WriteBounced { pfn, error } => write!(
+                f,
+                "writing the bounce copy of folio {pfn:#x} failed ({error}); it stays dirty"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn every_error_displays_its_pfn_and_cause() {
+        let pfn = Pfn::new(0x1c);
+        let cases: [(WritebackError<i32>, &str); 6] = [
+            (WritebackError::NotInMemoryMap { pfn }, "memory map"),
+            (WritebackError::CorruptFolio { pfn }, "contradicts"),
+            (WritebackError::Locked { pfn }, "locked"),
+            (WritebackError::UnderWriteback { pfn }, "under writeback"),
+            (WritebackError::WriteInPlace { pfn, error: -5 }, "-5"),
+            (WritebackError::WriteBounced { pfn, error: -28 }, "-28"),
+        ];
+        for (error, needle) in cases {
+            let text = error.to_string();
+            assert!(text.contains("0x1c"), "{text:?} lacks the pfn");
+            assert!(text.contains(needle), "{text:?} lacks {needle:?}");
+            assert_eq!(error.pfn(), pfn);
+        }
+    }
+
+    #[test]
+    fn only_lock_and_writeback_conflicts_are_busy() {
+        let pfn = Pfn::new(3);
+        assert!(WritebackError::<u8>::Locked { pfn }.is_busy());
+        assert!(WritebackError::<u8>::UnderWriteback { pfn }.is_busy());
+        assert!(!WritebackError::<u8>::CorruptFolio { pfn }.is_busy());
+        assert!(!WritebackError::WriteInPlace { pfn, error: 1u8 }.is_busy());
+        assert!(!WritebackError::WriteBounced { pfn, error: 1u8 }.is_busy());
+    }
+}
