@@ -5,6 +5,7 @@ use core::fmt;
 use core::ops::ControlFlow;
 
 use gupio_pfn::{Origin, Pfn};
+use gupio_sync::atomic::{fence, Ordering};
 
 use crate::counters::{AddRefsError, GUP_PIN_COUNTING_BIAS};
 use crate::{maybe_dma_pinned, Folio, PageFlags, PageOps, PinError, Warning};
@@ -745,6 +746,12 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// assert_eq!(t.range_dirty(PageRange::new(Pfn::new(0), 4)), Ok(true));
     /// ```
     pub fn dirty_range_lock(&self, range: PageRange) -> Result<(), PinError> {
+        // SeqCst: orders the caller's earlier pins before the DIRTY checks
+        // below; pairs with writeback's SeqCst fence between clearing DIRTY
+        // and asking maybe_dma_pinned, so either writeback sees the pin or
+        // this sees the page clean and dirties it (loom: gupio-writeback's
+        // release-path models).
+        fence(Ordering::SeqCst);
         let mut first_error = None;
         self.for_each_run(Pages::Range(range), |folio, _, _| {
             match folio {
