@@ -1,16 +1,20 @@
 //! `cargo xtask qemu`: boot the demo kernel in QEMU against a fresh disk image
 //! and check what it did.
 //!
-//! 1. Build `crates/demo-kernel` (its own workspace, riscv64gc-unknown-none-elf).
-//! 2. Write `target/demo-kernel/disk.img` from the pattern the kernel expects
-//!    (`crates/demo-kernel/src/pattern.rs`, compiled into this module too).
-//! 3. Run `qemu-system-riscv64 -M virt -bios none` headless with a timeout,
-//!    echoing and capturing the UART (also saved as `target/demo-kernel/uart.log`).
-//! 4. Require exit status 0 (the kernel's test-finisher pass) and the kernel's
-//!    PASS line, then check every byte of the image: the sectors the kernel
-//!    wrote hold the written pattern, all others are untouched.
+//! Two steps:
+//! 1. **Build** `crates/demo-kernel` (its own workspace,
+//!    riscv64gc-unknown-none-elf, `--locked`) and print its section sizes and
+//!    its `.text` by crate, gupio's share included.
+//! 2. **Boot**: write `target/demo-kernel/disk.img` from the pattern the
+//!    kernel expects (`crates/demo-kernel/src/pattern.rs`, compiled into this
+//!    module too), run `qemu-system-riscv64 -M virt -bios none` headless with
+//!    a timeout, echoing and capturing the UART (also saved as
+//!    `target/demo-kernel/uart.log`), then require exit status 0 (the
+//!    kernel's test-finisher pass) and the kernel's PASS line, and check
+//!    every byte of the image: the sectors the kernel wrote hold the written
+//!    pattern, all others are untouched.
 //!
-//! Any failure returns an error that includes the UART log.
+//! Any failure fails the step with a message that includes the UART log.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -20,6 +24,11 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+use crate::cli::Args;
+use crate::step::{Runner, StepLog};
+use crate::tools::Tool;
+use crate::Failure;
 
 /// The disk image's contents, shared with the kernel (see the file's header).
 mod pattern {
@@ -32,8 +41,12 @@ const KERNEL_TARGET: &str = "riscv64gc-unknown-none-elf";
 const KERNEL_NAME: &str = "gupio-demo-kernel";
 /// The line the kernel prints last when every check held.
 const PASS_LINE: &str = "gupio-demo-kernel: PASS";
-/// QEMU binary used unless `--qemu` names another.
+/// QEMU binary used unless [`QEMU_OVERRIDE`] names another.
 const DEFAULT_QEMU: &str = "qemu-system-riscv64";
+/// Environment variable naming another QEMU binary.
+const QEMU_OVERRIDE: &str = "GUPIO_QEMU";
+/// The Debian package that provides [`DEFAULT_QEMU`].
+const QEMU_PACKAGE: &str = "qemu-system-misc";
 /// Time QEMU may run before it is killed, unless `--timeout` says otherwise.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Guest RAM; the kernel reads the size from the device tree.
@@ -43,66 +56,88 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// Mismatching bytes listed in an image-check failure.
 const MISMATCHES_SHOWN: usize = 8;
 
-const USAGE: &str = "usage: cargo xtask qemu [--timeout SECONDS] [--qemu PATH]
+/// Usage line.
+pub const USAGE: &str = "  qemu [--timeout SECONDS]
+      build crates/demo-kernel, boot it in qemu-system-riscv64 (-M virt -bios
+      none) against a fresh disk image, check its exit status, its UART log
+      (target/demo-kernel/uart.log) and the image afterwards; QEMU is killed
+      after SECONDS (default 60); $GUPIO_QEMU names another QEMU binary";
 
-Builds crates/demo-kernel, writes target/demo-kernel/disk.img, boots the
-kernel in qemu-system-riscv64 (-M virt -bios none) and checks its exit status,
-its UART log (target/demo-kernel/uart.log) and the disk image afterwards.
-
-  --timeout SECONDS  kill QEMU after this long (default 60)
-  --qemu PATH        QEMU binary (default qemu-system-riscv64 on PATH)";
-
-/// Command-line options of `cargo xtask qemu`.
-struct Options {
-    timeout: Duration,
-    qemu: String,
+/// Options of `cargo xtask qemu`.
+pub struct Options {
+    /// Time QEMU may run before it is killed.
+    pub timeout: Duration,
+    /// The QEMU binary.
+    pub qemu: String,
 }
 
-fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
-    let mut options = Options {
-        timeout: DEFAULT_TIMEOUT,
-        qemu: DEFAULT_QEMU.to_owned(),
-    };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Ok(None);
-            }
-            "--timeout" => {
-                let value = args.next().ok_or("--timeout needs a number of seconds")?;
-                let seconds: u64 = value
-                    .parse()
-                    .ok()
-                    .filter(|&seconds| seconds > 0)
-                    .ok_or_else(|| {
-                        format!("--timeout: `{value}` is not a positive number of seconds")
-                    })?;
-                options.timeout = Duration::from_secs(seconds);
-            }
-            "--qemu" => {
-                options.qemu = args.next().ok_or("--qemu needs a path")?.clone();
-            }
-            other => return Err(format!("qemu: unknown argument `{other}`\n{USAGE}")),
+impl Default for Options {
+    fn default() -> Self {
+        let qemu = std::env::var(QEMU_OVERRIDE)
+            .ok()
+            .filter(|path| !path.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_QEMU.to_owned());
+        Self {
+            timeout: DEFAULT_TIMEOUT,
+            qemu,
         }
     }
-    Ok(Some(options))
 }
 
-/// Runs `cargo xtask qemu` with the arguments after `qemu`.
-///
-/// # Errors
-///
-/// A message naming the failed step (with the UART log once QEMU has run).
-pub fn run(args: &[String]) -> Result<(), String> {
-    let Some(options) = parse_options(args)? else {
-        return Ok(());
-    };
-    let root = workspace_root();
-    let kernel = build_kernel(&root)?;
-    report_sizes(&kernel)?;
+/// Parses `qemu`'s arguments and runs it.
+pub fn main(runner: &mut Runner, mut args: Args) -> Result<(), Failure> {
+    let mut options = Options::default();
+    if let Some(seconds) = args.count("--timeout")? {
+        options.timeout = Duration::from_secs(seconds);
+    }
+    args.finish()?;
+    run(runner, &options)
+}
 
+/// The `qemu` stage of `cargo xtask ci`, with the default options.
+pub fn ci(runner: &mut Runner) -> Result<(), Failure> {
+    run(runner, &Options::default())
+}
+
+/// Builds the kernel, then boots it and checks the outcome: two steps.
+pub fn run(runner: &mut Runner, options: &Options) -> Result<(), Failure> {
+    let root = workspace_root();
+    let mut kernel = None;
+    runner.step(
+        "demo-kernel build",
+        &[Tool::StableTarget(KERNEL_TARGET)],
+        |log| {
+            let elf = build_kernel(&root)?;
+            report_sizes(&elf, log)?;
+            kernel = Some(elf);
+            Ok(())
+        },
+    )?;
+    let Some(kernel) = kernel else {
+        return Err(Failure::StepFailed);
+    };
+    // A QEMU named by the override is the caller's business to install.
+    let qemu_tool = [Tool::Program {
+        name: DEFAULT_QEMU,
+        package: QEMU_PACKAGE,
+    }];
+    let tools: &[Tool] = if options.qemu == DEFAULT_QEMU {
+        &qemu_tool
+    } else {
+        &[]
+    };
+    runner.step("demo-kernel boot in QEMU", tools, |log| {
+        boot_and_check(&root, &kernel, options, log)
+    })
+}
+
+/// Writes the image, boots the kernel on it and checks the outcome.
+fn boot_and_check(
+    root: &Path,
+    kernel: &Path,
+    options: &Options,
+    log: &mut StepLog,
+) -> Result<(), String> {
     let out_dir = root.join("target").join("demo-kernel");
     fs::create_dir_all(&out_dir)
         .map_err(|error| format!("qemu: cannot create {}: {error}", out_dir.display()))?;
@@ -110,7 +145,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     write_image(&image)?;
 
     let started = Instant::now();
-    let outcome = run_qemu(&options, &kernel, &image)?;
+    let outcome = run_qemu(options, kernel, &image)?;
     let elapsed = started.elapsed();
     let log_path = out_dir.join("uart.log");
     fs::write(&log_path, &outcome.uart)
@@ -144,6 +179,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         elapsed.as_secs_f64(),
         log_path.display()
     );
+    log.note(&format!(
+        "kernel passed in {:.2} s under QEMU",
+        elapsed.as_secs_f64()
+    ));
     Ok(())
 }
 
@@ -256,7 +295,7 @@ fn check_image(path: &Path) -> Result<(), String> {
             }
             mismatches += 1;
             if mismatches <= MISMATCHES_SHOWN {
-                let role = if pattern::WRITTEN_SECTORS.contains(&sector) {
+                let role = if pattern::is_written(sector) {
                     "written by the kernel"
                 } else {
                     "must be untouched"
@@ -273,11 +312,16 @@ fn check_image(path: &Path) -> Result<(), String> {
             "the disk image differs from what the kernel should have left in {mismatches} bytes:\n{shown}"
         ));
     }
+    let written: Vec<String> = pattern::WRITTEN_SECTORS
+        .iter()
+        .map(|range| format!("{}..{}", range.start, range.end))
+        .collect();
+    let untouched = (0..pattern::IMAGE_SECTORS)
+        .filter(|&sector| !pattern::is_written(sector))
+        .count();
     println!(
-        "qemu: image check: sectors {}..{} hold the kernel's writes, the other {} sectors are untouched",
-        pattern::WRITTEN_SECTORS.start,
-        pattern::WRITTEN_SECTORS.end,
-        pattern::IMAGE_SECTORS - (pattern::WRITTEN_SECTORS.end - pattern::WRITTEN_SECTORS.start)
+        "qemu: image check: sectors {} hold the kernel's writes, the other {untouched} sectors are untouched",
+        written.join(" and ")
     );
     Ok(())
 }
@@ -572,8 +616,14 @@ fn v0_crate(rest: &str) -> Option<String> {
     None
 }
 
-/// Prints the kernel's section sizes and its `.text` by crate.
-fn report_sizes(kernel: &Path) -> Result<(), String> {
+/// Whether `krate` is one of gupio's crates (the demo kernel is not).
+fn is_gupio_crate(krate: &str) -> bool {
+    krate == "gupio" || (krate.starts_with("gupio_") && krate != "gupio_demo_kernel")
+}
+
+/// Prints the kernel's section sizes and its `.text` by crate, and notes
+/// gupio's share in the step's summary.
+fn report_sizes(kernel: &Path, log: &mut StepLog) -> Result<(), String> {
     let elf = fs::read(kernel)
         .map_err(|error| format!("qemu: cannot read {}: {error}", kernel.display()))?;
     let sections =
@@ -629,5 +679,21 @@ fn report_sizes(kernel: &Path) -> Result<(), String> {
         let percent = 100.0 * *size as f64 / text.size as f64;
         println!("  {krate:<24} {size:>7} B {percent:>5.1}%");
     }
+    let gupio: u64 = by_crate
+        .iter()
+        .filter(|(krate, _)| is_gupio_crate(krate))
+        .map(|(_, size)| size)
+        .sum();
+    // Display only: the lossy float conversion cannot matter.
+    #[allow(clippy::cast_precision_loss)]
+    let percent = 100.0 * gupio as f64 / text.size as f64;
+    println!(
+        "qemu: gupio's crates are {gupio} B of the kernel's {} B of .text ({percent:.1}%)",
+        text.size
+    );
+    log.note(&format!(
+        ".text {} B, gupio {gupio} B ({percent:.1}%)",
+        text.size
+    ));
     Ok(())
 }

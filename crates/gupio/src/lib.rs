@@ -163,17 +163,19 @@ pub mod sync {
 
 /// The traits an embedder implements, in one place.
 ///
-/// - [`MemoryMap`]: where the counters of a page-frame number live, the
-///   zero page, which pages may be pinned long term.
-/// - [`PageOps`]: freeing a folio whose last reference dropped, the warn
-///   hook, pin accounting, locking and dirtying.
-/// - [`AddressSpace`]: translating and faulting in user addresses for
-///   `pin_user_pages`.
-/// - [`BvecStorage`]: where a bio's bvec table lives (implemented for
-///   `heapless::Vec` and slices already).
-/// - [`WritebackIo`]: the filesystem's writes (in place, bounced), its wait
-///   for an unpin, and write protection.
-/// - [`Warn`]: the completion path's warn hook; every [`PageOps`] is one.
+/// - [`MemoryMap`](gupio_pin::MemoryMap): where the counters of a
+///   page-frame number live, the zero page, which pages may be pinned long
+///   term.
+/// - [`PageOps`](gupio_pin::PageOps): freeing a folio whose last reference
+///   dropped, the warn hook, pin accounting, locking and dirtying.
+/// - [`AddressSpace`](gupio_pin::AddressSpace): translating and faulting in
+///   user addresses for `pin_user_pages`.
+/// - [`BvecStorage`](gupio_bio::BvecStorage): where a bio's bvec table
+///   lives (implemented for `heapless::Vec` and slices already).
+/// - [`WritebackIo`](gupio_writeback::WritebackIo): the filesystem's writes
+///   (in place, bounced), its wait for an unpin, and write protection.
+/// - [`Warn`](gupio_release::Warn): the completion path's warn hook; every
+///   `PageOps` is one.
 pub mod embed {
     pub use gupio_bio::BvecStorage;
     pub use gupio_pin::{AddressSpace, MemoryMap, PageOps};

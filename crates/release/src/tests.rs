@@ -158,7 +158,7 @@ fn a_bio_with_nothing_to_release_never_touches_the_memory_map() {
     let mut bio = new_bio(&mut table, BioOp::Write);
     // Borrowed pages far outside the map: a lookup would fail.
     let _ = bio
-        .add_page(Pfn::new(1 << 30), PAGE, 0, Origin::Borrowed)
+        .add_page(Pfn::new(1 << 24), PAGE, 0, Origin::Borrowed)
         .unwrap();
     assert!(!bio.needs_release());
     assert_eq!(release_pages(&t, &bio, true), Ok(ReleaseStats::default()));
@@ -563,6 +563,39 @@ fn user_range_that_overflows_the_bio_returns_a_short_count_and_drops_extra_pins(
         Ok(8192)
     );
     release_pages(&t, &bio, true).unwrap();
+    assert_baseline(&map);
+}
+
+#[test]
+fn user_range_pins_no_more_pages_than_the_bio_has_room_for() {
+    let map = machine();
+    let t = Tracker::new(&map);
+    let space = Identity { limit: 64 };
+    let mut table = heapless::Vec::<gupio_bio::BioVec, 16>::new();
+    // One page per bvec, four bvecs: ten pages cannot all fit.
+    let limits = BioLimits::default()
+        .with_max_vecs(4)
+        .unwrap()
+        .with_max_segment_size(PAGE)
+        .unwrap();
+    let mut bio = Bio::new(&mut table, BioOp::Write, Sector(0), limits);
+    let added = add_user_range(
+        &t,
+        &space,
+        &mut bio,
+        UserAddr::new(10 << 12),
+        10 * 4096,
+        GupFlags::empty(),
+    );
+    assert_eq!(added, Ok(4 * 4096));
+    // Four pins for the four free bvecs, then one page to see whether the
+    // full bio merges it (it does not): not the ten of one batch.
+    assert_eq!(map.stats().acquired(), 5);
+    assert_eq!(map.stats().released(), 1);
+    for pfn in 14..20 {
+        assert_eq!(refcount(&map, pfn), 1, "pfn {pfn}: never kept");
+    }
+    release_pages(&t, &bio, false).unwrap();
     assert_baseline(&map);
 }
 

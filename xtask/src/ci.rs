@@ -1,0 +1,45 @@
+//! `cargo xtask ci`: exactly what CI runs once `ci/install.sh` has installed
+//! the tools.
+
+use crate::cli::Args;
+use crate::step::Runner;
+use crate::{fuzz, qemu, test, Failure};
+
+/// Usage line.
+pub const USAGE: &str = "  ci
+      what CI runs after ci/install.sh: test (nothing skipped), then fuzz
+      --seconds 30 on every target, then qemu";
+
+/// Seconds of fuzzing per target in CI: enough to shake out shallow bugs
+/// while the whole run stays well inside CI's 90 minutes on 2 cores.
+const FUZZ_SECONDS: u64 = 30;
+
+/// A CI stage: a name for the banner, and what it runs.
+type Stage = (&'static str, fn(&mut Runner) -> Result<(), Failure>);
+
+/// The stages of a CI run, in order. The host demo and the QEMU boot of the
+/// demo kernel add their stages at the end of this list.
+const STAGES: &[Stage] = &[
+    ("test: every check of `cargo xtask test`", test::run),
+    ("fuzz: every target, briefly", fuzz_every_target),
+    ("qemu: the demo kernel on qemu-system-riscv64", qemu::ci),
+];
+
+fn fuzz_every_target(runner: &mut Runner) -> Result<(), Failure> {
+    let options = fuzz::Options {
+        seconds: FUZZ_SECONDS,
+        target: None,
+    };
+    fuzz::run(runner, &options)
+}
+
+/// Parses `ci`'s arguments (there are none) and runs every stage.
+pub fn main(runner: &mut Runner, args: Args) -> Result<(), Failure> {
+    args.finish()?;
+    runner.set_allow_skip(false);
+    for (name, stage) in STAGES {
+        println!("\n######## ci stage {name}");
+        stage(runner)?;
+    }
+    Ok(())
+}
