@@ -8,6 +8,7 @@
 //! `--allow-skip`, is reported loudly as skipped. Every run ends with a table
 //! of its steps and a one-line count.
 
+mod bench;
 mod ci;
 mod cli;
 mod cmd;
@@ -58,6 +59,7 @@ const SUBCOMMANDS: &[Subcommand] = &[
     Subcommand::new("test", test::USAGE, test::main),
     Subcommand::new("fuzz", fuzz::USAGE, fuzz::main),
     Subcommand::new("qemu", qemu::USAGE, qemu::main),
+    Subcommand::new("bench", bench::USAGE, bench::main),
     Subcommand::new("ci", ci::USAGE, ci::main),
 ];
 

@@ -697,3 +697,104 @@ fn report_sizes(kernel: &Path, log: &mut StepLog) -> Result<(), String> {
     ));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A legacy-mangled symbol whose first path component is `first`.
+    fn legacy(first: &str) -> String {
+        format!("_ZN{}{first}4main17h0123456789abcdefE", first.len())
+    }
+
+    #[test]
+    fn legacy_symbols_name_their_crate() {
+        assert_eq!(crate_of(&legacy("gupio_demo_kernel")), "gupio_demo_kernel");
+        assert_eq!(crate_of(&legacy("gupio_pin")), "gupio_pin");
+    }
+
+    #[test]
+    fn trait_impls_name_the_type_crate_or_the_trait_crate_for_generics() {
+        let concrete =
+            "_$LT$gupio_demo_kernel..pagemap..PageMap$u20$as$u20$gupio_pin..map..PageOps$GT$";
+        assert_eq!(crate_of(&legacy(concrete)), "gupio_demo_kernel");
+        let generic = "_$LT$T$u20$as$u20$gupio_release..Warn$GT$";
+        assert_eq!(crate_of(&legacy(generic)), "gupio_release");
+    }
+
+    #[test]
+    fn v0_symbols_name_their_innermost_crate() {
+        assert_eq!(crate_of("_RNvNtCs1a2b_4core3fmt5write"), "core");
+        assert_eq!(
+            crate_of("_RNvCs9_17compiler_builtins6memcpy"),
+            "compiler_builtins"
+        );
+    }
+
+    #[test]
+    fn other_symbols_are_bucketed() {
+        assert_eq!(crate_of("memcpy"), "(not Rust)");
+        assert_eq!(crate_of("_ZNnot-a-length"), "(unknown Rust)");
+    }
+
+    #[test]
+    fn gupio_share_counts_the_core_crates_but_not_the_kernel() {
+        for krate in [
+            "gupio",
+            "gupio_pin",
+            "gupio_bio",
+            "gupio_release",
+            "gupio_pfn",
+        ] {
+            assert!(is_gupio_crate(krate), "{krate}");
+        }
+        for krate in ["gupio_demo_kernel", "core", "virtio_drivers", "gupiox"] {
+            assert!(!is_gupio_crate(krate), "{krate}");
+        }
+    }
+
+    #[test]
+    fn written_ranges_are_disjoint_inside_the_image_and_visible() {
+        let ranges = &pattern::WRITTEN_SECTORS;
+        for (index, range) in ranges.iter().enumerate() {
+            assert!(range.start < range.end && range.end <= pattern::IMAGE_SECTORS);
+            for other in &ranges[index + 1..] {
+                assert!(range.end <= other.start || other.end <= range.start);
+            }
+        }
+        for sector in 0..pattern::IMAGE_SECTORS {
+            let written = ranges.iter().any(|range| range.contains(&sector));
+            assert_eq!(pattern::is_written(sector), written, "sector {sector}");
+            for offset in [0, 1, 255, pattern::SECTOR_SIZE - 1] {
+                let image = pattern::image_byte(sector, offset);
+                assert_ne!(pattern::written_byte(sector, offset), image);
+                let expected = if written {
+                    pattern::written_byte(sector, offset)
+                } else {
+                    image
+                };
+                assert_eq!(pattern::expected_final_byte(sector, offset), expected);
+            }
+        }
+    }
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(
+            shell_word("file=/tmp/a.img,if=none"),
+            "file=/tmp/a.img,if=none"
+        );
+        assert_eq!(shell_word("a b"), "'a b'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word(""), "''");
+    }
+
+    #[test]
+    fn exit_statuses_are_explained_with_the_kernel_failure_codes() {
+        use std::os::unix::process::ExitStatusExt;
+        let status = |code: i32| ExitStatus::from_raw(code << 8);
+        assert_eq!(describe_status(status(0)), "status 0 (pass)");
+        assert_eq!(describe_status(status(2)), "status 2 (the kernel panicked)");
+        assert!(describe_status(ExitStatus::from_raw(9)).contains("signal"));
+    }
+}

@@ -337,7 +337,7 @@ fn record_memory(
     };
     let address_len = cell_bytes(address_cells)?;
     let entry_len = address_len + cell_bytes(size_cells)?;
-    if reg.len() % entry_len != 0 {
+    if !reg.len().is_multiple_of(entry_len) {
         return Err(FdtError::BadPropertyLength(reg.len()));
     }
     for entry in reg.chunks_exact(entry_len) {

@@ -9,11 +9,22 @@
 //! `cargo xtask qemu` builds it, creates the disk image, runs QEMU and checks
 //! the image afterwards.
 //!
+//! It runs in two phases. Phase 1 (`selftest`) checks the hardware side:
+//! virtio-blk DMA into frames of free RAM. Phase 2 (`scenario`) links gupio
+//! the way a kernel does: a memory map whose page descriptors embed gupio's
+//! counters, a "user" address space, bios built from pinned user pages and
+//! referenced and borrowed kernel pages, DMA straight into them, and release
+//! by origin; it checks the data and that every counter is back at baseline.
+//!
 //! Modules: `boot` (entry, trap vector), `uart` (console, `println!`),
 //! `finisher` (power-off), `fatal` (panic and trap reports), `fdt` and `mem`
 //! (RAM, free frames), `time` (mtime), `virtio` (the `Hal` and the block
-//! driver), `pattern` (the disk image's contents, shared with xtask), and
-//! `selftest` (phase 1: the hardware checks).
+//! driver), `pattern` (the disk image's contents, shared with xtask),
+//! `selftest` (phase 1), and for phase 2: `pagemap` (gupio's `MemoryMap` and
+//! `PageOps`: page descriptors, allocator, zero page, warn hook), `physmem`
+//! (byte access and DMA buffers), `userspace` (gupio's `AddressSpace`:
+//! software page tables), `blk` (bios to virtio-blk requests) and
+//! `scenario`.
 
 #![no_std]
 #![no_main]
@@ -21,15 +32,20 @@
 #[macro_use]
 mod uart;
 
+mod blk;
 mod boot;
 mod fatal;
 mod fdt;
 mod finisher;
 mod logger;
 mod mem;
+mod pagemap;
 mod pattern;
+mod physmem;
+mod scenario;
 mod selftest;
 mod time;
+mod userspace;
 mod virtio;
 
 use core::fmt::Display;
@@ -102,19 +118,31 @@ extern "C" fn kmain(hart_id: usize, device_tree_address: usize) -> ! {
 
     println!("phase 1 self test: virtio-blk DMA into frames of free RAM");
     match selftest::run(&mut frames, clock) {
-        Ok(summary) => {
-            println!("self test passed: {summary}");
-            println!(
-                "frames used {} of {} (managed region {})",
-                frames.managed().len() / mem::PAGE_SIZE - frames.free_pages(),
-                frames.managed().len() / mem::PAGE_SIZE,
-                frames.managed()
-            );
+        Ok(summary) => println!("self test passed: {summary}"),
+        Err(error) => {
+            println!("self test failed: {error}");
+            println!("{FAIL_LINE}");
+            finisher::poweroff(false)
+        }
+    }
+
+    println!("phase 2 scenario: gupio-tracked pages under virtio-blk DMA");
+    let (summary, verdict) = scenario::run(&mut frames, clock);
+    summary.print();
+    println!(
+        "frames used {} of {} (free RAM {})",
+        frames.managed().len() / mem::PAGE_SIZE - frames.free_pages(),
+        frames.managed().len() / mem::PAGE_SIZE,
+        frames.managed()
+    );
+    match verdict {
+        Ok(()) => {
+            println!("scenario passed");
             println!("{PASS_LINE}");
             finisher::poweroff(true)
         }
         Err(error) => {
-            println!("self test failed: {error}");
+            println!("scenario failed: {error}");
             println!("{FAIL_LINE}");
             finisher::poweroff(false)
         }

@@ -324,7 +324,9 @@ impl FrameAllocator {
     /// device tree or DMA rings) for the rest of the kernel's life, identity
     /// mapped, and no other allocator covers any of it.
     pub unsafe fn new(managed: PhysRange) -> Self {
-        debug_assert!(managed.start % PAGE_SIZE == 0 && managed.end % PAGE_SIZE == 0);
+        debug_assert!(
+            managed.start.is_multiple_of(PAGE_SIZE) && managed.end.is_multiple_of(PAGE_SIZE)
+        );
         Self {
             managed,
             next: managed.start,

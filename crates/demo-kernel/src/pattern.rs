@@ -15,10 +15,31 @@ pub const SECTOR_SIZE: usize = 512;
 /// Sectors in the disk image (1 MiB): the capacity the kernel must find.
 pub const IMAGE_SECTORS: u64 = 2048;
 
-/// Sectors the kernel overwrites with `written_byte` (8 KiB, two pages).
+/// Sectors the phase-1 self test overwrites with `written_byte` (8 KiB, two pages).
+pub const SELFTEST_WRITTEN: core::ops::Range<u64> = 1024..1040;
+
+/// Sectors the gupio scenario overwrites with `written_byte` (12 KiB: 6 KiB
+/// of pinned user pages, a referenced 4 KiB kernel page and 2 KiB of a
+/// borrowed kernel page, in one bio).
+pub const SCENARIO_WRITTEN: core::ops::Range<u64> = 1536..1560;
+
+/// Every run of sectors the kernel overwrites with `written_byte`.
 ///
 /// Every other sector must still hold `image_byte` when QEMU has exited.
-pub const WRITTEN_SECTORS: core::ops::Range<u64> = 1024..1040;
+pub const WRITTEN_SECTORS: [core::ops::Range<u64>; 2] = [SELFTEST_WRITTEN, SCENARIO_WRITTEN];
+
+/// Whether the kernel overwrites `sector` (it lies in one of `WRITTEN_SECTORS`).
+pub const fn is_written(sector: u64) -> bool {
+    let mut index = 0;
+    while index < WRITTEN_SECTORS.len() {
+        let range = &WRITTEN_SECTORS[index];
+        if sector >= range.start && sector < range.end {
+            return true;
+        }
+        index += 1;
+    }
+    false
+}
 
 /// One round of SplitMix64: a bijective 64-bit mixer (Steele et al., 2014).
 const fn mix64(word: u64) -> u64 {
@@ -58,7 +79,7 @@ pub const fn written_byte(sector: u64, offset: usize) -> u8 {
 
 /// The byte that must be at `offset` of `sector` after a successful run.
 pub const fn expected_final_byte(sector: u64, offset: usize) -> u8 {
-    if sector >= WRITTEN_SECTORS.start && sector < WRITTEN_SECTORS.end {
+    if is_written(sector) {
         written_byte(sector, offset)
     } else {
         image_byte(sector, offset)

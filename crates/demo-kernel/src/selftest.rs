@@ -7,7 +7,7 @@
 //! 2. a large read: 16 contiguous, 64 KiB-aligned frames as one segment;
 //! 3. a sub-page read: two segments that start and end inside their frames;
 //! 4. a write of two separate frames (one request, two segments) to
-//!    [`WRITTEN_SECTORS`], a flush, and a read-back that includes one
+//!    [`SELFTEST_WRITTEN`], a flush, and a read-back that includes one
 //!    untouched sector on either side;
 //! 5. malformed requests, which the driver must refuse before the device
 //!    sees them.
@@ -19,18 +19,23 @@ use core::fmt;
 use core::time::Duration;
 
 use crate::mem::{FrameAllocator, MemError, PAGE_SIZE};
-use crate::pattern::{self, IMAGE_SECTORS, SECTOR_SIZE, WRITTEN_SECTORS};
+use crate::pattern::{self, IMAGE_SECTORS, SECTOR_SIZE, SELFTEST_WRITTEN};
 use crate::time::Clock;
 use crate::virtio::{self, BlockDevice, BlockError, OpenError, Sector};
 
 /// Sectors per page.
 const SECTORS_PER_PAGE: u64 = (PAGE_SIZE / SECTOR_SIZE) as u64;
-/// Pages the write step writes: [`WRITTEN_SECTORS`] must be two pages.
+/// Pages the write step writes: [`SELFTEST_WRITTEN`] must be two pages.
 const WRITTEN_PAGES: usize = 2;
-const _: () =
-    assert!(WRITTEN_SECTORS.end - WRITTEN_SECTORS.start == WRITTEN_PAGES as u64 * SECTORS_PER_PAGE);
-// The read-back reads one sector on either side of the written ones.
-const _: () = assert!(WRITTEN_SECTORS.start >= 1 && WRITTEN_SECTORS.end < IMAGE_SECTORS);
+const _: () = assert!(
+    SELFTEST_WRITTEN.end - SELFTEST_WRITTEN.start == WRITTEN_PAGES as u64 * SECTORS_PER_PAGE
+);
+// The read-back reads one sector on either side of the written ones, which
+// nothing else writes (it checks them against the final image).
+const _: () = assert!(SELFTEST_WRITTEN.start >= 1 && SELFTEST_WRITTEN.end < IMAGE_SECTORS);
+const _: () = assert!(
+    !pattern::is_written(SELFTEST_WRITTEN.start - 1) && !pattern::is_written(SELFTEST_WRITTEN.end)
+);
 
 /// A check of the self test that did not hold.
 #[derive(Clone, Copy, Debug)]
@@ -310,7 +315,7 @@ impl SelfTest<'_> {
     fn write_and_read_back(&mut self) -> Result<(), CheckError> {
         const STEP: &str = "write";
         const BACK: &str = "read-back";
-        const FIRST: u64 = WRITTEN_SECTORS.start;
+        const FIRST: u64 = SELFTEST_WRITTEN.start;
         // The read-back covers the written sectors and one on either side.
         const BACK_FIRST: u64 = FIRST - 1;
         const BACK_LEN: usize = WRITTEN_PAGES * PAGE_SIZE + 2 * SECTOR_SIZE;
@@ -340,10 +345,10 @@ impl SelfTest<'_> {
         )?;
         println!(
             "  {STEP}: sectors {FIRST}..{} from pfns {:#x}, {:#x}, flushed, read back with sectors {BACK_FIRST} and {} around it: ok",
-            WRITTEN_SECTORS.end,
+            SELFTEST_WRITTEN.end,
             high.first_pfn(),
             low.first_pfn(),
-            WRITTEN_SECTORS.end
+            SELFTEST_WRITTEN.end
         );
         Ok(())
     }

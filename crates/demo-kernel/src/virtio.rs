@@ -185,7 +185,7 @@ unsafe impl Hal for KernelHal {
 
     unsafe fn dma_dealloc(_paddr: PhysAddr, vaddr: NonNull<u8>, pages: usize) -> i32 {
         let offset = (vaddr.as_ptr() as usize).wrapping_sub(DMA_POOL.base() as usize);
-        if offset % PAGE_SIZE != 0 || !DMA_POOL.free(offset / PAGE_SIZE, pages) {
+        if !offset.is_multiple_of(PAGE_SIZE) || !DMA_POOL.free(offset / PAGE_SIZE, pages) {
             return -1;
         }
         0
@@ -639,7 +639,7 @@ impl BlockDevice {
             // Segments are disjoint memory, so their sum cannot overflow.
             total += len;
         }
-        if total % SECTOR_SIZE != 0 {
+        if !total.is_multiple_of(SECTOR_SIZE) {
             return Err(BlockError::PartialSector(total));
         }
         let sectors = (total / SECTOR_SIZE) as u64;
