@@ -13,6 +13,8 @@ pub struct Cmd {
     program: String,
     args: Vec<String>,
     envs: Vec<(String, String)>,
+    /// A directory relative to the repository root to run in, if not the root.
+    dir: Option<String>,
 }
 
 impl Cmd {
@@ -22,7 +24,15 @@ impl Cmd {
             program: program.to_owned(),
             args: Vec::new(),
             envs: Vec::new(),
+            dir: None,
         }
+    }
+
+    /// Runs the command in `dir`, relative to the repository root (cargo
+    /// reads `.cargo/config.toml` from the working directory upwards).
+    pub fn in_dir(mut self, dir: &str) -> Self {
+        self.dir = Some(dir.to_owned());
+        self
     }
 
     /// `cargo`, through the rustup proxy on `PATH` so that `+toolchain` works.
@@ -54,7 +64,12 @@ impl Cmd {
 
     fn command(&self) -> Command {
         let mut command = Command::new(&self.program);
-        command.args(&self.args).current_dir(layout::root());
+        let root = layout::root();
+        let dir = match &self.dir {
+            Some(dir) => root.join(dir),
+            None => root.to_path_buf(),
+        };
+        command.args(&self.args).current_dir(dir);
         // `cargo run` points CARGO at the cargo that built xtask; cargo-miri
         // and others would use it instead of the `+toolchain` one asked for.
         command.env_remove("CARGO");
@@ -114,6 +129,9 @@ impl Cmd {
 impl fmt::Display for Cmd {
     /// The command as a line a POSIX shell would run from the repository root.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(dir) = &self.dir {
+            write!(f, "cd {} && ", shell_quote(dir))?;
+        }
         for (key, value) in &self.envs {
             write!(f, "{key}={} ", shell_quote(value))?;
         }
@@ -126,7 +144,7 @@ impl fmt::Display for Cmd {
 }
 
 /// `word` quoted for a POSIX shell, or as it is when no quoting is needed.
-fn shell_quote(word: impl AsRef<OsStr>) -> String {
+pub fn shell_quote(word: impl AsRef<OsStr>) -> String {
     let word = word.as_ref().to_string_lossy();
     let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%^".contains(c);
     if !word.is_empty() && word.chars().all(plain) {
@@ -159,6 +177,17 @@ mod tests {
         assert_eq!(
             cmd.to_string(),
             r#"RUSTFLAGS='--cfg loom' cargo doc --config 'build.rustdocflags=["-D","warnings"]'"#
+        );
+    }
+
+    #[test]
+    fn a_working_directory_is_shown_as_a_cd() {
+        let cmd = Cmd::cargo()
+            .in_dir("crates/demo-kernel")
+            .args(["fmt", "--check"]);
+        assert_eq!(
+            cmd.to_string(),
+            "cd crates/demo-kernel && cargo fmt --check"
         );
     }
 

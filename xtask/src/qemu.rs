@@ -26,6 +26,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::cli::Args;
+use crate::cmd::shell_quote;
 use crate::step::{Runner, StepLog};
 use crate::tools::Tool;
 use crate::Failure;
@@ -192,27 +193,14 @@ fn workspace_root() -> PathBuf {
     manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
 
-/// `word` quoted for a POSIX shell if it needs it.
-fn shell_word(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@%".contains(c));
-    if plain {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
-
 /// Prints `command` (and its working directory, if set) as a shell line.
 fn show(command: &Command) {
     let mut line = String::from("$");
     if let Some(dir) = command.get_current_dir() {
-        let _ = write!(line, " cd {} &&", shell_word(&dir.to_string_lossy()));
+        let _ = write!(line, " cd {} &&", shell_quote(dir));
     }
     for part in std::iter::once(command.get_program()).chain(command.get_args()) {
-        let _ = write!(line, " {}", shell_word(&part.to_string_lossy()));
+        let _ = write!(line, " {}", shell_quote(part));
     }
     println!("{line}");
 }
@@ -223,24 +211,15 @@ fn build_kernel(root: &Path) -> Result<PathBuf, String> {
     // The kernel is its own workspace; its target directory is set explicitly
     // so a CARGO_TARGET_DIR meant for the parent workspace does not move it.
     let target_dir = kernel_dir.join("target");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
     // Cargo reads `.cargo/config.toml` from the working directory up, so the
     // build runs in the kernel's directory; `--target` repeats its setting.
-    command
-        .current_dir(&kernel_dir)
+    crate::cmd::Cmd::cargo()
+        .in_dir("crates/demo-kernel")
         .args(["build", "--release", "--locked", "--target", KERNEL_TARGET])
-        .arg("--manifest-path")
-        .arg(kernel_dir.join("Cargo.toml"))
         .arg("--target-dir")
-        .arg(&target_dir);
-    show(&command);
-    let status = command
-        .status()
-        .map_err(|error| format!("qemu: cannot run cargo: {error}"))?;
-    if !status.success() {
-        return Err(format!("qemu: building the demo kernel failed ({status})"));
-    }
+        .arg(target_dir.to_string_lossy())
+        .run()
+        .map_err(|error| format!("qemu: building the demo kernel failed: {error}"))?;
     let elf = target_dir
         .join(KERNEL_TARGET)
         .join("release")
@@ -776,17 +755,6 @@ mod tests {
                 assert_eq!(pattern::expected_final_byte(sector, offset), expected);
             }
         }
-    }
-
-    #[test]
-    fn shell_words_are_quoted_only_when_needed() {
-        assert_eq!(
-            shell_word("file=/tmp/a.img,if=none"),
-            "file=/tmp/a.img,if=none"
-        );
-        assert_eq!(shell_word("a b"), "'a b'");
-        assert_eq!(shell_word("it's"), r"'it'\''s'");
-        assert_eq!(shell_word(""), "''");
     }
 
     #[test]

@@ -73,11 +73,34 @@ pub fn run(runner: &mut Runner) -> Result<(), Failure> {
             miri(target, target == host)
         })?;
     }
+    runner.step(
+        "demo-kernel fmt, clippy, doc",
+        &[Tool::StableTarget(KERNEL_TARGET)],
+        |_| demo_kernel_checks(),
+    )?;
     runner.step("fuzz seed replay", &[CXX], |_| {
         Cmd::cargo()
             .args(["test", "--manifest-path", FUZZ_MANIFEST])
             .run()
     })
+}
+
+/// The demo kernel's directory: its own workspace, built only for riscv64
+/// (its `.cargo/config.toml` sets the target, so cargo runs there).
+const KERNEL_DIR: &str = "crates/demo-kernel";
+
+/// The demo kernel's only target.
+const KERNEL_TARGET: &str = "riscv64gc-unknown-none-elf";
+
+/// The demo kernel (outside the workspace) is formatted, lint-free and
+/// documented without warnings; `cargo xtask qemu` builds and boots it.
+fn demo_kernel_checks() -> Result<(), String> {
+    let kernel = || Cmd::cargo().in_dir(KERNEL_DIR);
+    kernel().args(["fmt", "--check"]).run()?;
+    kernel()
+        .args(["clippy", "--release", "--locked", "--", "-D", "warnings"])
+        .run()?;
+    deny_rustdoc_warnings(kernel().args(["doc", "--no-deps", "--locked"])).run()
 }
 
 /// The workspace and the fuzz crate are formatted.

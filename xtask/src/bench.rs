@@ -1,0 +1,155 @@
+//! `cargo xtask bench`: the performance report of DESIGN.md section 3.
+//!
+//! Three steps, each a `cargo bench` of one bench target of `gupio`
+//! (release build, the ordinary target directory):
+//! 1. **atomics**: built with the `rmw-stats` feature, counts the atomic
+//!    read-modify-writes per page of every scenario (deterministic) and
+//!    writes `target/gupio-bench/atomics.tsv`. A build of its own, because
+//!    the counter adds an atomic per counted one and must never be timed.
+//! 2. **report**: times every scenario against its floor in one process,
+//!    prints the table with the counts and Linux's published figures, and
+//!    writes `target/gupio-bench/report.json`.
+//! 3. **micro**: the divan microbenchmarks, each held to a short time
+//!    (skipped with `--no-micro`).
+
+use crate::cli::Args;
+use crate::cmd::Cmd;
+use crate::layout;
+use crate::step::Runner;
+use crate::Failure;
+
+/// Usage line.
+pub const USAGE: &str = "  bench [--samples N] [--no-micro]
+      release-build benchmarks of DESIGN.md section 3: counts atomics per page
+      (rmw-stats build), times every scenario against its floor, prints the
+      table and writes target/gupio-bench/report.json (N samples per scenario,
+      default 31), then runs the divan microbenchmarks unless --no-micro";
+
+/// Seconds divan may spend on each microbenchmark.
+const MICRO_MAX_SECONDS: &str = "0.5";
+
+/// What to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Samples per report scenario, or the report's default.
+    pub samples: Option<u64>,
+    /// Whether to run the divan microbenchmarks.
+    pub micro: bool,
+}
+
+/// Parses `bench`'s arguments and runs it.
+pub fn main(runner: &mut Runner, args: Args) -> Result<(), Failure> {
+    run(runner, &parse(args)?)
+}
+
+fn parse(mut args: Args) -> Result<Options, Failure> {
+    let samples = args.count("--samples")?;
+    let micro = !args.flag("--no-micro");
+    args.finish()?;
+    Ok(Options { samples, micro })
+}
+
+/// Runs the benchmark steps.
+pub fn run(runner: &mut Runner, options: &Options) -> Result<(), Failure> {
+    runner.step("bench atomics (rmw-stats build)", &[], |_| atomics().run())?;
+    runner.step("bench report", &[], |log| {
+        report(options.samples).run()?;
+        let json = layout::target_dir().join("gupio-bench").join("report.json");
+        log.note(&format!("wrote {}", layout::display(&json)));
+        Ok(())
+    })?;
+    if options.micro {
+        runner.step("bench micro (divan)", &[], |_| micro().run())?;
+    } else {
+        println!("\n!!! SKIPPED bench micro (divan): --no-micro");
+    }
+    Ok(())
+}
+
+/// The counting build: gupio-pin's global counter on.
+fn atomics() -> Cmd {
+    Cmd::cargo().args([
+        "bench",
+        "-p",
+        "gupio",
+        "--features",
+        "rmw-stats",
+        "--bench",
+        "atomics",
+    ])
+}
+
+/// The timed report, without the counter.
+fn report(samples: Option<u64>) -> Cmd {
+    let cmd = Cmd::cargo().args(["bench", "-p", "gupio", "--bench", "report"]);
+    match samples {
+        Some(samples) => cmd.args(["--", "--samples"]).arg(samples.to_string()),
+        None => cmd,
+    }
+}
+
+/// The divan microbenchmarks, each held to [`MICRO_MAX_SECONDS`].
+fn micro() -> Cmd {
+    Cmd::cargo().args([
+        "bench",
+        "-p",
+        "gupio",
+        "--bench",
+        "micro",
+        "--",
+        "--max-time",
+        MICRO_MAX_SECONDS,
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counting_and_timing_are_separate_builds() {
+        assert_eq!(
+            atomics().to_string(),
+            "cargo bench -p gupio --features rmw-stats --bench atomics"
+        );
+        assert_eq!(
+            report(None).to_string(),
+            "cargo bench -p gupio --bench report"
+        );
+        assert!(!report(Some(5)).to_string().contains("rmw-stats"));
+    }
+
+    #[test]
+    fn samples_reach_the_report_and_micro_is_time_limited() {
+        assert_eq!(
+            report(Some(5)).to_string(),
+            "cargo bench -p gupio --bench report -- --samples 5"
+        );
+        assert_eq!(
+            micro().to_string(),
+            "cargo bench -p gupio --bench micro -- --max-time 0.5"
+        );
+    }
+
+    #[test]
+    fn options_parse_samples_and_no_micro() {
+        let options = parse(Args::from_list(&["--samples", "7", "--no-micro"])).unwrap();
+        assert_eq!(
+            options,
+            Options {
+                samples: Some(7),
+                micro: false
+            }
+        );
+        let defaults = parse(Args::from_list(&[])).unwrap();
+        assert_eq!((defaults.samples, defaults.micro), (None, true));
+        assert!(matches!(
+            parse(Args::from_list(&["--samples", "0"])),
+            Err(Failure::Usage(_))
+        ));
+        assert!(matches!(
+            parse(Args::from_list(&["--fast"])),
+            Err(Failure::Usage(_))
+        ));
+    }
+}
