@@ -143,6 +143,21 @@ where
 ///     assert_eq!(map.counters(Pfn::new(pfn)).unwrap().refcount(), 1);
 /// }
 /// ```
+///
+/// A split-off part cannot be handed in: it is a
+/// [`BioSplit`](gupio_bio::BioSplit), not a [`Bio`], and only the owner
+/// releases.
+///
+/// ```compile_fail
+/// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
+/// use gupio_pin::{ArrayMemoryMap, Tracker};
+/// let map = ArrayMemoryMap::<4>::new(Pfn::new(0));
+/// let mut table = heapless::Vec::<_, 4>::new();
+/// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
+/// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
+/// let front = bio.split(SectorCount(4)).unwrap();
+/// gupio_release::release_pages(&Tracker::new(&map), &front, false); // no: not the owner
+/// ```
 pub fn release_pages<S, M>(
     tracker: &Tracker<'_, M>,
     bio: &Bio<S>,

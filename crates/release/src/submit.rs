@@ -143,6 +143,18 @@ impl<S: BvecStorage> SubmittedBio<S> {
     /// let done = gupio_release::SubmittedBio::submit(bio).unwrap().complete(BioStatus::Medium);
     /// assert_eq!(done.status(), BioStatus::Medium);
     /// ```
+    ///
+    /// Completing twice does not compile: the first call consumed the bio.
+    ///
+    /// ```compile_fail
+    /// # use gupio_bio::{Bio, BioLimits, BioOp, BioStatus, Origin, Pfn, Sector};
+    /// # let mut table = heapless::Vec::<_, 1>::new();
+    /// # let mut bio = Bio::new(&mut table, BioOp::Write, Sector(0), BioLimits::default());
+    /// # let _ = bio.add_page(Pfn::new(1), 512, 0, Origin::Borrowed).unwrap();
+    /// let submitted = gupio_release::SubmittedBio::submit(bio).unwrap();
+    /// let first = submitted.complete(BioStatus::Ok);
+    /// let second = submitted.complete(BioStatus::Ok); // no: moved
+    /// ```
     pub fn complete(mut self, status: BioStatus) -> CompletedBio<S> {
         self.bio.set_status(status);
         CompletedBio { bio: self.bio }
