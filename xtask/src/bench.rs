@@ -23,7 +23,7 @@ pub const USAGE: &str = "  bench [--samples N] [--no-micro]
       release-build benchmarks of DESIGN.md section 3: counts atomics per page
       (rmw-stats build), times every scenario against its floor, prints the
       table and writes target/gupio-bench/report.json (N samples per scenario,
-      default 31), then runs the divan microbenchmarks unless --no-micro";
+      default 51), then runs the divan microbenchmarks unless --no-micro";
 
 /// Seconds divan may spend on each microbenchmark.
 const MICRO_MAX_SECONDS: &str = "0.5";

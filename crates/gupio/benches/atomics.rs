@@ -154,7 +154,7 @@ fn main() {
         let (pin, _) = query(65536, order).per_page();
         rows.push((format!("query.{kind}"), Some(pin), None));
     }
-    let (_, release) = release(65536).per_page();
+    let (_, release) = release(16384).per_page();
     // Two threads release the same bios in two halves: the same count.
     rows.push(("release.1t".into(), None, Some(release)));
     rows.push(("release.2t".into(), None, Some(release)));
@@ -168,7 +168,10 @@ fn main() {
 
     let field = |value: Option<f64>| value.map_or("-".to_owned(), |v| v.to_string());
     let mut tsv = String::from("# id\tpin\trelease: atomic RMWs of page counts per 4 KiB page\n");
-    println!("{:<22} {:>12} {:>12}", "scenario", "pin/page", "release/page");
+    println!(
+        "{:<22} {:>12} {:>12}",
+        "scenario", "pin/page", "release/page"
+    );
     for (id, pin, release) in &rows {
         let (pin, release) = (field(*pin), field(*release));
         println!("{id:<22} {pin:>12} {release:>12}");

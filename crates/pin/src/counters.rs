@@ -97,6 +97,7 @@ impl FolioOrder {
     /// ```
     /// assert_eq!(gupio_pin::FolioOrder::MAX.get(), 24);
     /// ```
+    #[inline]
     pub const fn get(self) -> u32 {
         self.0 as u32
     }
@@ -106,6 +107,7 @@ impl FolioOrder {
     /// ```
     /// assert_eq!(gupio_pin::FolioOrder::SMALL.nr_pages(), 1);
     /// ```
+    #[inline]
     pub const fn nr_pages(self) -> usize {
         1 << self.0
     }
@@ -116,6 +118,7 @@ impl FolioOrder {
     /// ```
     /// assert!(!gupio_pin::FolioOrder::SMALL.is_large());
     /// ```
+    #[inline]
     pub const fn is_large(self) -> bool {
         self.0 > 0
     }
@@ -182,6 +185,7 @@ impl FolioShape {
     /// use gupio_pin::{FolioOrder, FolioShape};
     /// assert_eq!(FolioShape::SMALL.order(), FolioOrder::SMALL);
     /// ```
+    #[inline]
     pub const fn order(self) -> FolioOrder {
         self.order
     }
@@ -191,6 +195,7 @@ impl FolioShape {
     /// ```
     /// assert_eq!(gupio_pin::FolioShape::SMALL.index(), 0);
     /// ```
+    #[inline]
     pub const fn index(self) -> u32 {
         self.index
     }
@@ -200,6 +205,7 @@ impl FolioShape {
     /// ```
     /// assert!(gupio_pin::FolioShape::SMALL.is_head());
     /// ```
+    #[inline]
     pub const fn is_head(self) -> bool {
         self.index == 0
     }
@@ -309,6 +315,7 @@ impl PageCounters {
     /// ```
     /// assert_eq!(gupio_pin::PageCounters::new().refcount(), 0);
     /// ```
+    #[inline]
     pub fn refcount(&self) -> u32 {
         // Relaxed: a diagnostic snapshot; it orders nothing.
         self.refcount.load(Ordering::Relaxed)
@@ -319,6 +326,7 @@ impl PageCounters {
     /// ```
     /// assert_eq!(gupio_pin::PageCounters::new().pincount(), 0);
     /// ```
+    #[inline]
     pub fn pincount(&self) -> u32 {
         // Relaxed: a diagnostic snapshot; it orders nothing.
         self.pincount.load(Ordering::Relaxed)
@@ -333,6 +341,7 @@ impl PageCounters {
     /// use gupio_pin::{FolioShape, PageCounters};
     /// assert_eq!(PageCounters::new().shape(), FolioShape::SMALL);
     /// ```
+    #[inline]
     pub fn shape(&self) -> FolioShape {
         // Relaxed: written by the allocator before the page was published
         // (see `init`); the reference the caller holds orders it.
@@ -347,6 +356,7 @@ impl PageCounters {
     /// page.set_flags(PageFlags::UPTODATE);
     /// assert_eq!(page.flags(), PageFlags::UPTODATE);
     /// ```
+    #[inline]
     pub fn flags(&self) -> PageFlags {
         // Acquire: pairs with the AcqRel flag updates, so a thread that sees
         // DIRTY or UPTODATE also sees what the setter did before setting it.
@@ -361,6 +371,7 @@ impl PageCounters {
     /// assert!(!page.set_flags(PageFlags::DIRTY).contains(PageFlags::DIRTY));
     /// assert!(page.set_flags(PageFlags::DIRTY).contains(PageFlags::DIRTY));
     /// ```
+    #[inline]
     pub fn set_flags(&self, flags: PageFlags) -> PageFlags {
         // AcqRel: fully ordered like Linux's test_and_set_bit; pairs with
         // the Acquire of `flags` and with other flag updates.
@@ -376,6 +387,7 @@ impl PageCounters {
     /// assert!(page.clear_flags(PageFlags::DIRTY).contains(PageFlags::DIRTY));
     /// assert!(page.flags().is_empty());
     /// ```
+    #[inline]
     pub fn clear_flags(&self, flags: PageFlags) -> PageFlags {
         // AcqRel: fully ordered like Linux's test_and_clear_bit; pairs with
         // the Acquire of `flags` and with other flag updates.
@@ -394,6 +406,7 @@ impl PageCounters {
     /// page.unlock();
     /// assert!(page.try_lock());
     /// ```
+    #[inline]
     pub fn try_lock(&self) -> bool {
         // Acquire: pairs with the Release in `unlock`, so the previous
         // holder's writes under the lock are visible to the new holder.
@@ -411,6 +424,7 @@ impl PageCounters {
     /// page.unlock();
     /// assert!(page.flags().is_empty());
     /// ```
+    #[inline]
     pub fn unlock(&self) {
         // Release: pairs with the Acquire in `try_lock` of the next holder.
         self.flags
@@ -418,6 +432,7 @@ impl PageCounters {
     }
 
     /// The reference count, ordered after every earlier release of it.
+    #[inline]
     pub(crate) fn refcount_acquire(&self) -> u32 {
         // Acquire: pairs with the Release decrement of an unpin or put, so a
         // caller who reads "not pinned" sees everything the unpinner did
@@ -426,6 +441,7 @@ impl PageCounters {
     }
 
     /// The pin count, ordered after every earlier unpin.
+    #[inline]
     pub(crate) fn pincount_acquire(&self) -> u32 {
         // Acquire: pairs with the Release decrement in `try_sub_pins`.
         self.pincount.load(Ordering::Acquire)
@@ -433,6 +449,7 @@ impl PageCounters {
 
     /// Adds `delta` references unless the page is free or the count would
     /// pass [`REFCOUNT_MAX`]; on refusal nothing changed. Returns the old count.
+    #[inline]
     pub(crate) fn try_add_refs(&self, delta: u32) -> Result<u32, AddRefsError> {
         // Relaxed: the value only seeds the compare-and-swap below.
         let mut current = self.refcount.load(Ordering::Relaxed);
@@ -465,6 +482,7 @@ impl PageCounters {
     /// changed and the error carries the count seen. Returns the new count;
     /// when it is 0 the caller owns the last reference and must free the
     /// folio: the Acquire fence that freeing needs has already run.
+    #[inline]
     pub(crate) fn try_sub_refs(&self, delta: u32) -> Result<u32, u32> {
         // Relaxed: the value only seeds the compare-and-swap below.
         let mut current = self.refcount.load(Ordering::Relaxed);
@@ -500,6 +518,7 @@ impl PageCounters {
     /// Adds `pins` to a large folio's pin count. Cannot overflow: each pin
     /// also holds a reference, taken first and checked against
     /// [`REFCOUNT_MAX`], and the pin count never exceeds the reference count.
+    #[inline]
     pub(crate) fn add_pins(&self, pins: u32) {
         // Relaxed: the pin's reference is already held; a caller that needs
         // other CPUs to see the pin before it goes on issues a SeqCst fence
@@ -510,6 +529,7 @@ impl PageCounters {
 
     /// Drops `pins` from a large folio's pin count unless fewer are held; on
     /// refusal nothing changed and the error carries the count seen.
+    #[inline]
     pub(crate) fn try_sub_pins(&self, pins: u32) -> Result<(), u32> {
         // Relaxed: the value only seeds the compare-and-swap below.
         let mut current = self.pincount.load(Ordering::Relaxed);
@@ -553,25 +573,69 @@ impl fmt::Debug for PageCounters {
     }
 }
 
-/// Counts the committed read-modify-writes on the reference and pin counts,
-/// per thread, in unit tests; compiles to nothing elsewhere.
+/// Counts the committed read-modify-writes on the reference and pin counts:
+/// per thread in unit tests, globally with the `rmw-stats` feature (read by
+/// [`rmw_stats`]); compiles to nothing otherwise.
 pub(crate) mod probe {
     #[cfg(test)]
     std::thread_local! {
         static RMW_OPS: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
     }
 
+    /// Every thread's committed read-modify-writes since the last take.
+    #[cfg(all(feature = "rmw-stats", not(loom)))]
+    pub(super) static RMW_TOTAL: gupio_sync::atomic::AtomicUsize =
+        gupio_sync::atomic::AtomicUsize::new(0);
+
     /// Records one committed read-modify-write.
     #[inline(always)]
     pub(crate) fn record_rmw() {
         #[cfg(test)]
         RMW_OPS.with(|ops| ops.set(ops.get() + 1));
+        // Relaxed: a statistic; it orders nothing.
+        #[cfg(all(feature = "rmw-stats", not(loom)))]
+        RMW_TOTAL.fetch_add(1, gupio_sync::atomic::Ordering::Relaxed);
     }
 
     /// Returns the count of this thread's read-modify-writes and resets it.
     #[cfg(test)]
     pub(crate) fn take_rmw() -> usize {
         RMW_OPS.with(|ops| ops.replace(0))
+    }
+}
+
+/// How many atomic read-modify-writes gupio committed on reference and pin
+/// counts (the `rmw-stats` feature, off by default; not under loom).
+///
+/// The benchmarks read it to report atomics per page. It counts the updates
+/// of [`PageCounters`]' reference and pin counts that every get, put, pin
+/// and unpin makes (one per folio run, two for a pin or unpin of a large
+/// folio), not flag or lock updates. The count is global, over every
+/// thread, and costs one more atomic per counted one: count with it, never
+/// time with it.
+#[cfg(all(feature = "rmw-stats", not(loom)))]
+pub mod rmw_stats {
+    use gupio_sync::atomic::Ordering;
+
+    /// The read-modify-writes committed since the last call (by every
+    /// thread), resetting the count to zero.
+    ///
+    /// ```
+    /// use gupio_pfn::Pfn;
+    /// use gupio_pin::{rmw_stats, ArrayMemoryMap, FolioOrder, PageRange, Tracker};
+    /// let map = ArrayMemoryMap::<512>::new(Pfn::new(0));
+    /// map.prepare_folio(Pfn::new(0), FolioOrder::try_new(9).unwrap()).unwrap();
+    /// let tracker = Tracker::new(&map);
+    /// let range = PageRange::new(Pfn::new(0), 512);
+    /// rmw_stats::take();
+    /// tracker.pin_range(range).unwrap();
+    /// assert_eq!(rmw_stats::take(), 2, "one folio run: its refcount and its pin count");
+    /// tracker.unpin_range(range).unwrap();
+    /// assert_eq!(rmw_stats::take(), 2);
+    /// ```
+    pub fn take() -> usize {
+        // Relaxed: a statistic; it orders nothing.
+        super::probe::RMW_TOTAL.swap(0, Ordering::Relaxed)
     }
 }
 

@@ -64,6 +64,8 @@ mod tracker;
 #[doc(hidden)]
 pub mod testing;
 
+#[cfg(all(feature = "rmw-stats", not(loom)))]
+pub use counters::rmw_stats;
 pub use counters::{
     FolioOrder, FolioShape, PageCounters, PageFlags, GUP_PIN_COUNTING_BIAS, REFCOUNT_MAX,
 };

@@ -259,6 +259,7 @@ impl<'a> Folio<'a> {
     /// let c = PageCounters::new();
     /// assert_eq!(Folio::new(Pfn::new(4), FolioOrder::SMALL, &c).head(), Pfn::new(4));
     /// ```
+    #[inline]
     pub const fn head(&self) -> Pfn {
         self.head
     }
@@ -272,6 +273,7 @@ impl<'a> Folio<'a> {
     /// let f = Folio::new(Pfn::new(0), FolioOrder::MAX, &c);
     /// assert_eq!(f.order(), FolioOrder::MAX);
     /// ```
+    #[inline]
     pub const fn order(&self) -> FolioOrder {
         self.order
     }
@@ -285,6 +287,7 @@ impl<'a> Folio<'a> {
     /// let f = Folio::new(Pfn::new(0), FolioOrder::try_new(3).unwrap(), &c);
     /// assert_eq!(f.nr_pages(), 8);
     /// ```
+    #[inline]
     pub const fn nr_pages(&self) -> usize {
         self.order.nr_pages()
     }
@@ -298,6 +301,7 @@ impl<'a> Folio<'a> {
     /// let c = PageCounters::new();
     /// assert!(!Folio::new(Pfn::new(0), FolioOrder::SMALL, &c).has_pincount());
     /// ```
+    #[inline]
     pub const fn has_pincount(&self) -> bool {
         self.order.is_large()
     }
@@ -310,6 +314,7 @@ impl<'a> Folio<'a> {
     /// let c = PageCounters::new();
     /// assert_eq!(Folio::new(Pfn::new(0), FolioOrder::SMALL, &c).counters().refcount(), 0);
     /// ```
+    #[inline]
     pub const fn counters(&self) -> &'a PageCounters {
         self.counters
     }
@@ -324,6 +329,7 @@ impl<'a> Folio<'a> {
     /// let f = Folio::new(Pfn::new(4), FolioOrder::try_new(2).unwrap(), &c);
     /// assert!(f.contains(Pfn::new(7)) && !f.contains(Pfn::new(3)));
     /// ```
+    #[inline]
     pub const fn contains(&self, pfn: Pfn) -> bool {
         match pfn.get().checked_sub(self.head.get()) {
             Some(index) => index < self.nr_pages(),
@@ -341,6 +347,7 @@ impl<'a> Folio<'a> {
     /// let f = Folio::new(Pfn::new(4), FolioOrder::try_new(2).unwrap(), &c);
     /// assert_eq!(f.pages_from(Pfn::new(5)), 3);
     /// ```
+    #[inline]
     pub const fn pages_from(&self, pfn: Pfn) -> usize {
         match pfn.get().checked_sub(self.head.get()) {
             Some(index) if index < self.nr_pages() => self.nr_pages() - index,
@@ -364,6 +371,7 @@ impl<'a> Folio<'a> {
     /// c.init(1024, FolioShape::SMALL);
     /// assert!(Folio::new(Pfn::new(0), FolioOrder::SMALL, &c).maybe_dma_pinned());
     /// ```
+    #[inline]
     pub fn maybe_dma_pinned(&self) -> bool {
         if self.has_pincount() {
             self.counters.pincount_acquire() > 0
@@ -784,6 +792,7 @@ impl<const N: usize> ArrayMemoryMap<N> {
 }
 
 impl<const N: usize> MemoryMap for ArrayMemoryMap<N> {
+    #[inline]
     fn counters(&self, pfn: Pfn) -> Option<&PageCounters> {
         self.pages.get(self.index_of(pfn)?)
     }

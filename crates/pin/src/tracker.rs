@@ -944,11 +944,35 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
         kind: GrabKind,
         make_dirty: bool,
     ) -> Result<(), PinError> {
+        // A range inside one folio (every single-page bvec) is one run:
+        // release it without the walk, with the same result.
+        if let Pages::Range(range) = pages {
+            if let Some(folio) = self.single_run(range) {
+                let pins = self.release_run(folio, range.len(), kind, make_dirty)?;
+                if pins > 0 {
+                    self.ops.pins_released(pins);
+                }
+                return Ok(());
+            }
+        }
         let (released, result) = self.release(pages, kind, make_dirty);
         if released > 0 {
             self.ops.pins_released(released);
         }
         result
+    }
+
+    /// The folio holding every page of the non-empty `range`, if the map
+    /// answers consistently; otherwise `None`, and the general walk looks
+    /// the pages up again and reports (and warns about) what is wrong.
+    #[inline]
+    fn single_run(&self, range: PageRange) -> Option<Folio<'a>> {
+        if range.is_empty() {
+            return None;
+        }
+        let first = range.first();
+        let folio = self.ops.folio(first).ok()?;
+        (folio.contains(first) && folio.pages_from(first) >= range.len()).then_some(folio)
     }
 
     /// Releases every run it can; returns the pins released and the first
@@ -1451,6 +1475,42 @@ mod tests {
         assert_eq!(probe::take_rmw(), 4);
         assert_eq!(m.stats.acquired(), 512);
         assert_eq!(m.stats.released(), 512);
+    }
+
+    #[test]
+    fn a_range_in_one_folio_is_released_in_one_step_with_the_walks_errors() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let inside = PageRange::new(pfn(9), 3); // in the order-3 folio 8..16
+        t.pin_range(inside).unwrap();
+        probe::take_rmw();
+        t.release_range(inside, Origin::Pinned, true).unwrap();
+        assert_eq!(probe::take_rmw(), 2, "the pin count and the refcount");
+        assert_eq!(m.stats.released(), 3);
+        assert_eq!(m.dirtied(), 1);
+        // Nothing pinned any more: refused, warned once, nothing changed.
+        assert_eq!(
+            t.release_range(inside, Origin::Pinned, false),
+            Err(PinError::NotPinned { pfn: pfn(8) })
+        );
+        assert_eq!(m.warnings(), 1);
+        assert_eq!(probe::take_rmw(), 0);
+        // A page whose shape is corrupt: the walk reports it, warned once.
+        let order = crate::FolioOrder::try_new(2).unwrap();
+        m.page(6).init(0, FolioShape::new(order, 1).unwrap());
+        assert_eq!(
+            t.release_range(PageRange::single(pfn(6)), Origin::Referenced, false),
+            Err(PinError::CorruptCounters { pfn: pfn(6) })
+        );
+        assert_eq!(m.warnings(), 2);
+        m.page(6).init(0, FolioShape::new(order, 2).unwrap());
+        // A range running past its folio still takes the walk.
+        let across = PageRange::new(pfn(3), 3); // small 3, then folio 4..8
+        t.get_range(across).unwrap();
+        probe::take_rmw();
+        t.release_range(across, Origin::Referenced, false).unwrap();
+        assert_eq!(probe::take_rmw(), 2);
+        assert_baseline(&m);
     }
 
     #[test]

@@ -83,7 +83,10 @@ where
         // the bio has free slots means every pin is added, not dropped
         // again. A full bio may still merge a page, so it tries one.
         let free = bio.max_vecs().saturating_sub(bio.vcnt()).max(1);
-        let needed = (in_page + remaining).div_ceil(page_size).min(BATCH).min(free);
+        let needed = (in_page + remaining)
+            .div_ceil(page_size)
+            .min(BATCH)
+            .min(free);
         let pinned = match tracker.pin_user_pages(space, addr, flags, &mut pages[..needed]) {
             Ok(0) => break,
             Ok(pinned) => pinned,

@@ -400,37 +400,57 @@ pub fn query_all(map: &BenchMap) -> usize {
     map.len()
 }
 
+/// How a word loaded back is consumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Use {
+    /// Summed: independent per word, so a plain-word loop vectorizes.
+    Sum,
+    /// Folded into a running hash (rotate, xor): each word feeds dependent
+    /// work, as a page number feeds the address of its counters.
+    Chain,
+}
+
+/// Folds `value` into `acc` as `how` says.
+#[inline(always)]
+fn fold(acc: usize, value: usize, how: Use) -> usize {
+    match how {
+        Use::Sum => acc.wrapping_add(value),
+        Use::Chain => acc.rotate_left(7) ^ value,
+    }
+}
+
 /// The plain-word floor of the encoding: store `words.len()` usize values,
-/// load them back. Returns the words.
+/// load them back and use each. Returns the words.
 #[inline(never)]
-pub fn plain_words(words: &mut [usize], first: usize) -> usize {
+pub fn plain_words(words: &mut [usize], first: usize, how: Use) -> usize {
     for (i, word) in words.iter_mut().enumerate() {
         *word = first + i;
     }
     let words = black_box(words);
-    let mut sum = 0usize;
+    let mut acc = 0usize;
     for word in words.iter() {
-        sum = sum.wrapping_add(*word);
+        acc = fold(acc, *word, how);
     }
-    black_box(sum);
+    black_box(acc);
     words.len()
 }
 
-/// The same through the tagged word: encode each page with an origin,
-/// store it, load it back and decode page and origin. Returns the words.
+/// The same through the tagged word: encode each page with `origin`,
+/// store it, load it back, decode page and origin and use both. Returns
+/// the words.
 #[inline(never)]
-pub fn tagged_words(words: &mut [TaggedPfn], first: usize) -> usize {
+pub fn tagged_words(words: &mut [TaggedPfn], first: usize, origin: Origin, how: Use) -> usize {
     for (i, word) in words.iter_mut().enumerate() {
-        *word = TaggedPfn::new(Pfn::new_truncate(first + i), Origin::ALL[i % 3]);
+        *word = TaggedPfn::new(Pfn::new_truncate(first + i), origin);
     }
     let words = black_box(words);
-    let mut sum = 0usize;
+    let mut acc = 0usize;
     for word in words.iter() {
         if let Some((pfn, origin)) = word.decode() {
-            sum = sum.wrapping_add(pfn.get() + usize::from(origin.tag()));
+            acc = fold(acc, pfn.get() + usize::from(origin.tag()), how);
         }
     }
-    black_box(sum);
+    black_box(acc);
     words.len()
 }
 
