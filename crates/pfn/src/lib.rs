@@ -608,18 +608,22 @@ impl TaggedPfn {
         }
     }
 
-    /// The origin of a non-sentinel word: one shift, then a match the
-    /// compiler lowers to a truncation since the tag is never `0b11` here.
+    /// The origin of a non-sentinel word: one shift and a table load (the
+    /// shifted tag is at most 3, so the index needs no bounds check).
     #[inline]
     const fn origin_unchecked(self) -> Origin {
-        match self.0 >> TAG_SHIFT {
-            0b00 => Origin::Referenced,
-            0b01 => Origin::Borrowed,
-            // 0b10; 0b11 only for the sentinel, excluded by every constructor.
-            _ => Origin::Pinned,
-        }
+        ORIGIN_BY_TAG[self.0 >> TAG_SHIFT]
     }
 }
+
+/// Origins by tag value. Tag `0b11` occurs only in the sentinel, which every
+/// caller excludes first; it maps to `Pinned`, the origin whose bit it has.
+const ORIGIN_BY_TAG: [Origin; 4] = [
+    Origin::Referenced,
+    Origin::Borrowed,
+    Origin::Pinned,
+    Origin::Pinned,
+];
 
 impl Default for TaggedPfn {
     /// The "no page" sentinel.
