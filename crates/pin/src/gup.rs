@@ -7,6 +7,11 @@ use gupio_sync::atomic::{fence, Ordering};
 
 use crate::{Folio, GrabKind, PageOps, PinError, Tracker};
 
+/// How many times one page is faulted in before `pin_user_pages` gives up
+/// with [`PinError::FaultNotResolved`]: a fault can be undone by a racing
+/// writeback's write protection, so one retry is not always enough.
+pub const FAULT_RETRIES: usize = 8;
+
 /// A user virtual address.
 ///
 /// ```
@@ -522,16 +527,25 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
         };
         let usable = |mapping: &Mapping| !write || mapping.flags.contains(MappingFlags::WRITABLE);
 
-        let mapping = match space.translate(addr).map_err(fault)? {
-            Some(mapping) if usable(&mapping) => mapping,
-            seen => {
-                if let Some(mapping) = &seen {
-                    refuse_mapping(mapping)?;
-                }
-                space.fault_in(addr, write).map_err(fault)?;
-                match space.translate(addr).map_err(fault)? {
-                    Some(mapping) if usable(&mapping) => mapping,
-                    _ => return Err(PinError::FaultNotResolved { addr }),
+        // As Linux's GUP, fault in and look again until the page is mapped
+        // as asked: a racing writeback may write-protect it between the
+        // fault and the look-up. Bounded, so an address space whose fault
+        // never maps the page cannot hang the caller.
+        let mut seen = space.translate(addr).map_err(fault)?;
+        let mut faults = 0;
+        let mapping = loop {
+            match seen {
+                Some(mapping) if usable(&mapping) => break mapping,
+                _ => {
+                    if let Some(mapping) = &seen {
+                        refuse_mapping(mapping)?;
+                    }
+                    if faults == FAULT_RETRIES {
+                        return Err(PinError::FaultNotResolved { addr });
+                    }
+                    faults += 1;
+                    space.fault_in(addr, write).map_err(fault)?;
+                    seen = space.translate(addr).map_err(fault)?;
                 }
             }
         };
@@ -909,7 +923,7 @@ mod tests {
     }
 
     #[test]
-    fn a_fault_that_maps_nothing_is_reported_after_one_retry() {
+    fn a_fault_that_maps_nothing_is_reported_after_bounded_retries() {
         let m = machine();
         let t = Tracker::new(&m);
         let space = TestSpace::new(&[Entry::BrokenFault]);
@@ -918,7 +932,47 @@ mod tests {
             t.pin_user_pages(&space, user(0), GupFlags::empty(), &mut out),
             Err(PinError::FaultNotResolved { addr: user(0) })
         );
-        assert_eq!(space.faults.get(), 1);
+        assert_eq!(space.faults.get(), FAULT_RETRIES);
+        assert_baseline(&m);
+    }
+
+    /// Regression (found by gupio-host's demo): a fault undone before the
+    /// look-up (writeback write-protected the page) is retried, not failed.
+    #[test]
+    fn a_fault_undone_by_a_racing_write_protect_is_retried() {
+        struct Flaky {
+            faults: Cell<usize>,
+        }
+        impl AddressSpace for Flaky {
+            fn page_geometry(&self) -> PageGeometry {
+                PageGeometry::FOUR_KIB
+            }
+            fn translate(&self, _: UserAddr) -> Result<Option<Mapping>, FaultKind> {
+                // Read-only until the third fault: the first two are undone.
+                let flags = if self.faults.get() >= 3 {
+                    MappingFlags::WRITABLE
+                } else {
+                    MappingFlags::empty()
+                };
+                Ok(Some(Mapping::new(Pfn::new(1), flags)))
+            }
+            fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> {
+                self.faults.set(self.faults.get() + 1);
+                Ok(())
+            }
+        }
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = Flaky {
+            faults: Cell::new(0),
+        };
+        let mut out = [Pfn::ZERO; 1];
+        assert_eq!(
+            t.pin_user_pages(&space, user(0), GupFlags::WRITE, &mut out),
+            Ok(1)
+        );
+        assert_eq!((space.faults.get(), out[0]), (3, pfn(1)));
+        t.unpin_pages(&out).unwrap();
         assert_baseline(&m);
     }
 

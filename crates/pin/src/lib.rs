@@ -70,6 +70,6 @@ pub use counters::{
     FolioOrder, FolioShape, PageCounters, PageFlags, GUP_PIN_COUNTING_BIAS, REFCOUNT_MAX,
 };
 pub use error::{PinError, Warning};
-pub use gup::{AddressSpace, FaultKind, GupFlags, Mapping, MappingFlags, UserAddr};
+pub use gup::{AddressSpace, FaultKind, GupFlags, Mapping, MappingFlags, UserAddr, FAULT_RETRIES};
 pub use map::{maybe_dma_pinned, ArrayMemoryMap, Folio, MemoryMap, PageOps, PinStats};
 pub use tracker::{GrabKind, PageRange, Tracker};
