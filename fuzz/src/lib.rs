@@ -8,6 +8,7 @@
 
 pub mod bio_builder;
 pub mod pfn_encoding;
+pub mod pin_release;
 
 /// Runs the checks of the fuzz target `name` on `data`.
 ///
@@ -22,6 +23,7 @@ pub fn run_target(name: &str, data: &[u8]) -> bool {
     match name {
         "bio_builder" => bio_builder::run(data),
         "pfn_encoding" => pfn_encoding::run(data),
+        "pin_release" => pin_release::run(data),
         _ => return false,
     }
     true

@@ -3,12 +3,12 @@
 
 use crate::cli::Args;
 use crate::step::Runner;
-use crate::{fuzz, qemu, test, Failure};
+use crate::{demo, fuzz, qemu, test, Failure};
 
 /// Usage line.
 pub const USAGE: &str = "  ci
-      what CI runs after ci/install.sh: test (nothing skipped), then fuzz
-      --seconds 30 on every target, then qemu";
+      what CI runs after ci/install.sh: test (nothing skipped), then demo,
+      then fuzz --seconds 30 on every target, then qemu";
 
 /// Seconds of fuzzing per target in CI: enough to shake out shallow bugs
 /// while the whole run stays well inside CI's 90 minutes on 2 cores.
@@ -17,10 +17,14 @@ const FUZZ_SECONDS: u64 = 30;
 /// A CI stage: a name for the banner, and what it runs.
 type Stage = (&'static str, fn(&mut Runner) -> Result<(), Failure>);
 
-/// The stages of a CI run, in order. The host demo and the QEMU boot of the
-/// demo kernel add their stages at the end of this list.
+/// The stages of a CI run, in order: the host demo right after the tests,
+/// then fuzzing, then the QEMU boot of the demo kernel.
 const STAGES: &[Stage] = &[
     ("test: every check of `cargo xtask test`", test::run),
+    (
+        "demo: direct I/O racing writeback, without and with gupio",
+        demo::ci,
+    ),
     ("fuzz: every target, briefly", fuzz_every_target),
     ("qemu: the demo kernel on qemu-system-riscv64", qemu::ci),
 ];

@@ -77,6 +77,12 @@ impl Args {
         }
     }
 
+    /// Every argument not consumed yet, in order (for a subcommand that
+    /// passes them on).
+    pub fn rest(self) -> Vec<String> {
+        self.items.into_iter().collect()
+    }
+
     /// Fails on anything not consumed yet.
     pub fn finish(self) -> Result<(), Failure> {
         if self.items.is_empty() {

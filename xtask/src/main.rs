@@ -12,6 +12,7 @@ mod bench;
 mod ci;
 mod cli;
 mod cmd;
+mod demo;
 mod fuzz;
 mod layout;
 mod qemu;
@@ -57,6 +58,7 @@ impl Subcommand {
 /// one line here (and its module).
 const SUBCOMMANDS: &[Subcommand] = &[
     Subcommand::new("test", test::USAGE, test::main),
+    Subcommand::new("demo", demo::USAGE, demo::main),
     Subcommand::new("fuzz", fuzz::USAGE, fuzz::main),
     Subcommand::new("qemu", qemu::USAGE, qemu::main),
     Subcommand::new("bench", bench::USAGE, bench::main),

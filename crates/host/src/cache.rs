@@ -1,0 +1,1024 @@
+//! The page cache: files made of folios cached in frames, buffered reads and
+//! writes, writeback through gupio's engine (or the untracked path the
+//! kernel had before pin tracking), and the final data check.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::thread;
+use std::time::Duration;
+
+use gupio::bio::{Bio, BioLimits, BioOp, BioStatus, Sector};
+use gupio::embed::{MemoryMap, PageOps, WritebackIo};
+use gupio::pfn::{Origin, Pfn};
+use gupio::pin::{Folio, PageFlags, PageRange, Tracker};
+use gupio::release::{release_pages, SubmittedBio};
+use gupio::sync::atomic::{fence, AtomicUsize, Ordering};
+use gupio::writeback::{
+    PinnedAction, Writeback, WritebackCounts, WritebackError, WritebackStats, WritebackSummary,
+};
+
+use crate::data::{SECTORS_PER_PAGE, WORDS_PER_PAGE};
+use crate::device::{bio_checksums, Device, OwnedBvecs, Waiter};
+use crate::memory::{lock, MAX_ORDER};
+use crate::space::SpaceInner;
+use crate::{HostError, IoError, Memory};
+
+/// How many times `wait_until_unpinned` looks before it gives up.
+const WAIT_POLLS: usize = 2000;
+/// The pause between two looks.
+const WAIT_POLL: Duration = Duration::from_micros(50);
+
+/// A file's number in its page cache.
+///
+/// ```
+/// assert_eq!(gupio_host::FileId(3).to_string(), "#3");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FileId(pub usize);
+
+impl fmt::Display for FileId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// A process mapping part of a file (the reverse map writeback walks to
+/// write-protect a folio).
+struct Mapper {
+    space: Weak<SpaceInner>,
+    first_vpn: usize,
+    first_index: usize,
+    pages: usize,
+}
+
+/// A file: pages on disk from `first_sector`, cached in folios whose
+/// layout is fixed when the file is created.
+///
+/// ```
+/// # use gupio_host::{Machine, MachineConfig};
+/// # let machine = Machine::new(MachineConfig::small()).unwrap();
+/// let file = machine.cache().create_file(8, &[2, 1])?; // 4 + 2 + 2 small
+/// assert_eq!(file.folio_span(5), Some((4, 1)));
+/// machine.cache().populate(&file)?;
+/// let head = file.cached_page(4).unwrap();
+/// assert_eq!(file.cached_page(5).unwrap().get(), head.get() + 1);
+/// # Ok::<(), gupio_host::HostError>(())
+/// ```
+pub struct File {
+    id: FileId,
+    first_sector: u64,
+    /// The folio order of each folio, keyed by its first index.
+    layout: Vec<(usize, u32)>,
+    pages: usize,
+    /// Index to cached page.
+    cached: Mutex<Vec<Option<Pfn>>>,
+    /// Cached folio head to its first index.
+    heads: Mutex<HashMap<Pfn, usize>>,
+    mappers: Mutex<Vec<Mapper>>,
+}
+
+impl File {
+    /// The file's number.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let file = machine.cache().create_file(1, &[]).unwrap();
+    /// assert_eq!(machine.cache().file(file.id()).unwrap().id(), file.id());
+    /// ```
+    pub fn id(&self) -> FileId {
+        self.id
+    }
+
+    /// The file's size in pages.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// assert_eq!(machine.cache().create_file(3, &[]).unwrap().pages(), 3);
+    /// ```
+    pub fn pages(&self) -> usize {
+        self.pages
+    }
+
+    /// The disk sector where page `index` lives.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let file = machine.cache().create_file(3, &[]).unwrap();
+    /// assert_eq!(file.sector(2) - file.sector(0), 16);
+    /// ```
+    pub fn sector(&self, index: usize) -> u64 {
+        self.first_sector + u64::try_from(index).unwrap_or(u64::MAX) * SECTORS_PER_PAGE
+    }
+
+    /// The first index and order of the folio holding page `index`.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let file = machine.cache().create_file(12, &[3]).unwrap();
+    /// assert_eq!(file.folio_span(5), Some((0, 3)));
+    /// assert_eq!(file.folio_span(9), Some((9, 0)));
+    /// assert_eq!(file.folio_span(12), None);
+    /// ```
+    pub fn folio_span(&self, index: usize) -> Option<(usize, u32)> {
+        if index >= self.pages {
+            return None;
+        }
+        let position = self.layout.partition_point(|&(first, _)| first <= index);
+        let &(first, order) = self.layout.get(position.checked_sub(1)?)?;
+        Some((first, order))
+    }
+
+    /// The cached page at `index`, if any (no reference taken).
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let file = machine.cache().create_file(1, &[]).unwrap();
+    /// assert!(file.cached_page(0).is_none());
+    /// machine.cache().populate(&file).unwrap();
+    /// assert!(file.cached_page(0).is_some());
+    /// ```
+    pub fn cached_page(&self, index: usize) -> Option<Pfn> {
+        lock(&self.cached).get(index).copied().flatten()
+    }
+
+    /// Every cached page, in index order.
+    fn cached_pages(&self) -> Vec<(usize, Pfn)> {
+        lock(&self.cached)
+            .iter()
+            .enumerate()
+            .filter_map(|(index, page)| page.map(|pfn| (index, pfn)))
+            .collect()
+    }
+
+    /// The head of every cached folio.
+    pub(crate) fn cached_heads(&self) -> Vec<Pfn> {
+        let mut heads: Vec<Pfn> = lock(&self.heads).keys().copied().collect();
+        heads.sort_unstable();
+        heads
+    }
+
+    fn index_of_head(&self, head: Pfn) -> Option<usize> {
+        lock(&self.heads).get(&head).copied()
+    }
+
+    pub(crate) fn add_mapper(
+        &self,
+        space: Weak<SpaceInner>,
+        first_vpn: usize,
+        first_index: usize,
+        pages: usize,
+    ) {
+        lock(&self.mappers).push(Mapper {
+            space,
+            first_vpn,
+            first_index,
+            pages,
+        });
+    }
+
+    pub(crate) fn remove_mapper(&self, space: &SpaceInner, first_vpn: usize) {
+        lock(&self.mappers).retain(|mapper| {
+            !(mapper.first_vpn == first_vpn && std::ptr::eq(mapper.space.as_ptr(), space))
+        });
+    }
+
+    /// Makes every user mapping of pages `first..first + pages` read-only.
+    fn write_protect(&self, first: usize, pages: usize) {
+        let targets: Vec<(Weak<SpaceInner>, std::ops::Range<usize>)> = lock(&self.mappers)
+            .iter()
+            .filter_map(|mapper| {
+                let start = first.max(mapper.first_index);
+                let end = (first + pages).min(mapper.first_index + mapper.pages);
+                (start < end).then(|| {
+                    let vpn = mapper.first_vpn + (start - mapper.first_index);
+                    (mapper.space.clone(), vpn..vpn + (end - start))
+                })
+            })
+            .collect();
+        for (space, vpns) in targets {
+            if let Some(space) = space.upgrade() {
+                space.write_protect(vpns);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for File {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("File")
+            .field("id", &self.id)
+            .field("first_sector", &self.first_sector)
+            .field("pages", &self.pages)
+            .field("folios", &self.layout.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How writeback treats folios a device may be writing into.
+///
+/// ```
+/// use gupio::writeback::PinnedAction;
+/// use gupio_host::WritebackMode;
+/// assert_ne!(WritebackMode::Untracked, WritebackMode::Tracked(PinnedAction::Bounce));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WritebackMode {
+    /// What the kernel did before pin tracking: write each dirty folio in
+    /// place and mark it clean, never asking whether it may be pinned.
+    /// The harness's own code path ([`PageCache::writeback`]), not gupio's.
+    Untracked,
+    /// gupio's writeback engine with this policy for maybe-pinned folios.
+    Tracked(PinnedAction),
+}
+
+/// The result of the final data check of a file ([`PageCache::verify`]).
+///
+/// ```
+/// let check = gupio_host::FileCheck::default();
+/// assert!(check.is_ok());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileCheck {
+    /// Cached pages checked.
+    pub pages: usize,
+    /// Pages whose memory differs from the disk: a write that never
+    /// reached it (lost writes).
+    pub lost_writes: usize,
+    /// Pages still dirty.
+    pub dirty: usize,
+}
+
+impl FileCheck {
+    /// Whether every page is clean and on disk.
+    ///
+    /// ```
+    /// let check = gupio_host::FileCheck { pages: 1, lost_writes: 1, dirty: 0 };
+    /// assert!(!check.is_ok());
+    /// ```
+    pub fn is_ok(&self) -> bool {
+        self.lost_writes == 0 && self.dirty == 0
+    }
+}
+
+/// Running totals of the page cache's I/O.
+///
+/// ```
+/// let stats = gupio_host::CacheStats::default();
+/// assert_eq!(stats.pages_bounced, 0);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Folios read in from disk.
+    pub fills: usize,
+    /// Pages written straight from the page cache.
+    pub pages_written_in_place: usize,
+    /// Pages written through a bounce copy.
+    pub pages_bounced: usize,
+    /// Folios the untracked path wrote in place (a subset of the above).
+    pub untracked_writes: usize,
+}
+
+/// The page cache: files, their cached folios, buffered I/O and writeback.
+///
+/// The cache holds one reference on each cached folio. Folios are filled
+/// with a read bio whose pages are [`Origin::Borrowed`] (the cache keeps
+/// ownership during the read); writeback writes a folio in place with a
+/// bio of [`Origin::Referenced`] pages (a reference taken for the I/O, put
+/// at completion), or a bounce copy whose allocation reference the
+/// completion puts, freeing it. Each page written carries the checksum the
+/// cache computed at submission, which the device verifies.
+///
+/// ```
+/// use gupio::writeback::PinnedAction;
+/// use gupio_host::{Machine, MachineConfig, WritebackMode};
+/// let machine = Machine::new(MachineConfig::small()).unwrap();
+/// let cache = machine.cache();
+/// let file = cache.create_file(8, &[2]).unwrap(); // an order-2 folio, then 4 small pages
+/// cache.write(&file, 1, 0, &[0xfeed]).unwrap();   // buffered write: dirty
+/// let summary = cache.writeback(&file, WritebackMode::Tracked(PinnedAction::Bounce));
+/// assert_eq!(summary.counts.written_in_place, 1);
+/// assert!(cache.verify(&file).is_ok());
+/// ```
+pub struct PageCache {
+    memory: Arc<Memory>,
+    device: Arc<Device>,
+    files: RwLock<Vec<Arc<File>>>,
+    next_sector: Mutex<u64>,
+    writeback_stats: WritebackStats,
+    fills: AtomicUsize,
+    pages_written_in_place: AtomicUsize,
+    pages_bounced: AtomicUsize,
+    untracked_writes: AtomicUsize,
+}
+
+/// The page cache's [`WritebackIo`] for one file: write-protection through
+/// the file's reverse map, synchronous writes in place or through a bounce
+/// copy, and a bounded wait for an unpin. [`PageCache::writeback`] builds
+/// one per pass.
+///
+/// ```
+/// use gupio::embed::WritebackIo;
+/// use gupio::embed::MemoryMap;
+/// # use gupio_host::{Machine, MachineConfig};
+/// # let machine = Machine::new(MachineConfig::small()).unwrap();
+/// let file = machine.cache().create_file(1, &[])?;
+/// machine.cache().populate(&file)?;
+/// let io = machine.cache().io(&file);
+/// let folio = machine.memory().folio(file.cached_page(0).unwrap())?;
+/// io.write_bounced(folio)?; // a stable copy goes to disk
+/// assert_eq!(machine.cache().stats().pages_bounced, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct FileIo<'a> {
+    cache: &'a PageCache,
+    file: &'a File,
+}
+
+impl PageCache {
+    pub(crate) fn new(memory: Arc<Memory>, device: Arc<Device>) -> Self {
+        Self {
+            memory,
+            device,
+            files: RwLock::new(Vec::new()),
+            next_sector: Mutex::new(0),
+            writeback_stats: WritebackStats::new(),
+            fills: AtomicUsize::new(0),
+            pages_written_in_place: AtomicUsize::new(0),
+            pages_bounced: AtomicUsize::new(0),
+            untracked_writes: AtomicUsize::new(0),
+        }
+    }
+
+    fn tracker(&self) -> Tracker<'_, Memory> {
+        Tracker::new(&self.memory)
+    }
+
+    /// Reserves `sectors` sectors of the disk for the caller (a raw region
+    /// for direct I/O); returns the first.
+    ///
+    /// # Errors
+    /// [`HostError::PastEndOfDisk`] if the disk is full.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let a = machine.cache().reserve_sectors(8).unwrap();
+    /// let b = machine.cache().reserve_sectors(8).unwrap();
+    /// assert_eq!(b, a + 8);
+    /// ```
+    pub fn reserve_sectors(&self, sectors: u64) -> Result<u64, HostError> {
+        let mut next = lock(&self.next_sector);
+        let first = *next;
+        let end = first
+            .checked_add(sectors)
+            .filter(|&end| end <= self.device.disk().sectors())
+            .ok_or(HostError::PastEndOfDisk {
+                sector: first,
+                sectors,
+            })?;
+        *next = end;
+        Ok(first)
+    }
+
+    /// Creates a file of `pages` pages on a fresh disk region. Its folios
+    /// have the orders in `orders`, one after the other from index 0, each
+    /// aligned to its size; small pages fill the rest.
+    ///
+    /// # Errors
+    /// [`HostError::MisalignedFolio`] if a folio would not be aligned or
+    /// would run past the file, [`HostError::OutOfMemory`] for an order
+    /// above the largest, [`HostError::PastEndOfDisk`] if the disk is full.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let cache = machine.cache();
+    /// assert!(cache.create_file(16, &[3, 2, 2]).is_ok());
+    /// assert!(cache.create_file(16, &[2, 3]).is_err(), "order 3 at index 4 is not aligned");
+    /// ```
+    pub fn create_file(&self, pages: usize, orders: &[u32]) -> Result<Arc<File>, HostError> {
+        let mut layout = Vec::new();
+        let mut index = 0usize;
+        for &order in orders {
+            if order > MAX_ORDER {
+                return Err(HostError::OutOfMemory { order });
+            }
+            let size = 1usize << order;
+            if index % size != 0 || index + size > pages {
+                return Err(HostError::MisalignedFolio { index, order });
+            }
+            layout.push((index, order));
+            index += size;
+        }
+        layout.extend((index..pages).map(|index| (index, 0)));
+        let sectors = u64::try_from(pages)
+            .ok()
+            .and_then(|p| p.checked_mul(SECTORS_PER_PAGE))
+            .ok_or(HostError::BadMapping { pages })?;
+        let first_sector = self.reserve_sectors(sectors)?;
+        let mut files = self
+            .files
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let file = Arc::new(File {
+            id: FileId(files.len()),
+            first_sector,
+            layout,
+            pages,
+            cached: Mutex::new(vec![None; pages]),
+            heads: Mutex::new(HashMap::new()),
+            mappers: Mutex::new(Vec::new()),
+        });
+        files.push(file.clone());
+        Ok(file)
+    }
+
+    /// The file `id`.
+    ///
+    /// ```
+    /// # use gupio_host::{FileId, Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// assert!(machine.cache().file(FileId(0)).is_none());
+    /// ```
+    pub fn file(&self, id: FileId) -> Option<Arc<File>> {
+        self.files
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id.0)
+            .cloned()
+    }
+
+    /// Every file.
+    pub(crate) fn files(&self) -> Vec<Arc<File>> {
+        self.files
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The page at `index` of `file`, read in if it is not cached, with one
+    /// more reference taken for the caller (who puts it).
+    ///
+    /// # Errors
+    /// [`HostError::PastEndOfFile`], [`HostError::OutOfMemory`], or the
+    /// device's error reading the folio in.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let file = machine.cache().create_file(2, &[]).unwrap();
+    /// let page = machine.cache().get_page(&file, 1).unwrap();
+    /// machine.tracker().put_page(page).unwrap();
+    /// ```
+    pub fn get_page(&self, file: &File, index: usize) -> Result<Pfn, HostError> {
+        let page = self.lookup_or_fill(file, index)?;
+        self.tracker().get_page(page)?;
+        Ok(page)
+    }
+
+    /// The cached page at `index`, filling its folio first if needed.
+    fn lookup_or_fill(&self, file: &File, index: usize) -> Result<Pfn, HostError> {
+        let past = HostError::PastEndOfFile {
+            file: file.id,
+            index,
+        };
+        let (first, order) = file.folio_span(index).ok_or(past)?;
+        // The file's cache lock is held across the fill: one filler per
+        // file at a time; the device never takes it.
+        let mut cached = lock(&file.cached);
+        if let Some(page) = cached.get(index).copied().flatten() {
+            return Ok(page);
+        }
+        let head = self.fill(file, first, order)?;
+        for (offset, slot) in cached.iter_mut().skip(first).take(1 << order).enumerate() {
+            *slot = Some(Pfn::new_truncate(head.get() + offset));
+        }
+        lock(&file.heads).insert(head, first);
+        Ok(Pfn::new_truncate(head.get() + (index - first)))
+    }
+
+    /// Allocates the folio for pages `first..` of order `order` and reads
+    /// it from disk; it holds the allocation reference (the cache's).
+    fn fill(&self, file: &File, first: usize, order: u32) -> Result<Pfn, HostError> {
+        let head = self.memory.alloc_folio(order, false)?;
+        let pages = 1usize << order;
+        let mut bio = Bio::new(
+            OwnedBvecs::with_capacity(1),
+            BioOp::Read,
+            Sector(file.sector(first)),
+            BioLimits::default(),
+        );
+        let read = gupio::bio::Folio::new(head, order)
+            .map_err(HostError::from)
+            .and_then(|folio| {
+                let bytes = u32::try_from(pages * crate::data::PAGE_SIZE)
+                    .map_err(|_| HostError::OutOfMemory { order })?;
+                bio.add_folio(folio, bytes, 0, Origin::Borrowed)
+                    .map_err(HostError::from)
+            })
+            .and_then(|_| SubmittedBio::submit(bio).map_err(|(_, error)| error.into()))
+            .and_then(|submitted| {
+                let waiter = Waiter::new();
+                let done = waiter.setter();
+                self.device.submit(
+                    submitted,
+                    None,
+                    Box::new(move |bio| {
+                        // Borrowed pages: nothing to release.
+                        done.set(bio.status());
+                    }),
+                );
+                waiter.wait(&self.device)
+            });
+        match read {
+            Ok(BioStatus::Ok) => {
+                if let Some(frame) = self.memory.frame(head) {
+                    frame.counters().set_flags(PageFlags::UPTODATE);
+                }
+                // Relaxed: a statistic; it orders nothing.
+                self.fills.fetch_add(1, Ordering::Relaxed);
+                Ok(head)
+            }
+            failed => {
+                // Back to the allocator: nobody else saw the folio.
+                let _ = self.tracker().put_page(head);
+                Err(match failed {
+                    Ok(status) => HostError::Io { status },
+                    Err(error) => error,
+                })
+            }
+        }
+    }
+
+    /// Reads every page of `file` into the cache.
+    ///
+    /// # Errors
+    /// As [`get_page`](Self::get_page).
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let file = machine.cache().create_file(4, &[1]).unwrap();
+    /// machine.cache().populate(&file).unwrap();
+    /// assert_eq!(machine.cache().stats().fills, 3);
+    /// ```
+    pub fn populate(&self, file: &File) -> Result<(), HostError> {
+        for index in 0..file.pages {
+            self.lookup_or_fill(file, index)?;
+        }
+        Ok(())
+    }
+
+    /// A buffered read: the words of page `index`.
+    ///
+    /// # Errors
+    /// As [`get_page`](Self::get_page).
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let file = machine.cache().create_file(1, &[]).unwrap();
+    /// let words = machine.cache().read(&file, 0).unwrap();
+    /// assert_eq!(words, machine.device().disk().read_words(file.sector(0), 512).unwrap());
+    /// ```
+    pub fn read(&self, file: &File, index: usize) -> Result<Vec<u64>, HostError> {
+        let page = self.lookup_or_fill(file, index)?;
+        let folio = self.memory.folio(page)?;
+        // Under the folio lock: never a half-done buffered write.
+        self.memory.lock_folio(folio);
+        let words = self
+            .memory
+            .frame(page)
+            .map(crate::memory::Frame::snapshot)
+            .unwrap_or_default();
+        self.memory.unlock_folio(folio);
+        Ok(words)
+    }
+
+    /// A buffered write of `words` at word `first_word` of page `index`
+    /// (clipped to the page): under the folio lock, so it waits for
+    /// writeback of the folio to finish (stable pages), then dirties it.
+    ///
+    /// # Errors
+    /// As [`get_page`](Self::get_page).
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let file = machine.cache().create_file(1, &[]).unwrap();
+    /// machine.cache().write(&file, 0, 510, &[1, 2, 3]).unwrap(); // the 3 is clipped
+    /// assert_eq!(machine.cache().read(&file, 0).unwrap()[510..], [1, 2]);
+    /// assert!(machine.cache().is_dirty(&file, 0).unwrap());
+    /// ```
+    pub fn write(
+        &self,
+        file: &File,
+        index: usize,
+        first_word: usize,
+        words: &[u64],
+    ) -> Result<(), HostError> {
+        let page = self.lookup_or_fill(file, index)?;
+        let folio = self.memory.folio(page)?;
+        self.memory.lock_folio(folio);
+        if let Some(frame) = self.memory.frame(page) {
+            for (offset, &word) in words.iter().enumerate() {
+                if first_word + offset < WORDS_PER_PAGE {
+                    frame.store(first_word + offset, word);
+                }
+            }
+        }
+        self.memory.mark_folio_dirty(folio);
+        self.memory.unlock_folio(folio);
+        Ok(())
+    }
+
+    /// Whether page `index` is cached and dirty.
+    ///
+    /// # Errors
+    /// [`HostError::PastEndOfFile`].
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let file = machine.cache().create_file(1, &[]).unwrap();
+    /// assert!(!machine.cache().is_dirty(&file, 0).unwrap());
+    /// ```
+    pub fn is_dirty(&self, file: &File, index: usize) -> Result<bool, HostError> {
+        if index >= file.pages {
+            return Err(HostError::PastEndOfFile {
+                file: file.id,
+                index,
+            });
+        }
+        Ok(file
+            .cached_page(index)
+            .and_then(|page| self.memory.folio(page).ok())
+            .is_some_and(|folio| folio.counters().flags().contains(PageFlags::DIRTY)))
+    }
+
+    /// The [`WritebackIo`] of `file`, for driving gupio's engine (or the
+    /// hooks) directly.
+    ///
+    /// ```
+    /// use gupio::writeback::{PinnedAction, Writeback, WritebackStats};
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let file = machine.cache().create_file(1, &[]).unwrap();
+    /// machine.cache().write(&file, 0, 0, &[1]).unwrap();
+    /// let (io, stats) = (machine.cache().io(&file), WritebackStats::new());
+    /// let engine = Writeback::new(&**machine.memory(), &io, &stats);
+    /// let page = file.cached_page(0).unwrap();
+    /// assert!(engine.writeback_folio(page, &PinnedAction::Skip).is_ok());
+    /// ```
+    pub fn io<'a>(&'a self, file: &'a File) -> FileIo<'a> {
+        FileIo { cache: self, file }
+    }
+
+    /// Writes back every dirty folio of `file`, in index order.
+    ///
+    /// [`WritebackMode::Tracked`] runs gupio's [`Writeback`] engine, which
+    /// asks `maybe_dma_pinned` before it cleans a folio and applies the
+    /// policy if it may be pinned. [`WritebackMode::Untracked`] runs the
+    /// harness's model of writeback before pin tracking: lock, take the
+    /// dirty bit, write-protect, write in place, clean, whatever a device
+    /// is doing to the folio.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig, WritebackMode};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let file = machine.cache().create_file(2, &[]).unwrap();
+    /// machine.cache().write(&file, 0, 0, &[1]).unwrap();
+    /// let summary = machine.cache().writeback(&file, WritebackMode::Untracked);
+    /// assert_eq!((summary.counts.examined, summary.counts.written_in_place), (1, 1));
+    /// ```
+    pub fn writeback(&self, file: &File, mode: WritebackMode) -> WritebackSummary<IoError> {
+        let io = self.io(file);
+        let pages: Vec<Pfn> = file
+            .cached_pages()
+            .into_iter()
+            .map(|(_, pfn)| pfn)
+            .collect();
+        match mode {
+            WritebackMode::Tracked(policy) => {
+                Writeback::new(&*self.memory, &io, &self.writeback_stats)
+                    .writeback_folios(&pages, &policy)
+            }
+            WritebackMode::Untracked => self.untracked_writeback(&io, &pages),
+        }
+    }
+
+    /// Writeback as the kernel did it before pin tracking: never asks
+    /// whether a device may hold a pin.
+    fn untracked_writeback(&self, io: &FileIo<'_>, pages: &[Pfn]) -> WritebackSummary<IoError> {
+        let mut summary = WritebackSummary {
+            counts: WritebackCounts::default(),
+            first_error: None,
+        };
+        let mut last_head = None;
+        for &page in pages {
+            let Ok(folio) = self.memory.folio(page) else {
+                summary.counts.lookup_errors += 1;
+                summary
+                    .first_error
+                    .get_or_insert(WritebackError::NotInMemoryMap { pfn: page });
+                continue;
+            };
+            if last_head == Some(folio.head()) {
+                continue;
+            }
+            last_head = Some(folio.head());
+            summary.counts.examined += 1;
+            match self.untracked_writeback_folio(io, folio) {
+                Ok(true) => summary.counts.written_in_place += 1,
+                Ok(false) => summary.counts.clean += 1,
+                Err(error) => {
+                    summary.counts.write_errors += 1;
+                    summary
+                        .first_error
+                        .get_or_insert(WritebackError::WriteInPlace {
+                            pfn: folio.head(),
+                            error,
+                        });
+                }
+            }
+        }
+        summary
+    }
+
+    /// One folio, untracked: returns whether it was dirty and written.
+    fn untracked_writeback_folio(
+        &self,
+        io: &FileIo<'_>,
+        folio: Folio<'_>,
+    ) -> Result<bool, IoError> {
+        let counters = folio.counters();
+        self.memory.lock_folio(folio);
+        if !counters
+            .clear_flags(PageFlags::DIRTY)
+            .contains(PageFlags::DIRTY)
+        {
+            self.memory.unlock_folio(folio);
+            return Ok(false);
+        }
+        counters.set_flags(PageFlags::WRITEBACK);
+        io.write_protect(folio);
+        // SeqCst: as the tracked engine, so a CPU store or fault after the
+        // protection sees it; the point of this path is the question it
+        // does not ask next (maybe_dma_pinned).
+        fence(Ordering::SeqCst);
+        let result = io.write_in_place(folio);
+        if result.is_err() {
+            counters.set_flags(PageFlags::DIRTY);
+        }
+        counters.clear_flags(PageFlags::WRITEBACK);
+        self.memory.unlock_folio(folio);
+        // Relaxed: a statistic; it orders nothing.
+        self.untracked_writes.fetch_add(1, Ordering::Relaxed);
+        result.map(|()| true)
+    }
+
+    /// Writes `folio` of `file` to its place on disk through a bio, from
+    /// the folio itself or from a bounce copy, and waits for it.
+    fn write_folio(&self, file: &File, folio: Folio<'_>, bounce: bool) -> Result<(), IoError> {
+        let head = folio.head();
+        let index = file
+            .index_of_head(head)
+            .ok_or(IoError::NotInFile { pfn: head })?;
+        let order = folio.order().get();
+        let pages = folio.nr_pages();
+        let tracker = self.tracker();
+        // The pages the device reads, each holding a reference the
+        // completion puts: a reference taken on the folio for the I/O, or
+        // the bounce copy's allocation reference (the put frees it).
+        let source = if bounce {
+            let copy = self
+                .memory
+                .alloc_folio(order, false)
+                .map_err(|_| IoError::OutOfMemory { order })?;
+            for offset in 0..pages {
+                let from = self.memory.frame(Pfn::new_truncate(head.get() + offset));
+                let to = self.memory.frame(Pfn::new_truncate(copy.get() + offset));
+                if let (Some(from), Some(to)) = (from, to) {
+                    for word in 0..WORDS_PER_PAGE {
+                        to.store(word, from.load(word));
+                    }
+                }
+            }
+            // A referenced bvec holds one reference per page: trade the
+            // allocation's single reference for one per page.
+            let range = PageRange::new(copy, pages);
+            let traded = tracker
+                .get_range(range)
+                .and_then(|()| tracker.put_page(copy));
+            if traded.is_err() {
+                let _ = tracker.put_page(copy);
+                return Err(IoError::OutOfMemory { order });
+            }
+            copy
+        } else {
+            tracker
+                .get_range(PageRange::new(head, pages))
+                .map_err(|_| IoError::NotInFile { pfn: head })?;
+            head
+        };
+        let mut bio = Bio::new(
+            OwnedBvecs::with_capacity(1),
+            BioOp::Write,
+            Sector(file.sector(index)),
+            BioLimits::default(),
+        );
+        let bytes = u32::try_from(pages * crate::data::PAGE_SIZE).unwrap_or(u32::MAX);
+        let built = gupio::bio::Folio::new(source, order)
+            .map_err(|error| IoError::Bio { error })
+            .and_then(|run| {
+                bio.add_folio(run, bytes, 0, Origin::Referenced)
+                    .map_err(|refused| IoError::Bio {
+                        error: refused.error(),
+                    })
+            });
+        if let Err(error) = built {
+            // The bio holds nothing: drop the I/O's references ourselves.
+            let _ = tracker.put_range(PageRange::new(source, pages));
+            return Err(error);
+        }
+        let checksums = bio_checksums(&self.memory, &bio);
+        let submitted = match SubmittedBio::submit(bio) {
+            Ok(submitted) => submitted,
+            Err((bio, error)) => {
+                let _ = release_pages(&tracker, &bio, false);
+                return Err(IoError::Bio { error });
+            }
+        };
+        let waiter = Waiter::new();
+        let done = waiter.setter();
+        let memory = self.memory.clone();
+        self.device.submit(
+            submitted,
+            Some(checksums),
+            Box::new(move |bio| {
+                let status = bio.status();
+                // A write: the device read the pages, nothing to dirty.
+                let released = bio.release(&Tracker::new(&*memory), false);
+                done.set(match released.result {
+                    Ok(_) => status,
+                    Err(_) => BioStatus::IoError,
+                });
+            }),
+        );
+        let status = waiter.wait(&self.device).map_err(|_| IoError::DeviceGone)?;
+        if !status.is_ok() {
+            return Err(IoError::Device { status });
+        }
+        let counter = if bounce {
+            &self.pages_bounced
+        } else {
+            &self.pages_written_in_place
+        };
+        // Relaxed: a statistic; it orders nothing.
+        counter.fetch_add(pages, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The final data check of `file`: every cached page must be clean and
+    /// equal to its disk copy. Run it once all I/O is done and a last
+    /// writeback (with no pins left) has run.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let file = machine.cache().create_file(2, &[]).unwrap();
+    /// machine.cache().write(&file, 0, 0, &[5]).unwrap();
+    /// let check = machine.cache().verify(&file);
+    /// assert_eq!((check.pages, check.lost_writes, check.dirty), (1, 1, 1));
+    /// ```
+    pub fn verify(&self, file: &File) -> FileCheck {
+        let mut check = FileCheck::default();
+        let disk = self.device.disk();
+        for (index, page) in file.cached_pages() {
+            check.pages += 1;
+            let memory = self
+                .memory
+                .frame(page)
+                .map(crate::memory::Frame::snapshot)
+                .unwrap_or_default();
+            if disk.read_words(file.sector(index), WORDS_PER_PAGE).ok() != Some(memory) {
+                check.lost_writes += 1;
+            }
+            let dirty = self
+                .memory
+                .folio(page)
+                .is_ok_and(|folio| folio.counters().flags().contains(PageFlags::DIRTY));
+            if dirty {
+                check.dirty += 1;
+            }
+        }
+        check
+    }
+
+    /// Drops the cache's reference on every cached folio of every file
+    /// (the machine shuts down); returns the folios still dirty.
+    pub(crate) fn evict_all(&self) -> usize {
+        let mut dirty = 0;
+        for file in self.files() {
+            let heads: Vec<Pfn> = lock(&file.heads).drain().map(|(head, _)| head).collect();
+            lock(&file.cached).iter_mut().for_each(|slot| *slot = None);
+            for head in heads {
+                if self
+                    .memory
+                    .counters(head)
+                    .is_some_and(|c| c.flags().contains(PageFlags::DIRTY))
+                {
+                    dirty += 1;
+                }
+                let _ = self.tracker().put_page(head);
+            }
+        }
+        dirty
+    }
+
+    /// Running totals.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// assert_eq!(machine.cache().stats().fills, 0);
+    /// ```
+    pub fn stats(&self) -> CacheStats {
+        // Relaxed: statistics; they order nothing.
+        CacheStats {
+            fills: self.fills.load(Ordering::Relaxed),
+            pages_written_in_place: self.pages_written_in_place.load(Ordering::Relaxed),
+            pages_bounced: self.pages_bounced.load(Ordering::Relaxed),
+            untracked_writes: self.untracked_writes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// What gupio's writeback engine did, over every tracked pass.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// assert_eq!(machine.cache().writeback_counts().bounced, 0);
+    /// ```
+    pub fn writeback_counts(&self) -> WritebackCounts {
+        self.writeback_stats.snapshot()
+    }
+}
+
+impl fmt::Debug for PageCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PageCache")
+            .field("files", &self.files().len())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WritebackIo for FileIo<'_> {
+    type Error = IoError;
+
+    fn write_protect(&self, folio: Folio<'_>) {
+        if let Some(first) = self.file.index_of_head(folio.head()) {
+            self.file.write_protect(first, folio.nr_pages());
+        }
+    }
+
+    fn write_in_place(&self, folio: Folio<'_>) -> Result<(), IoError> {
+        self.cache.write_folio(self.file, folio, false)
+    }
+
+    fn write_bounced(&self, folio: Folio<'_>) -> Result<(), IoError> {
+        self.cache.write_folio(self.file, folio, true)
+    }
+
+    fn wait_until_unpinned(&self, folio: Folio<'_>) -> bool {
+        for _ in 0..WAIT_POLLS {
+            if !folio.maybe_dma_pinned() {
+                return true;
+            }
+            if self.cache.device.is_synchronous() {
+                // Nobody else runs the device: make progress ourselves.
+                if !self.cache.device.process_one() {
+                    return false;
+                }
+            } else {
+                thread::sleep(WAIT_POLL);
+            }
+        }
+        !folio.maybe_dma_pinned()
+    }
+}
+
+impl fmt::Debug for FileIo<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileIo")
+            .field("file", &self.file.id)
+            .finish_non_exhaustive()
+    }
+}

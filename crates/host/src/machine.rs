@@ -1,0 +1,906 @@
+//! The machine: memory, device, page cache and processes wired together,
+//! direct I/O through gupio, the deferred-release worker, and the audit.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::thread::{self, JoinHandle};
+
+use gupio::bio::{Bio, BioLimits, BioOp, BioStatus, Sector, BIO_MAX_VECS};
+use gupio::embed::MemoryMap;
+use gupio::pfn::Pfn;
+use gupio::pin::{GupFlags, PageFlags, Tracker, UserAddr, Warning};
+use gupio::release::{
+    add_user_range, release_deferred, release_pages, set_pages_dirty, CompletedBio, DeferredList,
+    DioRead, ReleaseError, SubmittedBio,
+};
+use gupio::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::device::{Device, DeviceConfig, EndIo, OwnedBvecs, Waiter};
+use crate::memory::{lock, AllocatedFolio, BadFree};
+use crate::space::{Process, SpaceInner};
+use crate::{HostError, Memory, PageCache};
+
+/// Bios the deferred-release list holds before completions spill into the
+/// harness's overflow queue.
+const DEFERRED_SLOTS: usize = 64;
+
+/// How a [`Machine`] is built.
+///
+/// ```
+/// let config = gupio_host::MachineConfig::small();
+/// assert!(config.deferred_worker);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MachineConfig {
+    /// Frames of memory (the zero page included).
+    pub frames: usize,
+    /// Sectors of disk.
+    pub disk_sectors: u64,
+    /// The block device.
+    pub device: DeviceConfig,
+    /// Whether a worker thread drains deferred releases; without one they
+    /// wait for [`Machine::run_deferred`] (or [`Machine::quiesce`]).
+    pub deferred_worker: bool,
+}
+
+impl MachineConfig {
+    /// 256 frames, 4 MiB of disk, two device threads without latency, a
+    /// deferred-release worker: enough for examples and small tests.
+    ///
+    /// ```
+    /// assert_eq!(gupio_host::MachineConfig::small().frames, 256);
+    /// ```
+    pub const fn small() -> Self {
+        Self {
+            frames: 256,
+            disk_sectors: 8192,
+            device: DeviceConfig::threaded(2, std::time::Duration::ZERO),
+            deferred_worker: true,
+        }
+    }
+
+    /// No threads at all: a synchronous device and no worker. Everything
+    /// runs on the caller's thread, in an order the caller controls.
+    ///
+    /// ```
+    /// let config = gupio_host::MachineConfig::synchronous(64, 1024);
+    /// assert_eq!(config.device.threads, 0);
+    /// ```
+    pub const fn synchronous(frames: usize, disk_sectors: u64) -> Self {
+        Self {
+            frames,
+            disk_sectors,
+            device: DeviceConfig::synchronous(),
+            deferred_worker: false,
+        }
+    }
+}
+
+/// Direct-I/O read completions the release path deferred, and the worker
+/// that re-dirties and releases them in process context.
+struct Deferred {
+    memory: Arc<Memory>,
+    list: DeferredList<CompletedBio<OwnedBvecs>, DEFERRED_SLOTS>,
+    /// Completions that found the list full; released by the worker too.
+    overflow: Mutex<Vec<CompletedBio<OwnedBvecs>>>,
+    state: Mutex<WorkerState>,
+    wake: Condvar,
+    idle: Condvar,
+    deferred: AtomicUsize,
+    errors: Mutex<Vec<ReleaseError>>,
+}
+
+#[derive(Default)]
+struct WorkerState {
+    kicks: usize,
+    draining: usize,
+    stopping: bool,
+}
+
+impl Deferred {
+    fn kick(&self) {
+        lock(&self.state).kicks += 1;
+        self.wake.notify_all();
+    }
+
+    fn record(&self, result: Result<gupio::release::ReleaseStats, ReleaseError>) {
+        if let Err(error) = result {
+            lock(&self.errors).push(error);
+        }
+    }
+
+    /// A direct-I/O read's `end_io`: release now if every page is still
+    /// dirty, otherwise defer to process context. Takes no page lock, as an
+    /// interrupt handler may not.
+    fn complete_dio_read(&self, done: CompletedBio<OwnedBvecs>) {
+        let tracker = Tracker::new(&*self.memory);
+        match done.complete_dio_read(&tracker, &self.list) {
+            Ok(DioRead::Released(released)) => self.record(released.result),
+            Ok(DioRead::Deferred) => {
+                // Relaxed: a statistic; it orders nothing.
+                self.deferred.fetch_add(1, Ordering::Relaxed);
+                self.kick();
+            }
+            Err(full) => {
+                // Relaxed: a statistic; it orders nothing.
+                self.deferred.fetch_add(1, Ordering::Relaxed);
+                lock(&self.overflow).push(full.into_inner());
+                self.kick();
+            }
+        }
+    }
+
+    /// Releases every deferred bio (re-dirtying its pages); returns how many.
+    fn drain(&self) -> usize {
+        lock(&self.state).draining += 1;
+        let tracker = Tracker::new(&*self.memory);
+        let mut handled = release_deferred(&self.list, &tracker, |released| {
+            self.record(released.result);
+        });
+        let spilled = std::mem::take(&mut *lock(&self.overflow));
+        handled += spilled.len();
+        for bio in spilled {
+            self.record(bio.release(&tracker, true).result);
+        }
+        let mut state = lock(&self.state);
+        state.draining -= 1;
+        if state.draining == 0 {
+            self.idle.notify_all();
+        }
+        handled
+    }
+
+    fn pending(&self) -> bool {
+        !self.list.is_empty() || !lock(&self.overflow).is_empty()
+    }
+
+    /// Waits until no drain is in progress.
+    fn wait_drained(&self) {
+        let mut state = lock(&self.state);
+        while state.draining > 0 {
+            state = self
+                .idle
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    /// The worker thread.
+    fn run(&self) {
+        loop {
+            let stopping = {
+                let mut state = lock(&self.state);
+                while state.kicks == 0 && !state.stopping {
+                    state = self
+                        .wake
+                        .wait(state)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+                state.kicks = 0;
+                state.stopping
+            };
+            self.drain();
+            if stopping {
+                return;
+            }
+        }
+    }
+}
+
+/// A direct I/O submitted and not yet waited for.
+///
+/// ```
+/// use gupio::prelude::*;
+/// # use gupio_host::{Machine, MachineConfig};
+/// # let machine = Machine::new(MachineConfig::small()).unwrap();
+/// let process = machine.spawn_process();
+/// let buffer = process.mmap_anonymous(2).unwrap();
+/// let pending = machine.submit_dio_read(&process, buffer, 8192, Sector(0)).unwrap();
+/// // ... other work while the device runs it ...
+/// assert_eq!(pending.wait(&machine).unwrap().pages, 2);
+/// ```
+#[must_use = "wait for the I/O, or its outcome is lost"]
+pub struct PendingIo {
+    waiter: Waiter<BioStatus>,
+    done: DioDone,
+}
+
+impl fmt::Debug for PendingIo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingIo")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingIo {
+    /// Waits until the device completed the I/O (its pages may still wait
+    /// for the deferred-release worker; [`Machine::quiesce`] waits for that).
+    ///
+    /// # Errors
+    /// [`HostError::Io`] if the device failed it (its pages are released
+    /// all the same), [`HostError::DeviceGone`].
+    ///
+    /// ```
+    /// use gupio::prelude::*;
+    /// use gupio_host::{Fault, HostError, Machine, MachineConfig};
+    /// let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let process = machine.spawn_process();
+    /// let buffer = process.mmap_anonymous(1).unwrap();
+    /// machine.device().inject(Fault::Fail(BioStatus::Medium));
+    /// let pending = machine.submit_dio_read(&process, buffer, 4096, Sector(0)).unwrap();
+    /// assert_eq!(pending.wait(&machine), Err(HostError::Io { status: BioStatus::Medium }));
+    /// machine.quiesce();
+    /// assert!(machine.audit().is_clean(), "released all the same");
+    /// ```
+    pub fn wait(self, machine: &Machine) -> Result<DioDone, HostError> {
+        let status = self.waiter.wait(&machine.device)?;
+        if status.is_ok() {
+            Ok(self.done)
+        } else {
+            Err(HostError::Io { status })
+        }
+    }
+}
+
+/// What a finished direct I/O moved.
+///
+/// ```
+/// let done = gupio_host::DioDone { bytes: 8192, pages: 2 };
+/// assert_eq!(done.pages, 2);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DioDone {
+    /// Bytes transferred (less than asked when pinning stopped short).
+    pub bytes: usize,
+    /// Pages pinned for it.
+    pub pages: usize,
+}
+
+/// Running totals of the machine's direct I/O.
+///
+/// ```
+/// let stats = gupio_host::MachineStats::default();
+/// assert_eq!(stats.deferred_releases, 0);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MachineStats {
+    /// Direct-I/O reads submitted.
+    pub dio_reads: usize,
+    /// Direct-I/O writes submitted.
+    pub dio_writes: usize,
+    /// Pages pinned by submitted direct I/O.
+    pub pages_pinned: usize,
+    /// Direct-I/O read completions deferred to the worker.
+    pub deferred_releases: usize,
+}
+
+/// An allocated folio whose counters are not what its owners account for.
+///
+/// ```
+/// use gupio::pfn::Pfn;
+/// use gupio::pin::PageFlags;
+/// let off = gupio_host::OffBaseline {
+///     head: Pfn::new(5), refcount: 3, expected: 2, pincount: 0, flags: PageFlags::empty(),
+/// };
+/// assert!(off.to_string().contains("refcount 3"));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OffBaseline {
+    /// The folio's head.
+    pub head: Pfn,
+    /// Its reference count.
+    pub refcount: u32,
+    /// The references its owners hold (page cache, PTEs).
+    pub expected: u32,
+    /// Its pin count.
+    pub pincount: u32,
+    /// Its flags.
+    pub flags: PageFlags,
+}
+
+impl fmt::Display for OffBaseline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "folio {:#x}: refcount {} (owners hold {}), pincount {}, flags {:?}",
+            self.head, self.refcount, self.expected, self.pincount, self.flags
+        )
+    }
+}
+
+/// Everything the machine checks at the end of a test or run: pins
+/// balanced, every counter at baseline, no leak, no refused free, no
+/// warning, no release or completion error.
+///
+/// ```
+/// use gupio_host::{Machine, MachineConfig};
+/// let machine = Machine::new(MachineConfig::small()).unwrap();
+/// let audit = machine.audit();
+/// assert!(audit.is_clean(), "{audit}");
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Audit {
+    /// Pins acquired, in pages.
+    pub pins_acquired: usize,
+    /// Pins released, in pages.
+    pub pins_released: usize,
+    /// Warnings gupio reported.
+    pub warnings: Vec<Warning>,
+    /// Frees the allocator refused (double frees among them).
+    pub bad_frees: Vec<BadFree>,
+    /// Owned folios whose counters are off.
+    pub off_baseline: Vec<OffBaseline>,
+    /// Allocated folios nobody owns.
+    pub leaks: Vec<AllocatedFolio>,
+    /// Errors from releasing completed bios.
+    pub release_errors: Vec<ReleaseError>,
+    /// Errors the completion path returned to the device.
+    pub completion_errors: Vec<ReleaseError>,
+}
+
+impl Audit {
+    /// Whether nothing is wrong.
+    ///
+    /// ```
+    /// assert!(gupio_host::Audit::default().is_clean());
+    /// ```
+    pub fn is_clean(&self) -> bool {
+        self.pins_acquired == self.pins_released
+            && self.warnings.is_empty()
+            && self.bad_frees.is_empty()
+            && self.off_baseline.is_empty()
+            && self.leaks.is_empty()
+            && self.release_errors.is_empty()
+            && self.completion_errors.is_empty()
+    }
+}
+
+impl fmt::Display for Audit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "pins acquired {}, released {}",
+            self.pins_acquired, self.pins_released
+        )?;
+        for warning in &self.warnings {
+            writeln!(f, "warning: {warning}")?;
+        }
+        for bad in &self.bad_frees {
+            writeln!(f, "refused free: {bad}")?;
+        }
+        for off in &self.off_baseline {
+            writeln!(f, "off baseline: {off}")?;
+        }
+        for leak in &self.leaks {
+            writeln!(
+                f,
+                "leak: folio {:#x} of order {} (refcount {})",
+                leak.head, leak.order, leak.refcount
+            )?;
+        }
+        for error in &self.release_errors {
+            writeln!(f, "release error: {error}")?;
+        }
+        for error in &self.completion_errors {
+            writeln!(f, "completion error: {error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The simulated machine: [`Memory`], a block [`Device`], a [`PageCache`],
+/// processes, direct I/O through gupio, and a worker for deferred releases.
+///
+/// Direct I/O follows Linux's path: pin the user pages with
+/// [`add_user_range`] (a write pin for a read), dirty them with
+/// [`set_pages_dirty`], submit, and at completion release them with
+/// [`CompletedBio::complete_dio_read`], which defers to the worker if
+/// writeback cleaned a page meanwhile.
+///
+/// ```
+/// use gupio::prelude::*;
+/// use gupio_host::{Machine, MachineConfig};
+///
+/// let machine = Machine::new(MachineConfig::small()).unwrap();
+/// let process = machine.spawn_process();
+/// let buffer = process.mmap_anonymous(4).unwrap();
+/// let region = machine.cache().reserve_sectors(64).unwrap();
+/// let done = machine.dio_read(&process, buffer, 16384, Sector(region)).unwrap();
+/// assert_eq!((done.bytes, done.pages), (16384, 4));
+/// let disk = machine.device().disk().read_words(region, 2).unwrap();
+/// assert_eq!(process.load(buffer, 2).unwrap(), disk);
+/// machine.quiesce();
+/// assert!(machine.audit().is_clean());
+/// ```
+pub struct Machine {
+    memory: Arc<Memory>,
+    device: Arc<Device>,
+    cache: Arc<PageCache>,
+    deferred: Arc<Deferred>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    processes: Mutex<Vec<Weak<SpaceInner>>>,
+    dio_reads: AtomicUsize,
+    dio_writes: AtomicUsize,
+    pages_pinned: AtomicUsize,
+}
+
+impl Machine {
+    /// A machine built as `config` says.
+    ///
+    /// # Errors
+    /// [`HostError::OutOfMemory`] if `config.frames` is 0.
+    ///
+    /// ```
+    /// use gupio_host::{Machine, MachineConfig};
+    /// assert!(Machine::new(MachineConfig::synchronous(16, 256)).is_ok());
+    /// ```
+    pub fn new(config: MachineConfig) -> Result<Self, HostError> {
+        let memory = Arc::new(Memory::new(config.frames)?);
+        let device = Arc::new(Device::new(
+            memory.clone(),
+            config.disk_sectors,
+            config.device,
+        ));
+        let cache = Arc::new(PageCache::new(memory.clone(), device.clone()));
+        let deferred = Arc::new(Deferred {
+            memory: memory.clone(),
+            list: DeferredList::new(),
+            overflow: Mutex::new(Vec::new()),
+            state: Mutex::new(WorkerState::default()),
+            wake: Condvar::new(),
+            idle: Condvar::new(),
+            deferred: AtomicUsize::new(0),
+            errors: Mutex::new(Vec::new()),
+        });
+        let worker = config.deferred_worker.then(|| {
+            let deferred = deferred.clone();
+            thread::spawn(move || deferred.run())
+        });
+        Ok(Self {
+            memory,
+            device,
+            cache,
+            deferred,
+            worker: Mutex::new(worker),
+            processes: Mutex::new(Vec::new()),
+            dio_reads: AtomicUsize::new(0),
+            dio_writes: AtomicUsize::new(0),
+            pages_pinned: AtomicUsize::new(0),
+        })
+    }
+
+    /// The memory.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// assert_eq!(machine.memory().nr_frames(), 256);
+    /// ```
+    pub fn memory(&self) -> &Arc<Memory> {
+        &self.memory
+    }
+
+    /// The block device.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// assert_eq!(machine.device().disk().sectors(), 8192);
+    /// ```
+    pub fn device(&self) -> &Arc<Device> {
+        &self.device
+    }
+
+    /// The page cache.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// assert!(machine.cache().create_file(1, &[]).is_ok());
+    /// ```
+    pub fn cache(&self) -> &Arc<PageCache> {
+        &self.cache
+    }
+
+    /// A pin tracker over the machine's memory.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let page = machine.memory().alloc_folio(0, true).unwrap();
+    /// machine.tracker().put_page(page).unwrap();
+    /// ```
+    pub fn tracker(&self) -> Tracker<'_, Memory> {
+        Tracker::new(&self.memory)
+    }
+
+    /// A new process with an empty address space (the audit counts its
+    /// PTEs' references as owned while it lives).
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let process = machine.spawn_process();
+    /// process.store(process.mmap_anonymous(1).unwrap(), &[1]).unwrap();
+    /// assert!(machine.audit().is_clean(), "the page is the process's");
+    /// drop(process);
+    /// assert!(machine.memory().allocated_folios().is_empty());
+    /// ```
+    pub fn spawn_process(&self) -> Process {
+        let process = Process::new(self.memory.clone(), self.cache.clone());
+        let mut processes = lock(&self.processes);
+        processes.retain(|space| space.strong_count() > 0);
+        processes.push(process.weak());
+        process
+    }
+
+    /// Submits a direct-I/O read of `len` bytes from disk `sector` into the
+    /// user buffer at `addr` (the `O_DIRECT` `read` path) and returns
+    /// without waiting.
+    ///
+    /// # Errors
+    /// gupio's typed errors (a fault pinning the first page, a fragment the
+    /// bio refuses, a zero-length or unaligned bio refused at submission).
+    /// Nothing stays pinned after an error.
+    ///
+    /// ```
+    /// use gupio::prelude::*;
+    /// use gupio::pin::UserAddr;
+    /// # use gupio_host::{HostError, Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let process = machine.spawn_process();
+    /// let error = machine
+    ///     .submit_dio_read(&process, UserAddr::new(0x1000), 4096, Sector(0))
+    ///     .unwrap_err();
+    /// assert!(matches!(error, HostError::Core(gupio::Error::Release(_))), "not mapped");
+    /// assert_eq!(machine.memory().pin_stats().acquired(), 0);
+    /// ```
+    pub fn submit_dio_read(
+        &self,
+        process: &Process,
+        addr: UserAddr,
+        len: usize,
+        sector: Sector,
+    ) -> Result<PendingIo, HostError> {
+        self.submit_dio(process, addr, len, sector, BioOp::Read)
+    }
+
+    /// Submits a direct-I/O write of `len` bytes from the user buffer at
+    /// `addr` to disk `sector` (the `O_DIRECT` `write` path).
+    ///
+    /// # Errors
+    /// As [`submit_dio_read`](Self::submit_dio_read).
+    ///
+    /// ```
+    /// use gupio::prelude::*;
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let process = machine.spawn_process();
+    /// let buffer = process.mmap_zero_page(1).unwrap(); // the zero page, read-pinned
+    /// let pending = machine.submit_dio_write(&process, buffer, 4096, Sector(0)).unwrap();
+    /// pending.wait(&machine).unwrap();
+    /// assert_eq!(machine.device().disk().read_words(0, 512).unwrap(), vec![0; 512]);
+    /// ```
+    pub fn submit_dio_write(
+        &self,
+        process: &Process,
+        addr: UserAddr,
+        len: usize,
+        sector: Sector,
+    ) -> Result<PendingIo, HostError> {
+        self.submit_dio(process, addr, len, sector, BioOp::Write)
+    }
+
+    /// A direct-I/O read, waited for.
+    ///
+    /// # Errors
+    /// As [`submit_dio_read`](Self::submit_dio_read) and [`PendingIo::wait`].
+    ///
+    /// ```
+    /// use gupio::prelude::*;
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let process = machine.spawn_process();
+    /// let buffer = process.mmap_anonymous(1).unwrap();
+    /// let done = machine.dio_read(&process, buffer, 512, Sector(3)).unwrap();
+    /// assert_eq!((done.bytes, done.pages), (512, 1));
+    /// ```
+    pub fn dio_read(
+        &self,
+        process: &Process,
+        addr: UserAddr,
+        len: usize,
+        sector: Sector,
+    ) -> Result<DioDone, HostError> {
+        self.submit_dio_read(process, addr, len, sector)?.wait(self)
+    }
+
+    /// A direct-I/O write, waited for.
+    ///
+    /// # Errors
+    /// As [`submit_dio_write`](Self::submit_dio_write) and [`PendingIo::wait`].
+    ///
+    /// ```
+    /// use gupio::prelude::*;
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let process = machine.spawn_process();
+    /// let buffer = process.mmap_anonymous(1).unwrap();
+    /// process.store(buffer, &[0xab; 512]).unwrap();
+    /// let region = machine.cache().reserve_sectors(8).unwrap();
+    /// machine.dio_write(&process, buffer, 4096, Sector(region)).unwrap();
+    /// assert_eq!(machine.device().disk().read_words(region, 512).unwrap(), vec![0xab; 512]);
+    /// ```
+    pub fn dio_write(
+        &self,
+        process: &Process,
+        addr: UserAddr,
+        len: usize,
+        sector: Sector,
+    ) -> Result<DioDone, HostError> {
+        self.submit_dio_write(process, addr, len, sector)?
+            .wait(self)
+    }
+
+    fn submit_dio(
+        &self,
+        process: &Process,
+        addr: UserAddr,
+        len: usize,
+        sector: Sector,
+        op: BioOp,
+    ) -> Result<PendingIo, HostError> {
+        let tracker = self.tracker();
+        // A read lets the device write the pages: a write pin.
+        let (flags, read) = match op {
+            BioOp::Read => (GupFlags::WRITE, true),
+            _ => (GupFlags::empty(), false),
+        };
+        let guard = process.gup();
+        let mut bio = Bio::new(
+            OwnedBvecs::with_capacity(BIO_MAX_VECS),
+            op,
+            sector,
+            BioLimits::default(),
+        );
+        let mut added = 0usize;
+        while added < len {
+            let start = UserAddr::new(addr.get().wrapping_add(added));
+            match add_user_range(&tracker, &guard, &mut bio, start, len - added, flags) {
+                Ok(0) => break,
+                Ok(more) => added += more,
+                Err(error) if added == 0 => return Err(error.into()),
+                // A later page failed (or the bio is full): a short I/O.
+                Err(_) => break,
+            }
+        }
+        drop(guard);
+        let done = DioDone {
+            bytes: usize::try_from(bio.size()).unwrap_or(usize::MAX),
+            pages: bio.all_pages().count(),
+        };
+        if read {
+            // Dirty the pages before the device may write them. A page
+            // writeback cleaned is dirtied under its folio lock, which
+            // writeback holds across its write: a DMA never starts under an
+            // in-place write that missed this pin.
+            if let Err(error) = set_pages_dirty(&tracker, &bio) {
+                let _ = release_pages(&tracker, &bio, false);
+                return Err(error.into());
+            }
+        }
+        let submitted = SubmittedBio::submit(bio).map_err(|(bio, error)| {
+            let _ = release_pages(&tracker, &bio, false);
+            HostError::from(error)
+        })?;
+        let waiter = Waiter::new();
+        let set = waiter.setter();
+        let end_io: EndIo = if read {
+            let deferred = self.deferred.clone();
+            Box::new(move |completed| {
+                let status = completed.status();
+                deferred.complete_dio_read(completed);
+                set.set(status);
+            })
+        } else {
+            let deferred = self.deferred.clone();
+            Box::new(move |completed| {
+                let status = completed.status();
+                let released = completed.release(&Tracker::new(&*deferred.memory), false);
+                deferred.record(released.result);
+                set.set(status);
+            })
+        };
+        let counter = if read {
+            &self.dio_reads
+        } else {
+            &self.dio_writes
+        };
+        // Relaxed: statistics; they order nothing.
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.pages_pinned.fetch_add(done.pages, Ordering::Relaxed);
+        self.device.submit(submitted, None, end_io);
+        Ok(PendingIo { waiter, done })
+    }
+
+    /// Releases the deferred direct-I/O completions now, on this thread;
+    /// returns how many.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// let machine = Machine::new(MachineConfig::synchronous(16, 256)).unwrap();
+    /// assert_eq!(machine.run_deferred(), 0);
+    /// ```
+    pub fn run_deferred(&self) -> usize {
+        self.deferred.drain()
+    }
+
+    /// Waits until the device is idle and every deferred release is done.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// machine.quiesce();
+    /// ```
+    pub fn quiesce(&self) {
+        loop {
+            self.device.wait_idle();
+            self.deferred.drain();
+            self.deferred.wait_drained();
+            if self.device.queued() == 0 && !self.deferred.pending() {
+                self.device.wait_idle();
+                if self.device.queued() == 0 && !self.deferred.pending() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Running totals of direct I/O.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// assert_eq!(machine.stats().dio_reads, 0);
+    /// ```
+    pub fn stats(&self) -> MachineStats {
+        // Relaxed: statistics; they order nothing.
+        MachineStats {
+            dio_reads: self.dio_reads.load(Ordering::Relaxed),
+            dio_writes: self.dio_writes.load(Ordering::Relaxed),
+            pages_pinned: self.pages_pinned.load(Ordering::Relaxed),
+            deferred_releases: self.deferred.deferred.load(Ordering::Relaxed),
+        }
+    }
+
+    /// References each owner holds per folio head: the page cache one per
+    /// cached folio, each PTE one per page it maps.
+    fn owned_references(&self) -> HashMap<Pfn, u32> {
+        let mut owners: HashMap<Pfn, u32> = HashMap::new();
+        for file in self.cache.files() {
+            for head in file.cached_heads() {
+                *owners.entry(head).or_default() += 1;
+            }
+        }
+        let spaces: Vec<Arc<SpaceInner>> = lock(&self.processes)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for space in spaces {
+            for page in space.mapped_pages() {
+                if let Ok(folio) = self.memory.folio(page) {
+                    *owners.entry(folio.head()).or_default() += 1;
+                }
+            }
+        }
+        owners
+    }
+
+    /// Checks the machine against its baseline (call it when quiet, after
+    /// [`quiesce`](Self::quiesce)): every allocated folio is owned (page
+    /// cache, PTEs) and holds exactly its owners' references, no pin, no
+    /// lock or writeback bit; pins balance; nothing was warned, refused or
+    /// failed to release.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let page = machine.memory().alloc_folio(0, true).unwrap();
+    /// machine.tracker().pin_page(page).unwrap();
+    /// let audit = machine.audit();
+    /// assert_eq!(audit.pins_acquired, 1);
+    /// assert_eq!(audit.leaks.len(), 1, "nobody owns it");
+    /// assert!(!audit.is_clean());
+    /// ```
+    pub fn audit(&self) -> Audit {
+        let owners = self.owned_references();
+        let mut audit = Audit {
+            pins_acquired: self.memory.pin_stats().acquired(),
+            pins_released: self.memory.pin_stats().released(),
+            warnings: self.memory.warnings(),
+            bad_frees: self.memory.bad_frees(),
+            release_errors: lock(&self.deferred.errors).clone(),
+            completion_errors: self.device.completion_errors(),
+            ..Audit::default()
+        };
+        for folio in self.memory.allocated_folios() {
+            let Some(&expected) = owners.get(&folio.head) else {
+                audit.leaks.push(folio);
+                continue;
+            };
+            let flags = self
+                .memory
+                .counters(folio.head)
+                .map_or(PageFlags::empty(), |c| c.flags());
+            let busy = flags.intersects(PageFlags::LOCKED | PageFlags::WRITEBACK);
+            if folio.refcount != expected || folio.pincount != 0 || busy {
+                audit.off_baseline.push(OffBaseline {
+                    head: folio.head,
+                    refcount: folio.refcount,
+                    expected,
+                    pincount: folio.pincount,
+                    flags,
+                });
+            }
+        }
+        audit
+    }
+
+    /// The allocated folios nobody owns (see [`audit`](Self::audit)).
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let stray = machine.memory().alloc_folio(0, true).unwrap();
+    /// assert_eq!(machine.leak_check()[0].head, stray);
+    /// ```
+    pub fn leak_check(&self) -> Vec<AllocatedFolio> {
+        self.audit().leaks
+    }
+
+    /// Drops the page cache (its references on every cached folio), waits
+    /// for all I/O, and audits: with every process gone, nothing may stay
+    /// allocated. Returns the audit and how many folios were still dirty.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let file = machine.cache().create_file(4, &[2]).unwrap();
+    /// machine.cache().write(&file, 0, 0, &[1]).unwrap();
+    /// let (audit, dirty) = machine.evict_and_audit();
+    /// assert!(audit.is_clean() && machine.memory().allocated_folios().is_empty());
+    /// assert_eq!(dirty, 1, "evicted without writeback");
+    /// ```
+    pub fn evict_and_audit(&self) -> (Audit, usize) {
+        self.quiesce();
+        let dirty = self.cache.evict_all();
+        self.quiesce();
+        (self.audit(), dirty)
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        lock(&self.deferred.state).stopping = true;
+        self.deferred.wake.notify_all();
+        if let Some(worker) = lock(&self.worker).take() {
+            // A worker that panicked has nothing left to join.
+            let _ = worker.join();
+        }
+        self.device.shutdown();
+        self.deferred.drain();
+    }
+}
+
+impl fmt::Debug for Machine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Machine")
+            .field("memory", &self.memory)
+            .field("device", &self.device)
+            .field("cache", &self.cache)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}

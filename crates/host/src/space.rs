@@ -1,0 +1,801 @@
+//! Process address spaces: mappings, page tables, faults, CPU access, and
+//! the [`AddressSpace`] gupio's `pin_user_pages` walks.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
+
+use gupio::embed::{AddressSpace, MemoryMap, PageOps};
+use gupio::pfn::{PageGeometry, Pfn};
+use gupio::pin::{FaultKind, Mapping, MappingFlags, Tracker, UserAddr};
+
+use crate::cache::{File, FileId, PageCache};
+use crate::data::{PAGE_SIZE, WORDS_PER_PAGE};
+use crate::memory::lock;
+use crate::{HostError, Memory};
+
+/// The first user page handed out (user address 0x10_0000).
+const FIRST_VPN: usize = 0x100;
+
+/// How many times a CPU access faults before it gives up (another thread
+/// can undo a fault between the fault and the retry, never forever).
+const CPU_FAULT_RETRIES: usize = 16;
+
+/// What backs a mapping.
+///
+/// ```
+/// use gupio_host::{FileId, MapKind};
+/// let kind = MapKind::SharedFile { file: FileId(0), first_index: 0 };
+/// assert!(kind.is_dirty_tracked());
+/// assert!(!MapKind::Anonymous.is_dirty_tracked());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapKind {
+    /// Private anonymous memory: any fault allocates a zeroed page.
+    Anonymous,
+    /// Private anonymous memory that maps the shared zero page on a read
+    /// fault and copies it to a fresh page on a write fault.
+    ZeroPage,
+    /// A writable shared mapping of a file from page `first_index`: faults
+    /// map the page-cache page; the mapping is dirty-tracked (a write fault
+    /// dirties the page; long-term write pins are refused).
+    SharedFile {
+        /// The file.
+        file: FileId,
+        /// The file page mapped at the mapping's first page.
+        first_index: usize,
+    },
+    /// A read-only mapping of a file from page `first_index`: write faults
+    /// are denied.
+    ReadOnlyFile {
+        /// The file.
+        file: FileId,
+        /// The file page mapped at the mapping's first page.
+        first_index: usize,
+    },
+}
+
+impl MapKind {
+    /// Whether writes through the mapping must be seen by writeback (a
+    /// shared file mapping): gupio refuses long-term write pins of them.
+    ///
+    /// ```
+    /// assert!(!gupio_host::MapKind::ZeroPage.is_dirty_tracked());
+    /// ```
+    pub const fn is_dirty_tracked(self) -> bool {
+        matches!(self, Self::SharedFile { .. })
+    }
+
+    fn file(self) -> Option<(FileId, usize)> {
+        match self {
+            Self::SharedFile { file, first_index } | Self::ReadOnlyFile { file, first_index } => {
+                Some((file, first_index))
+            }
+            Self::Anonymous | Self::ZeroPage => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Vma {
+    first_vpn: usize,
+    pages: usize,
+    kind: MapKind,
+}
+
+impl Vma {
+    fn contains(&self, vpn: usize) -> bool {
+        vpn >= self.first_vpn && vpn - self.first_vpn < self.pages
+    }
+}
+
+/// A page-table entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pte {
+    pub(crate) pfn: Pfn,
+    pub(crate) writable: bool,
+}
+
+pub(crate) struct SpaceInner {
+    memory: Arc<Memory>,
+    cache: Arc<PageCache>,
+    /// The mmap lock: mappings. GUP holds it for reading, munmap for writing.
+    vmas: RwLock<Vec<Vma>>,
+    /// The page-table lock: every PTE read and change takes it.
+    ptes: Mutex<BTreeMap<usize, Pte>>,
+    next_vpn: Mutex<usize>,
+}
+
+/// A process: an address space of mappings over the simulated machine's
+/// memory and page cache, with its page table.
+///
+/// Every present PTE holds one reference on its page (except on the zero
+/// page); unmapping drops them. A write fault on a shared file page locks
+/// the folio (so it waits for writeback, which holds the lock while it
+/// writes), marks it dirty and makes the PTE writable; writeback's
+/// write-protection makes it read-only again, so the next CPU store faults.
+///
+/// ```
+/// use gupio_host::{Machine, MachineConfig};
+/// let machine = Machine::new(MachineConfig::small()).unwrap();
+/// let process = machine.spawn_process();
+/// let addr = process.mmap_zero_page(2).unwrap();
+/// assert_eq!(process.load(addr, 2).unwrap(), [0, 0]); // the zero page, read-only
+/// process.store(addr, &[7]).unwrap();                  // copy-on-write
+/// assert_eq!(process.load(addr, 1).unwrap(), [7]);
+/// process.munmap(addr).unwrap();
+/// assert!(machine.audit().is_clean());
+/// ```
+pub struct Process {
+    inner: Arc<SpaceInner>,
+}
+
+/// `pin_user_pages`' view of a [`Process`]: holds the mmap lock for
+/// reading, so mappings (and the page references their PTEs hold) cannot
+/// go away during GUP, and implements gupio's [`AddressSpace`].
+///
+/// Each translation and fault takes the page-table lock for itself only: a
+/// write fault on a shared file page must wait for the folio lock, which
+/// writeback holds while it write-protects the folio (taking the
+/// page-table lock), so the fault may not hold the page-table lock then.
+///
+/// ```
+/// use gupio::prelude::*;
+/// # use gupio_host::{Machine, MachineConfig};
+/// # let machine = Machine::new(MachineConfig::small()).unwrap();
+/// let process = machine.spawn_process();
+/// let addr = process.mmap_zero_page(1).unwrap();
+/// let guard = process.gup();
+/// let mapping = guard.translate(addr).unwrap();
+/// assert!(mapping.is_none(), "not faulted in yet");
+/// guard.fault_in(addr, false).unwrap();
+/// assert_eq!(guard.translate(addr).unwrap().unwrap().pfn, machine.memory().zero_page());
+/// ```
+pub struct GupGuard<'a> {
+    space: &'a SpaceInner,
+    vmas: RwLockReadGuard<'a, Vec<Vma>>,
+}
+
+impl SpaceInner {
+    fn tracker(&self) -> Tracker<'_, Memory> {
+        Tracker::new(&self.memory)
+    }
+
+    fn pte(&self, vpn: usize) -> Option<Pte> {
+        lock(&self.ptes).get(&vpn).copied()
+    }
+
+    /// Installs `pte` at `vpn` unless another fault got there first; a
+    /// losing page reference is dropped.
+    fn install(&self, vpn: usize, pte: Pte, referenced: bool) {
+        let mut ptes = lock(&self.ptes);
+        if ptes.contains_key(&vpn) {
+            drop(ptes);
+            if referenced {
+                self.put(pte.pfn);
+            }
+            return;
+        }
+        ptes.insert(vpn, pte);
+    }
+
+    fn put(&self, pfn: Pfn) {
+        // A reference this space took itself: a failure is a harness bug,
+        // already reported through the warn hook.
+        let _ = self.tracker().put_page(pfn);
+    }
+
+    fn file(&self, file: FileId) -> Result<Arc<File>, FaultKind> {
+        self.cache.file(file).ok_or(FaultKind::Unmapped)
+    }
+
+    fn translate(&self, vmas: &[Vma], addr: UserAddr) -> Result<Option<Mapping>, FaultKind> {
+        let vpn = addr.get() / PAGE_SIZE;
+        let vma = vmas
+            .iter()
+            .find(|vma| vma.contains(vpn))
+            .ok_or(FaultKind::Unmapped)?;
+        Ok(self.pte(vpn).map(|pte| {
+            let mut flags = MappingFlags::empty();
+            if pte.writable {
+                flags |= MappingFlags::WRITABLE;
+            }
+            if vma.kind.is_dirty_tracked() {
+                flags |= MappingFlags::DIRTY_TRACKED;
+            }
+            Mapping::new(pte.pfn, flags)
+        }))
+    }
+
+    fn fault(&self, vmas: &[Vma], addr: UserAddr, write: bool) -> Result<(), FaultKind> {
+        let vpn = addr.get() / PAGE_SIZE;
+        let vma = *vmas
+            .iter()
+            .find(|vma| vma.contains(vpn))
+            .ok_or(FaultKind::Unmapped)?;
+        let present = self.pte(vpn);
+        match vma.kind {
+            MapKind::Anonymous => {
+                if present.is_none() {
+                    let page = self.alloc_zeroed()?;
+                    self.install(
+                        vpn,
+                        Pte {
+                            pfn: page,
+                            writable: true,
+                        },
+                        true,
+                    );
+                }
+                Ok(())
+            }
+            MapKind::ZeroPage => self.fault_zero_page(vpn, present, write),
+            MapKind::ReadOnlyFile { file, first_index } => {
+                if write {
+                    return Err(FaultKind::AccessDenied);
+                }
+                if present.is_none() {
+                    let index = first_index + (vpn - vma.first_vpn);
+                    let page = self.file_page(file, index)?;
+                    self.install(
+                        vpn,
+                        Pte {
+                            pfn: page,
+                            writable: false,
+                        },
+                        true,
+                    );
+                }
+                Ok(())
+            }
+            MapKind::SharedFile { file, first_index } => {
+                let index = first_index + (vpn - vma.first_vpn);
+                self.fault_shared_file(vpn, file, index, present, write)
+            }
+        }
+    }
+
+    fn alloc_zeroed(&self) -> Result<Pfn, FaultKind> {
+        self.memory
+            .alloc_folio(0, true)
+            .map_err(|_| FaultKind::OutOfMemory)
+    }
+
+    fn file_page(&self, file: FileId, index: usize) -> Result<Pfn, FaultKind> {
+        let file = self.file(file)?;
+        self.cache
+            .get_page(&file, index)
+            .map_err(|error| match error {
+                HostError::OutOfMemory { .. } => FaultKind::OutOfMemory,
+                HostError::PastEndOfFile { .. } => FaultKind::Unmapped,
+                _ => FaultKind::HardwareError,
+            })
+    }
+
+    fn fault_zero_page(
+        &self,
+        vpn: usize,
+        present: Option<Pte>,
+        write: bool,
+    ) -> Result<(), FaultKind> {
+        let zero = self.memory.zero_page();
+        match present {
+            Some(pte) if pte.writable || !write => return Ok(()),
+            None if !write => {
+                // The zero page holds no reference per mapping.
+                self.install(
+                    vpn,
+                    Pte {
+                        pfn: zero,
+                        writable: false,
+                    },
+                    false,
+                );
+                return Ok(());
+            }
+            _ => {}
+        }
+        // Copy-on-write of the zero page: a fresh zeroed page.
+        let page = self.alloc_zeroed()?;
+        let mut ptes = lock(&self.ptes);
+        match ptes.get(&vpn).copied() {
+            Some(pte) if pte.pfn != zero => {
+                // Another fault replaced it already.
+                drop(ptes);
+                self.put(page);
+            }
+            _ => {
+                ptes.insert(
+                    vpn,
+                    Pte {
+                        pfn: page,
+                        writable: true,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn fault_shared_file(
+        &self,
+        vpn: usize,
+        file: FileId,
+        index: usize,
+        present: Option<Pte>,
+        write: bool,
+    ) -> Result<(), FaultKind> {
+        if let Some(pte) = present {
+            if pte.writable || !write {
+                return Ok(());
+            }
+        }
+        // A page reference for the PTE, unless it is present already.
+        let (page, referenced) = match present {
+            Some(pte) => (pte.pfn, false),
+            None => (self.file_page(file, index)?, true),
+        };
+        if !write {
+            // Write-notify: a clean mapped page stays read-only until a
+            // write fault dirties it.
+            self.install(
+                vpn,
+                Pte {
+                    pfn: page,
+                    writable: false,
+                },
+                referenced,
+            );
+            return Ok(());
+        }
+        // Linux's page_mkwrite: lock the folio (waiting for writeback, which
+        // holds the lock), dirty it, make the PTE writable, unlock.
+        let folio = self
+            .memory
+            .folio(page)
+            .map_err(|_| FaultKind::HardwareError)?;
+        self.memory.lock_folio(folio);
+        self.memory.mark_folio_dirty(folio);
+        let installed = {
+            let mut ptes = lock(&self.ptes);
+            match ptes.get_mut(&vpn) {
+                // Present already (ours, or another fault's): it keeps its
+                // own reference. Mappings cannot change under the mmap lock,
+                // so it maps this page.
+                Some(pte) => {
+                    pte.writable |= pte.pfn == page;
+                    false
+                }
+                None => {
+                    ptes.insert(
+                        vpn,
+                        Pte {
+                            pfn: page,
+                            writable: true,
+                        },
+                    );
+                    true
+                }
+            }
+        };
+        self.memory.unlock_folio(folio);
+        if referenced && !installed {
+            self.put(page);
+        }
+        Ok(())
+    }
+
+    /// Makes the PTEs of `vpns` read-only (writeback's write-protection).
+    pub(crate) fn write_protect(&self, vpns: std::ops::Range<usize>) {
+        let mut ptes = lock(&self.ptes);
+        for (_, pte) in ptes.range_mut(vpns) {
+            pte.writable = false;
+        }
+    }
+
+    /// Every present PTE's page (for the audit), the zero page excluded.
+    pub(crate) fn mapped_pages(&self) -> Vec<Pfn> {
+        let zero = self.memory.zero_page();
+        lock(&self.ptes)
+            .values()
+            .map(|pte| pte.pfn)
+            .filter(|&pfn| pfn != zero)
+            .collect()
+    }
+
+    fn unmap(&self, vma: &Vma) {
+        let range = vma.first_vpn..vma.first_vpn + vma.pages;
+        let removed: Vec<Pte> = {
+            let mut ptes = lock(&self.ptes);
+            let vpns: Vec<usize> = ptes.range(range).map(|(&vpn, _)| vpn).collect();
+            vpns.iter().filter_map(|vpn| ptes.remove(vpn)).collect()
+        };
+        let zero = self.memory.zero_page();
+        for pte in removed {
+            if pte.pfn != zero {
+                self.put(pte.pfn);
+            }
+        }
+    }
+}
+
+impl Process {
+    pub(crate) fn new(memory: Arc<Memory>, cache: Arc<PageCache>) -> Self {
+        Self {
+            inner: Arc::new(SpaceInner {
+                memory,
+                cache,
+                vmas: RwLock::new(Vec::new()),
+                ptes: Mutex::new(BTreeMap::new()),
+                next_vpn: Mutex::new(FIRST_VPN),
+            }),
+        }
+    }
+
+    pub(crate) fn weak(&self) -> Weak<SpaceInner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    fn vmas_read(&self) -> RwLockReadGuard<'_, Vec<Vma>> {
+        self.inner
+            .vmas
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn map(&self, pages: usize, kind: MapKind) -> Result<UserAddr, HostError> {
+        if pages == 0 {
+            return Err(HostError::BadMapping { pages });
+        }
+        let file = kind.file();
+        if let Some((id, first_index)) = file {
+            let file = self.inner.cache.file(id).ok_or(HostError::PastEndOfFile {
+                file: id,
+                index: first_index,
+            })?;
+            let end = first_index.saturating_add(pages);
+            if end > file.pages() {
+                return Err(HostError::PastEndOfFile {
+                    file: id,
+                    index: end - 1,
+                });
+            }
+        }
+        let mut vmas = self
+            .inner
+            .vmas
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let first_vpn = {
+            let mut next = lock(&self.inner.next_vpn);
+            let first = *next;
+            // One unmapped guard page after each mapping.
+            let after = first
+                .checked_add(pages)
+                .and_then(|end| end.checked_add(1))
+                .filter(|&end| end.checked_mul(PAGE_SIZE).is_some())
+                .ok_or(HostError::BadMapping { pages })?;
+            *next = after;
+            first
+        };
+        let vma = Vma {
+            first_vpn,
+            pages,
+            kind,
+        };
+        if let Some((id, first_index)) = file {
+            if let Some(file) = self.inner.cache.file(id) {
+                file.add_mapper(self.weak(), first_vpn, first_index, pages);
+            }
+        }
+        vmas.push(vma);
+        Ok(UserAddr::new(first_vpn * PAGE_SIZE))
+    }
+
+    /// Maps `pages` of private anonymous memory; returns its address.
+    ///
+    /// # Errors
+    /// [`HostError::BadMapping`] for zero pages or no address space left.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let process = machine.spawn_process();
+    /// let addr = process.mmap_anonymous(1).unwrap();
+    /// process.store(addr, &[1, 2, 3]).unwrap();
+    /// assert_eq!(process.load(addr, 3).unwrap(), [1, 2, 3]);
+    /// ```
+    pub fn mmap_anonymous(&self, pages: usize) -> Result<UserAddr, HostError> {
+        self.map(pages, MapKind::Anonymous)
+    }
+
+    /// Maps `pages` of anonymous memory backed by the zero page until
+    /// written (copy-on-write).
+    ///
+    /// # Errors
+    /// [`HostError::BadMapping`] for zero pages or no address space left.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let process = machine.spawn_process();
+    /// let addr = process.mmap_zero_page(1).unwrap();
+    /// assert_eq!(process.load(addr, 1).unwrap(), [0]);
+    /// assert_eq!(process.pte(addr).unwrap().0, machine.memory().zero_page());
+    /// ```
+    pub fn mmap_zero_page(&self, pages: usize) -> Result<UserAddr, HostError> {
+        self.map(pages, MapKind::ZeroPage)
+    }
+
+    /// Maps `pages` of `file` from page `first_index`: shared and writable
+    /// (dirty-tracked), or read-only.
+    ///
+    /// # Errors
+    /// [`HostError::PastEndOfFile`] if the range runs past the file,
+    /// [`HostError::BadMapping`] for zero pages.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let file = machine.cache().create_file(4, &[]).unwrap();
+    /// let process = machine.spawn_process();
+    /// let addr = process.mmap_file(&file, 0, 4, true).unwrap();
+    /// process.store(addr, &[9]).unwrap(); // a write fault dirties the page
+    /// assert!(machine.cache().is_dirty(&file, 0).unwrap());
+    /// ```
+    pub fn mmap_file(
+        &self,
+        file: &File,
+        first_index: usize,
+        pages: usize,
+        writable: bool,
+    ) -> Result<UserAddr, HostError> {
+        let kind = if writable {
+            MapKind::SharedFile {
+                file: file.id(),
+                first_index,
+            }
+        } else {
+            MapKind::ReadOnlyFile {
+                file: file.id(),
+                first_index,
+            }
+        };
+        self.map(pages, kind)
+    }
+
+    /// Removes the mapping that starts at `addr`, dropping every page
+    /// reference its PTEs held (anonymous pages are freed unless something
+    /// else, a pin for one, still holds them).
+    ///
+    /// # Errors
+    /// [`HostError::NotMapped`] if no mapping starts at `addr`.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let process = machine.spawn_process();
+    /// let addr = process.mmap_anonymous(2).unwrap();
+    /// process.store(addr, &[1]).unwrap();
+    /// process.munmap(addr).unwrap();
+    /// assert!(process.munmap(addr).is_err());
+    /// assert!(machine.memory().allocated_folios().is_empty());
+    /// ```
+    pub fn munmap(&self, addr: UserAddr) -> Result<(), HostError> {
+        let vma = {
+            let mut vmas = self
+                .inner
+                .vmas
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let position = vmas
+                .iter()
+                .position(|vma| vma.first_vpn * PAGE_SIZE == addr.get())
+                .ok_or(HostError::NotMapped { addr })?;
+            vmas.remove(position)
+        };
+        if let Some((id, _)) = vma.kind.file() {
+            if let Some(file) = self.inner.cache.file(id) {
+                file.remove_mapper(&self.inner, vma.first_vpn);
+            }
+        }
+        self.inner.unmap(&vma);
+        Ok(())
+    }
+
+    /// The guard `pin_user_pages` runs under (the mmap lock, read).
+    ///
+    /// ```
+    /// use gupio::prelude::*;
+    /// use gupio::pin::UserAddr;
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let process = machine.spawn_process();
+    /// let addr = process.mmap_anonymous(2).unwrap();
+    /// let tracker = machine.tracker();
+    /// let mut pages = [Pfn::ZERO; 2];
+    /// let guard = process.gup();
+    /// assert_eq!(tracker.pin_user_pages(&guard, addr, GupFlags::WRITE, &mut pages), Ok(2));
+    /// drop(guard);
+    /// tracker.unpin_pages(&pages).unwrap();
+    /// ```
+    pub fn gup(&self) -> GupGuard<'_> {
+        GupGuard {
+            space: &self.inner,
+            vmas: self.vmas_read(),
+        }
+    }
+
+    /// The PTE mapping `addr`'s page, if present: its page and whether it
+    /// is writable.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let process = machine.spawn_process();
+    /// let addr = process.mmap_anonymous(1).unwrap();
+    /// assert!(process.pte(addr).is_none(), "not faulted in yet");
+    /// ```
+    pub fn pte(&self, addr: UserAddr) -> Option<(Pfn, bool)> {
+        self.inner
+            .pte(addr.get() / PAGE_SIZE)
+            .map(|pte| (pte.pfn, pte.writable))
+    }
+
+    /// CPU loads of `count` words from `addr` (8-byte aligned), faulting
+    /// pages in for reading as needed.
+    ///
+    /// # Errors
+    /// [`HostError::Fault`] if a page cannot be mapped.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let process = machine.spawn_process();
+    /// let addr = process.mmap_anonymous(1).unwrap();
+    /// assert_eq!(process.load(addr, 4).unwrap(), [0; 4]);
+    /// ```
+    pub fn load(&self, addr: UserAddr, count: usize) -> Result<Vec<u64>, HostError> {
+        let mut out = Vec::with_capacity(count);
+        self.access(addr, count, false, |frame, first, words| {
+            out.extend((first..first + words).map(|i| frame.load(i)));
+        })?;
+        Ok(out)
+    }
+
+    /// CPU stores of `words` from `addr` (8-byte aligned), faulting pages
+    /// in for writing as needed (a shared file page is dirtied by its write
+    /// fault). Each page's stores happen under the page-table lock, so
+    /// writeback's write-protection never lands in the middle of them.
+    ///
+    /// # Errors
+    /// [`HostError::Fault`] if a page cannot be mapped writable.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let file = machine.cache().create_file(1, &[]).unwrap();
+    /// let process = machine.spawn_process();
+    /// let addr = process.mmap_file(&file, 0, 1, false).unwrap();
+    /// assert!(process.store(addr, &[1]).is_err(), "read-only mapping");
+    /// ```
+    pub fn store(&self, addr: UserAddr, words: &[u64]) -> Result<(), HostError> {
+        let mut rest = words;
+        self.access(addr, words.len(), true, |frame, first, count| {
+            let (now, later) = rest.split_at(count.min(rest.len()));
+            for (offset, &word) in now.iter().enumerate() {
+                frame.store(first + offset, word);
+            }
+            rest = later;
+        })
+    }
+
+    /// Runs `each(frame, first_word, words)` for each page of the access,
+    /// under the page-table lock, with the PTE present (and writable for
+    /// a write).
+    fn access(
+        &self,
+        addr: UserAddr,
+        count: usize,
+        write: bool,
+        mut each: impl FnMut(&crate::memory::Frame, usize, usize),
+    ) -> Result<(), HostError> {
+        if addr.get() % 8 != 0 {
+            return Err(HostError::Fault {
+                addr,
+                kind: FaultKind::AccessDenied,
+            });
+        }
+        let vmas = self.vmas_read();
+        let mut word = addr.get() / 8;
+        let mut left = count;
+        while left > 0 {
+            let vpn = word / WORDS_PER_PAGE;
+            let first = word % WORDS_PER_PAGE;
+            let words = (WORDS_PER_PAGE - first).min(left);
+            let page_addr = UserAddr::new(vpn * PAGE_SIZE);
+            let mut done = false;
+            for _ in 0..CPU_FAULT_RETRIES {
+                {
+                    let ptes = lock(&self.inner.ptes);
+                    if let Some(pte) = ptes.get(&vpn) {
+                        if pte.writable || !write {
+                            if let Some(frame) = self.inner.memory.frame(pte.pfn) {
+                                each(frame, first, words);
+                                done = true;
+                                break;
+                            }
+                        }
+                    }
+                }
+                self.inner
+                    .fault(&vmas, page_addr, write)
+                    .map_err(|kind| HostError::Fault {
+                        addr: page_addr,
+                        kind,
+                    })?;
+            }
+            if !done {
+                return Err(HostError::Fault {
+                    addr: page_addr,
+                    kind: FaultKind::HardwareError,
+                });
+            }
+            word += words;
+            left -= words;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Process {
+    /// Unmaps everything (the process exits).
+    fn drop(&mut self) {
+        let vmas = std::mem::take(
+            &mut *self
+                .inner
+                .vmas
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for vma in &vmas {
+            if let Some((id, _)) = vma.kind.file() {
+                if let Some(file) = self.inner.cache.file(id) {
+                    file.remove_mapper(&self.inner, vma.first_vpn);
+                }
+            }
+            self.inner.unmap(vma);
+        }
+    }
+}
+
+impl fmt::Debug for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Process")
+            .field("mappings", &self.vmas_read().len())
+            .field("ptes", &lock(&self.inner.ptes).len())
+            .finish()
+    }
+}
+
+impl AddressSpace for GupGuard<'_> {
+    fn page_geometry(&self) -> PageGeometry {
+        PageGeometry::FOUR_KIB
+    }
+
+    fn translate(&self, addr: UserAddr) -> Result<Option<Mapping>, FaultKind> {
+        self.space.translate(&self.vmas, addr)
+    }
+
+    fn fault_in(&self, addr: UserAddr, write: bool) -> Result<(), FaultKind> {
+        self.space.fault(&self.vmas, addr, write)
+    }
+}
+
+impl fmt::Debug for GupGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GupGuard")
+            .field("mappings", &self.vmas.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,63 @@
+//! `cargo xtask demo`: the end-to-end demo on gupio-host's simulated
+//! machine, built in release mode; every option is passed on to it.
+
+use crate::cli::Args;
+use crate::cmd::Cmd;
+use crate::step::Runner;
+use crate::Failure;
+
+/// Usage line.
+pub const USAGE: &str = "  demo [OPTIONS]
+      direct-I/O reads into a shared file mapping racing writeback on the
+      simulated machine, without and with gupio's pin tracking (release
+      build); prints the table, and fails if the tracked run shows corruption
+      or imbalance or the untracked run shows no corruption. OPTIONS go to
+      gupio-demo: --pages N --ios N --threads N --seed N
+      --policy bounce|skip|wait --latency-us N --quiet (--help lists them)";
+
+/// Runs the demo with the remaining arguments.
+pub fn main(runner: &mut Runner, args: Args) -> Result<(), Failure> {
+    run(runner, &args.rest())
+}
+
+/// The demo with its defaults, as a CI stage.
+pub fn ci(runner: &mut Runner) -> Result<(), Failure> {
+    run(runner, &[])
+}
+
+fn run(runner: &mut Runner, args: &[String]) -> Result<(), Failure> {
+    runner.step("demo: gupio-demo (release)", &[], |_| demo(args).run())
+}
+
+/// `cargo run` of the demo binary, passing `args` on.
+fn demo(args: &[String]) -> Cmd {
+    Cmd::cargo()
+        .args([
+            "run",
+            "--release",
+            "-p",
+            "gupio-host",
+            "--bin",
+            "gupio-demo",
+            "--",
+        ])
+        .args(args.iter().cloned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_passed_on_to_the_demo_in_order() {
+        let args = Args::from_list(&["--pages", "256", "--policy=skip", "--quiet"]).rest();
+        assert_eq!(
+            demo(&args).to_string(),
+            "cargo run --release -p gupio-host --bin gupio-demo -- --pages 256 --policy=skip --quiet"
+        );
+        assert_eq!(
+            demo(&[]).to_string(),
+            "cargo run --release -p gupio-host --bin gupio-demo --"
+        );
+    }
+}
