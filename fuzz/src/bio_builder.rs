@@ -966,14 +966,7 @@ fn check_iteration<S: BvecStorage>(bio: &Bio<S>, model: &Model) {
 mod tests {
     use super::*;
 
-    /// splitmix64, for inputs beyond the committed seeds.
-    fn next(state: &mut u64) -> u64 {
-        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = *state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
+    use crate::splitmix as next;
 
     #[test]
     fn random_inputs_agree_with_the_model() {
