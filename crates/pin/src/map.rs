@@ -199,6 +199,24 @@ pub trait PageOps: MemoryMap {
         }
     }
 
+    /// Locks `folio` if nobody holds it (Linux's `folio_trylock`); `true`
+    /// when it is now held by the caller. The default tries the
+    /// [`PageFlags::LOCKED`] bit; an embedder that overrides
+    /// [`lock_folio`](Self::lock_folio) overrides this too.
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::*;
+    /// let m = ArrayMemoryMap::<1>::new(Pfn::new(0));
+    /// let folio = m.folio(Pfn::new(0)).unwrap();
+    /// assert!(m.try_lock_folio(folio));
+    /// assert!(!m.try_lock_folio(folio), "already held");
+    /// m.unlock_folio(folio);
+    /// ```
+    fn try_lock_folio(&self, folio: Folio<'_>) -> bool {
+        folio.counters().try_lock()
+    }
+
     /// Unlocks `folio` (Linux's `folio_unlock`). The default clears the
     /// [`PageFlags::LOCKED`] bit.
     fn unlock_folio(&self, folio: Folio<'_>) {

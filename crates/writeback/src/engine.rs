@@ -74,8 +74,9 @@ pub enum LockMode {
     /// Wait for the lock ([`PageOps::lock_folio`]): data-integrity writeback.
     #[default]
     Blocking,
-    /// Take the lock only if it is free right now (the [`PageFlags::LOCKED`]
-    /// bit, released through [`PageOps::unlock_folio`]); a locked folio is
+    /// Take the lock only if it is free right now
+    /// ([`PageOps::try_lock_folio`], released through
+    /// [`PageOps::unlock_folio`]); a locked folio is
     /// [`WritebackError::Locked`]: background writeback moves on.
     NonBlocking,
 }
@@ -608,7 +609,7 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
         match self.lock_mode {
             LockMode::Blocking => self.ops.lock_folio(folio),
             LockMode::NonBlocking => {
-                if !folio.counters().try_lock() {
+                if !self.ops.try_lock_folio(folio) {
                     return Err(WritebackError::Locked { pfn: folio.head() });
                 }
             }

@@ -86,7 +86,7 @@
 //!
 //! # The protocol, for one folio
 //!
-//! 1. Lock the folio ([`PageOps::lock_folio`], or a try-lock in
+//! 1. Lock the folio ([`PageOps::lock_folio`], or [`PageOps::try_lock_folio`] in
 //!    [`LockMode::NonBlocking`]). If its `WRITEBACK` bit is already set,
 //!    writeback runs elsewhere: unlock, [`WritebackError::UnderWriteback`].
 //! 2. Test and clear `DIRTY` with one read-modify-write
@@ -193,6 +193,7 @@
 //! [`maybe_dma_pinned`]: gupio_pin::maybe_dma_pinned
 //! [`PageOps`]: gupio_pin::PageOps
 //! [`PageOps::lock_folio`]: gupio_pin::PageOps::lock_folio
+//! [`PageOps::try_lock_folio`]: gupio_pin::PageOps::try_lock_folio
 //! [`PageOps::unlock_folio`]: gupio_pin::PageOps::unlock_folio
 //! [`PageCounters::clear_flags`]: gupio_pin::PageCounters::clear_flags
 //! [`Folio::maybe_dma_pinned`]: gupio_pin::Folio::maybe_dma_pinned
