@@ -567,7 +567,7 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::counters::probe;
+    use crate::counters::probe::{self, LARGE_PIN_RMW};
     use crate::testing::TestMachine;
     use crate::{ArrayMemoryMap, FolioShape, PageRange, GUP_PIN_COUNTING_BIAS, REFCOUNT_MAX};
     use core::cell::{Cell, RefCell};
@@ -802,7 +802,7 @@ mod tests {
             t.pin_user_pages(&space, start, GupFlags::WRITE, &mut out),
             Ok(9)
         );
-        assert_eq!(probe::take_rmw(), 2 + 1, "one large run, one small");
+        assert_eq!(probe::take_rmw(), LARGE_PIN_RMW + 1, "one large run, one small");
         let expected: Vec<Pfn> = (8..16).chain([2]).map(pfn).collect();
         assert_eq!(out.to_vec(), expected);
         assert_eq!((m.page(8).refcount(), m.page(8).pincount()), (9, 8));
@@ -812,7 +812,7 @@ mod tests {
             assert_eq!(t.maybe_dma_pinned(p), Ok(true));
         }
         t.unpin_pages(&out).unwrap();
-        assert_eq!(probe::take_rmw(), 3);
+        assert_eq!(probe::take_rmw(), LARGE_PIN_RMW + 1);
         assert_baseline(&m);
     }
 
@@ -1182,7 +1182,7 @@ mod tests {
             t.pin_user_pages(&space, user(0), GupFlags::WRITE, &mut out),
             Ok(3)
         );
-        assert_eq!(probe::take_rmw(), 2);
+        assert_eq!(probe::take_rmw(), LARGE_PIN_RMW);
         assert_eq!(m.page(8).pincount(), 3);
         t.unpin_pages(&out[..3]).unwrap();
         assert_baseline(&m);

@@ -954,7 +954,7 @@ mod tests {
             FolioShape::SMALL
         );
         // Once the folio is free, its pages may be re-shaped.
-        map.counters(Pfn::new(0)).unwrap().try_sub_refs(1).unwrap();
+        map.counters(Pfn::new(0)).unwrap().try_sub(1, 0).unwrap();
         map.prepare_folio(Pfn::new(1), order(0)).unwrap();
         assert_eq!(map.folio(Pfn::new(1)).unwrap().head(), Pfn::new(1));
     }
