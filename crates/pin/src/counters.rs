@@ -921,7 +921,10 @@ mod tests {
         assert_eq!(page.refcount(), REFCOUNT_MAX - 2);
         assert_eq!(page.try_add(2, 0), Ok(()));
         assert_eq!(page.refcount(), REFCOUNT_MAX);
-        assert_eq!(page.try_add(1, 1), Err(AddRefsError::Overflow(REFCOUNT_MAX)));
+        assert_eq!(
+            page.try_add(1, 1),
+            Err(AddRefsError::Overflow(REFCOUNT_MAX))
+        );
         assert_eq!((page.refcount(), page.pincount()), (REFCOUNT_MAX, 0));
     }
 

@@ -256,6 +256,17 @@ pub enum Warning {
         /// The pin count left.
         pincount: u32,
     },
+    /// A [`HeldRun`](crate::HeldRun) was dropped without being released
+    /// or handed to a bio; its references or pins are leaked (never freed
+    /// under a possible device), so the folio stays allocated.
+    HeldRunDropped {
+        /// The run's first page.
+        pfn: Pfn,
+        /// Pages in the run.
+        pages: u64,
+        /// What the run holds on each page.
+        origin: gupio_pfn::Origin,
+    },
     /// The memory map's folio shape for a page contradicts its head's.
     CorruptFolio {
         /// The page looked up.
@@ -311,6 +322,10 @@ impl fmt::Display for Warning {
             Self::FreedWhilePinned { pfn, pincount } => write!(
                 f,
                 "folio {pfn:#x} lost its last reference with {pincount} pins left (leaked)"
+            ),
+            Self::HeldRunDropped { pfn, pages, origin } => write!(
+                f,
+                "a run of {pages} {origin:?} pages from {pfn:#x} was dropped unreleased (leaked)"
             ),
             Self::CorruptFolio { pfn } => {
                 write!(f, "the folio shape of pfn {pfn:#x} contradicts its head")

@@ -5,7 +5,7 @@ use core::fmt;
 use gupio_pfn::{PageGeometry, Pfn};
 use gupio_sync::atomic::{fence, Ordering};
 
-use crate::{Folio, GrabKind, PageOps, PinError, Tracker};
+use crate::{GrabKind, HeldRun, PageOps, PinError, Tracker};
 
 /// How many times one page is faulted in before `pin_user_pages` gives up
 /// with [`PinError::FaultNotResolved`]: a fault can be undone by a racing
@@ -216,6 +216,80 @@ pub trait AddressSpace {
     /// Why the page cannot be faulted in ([`FaultKind::AccessDenied`] for a
     /// write to a read-only mapping).
     fn fault_in(&self, addr: UserAddr, write: bool) -> Result<(), FaultKind>;
+
+    /// The longest run of pages from `addr` (page aligned), at most
+    /// `max_pages` (at least 1), that map consecutive frames with the same
+    /// flags, without faulting: a PMD-mapped huge page, or a contiguous part
+    /// of a large folio, answers in one call. `Ok(None)` and `Err` as for
+    /// [`translate`](Self::translate), about the first page.
+    ///
+    /// The tracker splits the run at folio boundaries itself, so a run may
+    /// span several folios. The default asks [`translate`](Self::translate)
+    /// page by page and stops at the first page that is not the next frame
+    /// with the same flags (or fails); an embedder with large mappings
+    /// answers natively, which is what makes pinning a 2 MiB folio one step.
+    ///
+    /// # Errors
+    /// As [`translate`](Self::translate), for the first page only.
+    ///
+    /// ```
+    /// use gupio_pfn::{PageGeometry, Pfn};
+    /// use gupio_pin::{AddressSpace, FaultKind, Mapping, MappingFlags, UserAddr};
+    /// /// User page N maps frame 100 + N, up to page 8.
+    /// struct Linear;
+    /// impl AddressSpace for Linear {
+    ///     fn page_geometry(&self) -> PageGeometry { PageGeometry::FOUR_KIB }
+    ///     fn translate(&self, a: UserAddr) -> Result<Option<Mapping>, FaultKind> {
+    ///         let page = a.get() >> 12;
+    ///         if page >= 8 { return Err(FaultKind::Unmapped) }
+    ///         Ok(Some(Mapping::new(Pfn::new(100 + page), MappingFlags::WRITABLE)))
+    ///     }
+    ///     fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> { Ok(()) }
+    /// }
+    /// let run = Linear.translate_run(UserAddr::new(0x6000), 16).unwrap().unwrap();
+    /// assert_eq!((run.pfn, run.pages), (Pfn::new(106), 2), "stops at the unmapped page 8");
+    /// ```
+    fn translate_run(
+        &self,
+        addr: UserAddr,
+        max_pages: usize,
+    ) -> Result<Option<MappedRun>, FaultKind> {
+        let Some(first) = self.translate(addr)? else {
+            return Ok(None);
+        };
+        let size = self.page_geometry().size();
+        let mut pages = 1;
+        while pages < max_pages {
+            let next = pages
+                .checked_mul(size)
+                .and_then(|offset| addr.checked_add(offset));
+            let expected = first.pfn.checked_add(pages);
+            let (Some(next), Some(expected)) = (next, expected) else {
+                break;
+            };
+            match self.translate(next) {
+                Ok(Some(mapping)) if mapping == Mapping::new(expected, first.flags) => pages += 1,
+                _ => break,
+            }
+        }
+        Ok(Some(MappedRun {
+            pfn: first.pfn,
+            pages,
+            flags: first.flags,
+        }))
+    }
+}
+
+/// A run of user pages mapping consecutive frames with the same flags: what
+/// [`AddressSpace::translate_run`] answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MappedRun {
+    /// The frame of the run's first page.
+    pub pfn: Pfn,
+    /// How many pages (at least 1).
+    pub pages: usize,
+    /// The flags every page of the run is mapped with.
+    pub flags: MappingFlags,
 }
 
 bitflags::bitflags! {
@@ -308,31 +382,33 @@ impl GupFlags {
 }
 
 impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
-    /// Pins the user pages from `start` (rounded down to its page), one per
-    /// entry of `pages`, and writes their frame numbers there (Linux's
-    /// `pin_user_pages`). Release each with an unpin.
+    /// Pins the `nr_pages` user pages from `start` (rounded down to its
+    /// page) run by run (Linux's `pin_user_pages`): the returned
+    /// [`UserPages`] yields one [`HeldRun`] per folio run, each pinned with
+    /// one update of its folio's counts as it is yielded. Consume each run:
+    /// add it to a bio (gupio-release's `add_held_run`), or release it with
+    /// [`Tracker::release_held`]. Stopping early pins nothing more.
     ///
     /// Pages not present are faulted in ([`AddressSpace::fault_in`], then
-    /// translated once more). With [`GupFlags::WRITE`] every page must be
+    /// translated again). With [`GupFlags::WRITE`] every page must be
     /// writable (read-only mappings fail, copy-on-write is broken by the
     /// fault). With [`GupFlags::LONGTERM`], movable pages and write pins of
     /// dirty-tracked shared file mappings are refused. The zero page may be
-    /// returned for reads; it is not pinned, and unpinning it is a no-op.
-    /// Consecutive pages in one folio are pinned with one update. After
-    /// pinning, a `SeqCst` fence orders the pins before anything the caller
-    /// does next (Linux's `smp_mb__after_atomic`), pairing with the fence a
-    /// writeback path issues before it asks `maybe_dma_pinned`.
+    /// returned for reads; it is not pinned, and releasing it is a no-op.
+    /// Before a pinned run is yielded, a `SeqCst` fence orders its pin
+    /// before anything the caller does next (Linux's
+    /// `smp_mb__after_atomic`), pairing with the fence a writeback path
+    /// issues before it asks `maybe_dma_pinned`.
     ///
-    /// Returns how many pages are pinned: all of them, or fewer if a page
-    /// failed (the first `n` entries are valid and pinned; later entries are
-    /// unspecified). An empty `pages` returns `Ok(0)`.
+    /// Partial success is the iterator's shape: it yields the runs it
+    /// pinned, then, if a page fails, that page's error once, then `None`.
     ///
     /// # Errors
-    /// Only when no page could be pinned: flag errors
+    /// At once, before any page is touched: flag errors
     /// ([`PinError::InternalGupFlags`] for `PIN`, [`PinError::GetAndPin`]
-    /// for `GET`, [`PinError::UnknownGupFlags`]),
-    /// [`PinError::AddressOverflow`] if the range wraps, or the first page's
-    /// failure: [`PinError::Fault`], [`PinError::FaultNotResolved`],
+    /// for `GET`, [`PinError::UnknownGupFlags`]) and
+    /// [`PinError::AddressOverflow`] if the range wraps. From the iterator,
+    /// a page's failure: [`PinError::Fault`], [`PinError::FaultNotResolved`],
     /// [`PinError::WriteToZeroPage`], [`PinError::LongtermDirtyTracked`],
     /// [`PinError::NotLongtermPinnable`], [`PinError::RefcountOverflow`],
     /// [`PinError::NotInMemoryMap`], [`PinError::PageFree`].
@@ -349,40 +425,42 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// #     }
     /// #     fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> { Ok(()) }
     /// # }
-    /// // `Identity` maps user address N * 4096 to pfn N.
-    /// let m = ArrayMemoryMap::<4>::new(Pfn::new(0));
+    /// // `Identity` maps user address N * 4096 to pfn N; pfns 0-3 are one
+    /// // order-2 folio, pfn 4 a small page.
+    /// let m = ArrayMemoryMap::<5>::new(Pfn::new(0));
     /// m.prepare_folio(Pfn::new(0), FolioOrder::try_new(2).unwrap()).unwrap();
+    /// m.prepare_folio(Pfn::new(4), FolioOrder::SMALL).unwrap();
     /// let tracker = Tracker::new(&m);
-    /// let mut pages = [Pfn::ZERO; 3];
-    /// let n = tracker
-    ///     .pin_user_pages(&Identity, UserAddr::new(0x1008), GupFlags::WRITE, &mut pages)
-    ///     .unwrap();
-    /// assert_eq!(n, 3);
-    /// assert_eq!(pages, [Pfn::new(1), Pfn::new(2), Pfn::new(3)]);
+    /// let mut runs = tracker.pin_user_pages(&Identity, UserAddr::new(0x1008), 4, GupFlags::WRITE)?;
+    /// let run = runs.next().unwrap()?; // pages 1-3: one folio run, one update
+    /// assert_eq!((run.first(), run.pages()), (Pfn::new(1), 3));
     /// assert_eq!(m.counters(Pfn::new(0)).unwrap().pincount(), 3);
-    /// tracker.unpin_pages_dirty_lock(&pages, true).unwrap();
+    /// let small = runs.next().unwrap()?;
+    /// assert!(runs.next().is_none());
+    /// tracker.release_held(run, true)?; // unpin, dirtying the folio first
+    /// tracker.release_held(small, true)?;
     /// assert_eq!(m.stats().in_flight(), 0);
+    /// # Ok::<(), PinError>(())
     /// ```
-    pub fn pin_user_pages<A: AddressSpace + ?Sized>(
+    pub fn pin_user_pages<'s, A: AddressSpace + ?Sized>(
         &self,
-        space: &A,
+        space: &'s A,
         start: UserAddr,
+        nr_pages: usize,
         flags: GupFlags,
-        pages: &mut [Pfn],
-    ) -> Result<usize, PinError> {
-        self.user_pages(space, start, flags, GrabKind::Pin, pages)
+    ) -> Result<UserPages<'s, 'a, M, A>, PinError> {
+        UserPages::new(*self, space, start, nr_pages, flags, GrabKind::Pin)
     }
 
-    /// Takes a reference on the user pages from `start` (rounded down), one
-    /// per entry of `pages` (Linux's `get_user_pages`). Release each with a
-    /// put. As [`pin_user_pages`](Self::pin_user_pages) otherwise, except
-    /// that the zero page gets an ordinary reference and `LONGTERM` is
-    /// refused.
+    /// Takes a plain reference on the `nr_pages` user pages from `start`
+    /// (rounded down to its page), run by run (Linux's `get_user_pages`):
+    /// as [`pin_user_pages`](Self::pin_user_pages), with references
+    /// ([`Origin::Referenced`](gupio_pfn::Origin::Referenced) runs, released
+    /// by a put) instead of pins, and no fence.
     ///
     /// # Errors
-    /// As `pin_user_pages`, with [`PinError::LongtermWithoutPin`] for
-    /// `LONGTERM` and [`PinError::InternalGupFlags`] for `PIN` (`GET` is
-    /// implied and allowed).
+    /// As [`pin_user_pages`](Self::pin_user_pages), with
+    /// [`PinError::LongtermWithoutPin`] for [`GupFlags::LONGTERM`].
     ///
     /// ```
     /// # use gupio_pfn::{PageGeometry, Pfn};
@@ -391,176 +469,226 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// # impl AddressSpace for Identity {
     /// #     fn page_geometry(&self) -> PageGeometry { PageGeometry::FOUR_KIB }
     /// #     fn translate(&self, a: UserAddr) -> Result<Option<Mapping>, FaultKind> {
-    /// #         let pfn = Pfn::try_new(a.get() >> 12).map_err(|_| FaultKind::Unmapped)?;
-    /// #         Ok(Some(Mapping::new(pfn, MappingFlags::WRITABLE)))
+    /// #         Ok(Some(Mapping::new(Pfn::new(a.get() >> 12), MappingFlags::empty())))
     /// #     }
     /// #     fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> { Ok(()) }
     /// # }
-    /// let m = ArrayMemoryMap::<1>::new(Pfn::new(0));
-    /// m.prepare_folio(Pfn::new(0), FolioOrder::SMALL).unwrap();
+    /// let m = ArrayMemoryMap::<2>::new(Pfn::new(0));
+    /// m.prepare_folio(Pfn::new(1), FolioOrder::SMALL).unwrap();
     /// let tracker = Tracker::new(&m);
-    /// let mut pages = [Pfn::ZERO; 1];
-    /// assert_eq!(tracker.get_user_pages(&Identity, UserAddr::new(0), GupFlags::empty(), &mut pages), Ok(1));
-    /// assert_eq!(m.counters(Pfn::new(0)).unwrap().refcount(), 2);
-    /// assert_eq!(
-    ///     tracker.get_user_pages(&Identity, UserAddr::new(0), GupFlags::LONGTERM, &mut pages),
-    ///     Err(PinError::LongtermWithoutPin { bits: (GupFlags::LONGTERM | GupFlags::GET).bits() })
-    /// );
+    /// let run = tracker
+    ///     .get_user_pages(&Identity, UserAddr::new(0x1000), 1, GupFlags::empty())?
+    ///     .next()
+    ///     .unwrap()?;
+    /// assert_eq!(m.counters(Pfn::new(1)).unwrap().refcount(), 2);
+    /// tracker.release_held(run, false)?;
+    /// assert_eq!(m.counters(Pfn::new(1)).unwrap().refcount(), 1);
+    /// # Ok::<(), PinError>(())
     /// ```
-    pub fn get_user_pages<A: AddressSpace + ?Sized>(
+    pub fn get_user_pages<'s, A: AddressSpace + ?Sized>(
         &self,
-        space: &A,
+        space: &'s A,
         start: UserAddr,
+        nr_pages: usize,
         flags: GupFlags,
-        pages: &mut [Pfn],
-    ) -> Result<usize, PinError> {
-        self.user_pages(space, start, flags, GrabKind::Get, pages)
+    ) -> Result<UserPages<'s, 'a, M, A>, PinError> {
+        UserPages::new(*self, space, start, nr_pages, flags, GrabKind::Get)
     }
+}
 
-    fn user_pages<A: AddressSpace + ?Sized>(
-        &self,
-        space: &A,
+/// The user pages [`Tracker::pin_user_pages`] or
+/// [`Tracker::get_user_pages`] walk: an iterator that grabs one folio run
+/// per step and yields it as a [`HeldRun`].
+///
+/// The address space is asked for runs ([`AddressSpace::translate_run`]),
+/// so a huge mapping costs one translation; each folio run costs one update
+/// of its folio's counts. After a page fails, the iterator yields that error
+/// once and then ends.
+pub struct UserPages<'s, 'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> {
+    tracker: Tracker<'a, M>,
+    space: &'s A,
+    flags: GupFlags,
+    kind: GrabKind,
+    page_size: usize,
+    /// The next page to grab (page aligned).
+    next: UserAddr,
+    /// Pages still to grab.
+    remaining: usize,
+    /// What the last translation said about `next` onwards, not yet grabbed.
+    pending: Option<MappedRun>,
+}
+
+impl<'s, 'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> UserPages<'s, 'a, M, A> {
+    fn new(
+        tracker: Tracker<'a, M>,
+        space: &'s A,
         start: UserAddr,
+        nr_pages: usize,
         caller_flags: GupFlags,
         kind: GrabKind,
-        pages: &mut [Pfn],
-    ) -> Result<usize, PinError> {
+    ) -> Result<Self, PinError> {
         let flags = caller_flags.for_entry(kind)?;
-        let nr_pages = pages.len();
-        if nr_pages == 0 {
-            return Ok(0);
-        }
         let geometry = space.page_geometry();
-        let size = geometry.size();
+        let page_size = geometry.size();
         let first = start.align_down(geometry);
-        // The last byte of the last page must not wrap (Linux: -EINVAL).
-        (nr_pages - 1)
-            .checked_mul(size)
-            .and_then(|offset| offset.checked_add(size - 1))
-            .and_then(|offset| first.checked_add(offset))
-            .ok_or(PinError::AddressOverflow { start, nr_pages })?;
-
-        let mut grabbed = 0usize; // pages[..grabbed] hold their reference or pin
-        let mut resolved = 0usize; // pages[..resolved] are translated
-        let mut run: Option<(Folio<'a>, usize)> = None; // pending folio run and its start
-        let mut pins = 0usize;
-        let mut stop = None;
-        for (index, slot) in pages.iter_mut().enumerate() {
-            // Cannot wrap: checked above for the last page.
-            let addr = UserAddr::new(first.get() + index * size);
-            let pfn = match self.resolve(space, addr, flags) {
-                Ok(pfn) => pfn,
-                Err(e) => {
-                    stop = Some(e);
-                    break;
-                }
-            };
-            let same_run = matches!(run, Some((folio, _)) if folio.contains(pfn));
-            if !same_run {
-                let folio = match self.lookup(pfn) {
-                    Ok(folio) => folio,
-                    Err(e) => {
-                        stop = Some(e);
-                        break;
-                    }
-                };
-                if let Some((previous, run_start)) = run.take() {
-                    match self.grab_run(previous, index - run_start, kind) {
-                        Ok(taken) => {
-                            pins += taken;
-                            grabbed = index;
-                        }
-                        Err(e) => {
-                            stop = Some(e);
-                            break;
-                        }
-                    }
-                }
-                run = Some((folio, index));
-            }
-            *slot = pfn;
-            resolved = index + 1;
+        if nr_pages > 0 {
+            // The last byte of the last page must not wrap (Linux: -EINVAL).
+            (nr_pages - 1)
+                .checked_mul(page_size)
+                .and_then(|offset| offset.checked_add(page_size - 1))
+                .and_then(|offset| first.checked_add(offset))
+                .ok_or(PinError::AddressOverflow { start, nr_pages })?;
         }
-        // The pending run was translated in full: grab it even if a later
-        // page failed, so the caller gets every page before the failure.
-        if let Some((folio, run_start)) = run {
-            match self.grab_run(folio, resolved - run_start, kind) {
-                Ok(taken) => {
-                    pins += taken;
-                    grabbed = resolved;
-                }
-                // This failure is at an earlier page than any resolve error.
-                Err(e) => stop = Some(e),
-            }
-        }
-        if pins > 0 {
-            // SeqCst: pairs with the SeqCst fence a writeback path issues
-            // between write-protecting a page and asking maybe_dma_pinned:
-            // either it sees these pins or this caller sees its protection.
-            fence(Ordering::SeqCst);
-            self.ops().pins_acquired(pins);
-        }
-        match stop {
-            Some(e) if grabbed == 0 => Err(e),
-            _ => Ok(grabbed),
-        }
+        Ok(Self {
+            tracker,
+            space,
+            flags,
+            kind,
+            page_size,
+            next: first,
+            remaining: nr_pages,
+            pending: None,
+        })
     }
 
-    /// Translates `addr` for an access described by `flags`, faulting it in
-    /// once if needed, and applies the long-term and zero-page rules.
-    fn resolve<A: AddressSpace + ?Sized>(
-        &self,
-        space: &A,
-        addr: UserAddr,
-        flags: GupFlags,
-    ) -> Result<Pfn, PinError> {
-        let write = flags.contains(GupFlags::WRITE);
-        let longterm = flags.contains(GupFlags::LONGTERM);
+    /// The next user address to grab, and how many pages are left.
+    pub fn position(&self) -> (UserAddr, usize) {
+        (self.next, self.remaining)
+    }
+
+    /// Grabs the next folio run.
+    fn step(&mut self) -> Result<HeldRun<'a, M>, PinError> {
+        let mapped = match self.pending.take() {
+            Some(run) => run,
+            None => self.resolve()?,
+        };
+        let mapped = self.check_frame(mapped)?;
+        let folio = self.tracker.lookup(mapped.pfn)?;
+        let pages = folio.pages_from(mapped.pfn).min(mapped.pages);
+        let pins = self.tracker.grab_run(folio, pages, self.kind)?;
+        if pins > 0 {
+            // SeqCst: pairs with the SeqCst fence a writeback path issues
+            // between write-protecting (or cleaning) a page and asking
+            // maybe_dma_pinned: either it sees this pin or the caller, after
+            // this fence, sees its protection (and its cleared dirty bit).
+            fence(Ordering::SeqCst);
+            self.tracker.ops().pins_acquired(pins);
+        }
+        // Cannot wrap: the whole range was checked at construction.
+        self.next = UserAddr::new(self.next.get() + pages * self.page_size);
+        self.remaining -= pages;
+        if mapped.pages > pages && self.remaining > 0 {
+            // The translation ran past this folio: keep the rest for the
+            // next step instead of translating it again.
+            self.pending = mapped.pfn.checked_add(pages).map(|pfn| MappedRun {
+                pfn,
+                pages: (mapped.pages - pages).min(self.remaining),
+                flags: mapped.flags,
+            });
+        }
+        Ok(HeldRun::new(
+            self.tracker,
+            folio,
+            mapped.pfn,
+            pages,
+            self.kind,
+        ))
+    }
+
+    /// Translates the run at `next`, faulting it in as needed, and applies
+    /// the refusals that need no page count change.
+    fn resolve(&self) -> Result<MappedRun, PinError> {
+        let addr = self.next;
+        let space = self.space;
+        let write = self.flags.contains(GupFlags::WRITE);
+        let longterm = self.flags.contains(GupFlags::LONGTERM);
         let fault = |kind| PinError::Fault { addr, kind };
         // Linux refuses these at the mapping, before faulting anything in.
-        let refuse_mapping = |mapping: &Mapping| {
-            if longterm && write && mapping.flags.contains(MappingFlags::DIRTY_TRACKED) {
+        let refuse_mapping = |flags: MappingFlags| {
+            if longterm && write && flags.contains(MappingFlags::DIRTY_TRACKED) {
                 Err(PinError::LongtermDirtyTracked { addr })
             } else {
                 Ok(())
             }
         };
-        let usable = |mapping: &Mapping| !write || mapping.flags.contains(MappingFlags::WRITABLE);
+        let usable = |flags: MappingFlags| !write || flags.contains(MappingFlags::WRITABLE);
 
         // As Linux's GUP, fault in and look again until the page is mapped
         // as asked: a racing writeback may write-protect it between the
         // fault and the look-up. Bounded, so an address space whose fault
         // never maps the page cannot hang the caller.
-        let mut seen = space.translate(addr).map_err(fault)?;
+        let max_pages = self.remaining;
+        let mut seen = space.translate_run(addr, max_pages).map_err(fault)?;
         let mut faults = 0;
-        let mapping = loop {
+        let run = loop {
             match seen {
-                Some(mapping) if usable(&mapping) => break mapping,
+                Some(run) if run.pages > 0 && usable(run.flags) => break run,
                 _ => {
-                    if let Some(mapping) = &seen {
-                        refuse_mapping(mapping)?;
+                    if let Some(run) = &seen {
+                        refuse_mapping(run.flags)?;
                     }
                     if faults == FAULT_RETRIES {
                         return Err(PinError::FaultNotResolved { addr });
                     }
                     faults += 1;
                     space.fault_in(addr, write).map_err(fault)?;
-                    seen = space.translate(addr).map_err(fault)?;
+                    seen = space.translate_run(addr, max_pages).map_err(fault)?;
                 }
             }
         };
-        refuse_mapping(&mapping)?;
-        let pfn = mapping.pfn;
-        let zero = self.ops().is_zero_page(pfn);
-        if write && zero {
+        refuse_mapping(run.flags)?;
+        Ok(MappedRun {
+            pages: run.pages.min(max_pages),
+            ..run
+        })
+    }
+
+    /// The refusals that depend on the frame, for each folio run: a write
+    /// to the zero page, a long-term pin of movable memory. The zero page
+    /// stands alone in its run (every page of a zero mapping maps the same
+    /// frame, so it is never followed by the next one).
+    fn check_frame(&self, mapped: MappedRun) -> Result<MappedRun, PinError> {
+        let ops = self.tracker.ops();
+        let pfn = mapped.pfn;
+        if !ops.is_zero_page(pfn) {
+            if self.flags.contains(GupFlags::LONGTERM) && !ops.is_longterm_pinnable(pfn) {
+                return Err(PinError::NotLongtermPinnable { pfn });
+            }
+            return Ok(mapped);
+        }
+        if self.flags.contains(GupFlags::WRITE) {
             // A device must never write the shared zero page.
-            return Err(PinError::WriteToZeroPage { addr });
+            return Err(PinError::WriteToZeroPage { addr: self.next });
         }
         // The zero page counts as long-term pinnable (it is never pinned).
-        if longterm && !zero && !self.ops().is_longterm_pinnable(pfn) {
-            return Err(PinError::NotLongtermPinnable { pfn });
+        Ok(MappedRun { pages: 1, ..mapped })
+    }
+}
+
+impl<'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> Iterator for UserPages<'_, 'a, M, A> {
+    type Item = Result<HeldRun<'a, M>, PinError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
         }
-        Ok(pfn)
+        let step = self.step();
+        if step.is_err() {
+            // A failed page ends the walk: the error is reported once.
+            self.remaining = 0;
+            self.pending = None;
+        }
+        Some(step)
+    }
+}
+
+impl<M: PageOps + ?Sized, A: AddressSpace + ?Sized> fmt::Debug for UserPages<'_, '_, M, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserPages")
+            .field("next", &self.next)
+            .field("remaining", &self.remaining)
+            .field("kind", &self.kind)
+            .finish()
     }
 }
 
@@ -578,6 +706,50 @@ mod tests {
 
     fn pfn(raw: usize) -> Pfn {
         Pfn::new(raw)
+    }
+
+    /// The runs of `pages`, handed over into `out` page by page, with the
+    /// old array interface's partial success: the pages before a failure,
+    /// or the failure if there are none.
+    fn collect<M: PageOps, A: AddressSpace + ?Sized>(
+        pages: Result<UserPages<'_, '_, M, A>, PinError>,
+        out: &mut [Pfn],
+    ) -> Result<usize, PinError> {
+        let mut n = 0;
+        for run in pages? {
+            match run {
+                Ok(run) => {
+                    let (range, _) = run.into_raw();
+                    for i in 0..range.len() {
+                        out[n] = range.first().checked_add(i).unwrap();
+                        n += 1;
+                    }
+                }
+                Err(e) if n == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(n)
+    }
+
+    fn pin_into<M: PageOps, A: AddressSpace + ?Sized>(
+        t: &Tracker<'_, M>,
+        space: &A,
+        start: UserAddr,
+        flags: GupFlags,
+        out: &mut [Pfn],
+    ) -> Result<usize, PinError> {
+        collect(t.pin_user_pages(space, start, out.len(), flags), out)
+    }
+
+    fn get_into<M: PageOps, A: AddressSpace + ?Sized>(
+        t: &Tracker<'_, M>,
+        space: &A,
+        start: UserAddr,
+        flags: GupFlags,
+        out: &mut [Pfn],
+    ) -> Result<usize, PinError> {
+        collect(t.get_user_pages(space, start, out.len(), flags), out)
     }
 
     fn user(index: usize) -> UserAddr {
@@ -733,7 +905,7 @@ mod tests {
         let t = Tracker::new(&m);
         let space = TestSpace::new(&[Entry::Present(rw(1))]);
         let mut out = [Pfn::ZERO; 1];
-        let pin = |flags| t.pin_user_pages(&space, user(0), flags, &mut [Pfn::ZERO; 1]);
+        let pin = |flags| pin_into(&t, &space, user(0), flags, &mut [Pfn::ZERO; 1]);
         assert_eq!(
             pin(GupFlags::PIN),
             Err(PinError::InternalGupFlags {
@@ -749,13 +921,14 @@ mod tests {
         let stray = GupFlags::from_bits_retain(1 << 30);
         assert_eq!(pin(stray), Err(PinError::UnknownGupFlags { bits: 1 << 30 }));
         assert_eq!(
-            t.get_user_pages(&space, user(0), GupFlags::PIN, &mut out),
+            get_into(&t, &space, user(0), GupFlags::PIN, &mut out),
             Err(PinError::InternalGupFlags {
                 bits: GupFlags::PIN.bits()
             })
         );
         assert_eq!(
-            t.get_user_pages(
+            get_into(
+                &t,
                 &space,
                 user(0),
                 GupFlags::LONGTERM | GupFlags::WRITE,
@@ -767,19 +940,19 @@ mod tests {
         );
         // Empty output: flags are still checked, then nothing to do.
         assert_eq!(
-            t.pin_user_pages(&space, user(0), GupFlags::PIN, &mut []),
+            pin_into(&t, &space, user(0), GupFlags::PIN, &mut []),
             Err(PinError::InternalGupFlags {
                 bits: GupFlags::PIN.bits()
             })
         );
         assert_eq!(
-            t.pin_user_pages(&space, user(0), GupFlags::WRITE, &mut []),
+            pin_into(&t, &space, user(0), GupFlags::WRITE, &mut []),
             Ok(0)
         );
         assert_eq!(space.faults.get(), 0);
         // GET is implied by get_user_pages and may be repeated.
         assert_eq!(
-            t.get_user_pages(&space, user(0), GupFlags::GET, &mut out),
+            get_into(&t, &space, user(0), GupFlags::GET, &mut out),
             Ok(1)
         );
         t.put_pages(&out).unwrap();
@@ -799,10 +972,14 @@ mod tests {
         probe::take_rmw();
         let start = UserAddr::new(BASE + 123);
         assert_eq!(
-            t.pin_user_pages(&space, start, GupFlags::WRITE, &mut out),
+            pin_into(&t, &space, start, GupFlags::WRITE, &mut out),
             Ok(9)
         );
-        assert_eq!(probe::take_rmw(), LARGE_PIN_RMW + 1, "one large run, one small");
+        assert_eq!(
+            probe::take_rmw(),
+            LARGE_PIN_RMW + 1,
+            "one large run, one small"
+        );
         let expected: Vec<Pfn> = (8..16).chain([2]).map(pfn).collect();
         assert_eq!(out.to_vec(), expected);
         assert_eq!((m.page(8).refcount(), m.page(8).pincount()), (9, 8));
@@ -817,17 +994,18 @@ mod tests {
     }
 
     #[test]
-    fn one_small_page_mapped_twice_is_one_run() {
+    fn one_small_page_mapped_twice_is_pinned_once_per_mapping() {
         let m = machine();
         let t = Tracker::new(&m);
         let space = TestSpace::new(&[Entry::Present(rw(3)), Entry::Present(rw(3))]);
         let mut out = [Pfn::ZERO; 2];
         probe::take_rmw();
         assert_eq!(
-            t.pin_user_pages(&space, user(0), GupFlags::empty(), &mut out),
+            pin_into(&t, &space, user(0), GupFlags::empty(), &mut out),
             Ok(2)
         );
-        assert_eq!(probe::take_rmw(), 1);
+        // Two runs (the second page is not the next frame), two updates.
+        assert_eq!(probe::take_rmw(), 2);
         assert_eq!(m.page(3).refcount(), 1 + 2 * GUP_PIN_COUNTING_BIAS);
         t.unpin_pages(&out).unwrap();
         assert_baseline(&m);
@@ -844,7 +1022,7 @@ mod tests {
         ]);
         let mut out = [Pfn::ZERO; 3];
         assert_eq!(
-            t.get_user_pages(&space, user(0), GupFlags::empty(), &mut out),
+            get_into(&t, &space, user(0), GupFlags::empty(), &mut out),
             Ok(3)
         );
         assert_eq!((m.page(4).refcount(), m.page(4).pincount()), (3, 0));
@@ -867,7 +1045,7 @@ mod tests {
         ]);
         let mut out = [Pfn::ZERO; 5];
         assert_eq!(
-            t.pin_user_pages(&space, user(0), GupFlags::WRITE, &mut out),
+            pin_into(&t, &space, user(0), GupFlags::WRITE, &mut out),
             Ok(3)
         );
         assert_eq!(m.page(4).pincount(), 2);
@@ -885,7 +1063,7 @@ mod tests {
         let space = TestSpace::new(&[Entry::Unmapped, Entry::Present(rw(1))]);
         let mut out = [Pfn::ZERO; 2];
         assert_eq!(
-            t.pin_user_pages(&space, user(0), GupFlags::empty(), &mut out),
+            pin_into(&t, &space, user(0), GupFlags::empty(), &mut out),
             Err(PinError::Fault {
                 addr: user(0),
                 kind: FaultKind::Unmapped
@@ -893,7 +1071,7 @@ mod tests {
         );
         let space = TestSpace::new(&[Entry::FaultFails(FaultKind::OutOfMemory)]);
         assert_eq!(
-            t.pin_user_pages(&space, user(0), GupFlags::empty(), &mut out[..1]),
+            pin_into(&t, &space, user(0), GupFlags::empty(), &mut out[..1]),
             Err(PinError::Fault {
                 addr: user(0),
                 kind: FaultKind::OutOfMemory
@@ -913,7 +1091,7 @@ mod tests {
         ]);
         let mut out = [Pfn::ZERO; 3];
         assert_eq!(
-            t.pin_user_pages(&space, user(0), GupFlags::WRITE, &mut out),
+            pin_into(&t, &space, user(0), GupFlags::WRITE, &mut out),
             Ok(3)
         );
         assert_eq!(space.faults.get(), 2);
@@ -929,7 +1107,7 @@ mod tests {
         let space = TestSpace::new(&[Entry::BrokenFault]);
         let mut out = [Pfn::ZERO; 1];
         assert_eq!(
-            t.pin_user_pages(&space, user(0), GupFlags::empty(), &mut out),
+            pin_into(&t, &space, user(0), GupFlags::empty(), &mut out),
             Err(PinError::FaultNotResolved { addr: user(0) })
         );
         assert_eq!(space.faults.get(), FAULT_RETRIES);
@@ -968,7 +1146,7 @@ mod tests {
         };
         let mut out = [Pfn::ZERO; 1];
         assert_eq!(
-            t.pin_user_pages(&space, user(0), GupFlags::WRITE, &mut out),
+            pin_into(&t, &space, user(0), GupFlags::WRITE, &mut out),
             Ok(1)
         );
         assert_eq!((space.faults.get(), out[0]), (3, pfn(1)));
@@ -983,14 +1161,14 @@ mod tests {
         let space = TestSpace::new(&[Entry::ReadOnlyRegion(ro(1))]);
         let mut out = [Pfn::ZERO; 1];
         assert_eq!(
-            t.pin_user_pages(&space, user(0), GupFlags::WRITE, &mut out),
+            pin_into(&t, &space, user(0), GupFlags::WRITE, &mut out),
             Err(PinError::Fault {
                 addr: user(0),
                 kind: FaultKind::AccessDenied
             })
         );
         assert_eq!(
-            t.pin_user_pages(&space, user(0), GupFlags::empty(), &mut out),
+            pin_into(&t, &space, user(0), GupFlags::empty(), &mut out),
             Ok(1)
         );
         t.unpin_pages(&out).unwrap();
@@ -1004,7 +1182,7 @@ mod tests {
         let space = TestSpace::new(&[Entry::CopyOnWrite(ro(0), rw(3)), Entry::Present(ro(0))]);
         let mut out = [Pfn::ZERO; 2];
         assert_eq!(
-            t.pin_user_pages(&space, user(0), GupFlags::LONGTERM, &mut out),
+            pin_into(&t, &space, user(0), GupFlags::LONGTERM, &mut out),
             Ok(2)
         );
         assert_eq!(out, [pfn(0), pfn(0)]);
@@ -1015,7 +1193,7 @@ mod tests {
         assert_eq!(space.faults.get(), 0);
         // A write faults the copy-on-write zero page into a private page.
         assert_eq!(
-            t.pin_user_pages(&space, user(0), GupFlags::WRITE, &mut out[..1]),
+            pin_into(&t, &space, user(0), GupFlags::WRITE, &mut out[..1]),
             Ok(1)
         );
         assert_eq!(out[0], pfn(3));
@@ -1031,11 +1209,11 @@ mod tests {
         let space = TestSpace::new(&[Entry::Present(rw(0))]);
         let mut out = [Pfn::ZERO; 1];
         assert_eq!(
-            t.pin_user_pages(&space, user(0), GupFlags::WRITE, &mut out),
+            pin_into(&t, &space, user(0), GupFlags::WRITE, &mut out),
             Err(PinError::WriteToZeroPage { addr: user(0) })
         );
         assert_eq!(
-            t.get_user_pages(&space, user(0), GupFlags::WRITE, &mut out),
+            get_into(&t, &space, user(0), GupFlags::WRITE, &mut out),
             Err(PinError::WriteToZeroPage { addr: user(0) })
         );
         assert_baseline(&m);
@@ -1051,23 +1229,23 @@ mod tests {
         let mut out = [Pfn::ZERO; 1];
         let longterm_write = GupFlags::LONGTERM | GupFlags::WRITE;
         assert_eq!(
-            t.pin_user_pages(&space, user(0), longterm_write, &mut out),
+            pin_into(&t, &space, user(0), longterm_write, &mut out),
             Err(PinError::LongtermDirtyTracked { addr: user(0) })
         );
         // Refused before faulting anything in.
         assert_eq!(
-            t.pin_user_pages(&space, user(1), longterm_write, &mut out),
+            pin_into(&t, &space, user(1), longterm_write, &mut out),
             Err(PinError::LongtermDirtyTracked { addr: user(1) })
         );
         assert_eq!(space.faults.get(), 0);
         // Long-term read pins and short-term write pins are allowed.
         assert_eq!(
-            t.pin_user_pages(&space, user(0), GupFlags::LONGTERM, &mut out),
+            pin_into(&t, &space, user(0), GupFlags::LONGTERM, &mut out),
             Ok(1)
         );
         t.unpin_pages(&out).unwrap();
         assert_eq!(
-            t.pin_user_pages(&space, user(0), GupFlags::WRITE, &mut out),
+            pin_into(&t, &space, user(0), GupFlags::WRITE, &mut out),
             Ok(1)
         );
         t.unpin_pages(&out).unwrap();
@@ -1081,16 +1259,16 @@ mod tests {
         let space = TestSpace::new(&[Entry::Present(rw(1)), Entry::Present(rw(17))]);
         let mut out = [Pfn::ZERO; 2];
         assert_eq!(
-            t.pin_user_pages(&space, user(0), GupFlags::LONGTERM, &mut out),
+            pin_into(&t, &space, user(0), GupFlags::LONGTERM, &mut out),
             Ok(1)
         );
         t.unpin_pages(&out[..1]).unwrap();
         assert_eq!(
-            t.pin_user_pages(&space, user(1), GupFlags::LONGTERM, &mut out[..1]),
+            pin_into(&t, &space, user(1), GupFlags::LONGTERM, &mut out[..1]),
             Err(PinError::NotLongtermPinnable { pfn: pfn(17) })
         );
         assert_eq!(
-            t.pin_user_pages(&space, user(1), GupFlags::empty(), &mut out[..1]),
+            pin_into(&t, &space, user(1), GupFlags::empty(), &mut out[..1]),
             Ok(1)
         );
         t.unpin_pages(&out[..1]).unwrap();
@@ -1105,7 +1283,7 @@ mod tests {
         let top = UserAddr::new(usize::MAX - 5);
         let mut out = [Pfn::ZERO; 2];
         assert_eq!(
-            t.pin_user_pages(&space, top, GupFlags::empty(), &mut out),
+            pin_into(&t, &space, top, GupFlags::empty(), &mut out),
             Err(PinError::AddressOverflow {
                 start: top,
                 nr_pages: 2
@@ -1113,7 +1291,7 @@ mod tests {
         );
         // One page at the very top does not wrap; it is simply not mapped.
         assert_eq!(
-            t.pin_user_pages(&space, top, GupFlags::empty(), &mut out[..1]),
+            pin_into(&t, &space, top, GupFlags::empty(), &mut out[..1]),
             Err(PinError::Fault {
                 addr: top.align_down(PageGeometry::FOUR_KIB),
                 kind: FaultKind::Unmapped
@@ -1123,14 +1301,14 @@ mod tests {
         let high = UserAddr::new(usize::MAX - 3 * PAGE + 1);
         let mut four = [Pfn::ZERO; 4];
         assert_eq!(
-            t.pin_user_pages(&space, high, GupFlags::empty(), &mut four),
+            pin_into(&t, &space, high, GupFlags::empty(), &mut four),
             Err(PinError::AddressOverflow {
                 start: high,
                 nr_pages: 4
             })
         );
         assert!(matches!(
-            t.pin_user_pages(&space, high, GupFlags::empty(), &mut four[..3]),
+            pin_into(&t, &space, high, GupFlags::empty(), &mut four[..3]),
             Err(PinError::Fault { .. })
         ));
         assert_baseline(&m);
@@ -1149,12 +1327,12 @@ mod tests {
         ]);
         let mut out = [Pfn::ZERO; 3];
         assert_eq!(
-            t.pin_user_pages(&space, user(0), GupFlags::empty(), &mut out),
+            pin_into(&t, &space, user(0), GupFlags::empty(), &mut out),
             Ok(2)
         );
         assert_eq!(m.page(3).refcount(), near, "no partial increment");
         assert_eq!(
-            t.pin_user_pages(&space, user(2), GupFlags::empty(), &mut out[2..]),
+            pin_into(&t, &space, user(2), GupFlags::empty(), &mut out[2..]),
             Err(PinError::RefcountOverflow {
                 pfn: pfn(3),
                 refcount: near,
@@ -1179,7 +1357,7 @@ mod tests {
         let mut out = [Pfn::ZERO; 4];
         probe::take_rmw();
         assert_eq!(
-            t.pin_user_pages(&space, user(0), GupFlags::WRITE, &mut out),
+            pin_into(&t, &space, user(0), GupFlags::WRITE, &mut out),
             Ok(3)
         );
         assert_eq!(probe::take_rmw(), LARGE_PIN_RMW);
@@ -1195,14 +1373,101 @@ mod tests {
         let space = TestSpace::new(&[Entry::Present(rw(1)), Entry::Present(rw(500))]);
         let mut out = [Pfn::ZERO; 2];
         assert_eq!(
-            t.pin_user_pages(&space, user(0), GupFlags::empty(), &mut out),
+            pin_into(&t, &space, user(0), GupFlags::empty(), &mut out),
             Ok(1)
         );
         assert_eq!(
-            t.pin_user_pages(&space, user(1), GupFlags::empty(), &mut out[1..]),
+            pin_into(&t, &space, user(1), GupFlags::empty(), &mut out[1..]),
             Err(PinError::NotInMemoryMap { pfn: pfn(500) })
         );
         t.unpin_page(pfn(1)).unwrap();
         assert_baseline(&m);
+    }
+
+    /// User page N maps frame 8 + N (two order-2 folios from 8), answered
+    /// natively in one run; counts the calls.
+    struct NativeRuns {
+        calls: Cell<usize>,
+    }
+
+    impl AddressSpace for NativeRuns {
+        fn page_geometry(&self) -> PageGeometry {
+            PageGeometry::FOUR_KIB
+        }
+
+        fn translate(&self, _addr: UserAddr) -> Result<Option<Mapping>, FaultKind> {
+            panic!("the tracker asks for runs");
+        }
+
+        fn fault_in(&self, _addr: UserAddr, _write: bool) -> Result<(), FaultKind> {
+            Ok(())
+        }
+
+        fn translate_run(
+            &self,
+            addr: UserAddr,
+            max_pages: usize,
+        ) -> Result<Option<MappedRun>, FaultKind> {
+            self.calls.set(self.calls.get() + 1);
+            let page = (addr.get() - BASE) / PAGE;
+            Ok(Some(MappedRun {
+                pfn: pfn(8 + page),
+                pages: (8 - page).min(max_pages),
+                flags: MappingFlags::WRITABLE,
+            }))
+        }
+    }
+
+    #[test]
+    fn one_translation_serves_every_folio_run_it_spans() {
+        let m = TestMachine::<16>::new(0);
+        m.prepare(8, 2);
+        m.prepare(12, 2);
+        let t = Tracker::new(&m);
+        let space = NativeRuns {
+            calls: Cell::new(0),
+        };
+        probe::take_rmw();
+        let runs: Vec<_> = t
+            .pin_user_pages(&space, user(1), 6, GupFlags::WRITE)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            space.calls.get(),
+            1,
+            "the second folio run came from the first answer"
+        );
+        let shape: Vec<_> = runs.iter().map(|r| (r.first(), r.pages())).collect();
+        assert_eq!(shape, [(pfn(9), 3), (pfn(12), 3)]);
+        assert_eq!(
+            probe::take_rmw(),
+            2 * LARGE_PIN_RMW,
+            "one update per folio run"
+        );
+        assert_eq!((m.page(8).pincount(), m.page(12).pincount()), (3, 3));
+        for run in runs {
+            t.release_held(run, false).unwrap();
+        }
+        assert_eq!(probe::take_rmw(), 2 * LARGE_PIN_RMW);
+        assert_eq!((m.page(8).refcount(), m.page(12).refcount()), (1, 1));
+        assert_eq!(m.stats.acquired(), m.stats.released());
+    }
+
+    #[test]
+    fn the_default_run_translation_stops_at_a_gap_or_other_flags() {
+        let space = TestSpace::new(&[
+            Entry::Present(rw(4)),
+            Entry::Present(rw(5)),
+            Entry::Present(ro(6)),
+            Entry::Present(rw(7)),
+        ]);
+        let run = space.translate_run(user(0), 8).unwrap().unwrap();
+        assert_eq!((run.pfn, run.pages), (pfn(4), 2), "page 2 is read-only");
+        let run = space.translate_run(user(2), 8).unwrap().unwrap();
+        assert_eq!(run.pages, 1, "page 3 is writable");
+        let run = space.translate_run(user(3), 8).unwrap().unwrap();
+        assert_eq!(run.pages, 1, "page 4 is unmapped");
+        assert_eq!(space.translate_run(user(0), 1).unwrap().unwrap().pages, 1);
     }
 }

@@ -57,6 +57,7 @@ macro_rules! const_unless_loom {
 mod counters;
 mod error;
 mod gup;
+mod held;
 mod map;
 mod tracker;
 
@@ -70,6 +71,10 @@ pub use counters::{
     FolioOrder, FolioShape, PageCounters, PageFlags, GUP_PIN_COUNTING_BIAS, REFCOUNT_MAX,
 };
 pub use error::{PinError, Warning};
-pub use gup::{AddressSpace, FaultKind, GupFlags, Mapping, MappingFlags, UserAddr, FAULT_RETRIES};
+pub use gup::{
+    AddressSpace, FaultKind, GupFlags, MappedRun, Mapping, MappingFlags, UserAddr, UserPages,
+    FAULT_RETRIES,
+};
+pub use held::HeldRun;
 pub use map::{maybe_dma_pinned, ArrayMemoryMap, Folio, MemoryMap, PageOps, PinStats};
 pub use tracker::{GrabKind, PageRange, Tracker};

@@ -704,6 +704,61 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
         self.release_and_account(Pages::Range(range), kind, make_dirty)
     }
 
+    /// Releases a [`HeldRun`](crate::HeldRun), consuming it: unpins a
+    /// pinned run, puts a referenced one, dirtying its folio first if
+    /// `make_dirty` (under the folio lock, as
+    /// [`unpin_range_dirty_lock`](Self::unpin_range_dirty_lock)). One update
+    /// of the folio's counts; the pins are accounted.
+    ///
+    /// # Errors
+    /// As [`release_range`](Self::release_range): only a bug elsewhere (a
+    /// stray release of the same pages) makes the counts refuse; nothing is
+    /// then changed and the warn hook has heard of it.
+    ///
+    /// ```
+    /// # use gupio_pfn::{PageGeometry, Pfn};
+    /// # use gupio_pin::*;
+    /// # struct Identity;
+    /// # impl AddressSpace for Identity {
+    /// #     fn page_geometry(&self) -> PageGeometry { PageGeometry::FOUR_KIB }
+    /// #     fn translate(&self, a: UserAddr) -> Result<Option<Mapping>, FaultKind> {
+    /// #         Ok(Some(Mapping::new(Pfn::new(a.get() >> 12), MappingFlags::WRITABLE)))
+    /// #     }
+    /// #     fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> { Ok(()) }
+    /// # }
+    /// let m = ArrayMemoryMap::<1>::new(Pfn::new(0));
+    /// m.prepare_folio(Pfn::new(0), FolioOrder::SMALL).unwrap();
+    /// let t = Tracker::new(&m);
+    /// for run in t.pin_user_pages(&Identity, UserAddr::new(0), 1, GupFlags::WRITE)? {
+    ///     t.release_held(run?, true)?;
+    /// }
+    /// assert_eq!((m.stats().acquired(), m.stats().released()), (1, 1));
+    /// assert!(m.counters(Pfn::new(0)).unwrap().flags().contains(PageFlags::DIRTY));
+    /// # Ok::<(), PinError>(())
+    /// ```
+    pub fn release_held(
+        &self,
+        run: crate::HeldRun<'a, M>,
+        make_dirty: bool,
+    ) -> Result<(), PinError> {
+        run.release(make_dirty)
+    }
+
+    /// The release of a [`HeldRun`](crate::HeldRun)'s parts.
+    pub(crate) fn release_held_parts(
+        &self,
+        folio: Folio<'a>,
+        pages: usize,
+        kind: GrabKind,
+        make_dirty: bool,
+    ) -> Result<(), PinError> {
+        let pins = self.release_run(folio, pages, kind, make_dirty)?;
+        if pins > 0 {
+            self.ops.pins_released(pins);
+        }
+        Ok(())
+    }
+
     /// Whether a device may hold a pin on the page at `pfn`: see
     /// [`maybe_dma_pinned`](crate::maybe_dma_pinned).
     ///
@@ -1343,7 +1398,7 @@ mod tests {
         let t = Tracker::new(&m);
         t.pin_page(pfn(4)).unwrap();
         t.put_page(pfn(4)).unwrap(); // the allocation reference: legitimate
-        // A stray put would take the pin's reference.
+                                     // A stray put would take the pin's reference.
         let stray = t.put_page(pfn(4));
         assert_eq!(m.frees(4), 0, "never freed under a pin");
         if cfg!(all(target_has_atomic = "64", not(gupio_split_counts))) {
