@@ -90,6 +90,12 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
         self.folio
     }
 
+    /// The tracker that grabbed the run (and releases it).
+    #[inline]
+    pub fn tracker(&self) -> Tracker<'a, M> {
+        self.tracker
+    }
+
     /// Whether the run holds pins or plain references.
     #[inline]
     pub fn kind(&self) -> GrabKind {

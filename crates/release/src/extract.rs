@@ -1,27 +1,142 @@
 //! Building a bio from a user buffer (Linux's `iov_iter_extract_pages` +
-//! `bio_iov_iter_get_pages`): pin the pages, add them as pinned, keep one
-//! pin per page, hand back what did not fit.
+//! `bio_iov_iter_get_pages`): pin the pages run by run, add each folio run
+//! as one multi-page bvec holding one pin per page, hand back what did not
+//! fit.
 
-use gupio_bio::{AddError, Bio, BvecStorage};
-use gupio_pfn::{Origin, Pfn};
-use gupio_pin::{AddressSpace, GupFlags, PageOps, Tracker, UserAddr};
+use core::fmt;
+
+use gupio_bio::{Added, Bio, BioError, BioVec, BvecStorage};
+use gupio_pin::{AddressSpace, GupFlags, HeldRun, PageOps, PageRange, Tracker, UserAddr};
 
 use crate::ReleaseError;
 
-/// Pages pinned per call into the address space.
-const BATCH: usize = 16;
+/// A run [`add_held_run`] could not add: the bio's reason, and the run,
+/// still holding its pins, for the caller to release or add elsewhere.
+pub struct RunRefused<'a, M: PageOps + ?Sized> {
+    /// Why the bio refused the run's bytes.
+    pub error: BioError,
+    /// The run, unchanged.
+    pub run: HeldRun<'a, M>,
+}
+
+impl<M: PageOps + ?Sized> fmt::Debug for RunRefused<'_, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunRefused")
+            .field("error", &self.error)
+            .field("run", &self.run)
+            .finish()
+    }
+}
+
+/// Adds the bytes `[offset, offset + len)` of a held run to `bio` as one
+/// bvec of the run's origin ([`Origin::Pinned`](gupio_pfn::Origin::Pinned)
+/// for a pin), handing the run's pins over to the bio: the completion path
+/// releases them (`release_pages`). `offset` is below the page size and the
+/// bytes end in the run's last page, so every page the bvec spans holds
+/// exactly the one pin the run took for it. A fragment that merges into
+/// the bvec before it inside a page that bvec already pins has its
+/// duplicate pin dropped at once (one pin per page per bio).
+///
+/// # Errors
+/// The bio's refusal, with the run handed back unchanged in
+/// [`RunRefused`]: any [`Bio::add_bvec`] error (full, a size limit,
+/// misaligned), or [`BioError::PastPageRun`] if the bytes do not lie inside
+/// the run or leave its last page untouched.
+///
+/// ```
+/// use gupio_bio::{Bio, BioLimits, BioOp, Sector};
+/// use gupio_pfn::{PageGeometry, Pfn};
+/// use gupio_pin::*;
+/// use gupio_release::{add_held_run, release_pages};
+/// # struct Identity;
+/// # impl AddressSpace for Identity {
+/// #     fn page_geometry(&self) -> PageGeometry { PageGeometry::FOUR_KIB }
+/// #     fn translate(&self, a: UserAddr) -> Result<Option<Mapping>, FaultKind> {
+/// #         Ok(Some(Mapping::new(Pfn::new(a.get() >> 12), MappingFlags::WRITABLE)))
+/// #     }
+/// #     fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> { Ok(()) }
+/// # }
+/// let map = ArrayMemoryMap::<8>::new(Pfn::new(0));
+/// map.prepare_folio(Pfn::new(0), FolioOrder::try_new(3).unwrap()).unwrap();
+/// let tracker = Tracker::new(&map);
+/// let mut table = heapless::Vec::<_, 4>::new();
+/// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
+/// let mut runs = tracker.pin_user_pages(&Identity, UserAddr::new(0x1000), 2, GupFlags::WRITE).unwrap();
+/// let run = runs.next().unwrap().unwrap(); // pages 1 and 2, one pin update
+/// add_held_run(&mut bio, run, 0, 8192).unwrap();
+/// assert_eq!((bio.vcnt(), bio.size()), (1, 8192));
+/// release_pages(&tracker, &bio, true).unwrap();
+/// assert_eq!(map.stats().in_flight(), 0);
+/// ```
+pub fn add_held_run<'a, S, M>(
+    bio: &mut Bio<S>,
+    run: HeldRun<'a, M>,
+    offset: u32,
+    len: u32,
+) -> Result<(), RunRefused<'a, M>>
+where
+    S: BvecStorage,
+    M: PageOps + ?Sized,
+{
+    let geometry = bio.geometry();
+    let page_size = geometry.size_u64();
+    let run_bytes = u64::try_from(run.pages())
+        .unwrap_or(u64::MAX)
+        .saturating_mul(page_size);
+    let end = u64::from(offset) + u64::from(len);
+    let fits = u64::from(offset) < page_size && end <= run_bytes && end + page_size > run_bytes;
+    if !fits {
+        let error = BioError::PastPageRun {
+            offset,
+            len,
+            run_bytes,
+        };
+        return Err(RunRefused { error, run });
+    }
+    let tracker = run.tracker();
+    match bio.add_bvec(BioVec::new(run.first(), run.origin(), len, offset)) {
+        Ok(added) => {
+            let (_, origin) = run.into_raw();
+            drop_duplicate(&tracker, added, origin);
+            Ok(())
+        }
+        Err(error) => Err(RunRefused {
+            error: error.error(),
+            run,
+        }),
+    }
+}
+
+/// Drops the pin (or reference) a merge reported as a duplicate: the bio
+/// already holds one on that page. A failure was already warned by the
+/// tracker; the bio's own pin is unaffected.
+fn drop_duplicate<M: PageOps + ?Sized>(
+    tracker: &Tracker<'_, M>,
+    added: Added,
+    origin: gupio_pfn::Origin,
+) {
+    if let Some((page, duplicate)) = added.duplicate() {
+        debug_assert_eq!(duplicate, origin);
+        let _ = tracker.release_range(PageRange::single(page), duplicate, false);
+    }
+}
 
 /// Pins the user range `[start, start + len)` of `space` and adds it to
-/// `bio` as [`Origin::Pinned`] fragments; returns the bytes added.
+/// `bio` as [`Origin::Pinned`](gupio_pfn::Origin::Pinned) bvecs; returns
+/// the bytes added.
 ///
-/// `flags` are the caller's GUP flags: pass [`GupFlags::WRITE`] for a read
-/// from the device (the device writes the user pages). The bio takes
-/// exactly one pin per page per bvec: a fragment that merges inside a page
-/// the bio already pins has its extra pin dropped at once. Like Linux's
-/// `bio_iov_iter_get_pages`, a short result is not an error: when the bio
-/// fills up or a page cannot be pinned after some bytes were added, the
-/// bytes added so far are returned and every pin not handed to the bio is
-/// dropped. The caller submits what was added and continues with a new bio.
+/// The range is pinned run by run ([`Tracker::pin_user_pages`]): each folio
+/// run is one update of its folio's counts and one multi-page bvec (split
+/// only where the bio's maximum segment size demands it), so a 2 MiB folio
+/// costs one atomic at pin and one at release. `flags` are the caller's GUP
+/// flags: pass [`GupFlags::WRITE`] for a read from the device (the device
+/// writes the user pages). The bio takes exactly one pin per page per
+/// bvec: a fragment that merges inside a page the bio already pins has its
+/// extra pin dropped at once. Like Linux's `bio_iov_iter_get_pages`, a
+/// short result is not an error: when the bio fills up or a page cannot be
+/// pinned after some bytes were added, the bytes added so far are returned
+/// and every pin not handed to the bio is dropped. The caller submits what
+/// was added and continues with a new bio.
 ///
 /// # Errors
 /// Only when nothing was added: [`ReleaseError::Extract`] if the first page
@@ -53,7 +168,7 @@ const BATCH: usize = 16;
 /// let added = add_user_range(&tracker, &Identity, &mut bio, UserAddr::new(0x1c00), 6144,
 ///                            GupFlags::WRITE).unwrap();
 /// assert_eq!(added, 6144);
-/// assert_eq!(bio.vcnt(), 1, "contiguous frames merge into one bvec");
+/// assert_eq!(bio.vcnt(), 1, "one folio run: one bvec");
 /// assert_eq!(map.counters(Pfn::new(0)).unwrap().pincount(), 3);
 /// release_pages(&tracker, &bio, true).unwrap();
 /// assert_eq!(map.counters(Pfn::new(0)).unwrap().pincount(), 0);
@@ -71,85 +186,79 @@ where
     M: PageOps + ?Sized,
     A: AddressSpace + ?Sized,
 {
-    let geometry = bio.geometry();
-    let page_size = geometry.size();
+    let page_size = bio.geometry().size();
+    let mut offset = start.get() & (page_size - 1);
+    let nr_pages = (offset + len).div_ceil(page_size);
+    let runs = tracker
+        .pin_user_pages(space, start, nr_pages, flags)
+        .map_err(|error| ReleaseError::Extract { pfn: None, error })?;
+    let max_segment = usize::try_from(bio.limits().max_segment_size()).unwrap_or(usize::MAX);
     let mut added = 0usize;
-    let mut addr = start;
-    let mut pages = [Pfn::ZERO; BATCH];
-    while added < len {
-        let remaining = len - added;
-        let in_page = addr.get() & (page_size - 1);
-        // Each page takes at most one new bvec: pinning no more pages than
-        // the bio has free slots means every pin is added, not dropped
-        // again. A full bio may still merge a page, so it tries one.
-        let free = bio.max_vecs().saturating_sub(bio.vcnt()).max(1);
-        let needed = (in_page + remaining)
-            .div_ceil(page_size)
-            .min(BATCH)
-            .min(free);
-        let pinned = match tracker.pin_user_pages(space, addr, flags, &mut pages[..needed]) {
-            Ok(0) => break,
-            Ok(pinned) => pinned,
+    for run in runs {
+        let mut run = match run {
+            Ok(run) => run,
             Err(error) if added == 0 => return Err(ReleaseError::Extract { pfn: None, error }),
+            // A page past the first failed: the caller submits what was
+            // added and meets the failure again with its next bio.
             Err(_) => break,
         };
-        for (i, &pfn) in pages[..pinned].iter().enumerate() {
-            let offset = addr.get() & (page_size - 1);
-            let fragment = (page_size - offset).min(len - added);
-            match add_fragment(tracker, bio, pfn, fragment, offset) {
-                Ok(()) => {
-                    added += fragment;
-                    // Cannot wrap: pin_user_pages resolved this page.
-                    addr = UserAddr::new(addr.get().wrapping_add(fragment));
+        // The bytes of this run inside the range.
+        let mut bytes = (run.pages() * page_size - offset).min(len - added);
+        loop {
+            // A segment ends on a page boundary unless it ends the run's
+            // bytes; the segment limit is at least one page.
+            let chunk = if bytes <= max_segment {
+                bytes
+            } else {
+                (offset + max_segment) / page_size * page_size - offset
+            };
+            let chunk_pages = (offset + chunk).div_ceil(page_size);
+            let rest = run.split_off(chunk_pages);
+            // Both fit a u32: the segment limit is a u32 and the offset is
+            // below the page size.
+            let chunk_len = u32::try_from(chunk).unwrap_or(u32::MAX);
+            let in_page = u32::try_from(offset).unwrap_or(u32::MAX);
+            if let Err(refused) = add_held_run(bio, run, in_page, chunk_len) {
+                // Full or a limit: drop the pins the bio did not take.
+                release_refused(tracker, refused.run, rest);
+                return if added == 0 {
+                    Err(ReleaseError::Build {
+                        error: refused.error,
+                    })
+                } else {
+                    Ok(added)
+                };
+            }
+            added += chunk;
+            bytes -= chunk;
+            offset = 0;
+            match rest {
+                Some(tail) if bytes > 0 => run = tail,
+                Some(tail) => {
+                    // Cannot happen (the range covers every pinned page),
+                    // but a run is never dropped unreleased.
+                    let _ = tracker.release_held(tail, false);
+                    break;
                 }
-                Err(error) => {
-                    // The bio is full or refused the fragment: drop the pins
-                    // it did not take.
-                    drop_pins(tracker, &pages[i..pinned]);
-                    return if added == 0 {
-                        Err(ReleaseError::Build {
-                            error: error.error(),
-                        })
-                    } else {
-                        Ok(added)
-                    };
-                }
+                None => break,
             }
         }
-        if pinned < needed {
-            // The address space stopped short (a fault past the first page).
+        if added == len {
             break;
         }
     }
     Ok(added)
 }
 
-/// Adds one pinned fragment, dropping a duplicate pin the bio reports.
-fn add_fragment<S, M>(
+/// Releases a run the bio refused, and the rest of its folio run. Failures
+/// were warned by the tracker.
+fn release_refused<M: PageOps + ?Sized>(
     tracker: &Tracker<'_, M>,
-    bio: &mut Bio<S>,
-    pfn: Pfn,
-    len: usize,
-    offset: usize,
-) -> Result<(), AddError>
-where
-    S: BvecStorage,
-    M: PageOps + ?Sized,
-{
-    // Both fit a u32: they are at most one page.
-    let len = u32::try_from(len).unwrap_or(u32::MAX);
-    let offset = u32::try_from(offset).unwrap_or(u32::MAX);
-    let added = bio.add_page(pfn, len, offset, Origin::Pinned)?;
-    if let Some((page, origin)) = added.duplicate() {
-        // The bio already holds this page's pin: drop the extra one now.
-        // A failure was already warned by the tracker; the bio's own pin
-        // is unaffected.
-        let _ = tracker.release_range(gupio_pin::PageRange::single(page), origin, false);
+    refused: HeldRun<'_, M>,
+    rest: Option<HeldRun<'_, M>>,
+) {
+    let _ = tracker.release_held(refused, false);
+    if let Some(rest) = rest {
+        let _ = tracker.release_held(rest, false);
     }
-    Ok(())
-}
-
-/// Drops pins the bio did not take. Failures are warned by the tracker.
-fn drop_pins<M: PageOps + ?Sized>(tracker: &Tracker<'_, M>, pages: &[Pfn]) {
-    let _ = tracker.unpin_pages(pages);
 }

@@ -74,7 +74,7 @@ mod submit;
 pub use completion::{ChildToken, Completion, Ending};
 pub use deferred::{DeferredFull, DeferredList};
 pub use error::ReleaseError;
-pub use extract::add_user_range;
+pub use extract::{add_held_run, add_user_range, RunRefused};
 pub use release::{check_pages_dirty, release_pages, set_pages_dirty, ReleaseStats};
 pub use submit::{release_deferred, CompletedBio, DioRead, Released, SubmittedBio};
 

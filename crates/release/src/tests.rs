@@ -669,3 +669,108 @@ fn errors_name_what_went_wrong() {
         .to_string()
         .contains('8'));
 }
+
+#[test]
+fn a_folio_run_is_one_bvec_and_one_pin_per_page() {
+    let map = machine();
+    let t = Tracker::new(&map);
+    let space = Identity { limit: 72 };
+    let mut table = heapless::Vec::new();
+    let mut bio = new_bio(&mut table, BioOp::Read);
+    // Pages 63 (small) and 64..72 (the order-3 folio), 1 KiB into page 63.
+    let added = add_user_range(
+        &t,
+        &space,
+        &mut bio,
+        UserAddr::new((63 << 12) + 1024),
+        3072 + 8 * 4096,
+        GupFlags::WRITE,
+    );
+    assert_eq!(added, Ok(3072 + 8 * 4096));
+    assert_eq!(bio.vcnt(), 1, "frames 63..72 are contiguous: one bvec");
+    assert_eq!(refcount(&map, 63), 1 + GUP_PIN_COUNTING_BIAS);
+    assert_eq!((refcount(&map, 64), pincount(&map, 64)), (9, 8));
+    assert_eq!(map.stats().acquired(), 9);
+    release_pages(&t, &bio, true).unwrap();
+    assert!(dirty(&map, 64));
+    assert_baseline(&map);
+}
+
+#[test]
+fn a_folio_run_longer_than_a_segment_is_split_at_page_boundaries() {
+    let map = machine();
+    let t = Tracker::new(&map);
+    let space = Identity { limit: 72 };
+    let mut table = heapless::Vec::<gupio_bio::BioVec, 16>::new();
+    let limits = BioLimits::default()
+        .with_max_segment_size(3 * PAGE)
+        .unwrap();
+    let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), limits);
+    let added = add_user_range(
+        &t,
+        &space,
+        &mut bio,
+        UserAddr::new((64 << 12) + 512),
+        8 * 4096 - 512,
+        GupFlags::WRITE,
+    );
+    assert_eq!(added, Ok(8 * 4096 - 512));
+    let lens: Vec<_> = bio.bvecs().iter().map(|b| (b.offset(), b.len())).collect();
+    assert_eq!(lens, [(512, 3 * PAGE - 512), (0, 3 * PAGE), (0, 2 * PAGE)]);
+    assert_eq!(pincount(&map, 64), 8, "one pin per page, none duplicated");
+    release_pages(&t, &bio, false).unwrap();
+    assert_baseline(&map);
+}
+
+#[test]
+fn a_bio_that_fills_inside_a_folio_run_keeps_only_the_pins_it_took() {
+    let map = machine();
+    let t = Tracker::new(&map);
+    let space = Identity { limit: 72 };
+    let mut table = heapless::Vec::<gupio_bio::BioVec, 16>::new();
+    let limits = BioLimits::default()
+        .with_max_vecs(2)
+        .unwrap()
+        .with_max_segment_size(2 * PAGE)
+        .unwrap();
+    let mut bio = Bio::new(&mut table, BioOp::Write, Sector(0), limits);
+    let added = add_user_range(
+        &t,
+        &space,
+        &mut bio,
+        UserAddr::new(64 << 12),
+        8 * 4096,
+        GupFlags::empty(),
+    );
+    assert_eq!(added, Ok(4 * 4096), "two bvecs of two pages");
+    assert_eq!((refcount(&map, 64), pincount(&map, 64)), (5, 4));
+    assert_eq!(map.stats().in_flight(), 4);
+    release_pages(&t, &bio, false).unwrap();
+    assert_baseline(&map);
+}
+
+#[test]
+fn add_held_run_hands_back_a_run_it_cannot_take() {
+    let map = machine();
+    let t = Tracker::new(&map);
+    let space = Identity { limit: 72 };
+    let mut table = heapless::Vec::new();
+    let mut bio = new_bio(&mut table, BioOp::Read);
+    let run = t
+        .pin_user_pages(&space, UserAddr::new(64 << 12), 2, GupFlags::WRITE)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    // One page of bytes leaves the run's second page untouched: refused.
+    let refused = add_held_run(&mut bio, run, 0, PAGE).unwrap_err();
+    assert!(matches!(
+        refused.error,
+        gupio_bio::BioError::PastPageRun { .. }
+    ));
+    assert_eq!(bio.vcnt(), 0);
+    assert_eq!(pincount(&map, 64), 2, "the run still holds its pins");
+    add_held_run(&mut bio, refused.run, 0, 2 * PAGE).unwrap();
+    release_pages(&t, &bio, false).unwrap();
+    assert_baseline(&map);
+}
