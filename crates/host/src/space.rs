@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
 
 use gupio::embed::{AddressSpace, MemoryMap, PageOps};
 use gupio::pfn::{PageGeometry, Pfn};
-use gupio::pin::{FaultKind, Mapping, MappingFlags, Tracker, UserAddr};
+use gupio::pin::{FaultKind, MappedRun, Mapping, MappingFlags, Tracker, UserAddr};
 
 use crate::cache::{File, FileId, PageCache};
 use crate::data::{PAGE_SIZE, WORDS_PER_PAGE};
@@ -204,6 +204,52 @@ impl SpaceInner {
                 flags |= MappingFlags::DIRTY_TRACKED;
             }
             Mapping::new(pte.pfn, flags)
+        }))
+    }
+
+    /// The run of present pages from `addr` mapping consecutive frames
+    /// with the same flags, under one hold of the page-table lock.
+    fn translate_run(
+        &self,
+        vmas: &[Vma],
+        addr: UserAddr,
+        max_pages: usize,
+    ) -> Result<Option<MappedRun>, FaultKind> {
+        let vpn = addr.get() / PAGE_SIZE;
+        let vma = vmas
+            .iter()
+            .find(|vma| vma.contains(vpn))
+            .ok_or(FaultKind::Unmapped)?;
+        let flags = |pte: &Pte| {
+            let mut flags = MappingFlags::empty();
+            if pte.writable {
+                flags |= MappingFlags::WRITABLE;
+            }
+            if vma.kind.is_dirty_tracked() {
+                flags |= MappingFlags::DIRTY_TRACKED;
+            }
+            flags
+        };
+        let ptes = lock(&self.ptes);
+        let Some(first) = ptes.get(&vpn) else {
+            return Ok(None);
+        };
+        let mut pages = 1;
+        while pages < max_pages && vma.contains(vpn + pages) {
+            match ptes.get(&(vpn + pages)) {
+                Some(pte)
+                    if pte.writable == first.writable
+                        && Some(pte.pfn) == first.pfn.checked_add(pages) =>
+                {
+                    pages += 1;
+                }
+                _ => break,
+            }
+        }
+        Ok(Some(MappedRun {
+            pfn: first.pfn,
+            pages,
+            flags: flags(first),
         }))
     }
 
@@ -613,11 +659,17 @@ impl Process {
     /// let process = machine.spawn_process();
     /// let addr = process.mmap_anonymous(2).unwrap();
     /// let tracker = machine.tracker();
-    /// let mut pages = [Pfn::ZERO; 2];
     /// let guard = process.gup();
-    /// assert_eq!(tracker.pin_user_pages(&guard, addr, GupFlags::WRITE, &mut pages), Ok(2));
+    /// let runs: Vec<_> = tracker
+    ///     .pin_user_pages(&guard, addr, 2, GupFlags::WRITE)
+    ///     .unwrap()
+    ///     .collect::<Result<_, _>>()
+    ///     .unwrap();
     /// drop(guard);
-    /// tracker.unpin_pages(&pages).unwrap();
+    /// assert_eq!(runs.iter().map(|run| run.pages()).sum::<usize>(), 2);
+    /// for run in runs {
+    ///     tracker.release_held(run, false).unwrap();
+    /// }
     /// ```
     pub fn gup(&self) -> GupGuard<'_> {
         GupGuard {
@@ -789,6 +841,14 @@ impl AddressSpace for GupGuard<'_> {
 
     fn fault_in(&self, addr: UserAddr, write: bool) -> Result<(), FaultKind> {
         self.space.fault(&self.vmas, addr, write)
+    }
+
+    fn translate_run(
+        &self,
+        addr: UserAddr,
+        max_pages: usize,
+    ) -> Result<Option<MappedRun>, FaultKind> {
+        self.space.translate_run(&self.vmas, addr, max_pages)
     }
 }
 

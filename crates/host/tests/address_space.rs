@@ -45,7 +45,7 @@ fn the_zero_page_is_mapped_for_reads_never_pinned_and_copied_on_write() {
     let mut pages = [Pfn::ZERO; 2];
     let guard = process.gup();
     assert_eq!(
-        tracker.pin_user_pages(&guard, addr, GupFlags::empty(), &mut pages),
+        common::pin_into(&tracker, &guard, addr, GupFlags::empty(), &mut pages),
         Ok(2)
     );
     assert_eq!(pages, [zero, zero]);
@@ -53,7 +53,7 @@ fn the_zero_page_is_mapped_for_reads_never_pinned_and_copied_on_write() {
     tracker.unpin_pages(&pages).unwrap();
     // A write pin breaks copy-on-write: a fresh zeroed page, pinned.
     assert_eq!(
-        tracker.pin_user_pages(&guard, addr, GupFlags::WRITE, &mut pages[..1]),
+        common::pin_into(&tracker, &guard, addr, GupFlags::WRITE, &mut pages[..1]),
         Ok(1)
     );
     drop(guard);
@@ -139,11 +139,11 @@ fn read_only_mappings_refuse_write_pins_and_allow_read_pins() {
     let mut pages = [Pfn::ZERO; 2];
     let guard = process.gup();
     assert!(matches!(
-        tracker.pin_user_pages(&guard, addr, GupFlags::WRITE, &mut pages),
+        common::pin_into(&tracker, &guard, addr, GupFlags::WRITE, &mut pages),
         Err(PinError::Fault { .. })
     ));
     assert_eq!(
-        tracker.pin_user_pages(&guard, addr, GupFlags::empty(), &mut pages),
+        common::pin_into(&tracker, &guard, addr, GupFlags::empty(), &mut pages),
         Ok(2)
     );
     drop(guard);
@@ -164,11 +164,11 @@ fn long_term_write_pins_are_refused_on_shared_files_and_allowed_on_anonymous_mem
     let mut pages = [Pfn::ZERO; 1];
     let guard = process.gup();
     assert_eq!(
-        tracker.pin_user_pages(&guard, shared, flags, &mut pages),
+        common::pin_into(&tracker, &guard, shared, flags, &mut pages),
         Err(PinError::LongtermDirtyTracked { addr: shared })
     );
     assert_eq!(
-        tracker.pin_user_pages(&guard, anon, flags, &mut pages),
+        common::pin_into(&tracker, &guard, anon, flags, &mut pages),
         Ok(1)
     );
     drop(guard);
@@ -185,7 +185,7 @@ fn a_page_unmapped_while_pinned_lives_until_the_unpin() {
     let mut pages = [Pfn::ZERO; 1];
     let guard = process.gup();
     assert_eq!(
-        tracker.pin_user_pages(&guard, addr, GupFlags::WRITE, &mut pages),
+        common::pin_into(&tracker, &guard, addr, GupFlags::WRITE, &mut pages),
         Ok(1)
     );
     drop(guard);

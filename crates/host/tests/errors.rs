@@ -494,7 +494,7 @@ fn invalid_gup_flag_combinations_are_refused_before_anything_is_pinned() {
     let mut pages = [Pfn::ZERO; 1];
     let guard = process.gup();
     let pin = |flags: GupFlags, addr: UserAddr, pages: &mut [Pfn]| {
-        tracker.pin_user_pages(&guard, addr, flags, pages)
+        common::pin_into(&tracker, &guard, addr, flags, pages)
     };
     let internal = GupFlags::PIN | GupFlags::WRITE;
     assert_eq!(
@@ -509,7 +509,7 @@ fn invalid_gup_flag_combinations_are_refused_before_anything_is_pinned() {
         Err(PinError::UnknownGupFlags { bits: 1 << 9 })
     );
     assert_eq!(
-        tracker.get_user_pages(&guard, anon, GupFlags::LONGTERM, &mut pages),
+        common::grab_into(&tracker, &guard, anon, GupFlags::LONGTERM, &mut pages, true),
         Err(PinError::LongtermWithoutPin {
             bits: (GupFlags::LONGTERM | GupFlags::GET).bits()
         })

@@ -29,3 +29,56 @@ pub fn assert_baseline(machine: &Machine) {
     let audit = machine.audit();
     assert!(audit.is_clean(), "{audit}");
 }
+
+/// Pins (or, with `get`, references) `out.len()` pages from `start`
+/// through `pin_user_pages` and hands the runs over into `out` page by
+/// page: the pages before a failure, or the failure if there are none
+/// (the array shape these tests check; release with `unpin_pages`).
+pub fn grab_into<M, A>(
+    tracker: &gupio::pin::Tracker<'_, M>,
+    space: &A,
+    start: gupio::pin::UserAddr,
+    flags: gupio::pin::GupFlags,
+    out: &mut [gupio::pfn::Pfn],
+    get: bool,
+) -> Result<usize, gupio::pin::PinError>
+where
+    M: gupio::embed::PageOps + ?Sized,
+    A: gupio::embed::AddressSpace + ?Sized,
+{
+    let runs = if get {
+        tracker.get_user_pages(space, start, out.len(), flags)?
+    } else {
+        tracker.pin_user_pages(space, start, out.len(), flags)?
+    };
+    let mut n = 0;
+    for run in runs {
+        match run {
+            Ok(run) => {
+                let (range, _) = run.into_raw();
+                for i in 0..range.len() {
+                    out[n] = range.first().checked_add(i).expect("inside the folio");
+                    n += 1;
+                }
+            }
+            Err(e) if n == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(n)
+}
+
+/// [`grab_into`] with pins.
+pub fn pin_into<M, A>(
+    tracker: &gupio::pin::Tracker<'_, M>,
+    space: &A,
+    start: gupio::pin::UserAddr,
+    flags: gupio::pin::GupFlags,
+    out: &mut [gupio::pfn::Pfn],
+) -> Result<usize, gupio::pin::PinError>
+where
+    M: gupio::embed::PageOps + ?Sized,
+    A: gupio::embed::AddressSpace + ?Sized,
+{
+    grab_into(tracker, space, start, flags, out, false)
+}
