@@ -20,7 +20,6 @@ use common::{
     build_bios, dio_write, gup_pin, gup_unpin, release_all, BenchMap, Cpu, Layout, Phase, Table,
     UserBuffer, BIO_PAGES, THP_ORDER,
 };
-use gupio::pfn::Pfn;
 use gupio::pin::Tracker;
 use gupio::release::Completion;
 
@@ -97,11 +96,11 @@ fn gup(pages: usize, order: u32, per_call: usize) -> Count {
     let cpu = Cpu::new(&map);
     let tracker = Tracker::new(&cpu);
     let buffer = UserBuffer::new(map.first(), pages, Layout::Ascending);
-    let mut pfns = vec![Pfn::ZERO; pages];
+    let mut runs = Vec::new();
     take();
-    let moved = gup_pin(&tracker, &buffer, &mut pfns, per_call);
+    let moved = gup_pin(&tracker, &buffer, &mut runs, per_call);
     let pin = take().unwrap_or(0);
-    gup_unpin(&tracker, &pfns);
+    gup_unpin(&tracker, &mut runs);
     let release = take().unwrap_or(0);
     map.assert_baseline();
     Count {

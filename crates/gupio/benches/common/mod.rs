@@ -14,8 +14,8 @@ use std::hint::black_box;
 use gupio::bio::{Bio, BioLimits, BioOp, BioStatus, BioVec, Sector};
 use gupio::pfn::{Origin, PageGeometry, Pfn, TaggedPfn, PFN_MASK, PIN_BIT};
 use gupio::pin::{
-    maybe_dma_pinned, AddressSpace, FaultKind, Folio, FolioOrder, FolioShape, GupFlags, Mapping,
-    MappingFlags, MemoryMap, PageCounters, PageOps, Tracker, UserAddr, Warning,
+    maybe_dma_pinned, AddressSpace, FaultKind, Folio, FolioOrder, FolioShape, GupFlags, HeldRun,
+    MappedRun, Mapping, MappingFlags, MemoryMap, PageCounters, PageOps, Tracker, UserAddr, Warning,
     GUP_PIN_COUNTING_BIAS,
 };
 use gupio::release::{add_user_range, release_pages, Completion, Ending, SubmittedBio};
@@ -238,6 +238,29 @@ impl AddressSpace for UserBuffer {
 
     fn fault_in(&self, _addr: UserAddr, _write: bool) -> Result<(), FaultKind> {
         Ok(())
+    }
+
+    #[inline]
+    fn translate_run(
+        &self,
+        addr: UserAddr,
+        max_pages: usize,
+    ) -> Result<Option<MappedRun>, FaultKind> {
+        let index = addr.get().wrapping_sub(self.start) / PAGE_SIZE;
+        if index >= self.nr_pages {
+            return Err(FaultKind::Unmapped);
+        }
+        let pages = match self.layout {
+            // The whole rest of the buffer is one stretch of frames.
+            Layout::Ascending => (self.nr_pages - index).min(max_pages),
+            Layout::Descending => 1,
+        };
+        let pfn = Pfn::new_truncate(self.first.get() + self.frame_index(index));
+        Ok(Some(MappedRun {
+            pfn,
+            pages,
+            flags: MappingFlags::WRITABLE,
+        }))
     }
 }
 
@@ -497,30 +520,41 @@ pub fn release_all<M: PageOps, S: gupio::bio::BvecStorage>(
 }
 
 /// gup_test's acquire loop: `pin_user_pages` over `buffer` in calls of
-/// `per_call` pages into `pages`. Returns the pages pinned.
+/// `per_call` pages, keeping every run it hands out in `runs`. Returns the
+/// pages pinned.
 #[inline(never)]
-pub fn gup_pin<M: PageOps>(
-    tracker: &Tracker<'_, M>,
+pub fn gup_pin<'a, M: PageOps>(
+    tracker: &Tracker<'a, M>,
     buffer: &UserBuffer,
-    pages: &mut [Pfn],
+    runs: &mut Vec<HeldRun<'a, M>>,
     per_call: usize,
 ) -> usize {
     let mut pinned = 0;
-    for (call, chunk) in pages.chunks_mut(per_call).enumerate() {
+    let mut call = 0;
+    while pinned < buffer.nr_pages {
+        let count = per_call.min(buffer.nr_pages - pinned);
         let addr = UserAddr::new(buffer.start().get() + call * per_call * PAGE_SIZE);
-        let got = tracker
-            .pin_user_pages(buffer, addr, GupFlags::WRITE, chunk)
-            .expect("mapped");
-        assert_eq!(got, chunk.len(), "gup_test stops at a short return");
-        pinned += got;
+        for run in tracker
+            .pin_user_pages(buffer, addr, count, GupFlags::WRITE)
+            .expect("valid flags")
+        {
+            let run = run.expect("mapped");
+            pinned += run.pages();
+            runs.push(run);
+        }
+        call += 1;
     }
     pinned
 }
 
-/// gup_test's release: `unpin_user_pages` on the whole array. Returns the
+/// gup_test's release: every run `gup_pin` kept, unpinned. Returns the
 /// pages.
 #[inline(never)]
-pub fn gup_unpin<M: PageOps>(tracker: &Tracker<'_, M>, pages: &[Pfn]) -> usize {
-    tracker.unpin_pages(pages).expect("every page pinned");
-    pages.len()
+pub fn gup_unpin<M: PageOps>(tracker: &Tracker<'_, M>, runs: &mut Vec<HeldRun<'_, M>>) -> usize {
+    let mut pages = 0;
+    for run in runs.drain(..) {
+        pages += run.pages();
+        tracker.release_held(run, false).expect("every page pinned");
+    }
+    pages
 }
