@@ -458,7 +458,19 @@ impl<'m> Scenario<'m, '_> {
             tail[0],
             tail[1]
         );
+        self.check_runs(STEP)?;
         self.check_user_baseline(STEP)
+    }
+
+    /// Checks the address space's native `translate_run` against
+    /// page-by-page translation over the whole page table.
+    fn check_runs(&self, step: &'static str) -> Result<(), ScenarioError> {
+        let compared = self.space.check_runs().map_err(Self::user(step))?;
+        println!(
+            "  {step}: translate_run walks the page table once per run; it matches page-by-page \
+             translation at {compared} (address, page limit) pairs"
+        );
+        Ok(())
     }
 
     /// Checks every mapped user page: its folio holds one reference per
@@ -631,6 +643,7 @@ impl<'m> Scenario<'m, '_> {
         // runs once, after the last bio.
         let dio = Completion::new();
         dio.start().map_err(gupio_error(STEP))?;
+        let walks = self.space.run_walks();
         let submitted = self.direct_io_bios(&mut tables, &deferred, &dio, start);
         // The worker in process context: re-dirty, then release. It runs even
         // after a failure, so no bio stays pinned.
@@ -644,6 +657,7 @@ impl<'m> Scenario<'m, '_> {
                 }
             });
         self.summary.add_released(worker_stats);
+        let walks = self.space.run_walks() - walks;
         let (bios, pages) = submitted?;
         if let Some(error) = worker_error {
             return Err(gupio_error(STEP)(error));
@@ -700,16 +714,17 @@ impl<'m> Scenario<'m, '_> {
         let faults = self.space.faults();
         println!(
             "  {STEP}: {DIO_LEN} bytes, sectors {DIO_FIRST}..{} into user {start:#x}: {pages} pages pinned \
-             ({} demand-zero fault, {} copy-on-write of the zero page) in {bios} bios of at most \
-             {DIO_MAX_VECS} bvecs ({} short adds), chained to one dio; {} release deferred and \
-             re-dirtied by the worker; data ok, all pages dirty, counters at baseline",
+             ({walks} run translations, {} demand-zero fault, {} copy-on-write of the zero page) in \
+             {bios} bios of at most {DIO_MAX_VECS} bvecs ({} short adds), chained to one dio; {} release \
+             deferred and re-dirtied by the worker; data ok, all pages dirty, counters at baseline",
             DIO_FIRST + sectors(DIO_LEN),
             faults.demand_zero,
             faults.copy_on_write,
             self.summary.short_adds,
             self.summary.deferred
         );
-        Ok(())
+        // The faults changed the page table: the walk still agrees.
+        self.check_runs(STEP)
     }
 
     /// The bios of the direct-I/O read; returns (bios, pages pinned).
@@ -1354,30 +1369,49 @@ impl<'m> Scenario<'m, '_> {
             return Err(ScenarioError::Check(STEP, "a failed add left a bvec"));
         }
 
-        // A read pin of the zero page: returned, never counted.
+        // A read pin of the zero page: one run of the zero page, never counted.
         let zero = self.map.zero_page();
-        let mut pages = [Pfn::ZERO; 1];
-        let pinned = self
+        let mut runs = self
             .tracker
             .pin_user_pages(
                 self.space,
                 UserAddr::new(UserSpace::page_addr(ZERO_READ)),
+                1,
                 GupFlags::empty(),
-                &mut pages,
             )
             .map_err(gupio_error(STEP))?;
-        if pinned != 1 || pages[0] != zero {
-            // Give back whatever was pinned; a refusal is warned by gupio.
-            let _ = self.tracker.unpin_pages(&pages[..pinned.min(1)]);
+        let run = match runs.next() {
+            Some(Ok(run)) => run,
+            Some(Err(error)) => return Err(gupio_error(STEP)(error)),
+            None => {
+                return Err(ScenarioError::Check(
+                    STEP,
+                    "a read pin of one page yielded no run",
+                ))
+            }
+        };
+        // One page was asked for: the walk must end with this run. Anything
+        // more is given back (a refusal is warned by gupio).
+        let more = match runs.next() {
+            Some(Ok(extra)) => {
+                let _ = self.tracker.release_held(extra, false);
+                true
+            }
+            Some(Err(_)) => true,
+            None => false,
+        };
+        let returned = !more && run.first() == zero && run.pages() == 1;
+        // Held: the zero page's counters have not moved.
+        let held = self.expect_counters(STEP, zero, 1);
+        let released = self.tracker.release_held(run, false);
+        if !returned {
             return Err(ScenarioError::Check(
                 STEP,
-                "a read pin of a zero-page mapping did not return the zero page",
+                "a read pin of a zero-page mapping did not return the zero page alone",
             ));
         }
-        self.expect_counters(STEP, zero, 1)?;
-        self.tracker
-            .unpin_pages(&pages)
-            .map_err(gupio_error(STEP))?;
+        held?;
+        released.map_err(gupio_error(STEP))?;
         self.expect_counters(STEP, zero, 1)?;
 
         if self.map.warnings() != warnings

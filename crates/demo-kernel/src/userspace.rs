@@ -13,6 +13,12 @@
 //! a page-fault handler does: a demand-zero page gets a fresh frame, and a
 //! write to the zero page gets a private copy (copy on write).
 //!
+//! GUP asks for runs ([`AddressSpace::translate_run`]): [`UserSpace`]
+//! answers one by finding the first entry once and scanning the entries
+//! after it while they map the next frame with the same permissions, so
+//! the user pages of a large folio come back in one answer instead of one
+//! translation per page.
+//!
 //! Every present entry except the zero page's holds one reference on its
 //! page, which [`UserSpace::unmap_all`] drops (`munmap`). The CPU reaches
 //! user memory only through the entries ([`UserSpace::fill`],
@@ -23,8 +29,8 @@ use core::fmt;
 
 use gupio::pfn::{PageGeometry, Pfn};
 use gupio::pin::{
-    AddressSpace, FaultKind, FolioOrder, Mapping, MappingFlags, MemoryMap, PinError, Tracker,
-    UserAddr,
+    AddressSpace, FaultKind, FolioOrder, MappedRun, Mapping, MappingFlags, MemoryMap, PinError,
+    Tracker, UserAddr,
 };
 
 use crate::mem::PAGE_SIZE;
@@ -67,6 +73,9 @@ pub enum UserError {
     Map(MapError),
     /// A byte differs from what was expected: (user address, expected, found).
     Mismatch(usize, u8, u8),
+    /// The native run walk answered differently from page-by-page
+    /// translation: (user address, page limit).
+    RunMismatch(usize, usize),
 }
 
 impl fmt::Display for UserError {
@@ -80,6 +89,10 @@ impl fmt::Display for UserError {
             Self::Mismatch(addr, expected, found) => write!(
                 f,
                 "user byte at {addr:#x}: expected {expected:#04x}, found {found:#04x}"
+            ),
+            Self::RunMismatch(addr, max_pages) => write!(
+                f,
+                "translate_run({addr:#x}, {max_pages}) differs from page-by-page translation"
             ),
         }
     }
@@ -114,6 +127,8 @@ pub struct UserSpace<'m> {
     map: &'m PageMap,
     entries: [Cell<Pte>; USER_PAGES],
     faults: Cell<FaultStats>,
+    /// Run translations answered ([`AddressSpace::translate_run`] calls).
+    run_walks: Cell<usize>,
 }
 
 impl<'m> UserSpace<'m> {
@@ -123,6 +138,7 @@ impl<'m> UserSpace<'m> {
             map,
             entries: core::array::from_fn(|_| Cell::new(Pte::None)),
             faults: Cell::new(FaultStats::default()),
+            run_walks: Cell::new(0),
         }
     }
 
@@ -132,8 +148,13 @@ impl<'m> UserSpace<'m> {
     }
 
     fn entry(&self, addr: usize) -> Option<&Cell<Pte>> {
-        let offset = addr.checked_sub(USER_BASE)?;
-        self.entries.get(offset / PAGE_SIZE)
+        self.entries.get(Self::index(addr)?)
+    }
+
+    /// The index the entry for the page holding `addr` would have (`None`
+    /// below [`USER_BASE`]; the caller checks it against the table's end).
+    fn index(addr: usize) -> Option<usize> {
+        Some(addr.checked_sub(USER_BASE)? / PAGE_SIZE)
     }
 
     /// The entry for the page holding `addr`.
@@ -144,6 +165,47 @@ impl<'m> UserSpace<'m> {
     /// The faults resolved so far.
     pub fn faults(&self) -> FaultStats {
         self.faults.get()
+    }
+
+    /// The run translations answered so far (one page-table walk each).
+    pub fn run_walks(&self) -> usize {
+        self.run_walks.get()
+    }
+
+    /// Checks the native run walk against the trait's page-by-page default
+    /// (one [`AddressSpace::translate`] per page) from every entry, one
+    /// address below the table and one past its end, for every page limit
+    /// up to one more than the table holds. The one intended difference:
+    /// a run starting at the zero page is that page alone. Returns the
+    /// (address, limit) pairs compared.
+    ///
+    /// # Errors
+    ///
+    /// [`UserError::RunMismatch`] for the first pair that differs.
+    pub fn check_runs(&self) -> Result<usize, UserError> {
+        let reference = PerPage(self);
+        let below = USER_BASE - PAGE_SIZE;
+        let addrs = core::iter::once(below).chain((0..=USER_PAGES).map(Self::page_addr));
+        let mut compared = 0;
+        for addr in addrs {
+            for max_pages in 1..=USER_PAGES + 1 {
+                let at = UserAddr::new(addr);
+                let expected = reference.translate_run(at, max_pages).map(|run| {
+                    run.map(|run| {
+                        if self.map.is_zero_page(run.pfn) {
+                            MappedRun { pages: 1, ..run }
+                        } else {
+                            run
+                        }
+                    })
+                });
+                if self.translate_run(at, max_pages) != expected {
+                    return Err(UserError::RunMismatch(addr, max_pages));
+                }
+                compared += 1;
+            }
+        }
+        Ok(compared)
     }
 
     /// The unused, page-aligned entry for `addr`.
@@ -327,6 +389,15 @@ impl<'m> UserSpace<'m> {
     }
 }
 
+/// The flags of a present entry.
+fn pte_flags(writable: bool) -> MappingFlags {
+    if writable {
+        MappingFlags::WRITABLE
+    } else {
+        MappingFlags::empty()
+    }
+}
+
 impl AddressSpace for UserSpace<'_> {
     fn page_geometry(&self) -> PageGeometry {
         GEOMETRY
@@ -336,15 +407,48 @@ impl AddressSpace for UserSpace<'_> {
         match self.pte(addr.get()) {
             Pte::None => Err(FaultKind::Unmapped),
             Pte::DemandZero => Ok(None),
-            Pte::Present { pfn, writable } => {
-                let flags = if writable {
-                    MappingFlags::WRITABLE
-                } else {
-                    MappingFlags::empty()
-                };
-                Ok(Some(Mapping::new(pfn, flags)))
+            Pte::Present { pfn, writable } => Ok(Some(Mapping::new(pfn, pte_flags(writable)))),
+        }
+    }
+
+    /// One walk: the first entry is found once, then the entries after it
+    /// are scanned in place while each maps the next frame with the same
+    /// permissions (at most `max_pages` in all, never past the table's
+    /// end). The zero page stands alone: it is a special mapping, never the
+    /// start of a run of frames.
+    fn translate_run(
+        &self,
+        addr: UserAddr,
+        max_pages: usize,
+    ) -> Result<Option<MappedRun>, FaultKind> {
+        self.run_walks.set(self.run_walks.get() + 1);
+        let entries = Self::index(addr.get())
+            .and_then(|index| self.entries.get(index..))
+            .ok_or(FaultKind::Unmapped)?;
+        let (first, rest) = entries.split_first().ok_or(FaultKind::Unmapped)?;
+        let (pfn, writable) = match first.get() {
+            Pte::None => return Err(FaultKind::Unmapped),
+            Pte::DemandZero => return Ok(None),
+            Pte::Present { pfn, writable } => (pfn, writable),
+        };
+        let mut pages = 1;
+        if !self.map.is_zero_page(pfn) {
+            for entry in rest.iter().take(max_pages.saturating_sub(1)) {
+                let next = pfn.checked_add(pages);
+                match entry.get() {
+                    Pte::Present {
+                        pfn: mapped,
+                        writable: same,
+                    } if Some(mapped) == next && same == writable => pages += 1,
+                    _ => break,
+                }
             }
         }
+        Ok(Some(MappedRun {
+            pfn,
+            pages,
+            flags: pte_flags(writable),
+        }))
     }
 
     fn fault_in(&self, addr: UserAddr, write: bool) -> Result<(), FaultKind> {
@@ -392,5 +496,23 @@ impl AddressSpace for UserSpace<'_> {
         }
         self.faults.set(faults);
         Ok(())
+    }
+}
+
+/// A [`UserSpace`] answering runs with the trait's default, page by page:
+/// the reference [`UserSpace::check_runs`] compares the native walk with.
+struct PerPage<'a, 'm>(&'a UserSpace<'m>);
+
+impl AddressSpace for PerPage<'_, '_> {
+    fn page_geometry(&self) -> PageGeometry {
+        self.0.page_geometry()
+    }
+
+    fn translate(&self, addr: UserAddr) -> Result<Option<Mapping>, FaultKind> {
+        self.0.translate(addr)
+    }
+
+    fn fault_in(&self, addr: UserAddr, write: bool) -> Result<(), FaultKind> {
+        self.0.fault_in(addr, write)
     }
 }
