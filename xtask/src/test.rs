@@ -12,7 +12,8 @@ use crate::Failure;
 /// Usage line.
 pub const USAGE: &str = "  test [--allow-skip]
       fmt, clippy, tests (unit, integration, doc), rustdoc, no_std builds for
-      every bare-metal target, loom models, miri (64- and 32-bit), fuzz seed
+      every bare-metal target, loom models, miri (64- and 32-bit), gupio-pin's
+      two-word counter layout (tests, loom, miri), fuzz seed
       replay; --allow-skip skips (loudly) the steps whose tools are missing";
 
 /// The bare-metal targets every `no_std` crate must build for (the ones
@@ -73,6 +74,11 @@ pub fn run(runner: &mut Runner) -> Result<(), Failure> {
             miri(target, target == host)
         })?;
     }
+    runner.step(
+        "gupio-pin split counts (tests, loom, miri)",
+        &[Tool::Nightly, Tool::Miri],
+        split_counts,
+    )?;
     runner.step(
         "demo-kernel fmt, clippy, doc",
         &[Tool::StableTarget(KERNEL_TARGET)],
@@ -166,16 +172,66 @@ fn deny_rustdoc_warnings(cmd: Cmd) -> Cmd {
 
 /// `cmd` with `--cfg loom` added to the rustc flags already in force.
 fn with_loom_cfg(cmd: Cmd) -> Cmd {
+    with_cfgs(cmd, &["loom"])
+}
+
+/// `cmd` with `--cfg NAME` for each of `cfgs` added to the rustc flags
+/// already in force.
+fn with_cfgs(cmd: Cmd, cfgs: &[&str]) -> Cmd {
     if let Some(flags) = non_empty_env("CARGO_ENCODED_RUSTFLAGS") {
-        cmd.env(
-            "CARGO_ENCODED_RUSTFLAGS",
-            format!("{flags}\x1f--cfg\x1floom"),
-        )
-    } else if let Some(flags) = non_empty_env("RUSTFLAGS") {
-        cmd.env("RUSTFLAGS", format!("{flags} --cfg loom"))
+        let extra: String = cfgs
+            .iter()
+            .map(|cfg| format!("\x1f--cfg\x1f{cfg}"))
+            .collect();
+        cmd.env("CARGO_ENCODED_RUSTFLAGS", format!("{flags}{extra}"))
     } else {
-        cmd.env("RUSTFLAGS", "--cfg loom")
+        let extra: Vec<String> = cfgs.iter().map(|cfg| format!("--cfg {cfg}")).collect();
+        let extra = extra.join(" ");
+        match non_empty_env("RUSTFLAGS") {
+            Some(flags) => cmd.env("RUSTFLAGS", format!("{flags} {extra}")),
+            None => cmd.env("RUSTFLAGS", extra),
+        }
     }
+}
+
+/// gupio-pin's second counter layout (two 32-bit words, as on targets
+/// without 64-bit atomics), forced on the host: its unit tests, its loom
+/// models and miri, each in a target directory of its own.
+fn split_counts(log: &mut StepLog) -> Result<(), String> {
+    const CFG: &str = "gupio_split_counts";
+    let dir = |name: &str| layout::display(&layout::target_dir().join(name));
+    with_cfgs(Cmd::cargo(), &[CFG])
+        .env("CARGO_TARGET_DIR", dir("split-counts").as_str())
+        .args(["test", "-p", "gupio-pin", "--lib", "--tests"])
+        .run()?;
+    let models = layout::loom_models(layout::root())?;
+    let preemptions =
+        non_empty_env("LOOM_MAX_PREEMPTIONS").unwrap_or_else(|| LOOM_MAX_PREEMPTIONS.to_owned());
+    let mut ran = 0;
+    for model in models.iter().filter(|model| model.package == "gupio-pin") {
+        with_cfgs(Cmd::cargo(), &["loom", CFG])
+            .env("LOOM_MAX_PREEMPTIONS", preemptions.as_str())
+            .env("CARGO_TARGET_DIR", dir("loom-split-counts").as_str())
+            .args([
+                "test",
+                "-p",
+                "gupio-pin",
+                "--release",
+                "--test",
+                &model.test,
+            ])
+            .run()?;
+        ran += 1;
+    }
+    let flags = non_empty_env("MIRIFLAGS").unwrap_or_else(|| MIRIFLAGS.to_owned());
+    with_cfgs(Cmd::cargo(), &[CFG])
+        .env("MIRIFLAGS", flags)
+        .env("CARGO_TARGET_DIR", dir("miri-split-counts").as_str())
+        .arg(format!("+{}", tools::nightly()))
+        .args(["miri", "test", "-p", "gupio-pin", "--lib", "--tests"])
+        .run()?;
+    log.note(&format!("unit tests, {ran} loom model file(s), miri"));
+    Ok(())
 }
 
 fn non_empty_env(key: &str) -> Option<String> {
