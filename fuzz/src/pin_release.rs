@@ -5,7 +5,8 @@
 //! The machine is synchronous (no device thread, no worker), so every run is
 //! deterministic: the device transfers a request only when an operation asks
 //! it to. The fuzzer owns what it takes: pins and references from GUP and
-//! the tracker (`held`), a bio being built (whose pages it handed over), the
+//! the tracker (`held`, one entry per page: GUP's runs are handed over with
+//! `into_raw`), a bio being built (whose pages it handed over), the
 //! submitted and completed bios. After the operations it releases all of it
 //! the right way (a read bio always with its pages dirtied, as a device
 //! wrote into them), writes the file back and checks:
@@ -28,7 +29,9 @@
 //! reads as 0):
 //!
 //! - 0 pin user pages, 1 get user pages: region, first page, count, flags
-//!   (bit 0 write, bit 1 long-term);
+//!   (bit 0 write, bit 1 long-term, bit 2 give each run back at once with
+//!   `Tracker::release_held`, dirtying it if bit 3; otherwise each run is
+//!   handed over with `HeldRun::into_raw` and held page by page);
 //! - 2 add a held page to the bio being built (starting one if none: op
 //!   and limits from a byte): pick, length selector, offset selector;
 //! - 3 add the kernel buffer to the bio (borrowed): length selector;
@@ -47,7 +50,7 @@ use std::sync::{Arc, Mutex};
 
 use gupio::bio::{Bio, BioLimits, BioOp, BioStatus, Sector, SectorCount};
 use gupio::pfn::{Origin, Pfn};
-use gupio::pin::{GupFlags, PageRange, Tracker, UserAddr, Warning};
+use gupio::pin::{AddressSpace, GupFlags, PageRange, Tracker, UserAddr, Warning};
 use gupio::release::{
     release_deferred, release_pages, set_pages_dirty, CompletedBio, DeferredList, DioRead,
     SubmittedBio,
@@ -244,33 +247,67 @@ impl State<'_> {
         if bits & 2 != 0 {
             flags |= GupFlags::LONGTERM;
         }
-        let mut pages = [Pfn::ZERO; 4];
+        let release_now = bits & 4 != 0;
+        let dirty = bits & 8 != 0;
+        let origin = if pin {
+            Origin::Pinned
+        } else {
+            Origin::Referenced
+        };
         let guard = self.process.gup();
         let addr = self.addr(region, first);
-        let result = if pin {
-            self.tracker
-                .pin_user_pages(&guard, addr, flags, &mut pages[..count])
+        let runs = if pin {
+            self.tracker.pin_user_pages(&guard, addr, count, flags)
         } else {
-            self.tracker
-                .get_user_pages(&guard, addr, flags, &mut pages[..count])
+            self.tracker.get_user_pages(&guard, addr, count, flags)
         };
-        drop(guard);
-        // A typed error pins nothing; a count pins exactly that many.
-        if let Ok(n) = result {
-            assert!(n <= count, "GUP returned {n} of {count} pages");
-            let origin = if pin {
-                Origin::Pinned
-            } else {
-                Origin::Referenced
+        // A typed error at once pins nothing. Otherwise the walk yields runs
+        // of consecutive user pages from `addr`, each holding what it says,
+        // then at most one error, then ends.
+        let Ok(runs) = runs else {
+            return;
+        };
+        let mut next = addr;
+        let mut taken = 0;
+        let mut failed = false;
+        for run in runs {
+            assert!(!failed, "the walk went on after an error");
+            let run = match run {
+                Ok(run) => run,
+                Err(_) => {
+                    failed = true;
+                    continue;
+                }
             };
-            for &pfn in &pages[..n] {
+            assert!(run.pages() >= 1, "an empty run");
+            assert_eq!(run.origin(), origin, "a run of the wrong origin");
+            taken += run.pages();
+            assert!(taken <= count, "GUP yielded {taken} of {count} pages");
+            // The run is what the page table maps there now (the guard
+            // keeps it so until dropped).
+            for i in 0..run.pages() {
+                let mapped = guard.translate(next).expect("a pinned page is mapped");
+                let want = run.first().checked_add(i).expect("a run's pages exist");
+                assert_eq!(mapped.map(|m| m.pfn), Some(want), "run page {i} at {next}");
+                next = UserAddr::new(next.get() + 4096);
+            }
+            if release_now {
+                self.tracker
+                    .release_held(run, dirty)
+                    .expect("releasing a held run");
+                continue;
+            }
+            let (range, raw_origin) = run.into_raw();
+            assert_eq!(raw_origin, origin);
+            for i in 0..range.len() {
                 self.held.push(Held {
-                    pfn,
+                    pfn: range.first().checked_add(i).expect("a run's pages exist"),
                     origin,
                     writable: flags.contains(GupFlags::WRITE),
                 });
             }
         }
+        drop(guard);
     }
 
     fn bio(&mut self, input: &mut Input<'_>) -> &mut Bio<OwnedBvecs> {
@@ -628,6 +665,30 @@ mod tests {
                 .map(|_| next(&mut state).to_le_bytes()[0])
                 .collect();
             run(&input);
+        }
+    }
+
+    #[test]
+    fn gup_walks_ending_early_or_released_at_once_keep_every_invariant() {
+        // Every flag combination (write, long-term, release at once,
+        // dirty) from the first page and from near the end of each region,
+        // so a walk runs off the mapping after yielding runs. The second
+        // walk of each input finds the pages the first faulted in present,
+        // so the folios' pages come back as multi-page runs. Then the first
+        // held page goes into a read bio that runs and is released, or is
+        // released on its own.
+        for region in 0..4u8 {
+            for first in [0u8, 3, 6, 14] {
+                for bits in 0..16u8 {
+                    let (walk, again) =
+                        ([0, region, first, 3, bits], [0, region, first, 3, bits ^ 4]);
+                    let bio = [2, 0, 0, 0, 0, 6, 7, 8, 0, 0];
+                    run(&[&walk[..], &again, &bio].concat());
+                    let (walk, again) =
+                        ([1, region, first, 3, bits], [1, region, first, 3, bits ^ 4]);
+                    run(&[&walk[..], &again, &[10, 0, bits >> 3]].concat());
+                }
+            }
         }
     }
 
