@@ -557,6 +557,7 @@ impl<'s, 'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> UserPages<'s, 'a, M,
     }
 
     /// Grabs the next folio run.
+    #[inline]
     fn step(&mut self) -> Result<HeldRun<'a, M>, PinError> {
         let mapped = match self.pending.take() {
             Some(run) => run,
@@ -597,6 +598,7 @@ impl<'s, 'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> UserPages<'s, 'a, M,
 
     /// Translates the run at `next`, faulting it in as needed, and applies
     /// the refusals that need no page count change.
+    #[inline]
     fn resolve(&self) -> Result<MappedRun, PinError> {
         let addr = self.next;
         let space = self.space;
@@ -647,6 +649,7 @@ impl<'s, 'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> UserPages<'s, 'a, M,
     /// to the zero page, a long-term pin of movable memory. The zero page
     /// stands alone in its run (every page of a zero mapping maps the same
     /// frame, so it is never followed by the next one).
+    #[inline]
     fn check_frame(&self, mapped: MappedRun) -> Result<MappedRun, PinError> {
         let ops = self.tracker.ops();
         let pfn = mapped.pfn;
@@ -668,6 +671,7 @@ impl<'s, 'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> UserPages<'s, 'a, M,
 impl<'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> Iterator for UserPages<'_, 'a, M, A> {
     type Item = Result<HeldRun<'a, M>, PinError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.remaining == 0 {
             return None;

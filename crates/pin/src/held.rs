@@ -67,6 +67,7 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
 
     /// The run's first page.
     #[inline]
+    #[must_use]
     pub fn first(&self) -> Pfn {
         self.first
     }
@@ -81,7 +82,7 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
     #[inline]
     pub fn range(&self) -> PageRange {
         // The pages lie inside one folio of the memory map: encodable.
-        PageRange::new(self.first, self.pages)
+        PageRange::inside_folio(self.first, self.pages)
     }
 
     /// The folio the run belongs to.

@@ -144,6 +144,13 @@ impl PageRange {
         Pfn::new_truncate(self.first.get() + offset)
     }
 
+    /// The `count` pages from `first`, known to lie inside one folio of a
+    /// memory map (so every one is encodable).
+    #[inline]
+    pub(crate) const fn inside_folio(first: Pfn, count: usize) -> Self {
+        Self { first, count }
+    }
+
     /// The first `count` pages of the range (`count <= len`).
     const fn prefix(&self, count: usize) -> Self {
         Self {

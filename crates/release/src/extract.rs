@@ -68,6 +68,7 @@ impl<M: PageOps + ?Sized> fmt::Debug for RunRefused<'_, M> {
 /// release_pages(&tracker, &bio, true).unwrap();
 /// assert_eq!(map.stats().in_flight(), 0);
 /// ```
+#[inline]
 pub fn add_held_run<'a, S, M>(
     bio: &mut Bio<S>,
     run: HeldRun<'a, M>,
@@ -94,7 +95,13 @@ where
         return Err(RunRefused { error, run });
     }
     let tracker = run.tracker();
-    match bio.add_bvec(BioVec::new(run.first(), run.origin(), len, offset)) {
+    let added = if run.pages() == 1 {
+        // The common small-page case: the bio's single-page entry point.
+        bio.add_page(run.first(), len, offset, run.origin())
+    } else {
+        bio.add_bvec(BioVec::new(run.first(), run.origin(), len, offset))
+    };
+    match added {
         Ok(added) => {
             let (_, origin) = run.into_raw();
             drop_duplicate(&tracker, added, origin);
@@ -204,6 +211,32 @@ where
         };
         // The bytes of this run inside the range.
         let mut bytes = (run.pages() * page_size - offset).min(len - added);
+        if bytes <= max_segment {
+            // The whole run is one bvec: the common case.
+            let (chunk_len, in_page) = (u32::try_from(bytes), u32::try_from(offset));
+            let (Ok(chunk_len), Ok(in_page)) = (chunk_len, in_page) else {
+                // Cannot happen: the segment limit is a u32, the offset is
+                // below the page size.
+                let _ = tracker.release_held(run, false);
+                break;
+            };
+            if let Err(refused) = add_held_run(bio, run, in_page, chunk_len) {
+                release_refused(tracker, refused.run, None);
+                return if added == 0 {
+                    Err(ReleaseError::Build {
+                        error: refused.error,
+                    })
+                } else {
+                    Ok(added)
+                };
+            }
+            added += bytes;
+            offset = 0;
+            if added == len {
+                break;
+            }
+            continue;
+        }
         loop {
             // A segment ends on a page boundary unless it ends the run's
             // bytes; the segment limit is at least one page.
