@@ -34,10 +34,13 @@
 //!    the warn hook, pin accounting, and optionally how to lock and dirty a
 //!    folio).
 //! 3. **Implement [`embed::AddressSpace`]** over your page tables for
-//!    `pin_user_pages`, and **[`embed::WritebackIo`]** in your filesystem
-//!    if it uses the writeback policy.
+//!    `pin_user_pages` (answer `translate_run` natively: a huge mapping is
+//!    then pinned in one step), and **[`embed::WritebackIo`]** in your
+//!    filesystem if it uses the writeback policy.
 //! 4. **Build, submit, complete, release.** Pin the user buffer and fill a
-//!    bio ([`release::add_user_range`], or [`bio::Bio::add_page`] with the
+//!    bio ([`release::add_user_range`]; or take the pins as values with
+//!    [`pin::Tracker::pin_user_pages`], whose [`pin::HeldRun`]s go into a
+//!    bio with [`release::add_held_run`]; or [`bio::Bio::add_page`] with the
 //!    page's [`Origin`](pfn::Origin)), submit it
 //!    ([`release::SubmittedBio::submit`]) so ownership moves to the device,
 //!    complete it from the interrupt handler ([`release::Completion`] tells
