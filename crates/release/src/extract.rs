@@ -68,7 +68,7 @@ impl<M: PageOps + ?Sized> fmt::Debug for RunRefused<'_, M> {
 /// release_pages(&tracker, &bio, true).unwrap();
 /// assert_eq!(map.stats().in_flight(), 0);
 /// ```
-#[inline]
+#[inline(always)]
 pub fn add_held_run<'a, S, M>(
     bio: &mut Bio<S>,
     run: HeldRun<'a, M>,
@@ -79,41 +79,42 @@ where
     S: BvecStorage,
     M: PageOps + ?Sized,
 {
-    let geometry = bio.geometry();
-    let page_size = geometry.size_u64();
-    let run_bytes = u64::try_from(run.pages())
-        .unwrap_or(u64::MAX)
-        .saturating_mul(page_size);
-    let end = u64::from(offset) + u64::from(len);
-    let fits = u64::from(offset) < page_size && end <= run_bytes && end + page_size > run_bytes;
-    if !fits {
-        let error = BioError::PastPageRun {
-            offset,
-            len,
-            run_bytes,
-        };
-        return Err(RunRefused { error, run });
-    }
     let tracker = run.tracker();
     let added = if run.pages() == 1 {
-        // The common small-page case: the bio's single-page entry point.
+        // The common small-page case: the bio's single-page entry point
+        // checks that the bytes lie in the page.
         bio.add_page(run.first(), len, offset, run.origin())
+            .map_err(|error| error.error())
     } else {
-        bio.add_bvec(BioVec::new(run.first(), run.origin(), len, offset))
+        let page_size = bio.geometry().size_u64();
+        let run_bytes = u64::try_from(run.pages())
+            .unwrap_or(u64::MAX)
+            .saturating_mul(page_size);
+        let end = u64::from(offset) + u64::from(len);
+        if u64::from(offset) < page_size && end <= run_bytes && end + page_size > run_bytes {
+            bio.add_bvec(BioVec::new(run.first(), run.origin(), len, offset))
+                .map_err(|error| error.error())
+        } else {
+            Err(BioError::PastPageRun {
+                offset,
+                len,
+                run_bytes,
+            })
+        }
     };
     match added {
         Ok(added) => {
             let (_, origin) = run.into_raw();
-            drop_duplicate(&tracker, added, origin);
+            if added.duplicate().is_some() {
+                drop_duplicate(&tracker, added, origin);
+            }
             Ok(())
         }
-        Err(error) => Err(RunRefused {
-            error: error.error(),
-            run,
-        }),
+        Err(error) => Err(RunRefused { error, run }),
     }
 }
 
+#[cold]
 /// Drops the pin (or reference) a merge reported as a duplicate: the bio
 /// already holds one on that page. A failure was already warned by the
 /// tracker; the bio's own pin is unaffected.
