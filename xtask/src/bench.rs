@@ -7,7 +7,10 @@
 //!    writes `target/gupio-bench/atomics.tsv`. A build of its own, because
 //!    the counter adds an atomic per counted one and must never be timed.
 //! 2. **report**: times every scenario against its floor in one process,
-//!    prints the table with the counts and Linux's published figures, and
+//!    and, on Linux, the host kernel's own pin path (io_uring buffer
+//!    registration, its backing and pin counts checked first) beside gupio's
+//!    (the `linux` group; skipped with the reason where io_uring is not
+//!    usable); prints the table with the counts and Linux's figures, and
 //!    writes `target/gupio-bench/report.json`.
 //! 3. **micro**: the divan microbenchmarks, each held to a short time
 //!    (skipped with `--no-micro`).
@@ -21,9 +24,11 @@ use crate::Failure;
 /// Usage line.
 pub const USAGE: &str = "  bench [--samples N] [--no-micro]
       release-build benchmarks of DESIGN.md section 3: counts atomics per page
-      (rmw-stats build), times every scenario against its floor, prints the
-      table and writes target/gupio-bench/report.json (N samples per scenario,
-      default 51), then runs the divan microbenchmarks unless --no-micro";
+      (rmw-stats build), times every scenario against its floor and the host
+      kernel's io_uring buffer registration against gupio (Linux only), prints
+      the table and writes target/gupio-bench/report.json (N samples per
+      scenario, default 51), then runs the divan microbenchmarks unless
+      --no-micro";
 
 /// Seconds divan may spend on each microbenchmark.
 const MICRO_MAX_SECONDS: &str = "0.5";

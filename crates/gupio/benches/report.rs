@@ -13,11 +13,14 @@
 //! each member calibrated to samples of a few milliseconds, then sampled
 //! round-robin, so that a slow phase of a shared machine hits every member
 //! alike. Figures are ns per 4 KiB page: median, min and max over the
-//! samples; ratios are median over median. Options after `--`:
+//! samples; ratios are median over median. The `linux` group times the
+//! host kernel's own pin path (io_uring buffer registration) beside gupio's,
+//! after checking what it measures (see `linux/mod.rs`). Options after `--`:
 //! `--samples N` (default 51), `--only GROUP` (repeatable: encoding, pbr,
-//! query, scaling, gup; such a partial run writes `report-only.json`).
+//! linux, query, scaling, gup; such a partial run writes `report-only.json`).
 
 mod common;
+mod linux;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -165,6 +168,8 @@ struct Report {
     rows: Vec<Row>,
     atomics: Vec<(String, Atomics)>,
     atomics_source: Option<PathBuf>,
+    /// Rows or groups not measured, and why.
+    skipped: Vec<(String, String)>,
 }
 
 impl Report {
@@ -221,6 +226,12 @@ impl Report {
 
     fn row(&self, id: &str) -> Option<&Row> {
         self.rows.iter().find(|row| row.id == id)
+    }
+
+    /// Records that `what` (a row id or a group) was not measured, and why.
+    fn skip(&mut self, what: &str, why: String) {
+        println!("skipped {what}: {why}");
+        self.skipped.push((what.to_owned(), why));
     }
 
     fn note(&mut self, id: &str, note: &str) {
@@ -778,6 +789,7 @@ fn verdicts(report: &Report) -> Vec<(String, bool, String)> {
         }
     }
     thp_time_verdicts(report, &mut verdicts);
+    verdicts.extend(linux::verdicts(report));
     verdicts
 }
 
@@ -832,6 +844,11 @@ fn json(report: &Report, date: &str, cores: usize, total: Duration) -> String {
     let _ = writeln!(out, "  \"schema\": \"gupio-bench/1\",");
     let _ = writeln!(out, "  \"date\": {},", json_string(date));
     let _ = writeln!(out, "  \"cores\": {cores},");
+    let _ = writeln!(
+        out,
+        "  \"kernel\": {},",
+        linux::kernel_release().map_or("null".into(), |release| json_string(&release))
+    );
     let _ = writeln!(
         out,
         "  \"arch\": {},",
@@ -892,6 +909,20 @@ fn json(report: &Report, date: &str, cores: usize, total: Duration) -> String {
             json_string(measured)
         );
         out.push_str(if index + 1 < verdicts.len() {
+            ",\n"
+        } else {
+            "\n"
+        });
+    }
+    out.push_str("  ],\n  \"skipped\": [\n");
+    for (index, (what, why)) in report.skipped.iter().enumerate() {
+        let _ = write!(
+            out,
+            "    {{\"what\": {}, \"why\": {}}}",
+            json_string(what),
+            json_string(why)
+        );
+        out.push_str(if index + 1 < report.skipped.len() {
             ",\n"
         } else {
             "\n"
@@ -960,7 +991,7 @@ impl Options {
 }
 
 /// The groups `--only` selects.
-const GROUPS: [&str; 5] = ["encoding", "pbr", "query", "scaling", "gup"];
+const GROUPS: [&str; 6] = ["encoding", "pbr", "linux", "query", "scaling", "gup"];
 
 fn main() {
     let started = Instant::now();
@@ -973,6 +1004,7 @@ fn main() {
         rows: Vec::new(),
         atomics,
         atomics_source,
+        skipped: Vec::new(),
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let date = today();
@@ -989,6 +1021,9 @@ fn main() {
         for pages in PBR_SIZES {
             pin_build_release(&mut report, pages);
         }
+    }
+    if options.runs("linux") {
+        linux::host_pin_path(&mut report);
     }
     if options.runs("query") {
         queries(&mut report);
@@ -1021,6 +1056,9 @@ fn main() {
     print!("{}", table(&report));
     if let Some(row) = report.row("release.2t") {
         println!("release scaling: {}", row.note);
+    }
+    for (what, why) in &report.skipped {
+        println!("skipped {what}: {why}");
     }
     println!();
     print!("{}", linux_table(&report));
