@@ -568,8 +568,11 @@ the DMA (the deferred release of bio_check_pages_dirty), so the untracked
 run's damage is the torn data on disk in between. In both rows every pin is
 released exactly once, nothing leaks, and gupio warns about nothing.";
 
-/// Checks the two runs: the tracked run must be clean, and the untracked
-/// run must show the corruption (and be balanced). Returns the failures.
+/// Checks the two runs: the tracked run must be clean (no corruption, and
+/// no read completion deferred because writeback cleaned a page under the
+/// DMA: with tracking, writeback never cleans a pinned page), and the
+/// untracked run must show the corruption (and be balanced). Returns the
+/// failures.
 ///
 /// ```
 /// use gupio_host::demo::{verdict, RunReport};
@@ -577,6 +580,11 @@ released exactly once, nothing leaks, and gupio warns about nothing.";
 /// let tracked = RunReport { name: "tracked", ..Default::default() };
 /// assert!(verdict(&untracked, &tracked).is_empty());
 /// assert_eq!(verdict(&tracked, &tracked).len(), 1, "no corruption shown without tracking");
+/// let deferred = RunReport { deferred_releases: 2, ..tracked.clone() };
+/// assert_eq!(
+///     verdict(&untracked, &deferred),
+///     ["tracked run: 2 read completions deferred because writeback cleaned a page under the DMA"]
+/// );
 /// ```
 pub fn verdict(untracked: &RunReport, tracked: &RunReport) -> Vec<String> {
     let mut failures = Vec::new();
@@ -584,6 +592,13 @@ pub fn verdict(untracked: &RunReport, tracked: &RunReport) -> Vec<String> {
         failures.push(format!(
             "tracked run: {} unstable and {} lost writes",
             tracked.unstable_writes, tracked.lost_writes
+        ));
+    }
+    if tracked.deferred_releases > 0 {
+        failures.push(format!(
+            "tracked run: {} read completions deferred because writeback cleaned a page \
+             under the DMA",
+            tracked.deferred_releases
         ));
     }
     for (report, problems) in [

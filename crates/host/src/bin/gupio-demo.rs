@@ -2,8 +2,9 @@
 //!
 //! Runs the same seeded workload twice on the simulated machine of
 //! gupio-host, prints a table of what each run did and found, and exits
-//! non-zero if the tracked run shows any corruption or imbalance, or if the
-//! untracked run fails to show the corruption. `cargo xtask demo` runs it
+//! non-zero if the tracked run shows any corruption or imbalance or deferred
+//! a read completion because writeback cleaned a page under the DMA, or if
+//! the untracked run fails to show the corruption. `cargo xtask demo` runs it
 //! in release mode; `--help` lists the options.
 
 use std::process::ExitCode;
