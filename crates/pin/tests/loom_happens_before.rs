@@ -52,7 +52,7 @@
 //!    `maybe_dma_pinned` (`pincount_acquire`) -> Relaxed.
 //!    `<SED>` = `/fn pincount_acquire/,/^    }/s/Ordering::Acquire/Ordering::Relaxed/`.
 //!    Fails `unpinned_large_folio_shows_the_device_writes` ("not pinned,
-//!    yet the device's write is not visible", left [0, 2] or [1, 0]).
+//!    yet the device's write is not visible", left: [0, 0], right: [1, 2]).
 //! 4. The Release on the success of `try_sub_pins`' compare-exchange (the
 //!    unpin's decrement of a large folio's pin count) -> Relaxed.
 //!    `<SED>` = `/fn try_sub_pins/,/^    }/s/Ordering::Release,/Ordering::Relaxed,/`.
