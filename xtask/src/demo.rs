@@ -11,7 +11,8 @@ pub const USAGE: &str = "  demo [OPTIONS]
       direct-I/O reads into a shared file mapping racing writeback on the
       simulated machine, without and with gupio's pin tracking (release
       build); prints the table, and fails if the tracked run shows corruption
-      or imbalance or the untracked run shows no corruption. OPTIONS go to
+      or imbalance or deferred a read completion (writeback cleaned a page
+      under the DMA), or the untracked run shows no corruption. OPTIONS go to
       gupio-demo: --pages N --ios N --threads N --seed N
       --policy bounce|skip|wait --latency-us N --quiet (--help lists them)";
 

@@ -11,10 +11,11 @@ use crate::Failure;
 
 /// Usage line.
 pub const USAGE: &str = "  test [--allow-skip]
-      fmt, clippy, tests (unit, integration, doc), rustdoc, no_std builds for
-      every bare-metal target, loom models, miri (64- and 32-bit), gupio-pin's
-      two-word counter layout (tests, loom, miri), fuzz seed
-      replay; --allow-skip skips (loudly) the steps whose tools are missing";
+      fmt, clippy, tests (unit, integration, doc), the rmw-stats counter's
+      test (an rmw-stats build), rustdoc, no_std builds for every bare-metal
+      target, loom models, miri (64- and 32-bit), gupio-pin's two-word
+      counter layout (tests, loom, miri), fuzz seed replay; --allow-skip
+      skips (loudly) the steps whose tools are missing";
 
 /// The bare-metal targets every `no_std` crate must build for (the ones
 /// `rust-toolchain.toml` installs); thumbv7em is the 32-bit one.
@@ -59,6 +60,7 @@ pub fn run(runner: &mut Runner) -> Result<(), Failure> {
     runner.step("test", &[], |_| {
         Cmd::cargo().args(["test", "--workspace"]).run()
     })?;
+    runner.step("test rmw-stats", &[], |_| rmw_stats_test().run())?;
     runner.step("doc", &[], |_| rustdoc())?;
     for target in NO_STD_TARGETS {
         let name = format!("no_std build {target}");
@@ -89,6 +91,21 @@ pub fn run(runner: &mut Runner) -> Result<(), Failure> {
             .args(["test", "--manifest-path", FUZZ_MANIFEST])
             .run()
     })
+}
+
+/// gupio-pin's `rmw_stats` test, which only exists with the `rmw-stats`
+/// feature (the workspace test run builds without it). In the default
+/// target directory: the feature changes gupio-pin's build, not its flags.
+fn rmw_stats_test() -> Cmd {
+    Cmd::cargo().args([
+        "test",
+        "-p",
+        "gupio-pin",
+        "--features",
+        "rmw-stats",
+        "--test",
+        "rmw_stats",
+    ])
 }
 
 /// The demo kernel's directory: its own workspace, built only for riscv64
@@ -298,4 +315,17 @@ fn host_triple() -> String {
                 .map(str::to_owned)
         })
         .unwrap_or_else(|| "host".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rmw_stats_test_is_built_with_its_feature() {
+        assert_eq!(
+            rmw_stats_test().to_string(),
+            "cargo test -p gupio-pin --features rmw-stats --test rmw_stats"
+        );
+    }
 }

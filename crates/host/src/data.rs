@@ -38,6 +38,19 @@ pub const SECTORS_PER_PAGE: u64 = 8;
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
+/// 64-bit FNV-1a of `bytes` (offset basis `0xcbf29ce484222325`, prime
+/// `0x100000001b3`: xor each byte in, then multiply).
+///
+/// ```
+/// use gupio_host::data::fnv1a_bytes;
+/// assert_eq!(fnv1a_bytes(*b"a"), 0xaf63_dc4c_8601_ec8c);
+/// ```
+pub fn fnv1a_bytes(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(FNV_OFFSET, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME)
+    })
+}
+
 /// FNV-1a over the little-endian bytes of `words`: the checksum a
 /// filesystem computes over a page it submits for writing, and the device
 /// recomputes over what it wrote.
@@ -48,14 +61,7 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 /// assert_ne!(fnv1a([1, 2]), fnv1a([2, 1]));
 /// ```
 pub fn fnv1a(words: impl IntoIterator<Item = u64>) -> u64 {
-    let mut hash = FNV_OFFSET;
-    for word in words {
-        for byte in word.to_le_bytes() {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(FNV_PRIME);
-        }
-    }
-    hash
+    fnv1a_bytes(words.into_iter().flat_map(u64::to_le_bytes))
 }
 
 /// FNV-1a over atomic words, each loaded once (`Relaxed`).
@@ -163,14 +169,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fnv1a_matches_the_reference_vector() {
-        // FNV-1a 64 of the eight bytes "abcdefgh".
-        let word = u64::from_le_bytes(*b"abcdefgh");
-        let mut reference = FNV_OFFSET;
-        for byte in b"abcdefgh" {
-            reference = (reference ^ u64::from(*byte)).wrapping_mul(FNV_PRIME);
+    fn fnv1a_matches_the_published_test_vectors() {
+        // FNV-1a 64-bit of these strings, from the FNV authors' published
+        // test suite (not computed by this code).
+        let vectors: [(&[u8], u64); 7] = [
+            (b"", 0xcbf2_9ce4_8422_2325),
+            (b"a", 0xaf63_dc4c_8601_ec8c),
+            (b"fo", 0x0898_5907_b541_d342),
+            (b"foo", 0xdcb2_7518_fed9_d577),
+            (b"foob", 0xdd12_0e79_0c25_12af),
+            (b"fooba", 0xcac1_65af_a2fe_f40a),
+            (b"foobar", 0x8594_4171_f739_67e8),
+        ];
+        for (input, hash) in vectors {
+            assert_eq!(fnv1a_bytes(input.iter().copied()), hash, "{input:?}");
         }
-        assert_eq!(fnv1a([word]), reference);
+    }
+
+    #[test]
+    fn fnv1a_of_words_hashes_their_little_endian_bytes_in_order() {
+        assert_eq!(fnv1a([]), 0xcbf2_9ce4_8422_2325, "the offset basis");
+        let words = [
+            u64::from_le_bytes(*b"abcdefgh"),
+            u64::from_le_bytes(*b"ijklmnop"),
+        ];
+        assert_eq!(fnv1a(words), fnv1a_bytes(*b"abcdefghijklmnop"));
     }
 
     #[test]

@@ -183,8 +183,15 @@ pub struct RunReport {
     /// Writeback passes over the file during the run that found a dirty
     /// folio.
     pub writeback_passes: usize,
-    /// Direct-I/O completions the release path deferred to the worker.
+    /// Direct-I/O completions the release path deferred to the worker
+    /// (a folio looked clean at completion).
     pub deferred_releases: usize,
+    /// Folios those deferred releases found clean under the folio lock:
+    /// writeback wrote and cleaned them while a device could still write
+    /// into them. The rest of the deferrals saw a folio clean only while a
+    /// writeback pass was deciding about it (it clears the dirty bit, then
+    /// sets it again for a folio that may be pinned, under one lock hold).
+    pub cleaned_under_dma: usize,
     /// Wall-clock time of the run.
     pub elapsed: Duration,
     /// The first lines of the audit's findings, for a failing run.
@@ -483,6 +490,7 @@ pub fn run(config: &DemoConfig, kind: RunKind) -> Result<RunReport, HostError> {
             + device.failed,
         writeback_passes: passes.load(Ordering::Relaxed),
         deferred_releases: stats.deferred_releases,
+        cleaned_under_dma: stats.folios_cleaned_under_dma,
         elapsed: started.elapsed(),
         findings: audit
             .to_string()
@@ -568,8 +576,10 @@ the DMA (the deferred release of bio_check_pages_dirty), so the untracked
 run's damage is the torn data on disk in between. In both rows every pin is
 released exactly once, nothing leaks, and gupio warns about nothing.";
 
-/// Checks the two runs: the tracked run must be clean, and the untracked
-/// run must show the corruption (and be balanced). Returns the failures.
+/// Checks the two runs: the tracked run must be clean (no corruption, and
+/// no folio that writeback cleaned under the DMA of a read: with tracking,
+/// writeback never cleans a pinned page), and the untracked run must show
+/// the corruption (and be balanced). Returns the failures.
 ///
 /// ```
 /// use gupio_host::demo::{verdict, RunReport};
@@ -577,6 +587,14 @@ released exactly once, nothing leaks, and gupio warns about nothing.";
 /// let tracked = RunReport { name: "tracked", ..Default::default() };
 /// assert!(verdict(&untracked, &tracked).is_empty());
 /// assert_eq!(verdict(&tracked, &tracked).len(), 1, "no corruption shown without tracking");
+/// let cleaned = RunReport { cleaned_under_dma: 2, ..tracked.clone() };
+/// assert_eq!(
+///     verdict(&untracked, &cleaned),
+///     ["tracked run: writeback cleaned 2 folios under the DMA of a read"]
+/// );
+/// // A deferral whose folio was dirty again under the lock is no failure.
+/// let transient = RunReport { deferred_releases: 1, ..tracked.clone() };
+/// assert!(verdict(&untracked, &transient).is_empty());
 /// ```
 pub fn verdict(untracked: &RunReport, tracked: &RunReport) -> Vec<String> {
     let mut failures = Vec::new();
@@ -584,6 +602,12 @@ pub fn verdict(untracked: &RunReport, tracked: &RunReport) -> Vec<String> {
         failures.push(format!(
             "tracked run: {} unstable and {} lost writes",
             tracked.unstable_writes, tracked.lost_writes
+        ));
+    }
+    if tracked.cleaned_under_dma > 0 {
+        failures.push(format!(
+            "tracked run: writeback cleaned {} folios under the DMA of a read",
+            tracked.cleaned_under_dma
         ));
     }
     for (report, problems) in [

@@ -135,14 +135,17 @@ impl Deferred {
     fn drain(&self) -> usize {
         lock(&self.state).draining += 1;
         let tracker = Tracker::new(&*self.memory);
-        let mut handled = release_deferred(&self.list, &tracker, |released| {
-            self.record(released.result);
+        let handled = self.memory.redirtying(|| {
+            let mut handled = release_deferred(&self.list, &tracker, |released| {
+                self.record(released.result);
+            });
+            let spilled = std::mem::take(&mut *lock(&self.overflow));
+            handled += spilled.len();
+            for bio in spilled {
+                self.record(bio.release(&tracker, true).result);
+            }
+            handled
         });
-        let spilled = std::mem::take(&mut *lock(&self.overflow));
-        handled += spilled.len();
-        for bio in spilled {
-            self.record(bio.release(&tracker, true).result);
-        }
         let mut state = lock(&self.state);
         state.draining -= 1;
         if state.draining == 0 {
@@ -274,6 +277,13 @@ pub struct MachineStats {
     pub pages_pinned: usize,
     /// Direct-I/O read completions deferred to the worker.
     pub deferred_releases: usize,
+    /// Folios those deferred releases found clean under the folio lock:
+    /// writeback wrote and cleaned them while a device could write into
+    /// them. A deferral can also come from a completion that saw a folio
+    /// clean while a writeback pass was still deciding about it (briefly
+    /// clean, dirty again under the same lock hold); this counts only the
+    /// real ones.
+    pub folios_cleaned_under_dma: usize,
 }
 
 /// An allocated folio whose counters are not what its owners account for.
@@ -772,6 +782,7 @@ impl Machine {
             dio_writes: self.dio_writes.load(Ordering::Relaxed),
             pages_pinned: self.pages_pinned.load(Ordering::Relaxed),
             deferred_releases: self.deferred.deferred.load(Ordering::Relaxed),
+            folios_cleaned_under_dma: self.memory.stats().cleaned_under_dma,
         }
     }
 

@@ -2,6 +2,7 @@
 //! page, a page allocator that catches double frees and leaks, and the
 //! embedder hooks ([`MemoryMap`], [`PageOps`]) gupio runs on.
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -280,6 +281,10 @@ pub struct MemoryStats {
     pub lock_waits: usize,
     /// Folios dirtied through `mark_folio_dirty`.
     pub dirtied: usize,
+    /// Folios a deferred direct-I/O read release found clean under the
+    /// folio lock: writeback wrote and cleaned them while a device could
+    /// write into them (see [`Memory::redirtying`]).
+    pub cleaned_under_dma: usize,
 }
 
 /// The simulated physical memory: `N` frames from [`BASE_PFN`], the first of
@@ -313,6 +318,7 @@ pub struct Memory {
     folios_freed: AtomicUsize,
     lock_waits: AtomicUsize,
     dirtied: AtomicUsize,
+    cleaned_under_dma: AtomicUsize,
 }
 
 /// Locks `mutex`, ignoring poisoning: the harness's locks protect plain
@@ -321,7 +327,27 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+std::thread_local! {
+    /// Whether this thread is re-dirtying the pages of deferred direct-I/O
+    /// reads (see [`Memory::redirtying`]).
+    static REDIRTYING: Cell<bool> = const { Cell::new(false) };
+}
+
 impl Memory {
+    /// Runs `release`, the deferred release of direct-I/O reads (which
+    /// dirties each folio still clean under its lock), counting the folios
+    /// it finds clean in [`MemoryStats::cleaned_under_dma`]: folios that
+    /// writeback wrote and cleaned while a device could still write into
+    /// them. A completion that merely saw a folio clean while a writeback
+    /// pass was deciding (the pass clears the dirty bit, then sets it again
+    /// for a pinned folio, all under the lock) is not counted.
+    pub fn redirtying<R>(&self, release: impl FnOnce() -> R) -> R {
+        let before = REDIRTYING.with(|flag| flag.replace(true));
+        let result = release();
+        REDIRTYING.with(|flag| flag.set(before));
+        result
+    }
+
     /// Memory of `frames` frames; the first is the zero page, the rest are
     /// free.
     ///
@@ -356,6 +382,7 @@ impl Memory {
             folios_freed: AtomicUsize::new(0),
             lock_waits: AtomicUsize::new(0),
             dirtied: AtomicUsize::new(0),
+            cleaned_under_dma: AtomicUsize::new(0),
         })
     }
 
@@ -565,6 +592,7 @@ impl Memory {
             folios_freed: self.folios_freed.load(Ordering::Relaxed),
             lock_waits: self.lock_waits.load(Ordering::Relaxed),
             dirtied: self.dirtied.load(Ordering::Relaxed),
+            cleaned_under_dma: self.cleaned_under_dma.load(Ordering::Relaxed),
         }
     }
 
@@ -670,9 +698,16 @@ impl PageOps for Memory {
     }
 
     fn mark_folio_dirty(&self, folio: Folio<'_>) {
-        folio.counters().set_flags(gupio::pin::PageFlags::DIRTY);
-        // Relaxed: a statistic; it orders nothing.
+        let was = folio.counters().set_flags(gupio::pin::PageFlags::DIRTY);
+        // Relaxed: statistics; they order nothing.
         self.dirtied.fetch_add(1, Ordering::Relaxed);
+        if !was.contains(gupio::pin::PageFlags::DIRTY) && REDIRTYING.with(Cell::get) {
+            // Clean under the folio lock at a deferred release: writeback
+            // really wrote and cleaned it while a device could write it (a
+            // writeback pass in progress holds the lock, so a folio it is
+            // about to dirty again is never seen here).
+            self.cleaned_under_dma.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

@@ -37,6 +37,10 @@ fn a_small_tracked_run_shows_no_corruption_under_any_policy() {
             (0, 0),
             "{policy:?}"
         );
+        assert_eq!(
+            report.cleaned_under_dma, 0,
+            "{policy:?}: writeback cleaned a pinned page"
+        );
         if policy != PinnedAction::Bounce {
             assert_eq!(report.pages_bounced, 0);
         }

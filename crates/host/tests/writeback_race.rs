@@ -134,6 +134,9 @@ fn untracked_writeback_during_dma_writes_an_unstable_page_and_cleans_it() {
     assert_eq!(s.machine.stats().deferred_releases, 1);
     assert_eq!(s.machine.run_deferred(), 1);
     assert!(s.machine.cache().is_dirty(&s.file, 0).unwrap());
+    // The deferred release found the folio clean under its lock: the
+    // demo's measure of a page writeback cleaned under the DMA.
+    assert_eq!(s.machine.stats().folios_cleaned_under_dma, 1);
     s.finish(WritebackMode::Untracked);
     assert_eq!(s.disk(), new);
     assert_eq!(
@@ -164,6 +167,7 @@ fn bounce_writes_a_stable_snapshot_and_keeps_the_page_dirty_until_after_the_unpi
     // The page stayed dirty: the completion released at once.
     assert!(s.machine.cache().is_dirty(&s.file, 0).unwrap());
     assert_eq!(s.machine.stats().deferred_releases, 0);
+    assert_eq!(s.machine.stats().folios_cleaned_under_dma, 0);
     assert_eq!(s.machine.cache().stats().pages_bounced, 1);
 
     // After the unpin, the next pass writes the final contents in place.

@@ -1,5 +1,6 @@
 //! Test support: a memory map that records every free, warning, lock and
-//! dirtying (unit tests and loom models only; not part of the API).
+//! dirtying, and holds a little page data that frees snapshot (unit tests
+//! and loom models only; not part of the API).
 
 use gupio_pfn::Pfn;
 use gupio_sync::atomic::{AtomicU32, Ordering};
@@ -9,8 +10,20 @@ use crate::{
     ArrayMemoryMap, Folio, FolioOrder, MemoryMap, PageCounters, PageOps, PinStats, Warning,
 };
 
+/// Words of data each page of a [`TestMachine`] holds: one per user a model
+/// gives the page (the owner, a device).
+pub const DATA_WORDS: usize = 2;
+
 /// A machine of `N` pages from `base` whose [`PageOps`] hooks record what
 /// they see: frees per page, warnings, locks, dirtyings and pin accounting.
+///
+/// Each page also holds [`DATA_WORDS`] words of data, atomics used as plain
+/// memory (every access `Relaxed`), so that under loom only the
+/// happens-before gupio's counters provide makes a write visible: a model
+/// writes them as a page's users ([`write_data`](Self::write_data)),
+/// and [`PageOps::free_folio`] snapshots every word of the folio it frees
+/// ([`data_seen_at_free`](Self::data_seen_at_free)), as an allocator reusing
+/// the memory would read it.
 pub struct TestMachine<const N: usize> {
     /// The pages.
     pub map: ArrayMemoryMap<N>,
@@ -21,6 +34,8 @@ pub struct TestMachine<const N: usize> {
     last_warning: Mutex<Option<Warning>>,
     locks: AtomicU32,
     dirtied: AtomicU32,
+    data: [[AtomicU32; DATA_WORDS]; N],
+    seen_at_free: [[AtomicU32; DATA_WORDS]; N],
 }
 
 impl<const N: usize> TestMachine<N> {
@@ -39,6 +54,8 @@ impl<const N: usize> TestMachine<N> {
             last_warning: Mutex::new(None),
             locks: AtomicU32::new(0),
             dirtied: AtomicU32::new(0),
+            data: core::array::from_fn(|_| core::array::from_fn(|_| AtomicU32::new(0))),
+            seen_at_free: core::array::from_fn(|_| core::array::from_fn(|_| AtomicU32::new(0))),
         }
     }
 
@@ -99,6 +116,40 @@ impl<const N: usize> TestMachine<N> {
         // Relaxed: a test statistic.
         self.dirtied.load(Ordering::Relaxed)
     }
+
+    /// Stores `value` in data word `word` of frame `pfn`, as a user of the
+    /// page (a CPU or a device) writes its memory.
+    ///
+    /// # Panics
+    /// If `pfn` is not in the map or `word` is not below [`DATA_WORDS`].
+    pub fn write_data(&self, pfn: usize, word: usize, value: u32) {
+        // Relaxed: page data, ordered only by what the model under test
+        // provides (a pin, a reference, a lock).
+        self.data[self.index(pfn)][word].store(value, Ordering::Relaxed);
+    }
+
+    /// Loads data word `word` of frame `pfn`, as a user of the page reads it.
+    ///
+    /// # Panics
+    /// If `pfn` is not in the map or `word` is not below [`DATA_WORDS`].
+    pub fn read_data(&self, pfn: usize, word: usize) -> u32 {
+        // Relaxed: page data, as in `write_data`.
+        self.data[self.index(pfn)][word].load(Ordering::Relaxed)
+    }
+
+    /// Data word `word` of frame `pfn` as the last `free_folio` of its folio
+    /// read it (0 if never freed).
+    ///
+    /// # Panics
+    /// If `pfn` is not in the map or `word` is not below [`DATA_WORDS`].
+    pub fn data_seen_at_free(&self, pfn: usize, word: usize) -> u32 {
+        // Relaxed: read after the threads that free were joined.
+        self.seen_at_free[self.index(pfn)][word].load(Ordering::Relaxed)
+    }
+
+    fn index(&self, pfn: usize) -> usize {
+        self.map.index_of(Pfn::new(pfn)).expect("test pfn in map")
+    }
 }
 
 impl<const N: usize> MemoryMap for TestMachine<N> {
@@ -119,6 +170,15 @@ impl<const N: usize> PageOps for TestMachine<N> {
     fn free_folio(&self, folio: Folio<'_>) {
         let index = self.map.index_of(folio.head()).expect("freed folio in map");
         assert_eq!(folio.counters().refcount(), 0, "freed with references");
+        // The allocator reads the memory it takes back: every former
+        // user's writes must be visible here (PageOps::free_folio runs
+        // after the last reference's Acquire fence).
+        for page in index..index + folio.nr_pages() {
+            for (word, seen) in self.data[page].iter().zip(&self.seen_at_free[page]) {
+                // Relaxed: page data; `seen` is read after joining.
+                seen.store(word.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        }
         // Relaxed: a test statistic, read after joining.
         self.frees[index].fetch_add(1, Ordering::Relaxed);
     }

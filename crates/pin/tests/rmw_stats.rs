@@ -25,12 +25,18 @@ fn global_count_sees_each_folio_run_update_from_every_thread() {
     tracker.unpin_range(small).unwrap();
     assert_eq!(rmw_stats::take(), 4);
 
-    // A large folio: the refcount and the exact pin count, once per run.
+    // A large folio: the refcount and the exact pin count, once per run:
+    // one update where they share a 64-bit word, two where they do not.
+    let per_run = if cfg!(all(target_has_atomic = "64", not(gupio_split_counts))) {
+        1
+    } else {
+        2
+    };
     let large = PageRange::new(Pfn::new(512), 512);
     tracker.pin_range(large).unwrap();
-    assert_eq!(rmw_stats::take(), 2);
+    assert_eq!(rmw_stats::take(), per_run);
     tracker.unpin_range(large).unwrap();
-    assert_eq!(rmw_stats::take(), 2);
+    assert_eq!(rmw_stats::take(), per_run);
 
     // Refused updates and flag updates are not counted.
     assert!(tracker.unpin_range(small).is_err());

@@ -9,6 +9,7 @@ use gupio_pfn::{Origin, Pfn};
 use gupio_pin::testing::TestMachine;
 use gupio_pin::{PageRange, Tracker};
 use gupio_release::release_pages;
+use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
@@ -74,28 +75,66 @@ fn large_folio_shared_by_two_bios_is_freed_once() {
     });
 }
 
-#[test]
-fn unpin_at_completion_racing_a_writeback_check_has_no_false_negative() {
-    loom::model(|| {
+/// Completion unpins (dirtying first) while writeback asks `query`
+/// (`maybe_dma_pinned`) twice. No false negative: an answer of "not
+/// pinned" given before the completion started to release is wrong, and
+/// the `started` flag (set before the release, read after the answers)
+/// tells those answers apart: if writeback's read of it comes before the
+/// store, the query came before the unpin and must have seen the pin (were
+/// the query's answer taken from the unpin, its Acquire would order the
+/// store before the read). And no answer goes back to "pinned" once it
+/// said no.
+fn unpin_at_completion_racing_a_writeback_check(
+    query: fn(&Tracker<'_, TestMachine<4>>, Pfn) -> bool,
+) {
+    loom::model(move || {
         let m = Arc::new(TestMachine::<4>::new(0));
         let page = m.prepare(0, 0);
         Tracker::new(&*m).pin_page(page).unwrap();
+        let started = Arc::new(AtomicBool::new(false));
 
         let completion = {
             let m = Arc::clone(&m);
-            thread::spawn(move || release_one(&m, page, Origin::Pinned, 0, true))
+            let started = Arc::clone(&started);
+            thread::spawn(move || {
+                // Release: pairs with writeback's Acquire load below.
+                started.store(true, Ordering::Release);
+                release_one(&m, page, Origin::Pinned, 0, true);
+            })
         };
-        // Writeback: while the page is still pinned the answer must be yes;
-        // once it says no, the pin is gone for good.
         let t = Tracker::new(&*m);
-        let first = t.maybe_dma_pinned(page).unwrap();
-        let second = t.maybe_dma_pinned(page).unwrap();
-        assert!(first || !second, "pinned again after reporting unpinned");
+        let first = query(&t, page);
+        let second = query(&t, page);
+        // Acquire: pairs with the Release store above.
+        let release_started = started.load(Ordering::Acquire);
+        // Joined before any check: a model that panics with a thread still
+        // running aborts instead of failing.
         completion.join().unwrap();
-        assert!(!t.maybe_dma_pinned(page).unwrap());
+        assert!(
+            first || release_started,
+            "reported unpinned while the pin was still held"
+        );
+        assert!(first || !second, "pinned again after reporting unpinned");
+        assert!(!query(&t, page));
         assert_eq!(m.page(0).refcount(), 1);
         assert_eq!(m.frees(0), 0);
     });
+}
+
+#[test]
+fn unpin_at_completion_racing_a_writeback_check_has_no_false_negative() {
+    unpin_at_completion_racing_a_writeback_check(|t, page| t.maybe_dma_pinned(page).unwrap());
+}
+
+/// The model has teeth: a query that always answers "not pinned" fails it
+/// (as `maybe_dma_pinned` hard-wired to false does: mutation run with
+/// `sed -i '/pub fn maybe_dma_pinned(&self) -> bool {/a\        return false;'
+/// crates/pin/src/map.rs` on a scratch copy, as in gupio-pin's
+/// `loom_happens_before.rs`).
+#[test]
+#[should_panic(expected = "reported unpinned while the pin was still held")]
+fn a_query_that_never_sees_the_pin_fails_the_no_false_negative_model() {
+    unpin_at_completion_racing_a_writeback_check(|_, _| false);
 }
 
 #[test]

@@ -4,7 +4,24 @@
 //! pinned". One model per way of dirtying (the crate docs' "Why a pin is
 //! never missed"), including gupio-release's `set_pages_dirty`
 //! (`Tracker::dirty_range_lock`), and two that show the `SeqCst` fence after
-//! pinning is needed when the pinner checks `DIRTY` with a plain load.
+//! pinning is needed when the pinner checks `DIRTY` with a plain load. The
+//! pinner of `GupThenCheck` and `ReleasePath` pins through the real
+//! `Tracker::pin_user_pages` (over `Identity`, a one-line address space) and
+//! relies on the fence it documents, so removing that fence fails
+//! `pin_user_pages_then_checked_dirty_*`:
+//!
+//! ```text
+//! # in a scratch copy of the repository:
+//! sed -i '/if pins > 0 {/,/}/s/fence(Ordering::SeqCst);//' crates/pin/src/gup.rs
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 \
+//!     cargo test --release -p gupio-writeback --test loom_writeback
+//! ```
+//!
+//! (the `SeqCst` fence `pin_user_pages` issues after taking each run's
+//! pins, removed). Both
+//! `pin_user_pages_then_checked_dirty_*` models fail with "written in place,
+//! clean, and pinned"; every other model passes (`dirty_range_lock` fences
+//! for itself).
 //!
 //! Run with `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p gupio-writeback
 //! --release --test loom_writeback` (and a separate target dir).
@@ -13,9 +30,12 @@
 use std::cell::Cell;
 use std::sync::atomic::AtomicBool;
 
-use gupio_pfn::Pfn;
+use gupio_pfn::{PageGeometry, Pfn};
 use gupio_pin::testing::TestMachine;
-use gupio_pin::{Folio, MemoryMap, PageFlags, PageOps, PageRange, Tracker};
+use gupio_pin::{
+    AddressSpace, FaultKind, Folio, GupFlags, Mapping, MappingFlags, MemoryMap, PageFlags, PageOps,
+    PageRange, Tracker, UserAddr,
+};
 use gupio_sync::atomic::{fence, Ordering};
 use gupio_writeback::{Outcome, PinnedAction, Writeback, WritebackIo, WritebackStats};
 use loom::sync::Arc;
@@ -48,6 +68,39 @@ impl WritebackIo for Disk {
     }
 }
 
+/// A process whose user page N maps frame N, writable and present.
+struct Identity;
+
+impl AddressSpace for Identity {
+    fn page_geometry(&self) -> PageGeometry {
+        PageGeometry::FOUR_KIB
+    }
+
+    fn translate(&self, addr: UserAddr) -> Result<Option<Mapping>, FaultKind> {
+        let pfn = Pfn::new(addr.get() / PageGeometry::FOUR_KIB.size());
+        Ok(Some(Mapping::new(pfn, MappingFlags::WRITABLE)))
+    }
+
+    fn fault_in(&self, _addr: UserAddr, _write: bool) -> Result<(), FaultKind> {
+        Ok(())
+    }
+}
+
+/// Pins frame `pin` through `Tracker::pin_user_pages` (for writing, as a
+/// direct-I/O read does).
+fn pin_user_page<M: PageOps>(m: &M, pin: Pfn) {
+    let addr = UserAddr::new(pin.get() * PageGeometry::FOUR_KIB.size());
+    let run = Tracker::new(m)
+        .pin_user_pages(&Identity, addr, 1, GupFlags::WRITE)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!((run.first(), run.pages()), (pin, 1));
+    // The pin stays for the rest of the model, as a bio would hold it.
+    let _ = run.into_raw();
+}
+
 /// How the pinner dirties the folio after pinning it.
 #[derive(Clone, Copy)]
 enum Dirtying {
@@ -57,9 +110,12 @@ enum Dirtying {
     Locked,
     /// A `SeqCst` fence, then set only if a plain load says clean.
     FenceThenCheck,
-    /// gupio-release's `set_pages_dirty` after `pin_user_pages`: the pin's
-    /// `SeqCst` fence, then `Tracker::dirty_range_lock` (a plain check,
-    /// then lock, mark dirty, unlock).
+    /// `pin_user_pages` (whose `SeqCst` fence after pinning pairs with
+    /// writeback's), then set only if a plain load says clean.
+    GupThenCheck,
+    /// gupio-release's `set_pages_dirty` after `pin_user_pages`:
+    /// `Tracker::dirty_range_lock` (a plain check, then lock, mark dirty,
+    /// unlock).
     ReleasePath,
     /// As `ReleasePath` after a pin without the fence (`Tracker::pin_page`):
     /// safe since `dirty_range_lock` fences itself.
@@ -86,7 +142,10 @@ fn model<const N: usize>(order: u32, pin: usize, dirtying: Dirtying) {
         let pinner = {
             let m = Arc::clone(&m);
             thread::spawn(move || {
-                Tracker::new(&*m).pin_page(pin).unwrap();
+                match dirtying {
+                    Dirtying::GupThenCheck | Dirtying::ReleasePath => pin_user_page(&*m, pin),
+                    _ => Tracker::new(&*m).pin_page(pin).unwrap(),
+                }
                 let folio = m.folio(pin).unwrap();
                 let counters = folio.counters();
                 match dirtying {
@@ -101,14 +160,15 @@ fn model<const N: usize>(order: u32, pin: usize, dirtying: Dirtying) {
                         m.unlock_folio(folio);
                     }
                     Dirtying::ReleasePath | Dirtying::ReleasePathWithoutFence => {
-                        if matches!(dirtying, Dirtying::ReleasePath) {
-                            // SeqCst: the fence pin_user_pages issues after
-                            // pinning (Tracker::pin_page issues none).
-                            fence(Ordering::SeqCst);
-                        }
                         Tracker::new(&*m)
                             .dirty_range_lock(PageRange::single(pin))
                             .unwrap();
+                    }
+                    Dirtying::GupThenCheck => {
+                        // No fence here: pin_user_pages issued it.
+                        if !counters.flags().contains(PageFlags::DIRTY) {
+                            counters.set_flags(PageFlags::DIRTY);
+                        }
                     }
                     Dirtying::FenceThenCheck | Dirtying::CheckWithoutFence => {
                         if matches!(dirtying, Dirtying::FenceThenCheck) {
@@ -184,6 +244,16 @@ fn pin_then_dirty_under_the_folio_lock_is_bounced_or_left_dirty() {
 #[test]
 fn pin_fence_then_checked_dirty_is_bounced_or_left_dirty() {
     model::<1>(0, 0, Dirtying::FenceThenCheck);
+}
+
+#[test]
+fn pin_user_pages_then_checked_dirty_small_page_is_bounced_or_left_dirty() {
+    model::<1>(0, 0, Dirtying::GupThenCheck);
+}
+
+#[test]
+fn pin_user_pages_then_checked_dirty_large_folio_is_bounced_or_left_dirty() {
+    model::<2>(1, 1, Dirtying::GupThenCheck);
 }
 
 #[test]

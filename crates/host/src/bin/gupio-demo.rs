@@ -2,8 +2,9 @@
 //!
 //! Runs the same seeded workload twice on the simulated machine of
 //! gupio-host, prints a table of what each run did and found, and exits
-//! non-zero if the tracked run shows any corruption or imbalance, or if the
-//! untracked run fails to show the corruption. `cargo xtask demo` runs it
+//! non-zero if the tracked run shows any corruption or imbalance or deferred
+//! a read completion because writeback cleaned a page under the DMA, or if
+//! the untracked run fails to show the corruption. `cargo xtask demo` runs it
 //! in release mode; `--help` lists the options.
 
 use std::process::ExitCode;
@@ -42,11 +43,13 @@ fn main() -> ExitCode {
     for report in &reports {
         let line = format!(
             "{} run: {:.1} s; writeback passes that found dirty pages: {}; read \
-             completions deferred because writeback had cleaned a page under the DMA: {}.",
+             completions deferred because a page looked clean: {}; folios writeback \
+             had cleaned under the DMA (found clean under the folio lock): {}.",
             report.name,
             report.elapsed.as_secs_f64(),
             report.writeback_passes,
             report.deferred_releases,
+            report.cleaned_under_dma,
         );
         println!("{}", demo::wrap(&line, 78));
     }
