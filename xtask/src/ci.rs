@@ -3,12 +3,12 @@
 
 use crate::cli::Args;
 use crate::step::Runner;
-use crate::{demo, fuzz, qemu, test, Failure};
+use crate::{demo, fuzz, mutants, qemu, test, Failure};
 
 /// Usage line.
 pub const USAGE: &str = "  ci
       what CI runs after ci/install.sh: test (nothing skipped), then demo,
-      then fuzz --seconds 30 on every target, then qemu";
+      then mutants, then fuzz --seconds 30 on every target, then qemu";
 
 /// Seconds of fuzzing per target in CI: enough to shake out shallow bugs
 /// while the whole run stays well inside CI's 90 minutes on 2 cores.
@@ -25,9 +25,17 @@ const STAGES: &[Stage] = &[
         "demo: direct I/O racing writeback, without and with gupio",
         demo::ci,
     ),
+    (
+        "mutants: every documented ordering and protocol step, dropped, is caught",
+        every_mutant,
+    ),
     ("fuzz: every target, briefly", fuzz_every_target),
     ("qemu: the demo kernel on qemu-system-riscv64", qemu::ci),
 ];
+
+fn every_mutant(runner: &mut Runner) -> Result<(), Failure> {
+    mutants::run(runner, None)
+}
 
 fn fuzz_every_target(runner: &mut Runner) -> Result<(), Failure> {
     let options = fuzz::Options {

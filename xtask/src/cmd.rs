@@ -109,6 +109,21 @@ impl Cmd {
         String::from_utf8(output.stdout).map_err(|_| format!("`{self}` printed non-UTF-8 output"))
     }
 
+    /// Prints the command, runs it, and returns whether it succeeded with
+    /// its standard output and standard error together (for a run that is
+    /// expected to fail).
+    pub fn outcome(&self) -> Result<(bool, String), String> {
+        println!("$ {self}");
+        let output = self
+            .command()
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot start `{self}`: {e}"))?;
+        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&output.stderr));
+        Ok((output.status.success(), text))
+    }
+
     /// Runs the command silently: its standard output if it succeeded.
     /// For probing whether a tool is installed.
     pub fn probe(&self) -> Option<String> {

@@ -15,6 +15,7 @@ mod cmd;
 mod demo;
 mod fuzz;
 mod layout;
+mod mutants;
 mod qemu;
 mod step;
 mod test;
@@ -62,6 +63,7 @@ const SUBCOMMANDS: &[Subcommand] = &[
     Subcommand::new("fuzz", fuzz::USAGE, fuzz::main),
     Subcommand::new("qemu", qemu::USAGE, qemu::main),
     Subcommand::new("bench", bench::USAGE, bench::main),
+    Subcommand::new("mutants", mutants::USAGE, mutants::main),
     Subcommand::new("ci", ci::USAGE, ci::main),
 ];
 

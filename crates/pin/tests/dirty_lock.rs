@@ -4,22 +4,12 @@
 //! a path that dirties without taking the lock, or after dropping it,
 //! fails every run.
 //!
-//! The mutation this catches (tracker.rs as of commit 40667e9; re-run
-//! against a scratch copy, as in `loom_happens_before.rs`):
-//!
-//! ```text
-//! cd /tmp/mut && sed -i '/pub fn dirty_range_lock/,/^    }/{/self.ops.lock_folio(folio);/d;/self.ops.unlock_folio(folio);/d}' \
-//!     crates/pin/src/tracker.rs
-//! CARGO_TARGET_DIR=/work/target-loom/mut cargo test -p gupio-pin --test dirty_lock
-//! ```
-//!
-//! (`dirty_range_lock` without its folio lock and unlock) fails
-//! `dirty_range_lock_dirties_each_folio_under_its_lock` with "folio
-//! Pfn(0) dirtied without its lock held by the dirtier". The same deletion
-//! in `release_run` (`/pub(crate) fn release_run/,/^    }/{...}`, the
-//! `make_dirty` branch of every `*_dirty_lock` release) fails
-//! `unpin_and_put_with_dirty_lock_dirty_each_folio_under_its_lock` with
-//! "folio Pfn(4) dirtied without its lock held by the dirtier".
+//! The mutation this catches, `cargo xtask mutants dirty-without-lock`
+//! (`dirty_range_lock` dirtying without taking the folio lock), fails
+//! `dirty_range_lock_dirties_each_folio_under_its_lock` with "dirtied
+//! without its lock held by the dirtier"; the same deletion in the
+//! `make_dirty` branch of `release_run` fails
+//! `unpin_and_put_with_dirty_lock_dirty_each_folio_under_its_lock`.
 
 use std::cell::RefCell;
 

@@ -20,49 +20,18 @@
 //!
 //! # The models fail when the ordering goes
 //!
-//! Each mutation below was applied to a scratch copy of the workspace
-//! (counters.rs as of commit 40667e9) and this file run there; the models
-//! named failed, every other one passed. To re-run one (a target directory
-//! of its own: cargo names the workspace's artifacts by relative path, so
-//! the copy must not share the worktree's):
+//! `cargo xtask mutants` applies each of these to a scratch copy of the
+//! repository and checks that the model named fails (the failing assertion
+//! is "not pinned, yet the device's write is not visible" or "the free
+//! missed a user's write"); every other model passes:
 //!
-//! ```text
-//! rm -rf /tmp/mut && mkdir /tmp/mut
-//! (cd /work/wt-loom && tar -c --exclude=./.git --exclude=./target .) | tar -x -m -C /tmp/mut
-//! cd /tmp/mut && sed -i '<SED>' crates/pin/src/counters.rs
-//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=/work/target-loom/mut \
-//!     cargo test --release -p gupio-pin --test loom_happens_before
-//! ```
-//!
-//! 1. The Acquire load of the reference count behind small-page
-//!    `maybe_dma_pinned` (`refcount_acquire`) -> Relaxed.
-//!    `<SED>` = `/fn refcount_acquire/,/^    }/s/Ordering::Acquire/Ordering::Relaxed/`.
-//!    Fails `unpinned_small_page_shows_the_device_writes`: "assertion
-//!    `left == right` failed: not pinned, yet the device's write is not
-//!    visible, left: [0], right: [1]".
-//! 2. The Release on the success of `try_sub_refs`' compare-exchange (the
-//!    unpin's and the put's decrement of the reference count) -> Relaxed.
-//!    `<SED>` = `/fn try_sub_refs/,/^    }/s/Ordering::Release,/Ordering::Relaxed,/`.
-//!    Fails `unpinned_small_page_shows_the_device_writes` (as 1) and both
-//!    `last_put_or_unpin_of_a_*_sees_every_write`: "assertion `left ==
-//!    right` failed: the free missed a user's write, left: [0, 2], right:
-//!    [1, 2]". (1 and 2 together: `sed -i -e '<SED 1>' -e '<SED 2>'`,
-//!    the same three fail.)
-//! 3. The Acquire load of the pin count behind large-folio
-//!    `maybe_dma_pinned` (`pincount_acquire`) -> Relaxed.
-//!    `<SED>` = `/fn pincount_acquire/,/^    }/s/Ordering::Acquire/Ordering::Relaxed/`.
-//!    Fails `unpinned_large_folio_shows_the_device_writes` ("not pinned,
-//!    yet the device's write is not visible", left: [0, 0], right: [1, 2]).
-//! 4. The Release on the success of `try_sub_pins`' compare-exchange (the
-//!    unpin's decrement of a large folio's pin count) -> Relaxed.
-//!    `<SED>` = `/fn try_sub_pins/,/^    }/s/Ordering::Release,/Ordering::Relaxed,/`.
-//!    Fails `unpinned_large_folio_shows_the_device_writes` (as 3).
-//! 5. The Acquire fence `try_sub_refs` runs when it drops the last
-//!    reference, removed.
-//!    `<SED>` = `/fn try_sub_refs/,/^    }/s/fence(Ordering::Acquire);//`.
-//!    Fails `last_put_or_unpin_of_a_small_page_sees_every_write` and
-//!    `last_put_or_unpin_of_a_large_folio_sees_every_write` ("the free
-//!    missed a user's write, left: [0, 2], right: [1, 2]").
+//! | mutation (`cargo xtask mutants NAME`) | model that fails |
+//! |---|---|
+//! | `small-query-relaxed`: the Acquire load behind small-page `maybe_dma_pinned` -> Relaxed | `unpinned_small_page_shows_the_device_writes` |
+//! | `release-relaxed`: the Release of the unpin's and put's decrement (`try_sub`) -> Relaxed | `last_put_or_unpin_of_a_*_sees_every_write` (and the small-page visibility model) |
+//! | `large-query-relaxed`: the Acquire load of the pin count behind large-folio `maybe_dma_pinned` -> Relaxed | `unpinned_large_folio_shows_the_device_writes` |
+//! | `free-fence`: the Acquire fence on the last reference, dropped | `last_put_or_unpin_of_a_*_sees_every_write` |
+//! | `split-unpin-relaxed`: two-word layout (`--cfg gupio_split_counts`), the Release of the pin count's decrement -> Relaxed | `unpinned_large_folio_shows_the_device_writes` |
 #![cfg(loom)]
 
 use gupio_pfn::Pfn;

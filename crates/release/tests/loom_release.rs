@@ -127,10 +127,8 @@ fn unpin_at_completion_racing_a_writeback_check_has_no_false_negative() {
 }
 
 /// The model has teeth: a query that always answers "not pinned" fails it
-/// (as `maybe_dma_pinned` hard-wired to false does: mutation run with
-/// `sed -i '/pub fn maybe_dma_pinned(&self) -> bool {/a\        return false;'
-/// crates/pin/src/map.rs` on a scratch copy, as in gupio-pin's
-/// `loom_happens_before.rs`).
+/// (as `maybe_dma_pinned` hard-wired to false does:
+/// `cargo xtask mutants query-never-pinned` fails the model above).
 #[test]
 #[should_panic(expected = "reported unpinned while the pin was still held")]
 fn a_query_that_never_sees_the_pin_fails_the_no_false_negative_model() {

@@ -7,19 +7,10 @@
 //! pinning is needed when the pinner checks `DIRTY` with a plain load. The
 //! pinner of `GupThenCheck` and `ReleasePath` pins through the real
 //! `Tracker::pin_user_pages` (over `Identity`, a one-line address space) and
-//! relies on the fence it documents, so removing that fence fails
-//! `pin_user_pages_then_checked_dirty_*`:
-//!
-//! ```text
-//! # in a scratch copy of the repository:
-//! sed -i '/if pins > 0 {/,/}/s/fence(Ordering::SeqCst);//' crates/pin/src/gup.rs
-//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 \
-//!     cargo test --release -p gupio-writeback --test loom_writeback
-//! ```
-//!
-//! (the `SeqCst` fence `pin_user_pages` issues after taking each run's
-//! pins, removed). Both
-//! `pin_user_pages_then_checked_dirty_*` models fail with "written in place,
+//! relies on the fence it documents, so removing that fence (the `SeqCst`
+//! fence `pin_user_pages` issues after taking each run's pins:
+//! `cargo xtask mutants gup-fence`) fails both
+//! `pin_user_pages_then_checked_dirty_*` models with "written in place,
 //! clean, and pinned"; every other model passes (`dirty_range_lock` fences
 //! for itself).
 //!

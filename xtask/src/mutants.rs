@@ -1,0 +1,355 @@
+//! `cargo xtask mutants`: the documented orderings and protocol steps are
+//! proven only if a model fails without them. Each mutation weakens one
+//! ordering or drops one step in a scratch copy of the repository, runs the
+//! model that should catch it, and expects that model to fail; a mutation
+//! that survives fails the step. The mutations name the function and the
+//! text they change, so a rename or a rewrite that moves the text makes the
+//! mutation fail to apply, loudly, instead of passing silently.
+
+use std::fs;
+use std::path::Path;
+
+use crate::cli::Args;
+use crate::cmd::Cmd;
+use crate::layout;
+use crate::step::Runner;
+use crate::Failure;
+
+/// Usage line.
+pub const USAGE: &str = "  mutants [NAME]
+      applies each documented mutation (an ordering weakened, a protocol step
+      dropped) to a scratch copy of the repository under target/mutants and
+      checks that the model meant to catch it fails; NAME runs one";
+
+/// One mutation and the model that must catch it.
+struct Mutation {
+    /// A short name.
+    name: &'static str,
+    /// What is weakened or dropped, for the table.
+    what: &'static str,
+    /// The file, from the repository root.
+    file: &'static str,
+    /// Text on the first line of each function body to change (every
+    /// function whose opening line contains it is changed).
+    function: &'static str,
+    /// The text to replace inside those functions, and its replacement.
+    from: &'static str,
+    to: &'static str,
+    /// Extra `--cfg` flags (`loom`, `gupio_split_counts`).
+    cfgs: &'static [&'static str],
+    /// The package and its integration test that must fail, or
+    /// [`DEMO`] for the host demo (which must fail its verdict).
+    package: &'static str,
+    test: &'static str,
+    /// A line the failing run must print (the test that caught it, or the
+    /// demo's failed verdict), on a line that also says `FAILED`.
+    caught_by: &'static str,
+}
+
+/// The `package` of a mutation the host demo must catch.
+const DEMO: &str = "gupio-demo";
+
+const LOOM: &[&str] = &["loom"];
+const LOOM_SPLIT: &[&str] = &["loom", "gupio_split_counts"];
+
+/// Every mutation, in the order of the note that lists them.
+const MUTATIONS: &[Mutation] = &[
+    Mutation {
+        name: "small-query-relaxed",
+        what: "maybe_dma_pinned's Acquire load of a small page's count -> Relaxed",
+        file: "crates/pin/src/counters.rs",
+        function: "fn refcount_acquire(",
+        from: "Ordering::Acquire",
+        to: "Ordering::Relaxed",
+        cfgs: LOOM,
+        package: "gupio-pin",
+        test: "loom_happens_before",
+        caught_by: "unpinned_small_page_shows_the_device_writes",
+    },
+    Mutation {
+        name: "release-relaxed",
+        what: "the Release of an unpin's or put's decrement -> Relaxed",
+        file: "crates/pin/src/counters.rs",
+        function: "fn try_sub(",
+        from: "Ordering::Release,",
+        to: "Ordering::Relaxed,",
+        cfgs: LOOM,
+        package: "gupio-pin",
+        test: "loom_happens_before",
+        caught_by: "sees_every_write",
+    },
+    Mutation {
+        name: "large-query-relaxed",
+        what: "maybe_dma_pinned's Acquire load of a large folio's pin count -> Relaxed",
+        file: "crates/pin/src/counters.rs",
+        function: "fn pincount_acquire(",
+        from: "Ordering::Acquire",
+        to: "Ordering::Relaxed",
+        cfgs: LOOM,
+        package: "gupio-pin",
+        test: "loom_happens_before",
+        caught_by: "unpinned_large_folio_shows_the_device_writes",
+    },
+    Mutation {
+        name: "free-fence",
+        what: "the Acquire fence before freeing on the last reference, dropped",
+        file: "crates/pin/src/counters.rs",
+        function: "fn try_sub(",
+        from: "fence(Ordering::Acquire);",
+        to: "",
+        cfgs: LOOM,
+        package: "gupio-pin",
+        test: "loom_happens_before",
+        caught_by: "sees_every_write",
+    },
+    Mutation {
+        name: "split-unpin-relaxed",
+        what: "two-word layout: the Release of the pin count's decrement -> Relaxed",
+        file: "crates/pin/src/counters.rs",
+        function: "fn try_sub_pins(",
+        from: "Ordering::Release,",
+        to: "Ordering::Relaxed,",
+        cfgs: LOOM_SPLIT,
+        package: "gupio-pin",
+        test: "loom_happens_before",
+        caught_by: "unpinned_large_folio_shows_the_device_writes",
+    },
+    Mutation {
+        name: "gup-fence",
+        what: "the SeqCst fence pin_user_pages issues after each run's pins, dropped",
+        file: "crates/pin/src/gup.rs",
+        function: "fn step(",
+        from: "fence(Ordering::SeqCst);",
+        to: "",
+        cfgs: LOOM,
+        package: "gupio-writeback",
+        test: "loom_writeback",
+        caught_by: "pin_user_pages_then_checked_dirty",
+    },
+    Mutation {
+        name: "dirty-without-lock",
+        what: "dirty_range_lock dirtying without the folio lock",
+        file: "crates/pin/src/tracker.rs",
+        function: "pub fn dirty_range_lock(",
+        from: "self.ops.lock_folio(folio);",
+        to: "",
+        cfgs: &[],
+        package: "gupio-pin",
+        test: "dirty_lock",
+        caught_by: "dirty_range_lock_dirties_each_folio_under_its_lock",
+    },
+    Mutation {
+        name: "writeback-no-redirty",
+        what: "writeback's re-dirty of a folio it found pinned (and after a failed write), dropped",
+        file: "crates/writeback/src/engine.rs",
+        function: "fn write(",
+        from: "self.redirty(folio);",
+        to: "",
+        cfgs: &[],
+        package: DEMO,
+        test: "",
+        caught_by: "writeback cleaned",
+    },
+    Mutation {
+        name: "query-never-pinned",
+        what: "maybe_dma_pinned of a small page hard-coded to false",
+        file: "crates/pin/src/map.rs",
+        function: "pub fn maybe_dma_pinned(&self)",
+        from: "self.counters.refcount_acquire() >= GUP_PIN_COUNTING_BIAS",
+        to: "false",
+        cfgs: LOOM,
+        package: "gupio-release",
+        test: "loom_release",
+        caught_by: "unpin_at_completion_racing_a_writeback_check_has_no_false_negative",
+    },
+];
+
+/// Parses `mutants`' arguments and runs it.
+pub fn main(runner: &mut Runner, mut args: Args) -> Result<(), Failure> {
+    let only = args.next_positional();
+    args.finish()?;
+    if let Some(name) = &only {
+        if !MUTATIONS.iter().any(|m| m.name == name) {
+            let names: Vec<_> = MUTATIONS.iter().map(|m| m.name).collect();
+            return Err(Failure::Usage(format!(
+                "unknown mutation `{name}`; one of: {}",
+                names.join(", ")
+            )));
+        }
+    }
+    run(runner, only.as_deref())
+}
+
+/// Runs every mutation (or the one named), one step each.
+pub fn run(runner: &mut Runner, only: Option<&str>) -> Result<(), Failure> {
+    let scratch = layout::target_dir().join("mutants");
+    let copy = scratch.join("repo");
+    runner.step("mutants: scratch copy", &[], |_| copy_repository(&copy))?;
+    for mutation in MUTATIONS
+        .iter()
+        .filter(|m| only.is_none_or(|name| m.name == name))
+    {
+        let name = format!("mutant {}: {}", mutation.name, mutation.what);
+        runner.step(&name, &[], |log| {
+            let note = check(mutation, &copy, &scratch.join("target"))?;
+            log.note(&note);
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// Copies every file git tracks (as it is in the working tree) to `copy`.
+fn copy_repository(copy: &Path) -> Result<(), String> {
+    let root = layout::root();
+    if copy.exists() {
+        fs::remove_dir_all(copy).map_err(|e| format!("removing {}: {e}", copy.display()))?;
+    }
+    let files = Cmd::new("git")
+        .in_dir(&layout::display(root))
+        .args(["ls-files", "-z"])
+        .read()?;
+    for file in files.split('\0').filter(|f| !f.is_empty()) {
+        let from = root.join(file);
+        if !from.is_file() {
+            // Deleted in the working tree but not yet in git.
+            continue;
+        }
+        let to = copy.join(file);
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        fs::copy(&from, &to).map_err(|e| format!("copying {file}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Applies `mutation` in `copy`, runs its model, restores the file, and
+/// says how it was caught (or why it survived).
+fn check(mutation: &Mutation, copy: &Path, target: &Path) -> Result<String, String> {
+    let path = copy.join(mutation.file);
+    let original = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (mutated, changes) = mutate(&original, mutation.function, mutation.from, mutation.to);
+    if changes == 0 {
+        return Err(format!(
+            "the mutation no longer applies: no `{}` inside `{}` in {}",
+            mutation.from, mutation.function, mutation.file
+        ));
+    }
+    fs::write(&path, mutated).map_err(|e| format!("{}: {e}", path.display()))?;
+    let outcome = model(mutation, copy, target).outcome();
+    fs::write(&path, &original).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (passed, output) = outcome?;
+    let failed_line = output
+        .lines()
+        .find(|line| line.contains("FAILED") || line.contains("panicked"))
+        .map(str::trim)
+        .unwrap_or("");
+    let model_name = if mutation.package == DEMO {
+        "the demo"
+    } else {
+        mutation.test
+    };
+    if passed {
+        return Err(format!(
+            "survived: {model_name} still passes with {changes} change(s) to {}",
+            mutation.file
+        ));
+    }
+    if output.contains("error[E") || output.contains("could not compile") {
+        return Err(format!("the mutated copy does not compile:\n{output}"));
+    }
+    let caught = output
+        .lines()
+        .any(|line| line.contains(mutation.caught_by) && line.contains("FAILED"));
+    if !caught {
+        return Err(format!(
+            "{model_name} failed, but not with `{}`:\n{output}",
+            mutation.caught_by
+        ));
+    }
+    Ok(format!("caught by {model_name}: {failed_line}"))
+}
+
+/// The model's command in the scratch copy.
+fn model(mutation: &Mutation, copy: &Path, target: &Path) -> Cmd {
+    let mut cmd = Cmd::cargo()
+        .in_dir(&layout::display(copy))
+        .env("CARGO_TARGET_DIR", layout::display(target))
+        .env("LOOM_MAX_PREEMPTIONS", "2");
+    if !mutation.cfgs.is_empty() {
+        let flags: Vec<String> = mutation.cfgs.iter().map(|c| format!("--cfg {c}")).collect();
+        cmd = cmd.env("RUSTFLAGS", flags.join(" "));
+    }
+    if mutation.package == DEMO {
+        return cmd.args([
+            "run",
+            "--release",
+            "-p",
+            "gupio-host",
+            "--bin",
+            "gupio-demo",
+            "--",
+            "--quiet",
+        ]);
+    }
+    let mut args = vec!["test", "-p", mutation.package, "--test", mutation.test];
+    if mutation.cfgs.contains(&"loom") {
+        args.push("--release");
+    }
+    cmd.args(args)
+}
+
+/// `text` with `from` replaced by `to` inside every function whose opening
+/// line contains `function` (up to the closing brace at that line's
+/// indentation); returns the text and how many replacements it made.
+fn mutate(text: &str, function: &str, from: &str, to: &str) -> (String, usize) {
+    let mut out = Vec::new();
+    let mut changes = 0;
+    let mut inside: Option<usize> = None;
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start().len();
+        match inside {
+            None if line.contains(function) => {
+                inside = Some(indent);
+                out.push(line.to_owned());
+            }
+            Some(depth) if indent == depth && line.trim() == "}" => {
+                inside = None;
+                out.push(line.to_owned());
+            }
+            Some(_) if line.contains(from) => {
+                changes += line.matches(from).count();
+                out.push(line.replace(from, to));
+            }
+            _ => out.push(line.to_owned()),
+        }
+    }
+    let mut joined = out.join("\n");
+    if text.ends_with('\n') {
+        joined.push('\n');
+    }
+    (joined, changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mutate;
+
+    #[test]
+    fn mutate_changes_only_inside_the_named_functions() {
+        let text = "fn a() {\n    x(Acquire);\n}\nfn b() {\n    x(Acquire);\n}\n";
+        let (out, changes) = mutate(text, "fn a(", "Acquire", "Relaxed");
+        assert_eq!(changes, 1);
+        assert_eq!(
+            out,
+            "fn a() {\n    x(Relaxed);\n}\nfn b() {\n    x(Acquire);\n}\n"
+        );
+    }
+
+    #[test]
+    fn mutate_reports_nothing_to_change() {
+        let (out, changes) = mutate("fn a() {}\n", "fn z(", "x", "y");
+        assert_eq!((out.as_str(), changes), ("fn a() {}\n", 0));
+    }
+}
