@@ -40,6 +40,8 @@ pub struct Options {
     pub samples: Option<u64>,
     /// Whether to run the divan microbenchmarks.
     pub micro: bool,
+    /// Count instructions per page under callgrind instead of timing.
+    pub instructions: bool,
 }
 
 /// Parses `bench`'s arguments and runs it.
@@ -50,12 +52,25 @@ pub fn main(runner: &mut Runner, args: Args) -> Result<(), Failure> {
 fn parse(mut args: Args) -> Result<Options, Failure> {
     let samples = args.count("--samples")?;
     let micro = !args.flag("--no-micro");
+    let instructions = args.flag("--instructions");
     args.finish()?;
-    Ok(Options { samples, micro })
+    Ok(Options {
+        samples,
+        micro,
+        instructions,
+    })
 }
 
 /// Runs the benchmark steps.
 pub fn run(runner: &mut Runner, options: &Options) -> Result<(), Failure> {
+    if options.instructions {
+        return runner.step("bench instructions (callgrind)", &[], |log| {
+            let table = instructions()?;
+            println!("{table}");
+            log.note("instructions per 4 KiB page, counted inside the scenario only");
+            Ok(())
+        });
+    }
     runner.step("bench atomics (rmw-stats build)", &[], |_| atomics().run())?;
     runner.step("bench report", &[], |log| {
         report(options.samples).run()?;
@@ -91,6 +106,74 @@ fn report(samples: Option<u64>) -> Cmd {
         Some(samples) => cmd.args(["--", "--samples"]).arg(samples.to_string()),
         None => cmd,
     }
+}
+
+/// Pages and repetitions of each counted scenario: 80 Ki pages in all, in
+/// bios of 256 pages (small) or 2 MiB folios.
+const COUNT_PAGES: usize = 4096;
+const COUNT_REPETITIONS: usize = 20;
+
+/// Builds the `instructions` bench binary, runs each scenario under
+/// callgrind with collection only inside the scenario function, and returns
+/// the table of instructions per page.
+fn instructions() -> Result<String, String> {
+    if Cmd::new("valgrind").arg("--version").probe().is_none() {
+        return Err("valgrind is not installed (Debian: `apt-get install -y valgrind`)".to_owned());
+    }
+    let built = Cmd::cargo()
+        .args([
+            "bench",
+            "-p",
+            "gupio",
+            "--bench",
+            "instructions",
+            "--no-run",
+            "--message-format=json",
+        ])
+        .read()?;
+    let binary = built
+        .lines()
+        .filter(|line| line.contains("\"name\":\"instructions\""))
+        .find_map(|line| {
+            let start = line.find("\"executable\":\"")? + "\"executable\":\"".len();
+            let end = start + line[start..].find('"')?;
+            Some(line[start..end].to_owned())
+        })
+        .ok_or("cargo did not report the instructions binary")?;
+    let out = layout::target_dir().join("gupio-bench");
+    let mut table = String::from("scenario (4 KiB pages)     instructions/page\n");
+    for (scenario, what) in [
+        ("floor", "floor"),
+        ("small", "gupio, 4 KiB pages"),
+        ("thp", "gupio, 2 MiB folios"),
+    ] {
+        let file = out.join(format!("callgrind.{scenario}.out"));
+        let (ok, text) = Cmd::new("valgrind")
+            .args([
+                "--tool=callgrind",
+                "--toggle-collect=*dio_write*",
+                "--toggle-collect=*pin_build_release*",
+            ])
+            .arg(format!("--callgrind-out-file={}", layout::display(&file)))
+            .arg(binary.as_str())
+            .args([
+                scenario,
+                &COUNT_PAGES.to_string(),
+                &COUNT_REPETITIONS.to_string(),
+            ])
+            .outcome()?;
+        if !ok {
+            return Err(format!("callgrind run of {scenario} failed:\n{text}"));
+        }
+        let collected = text
+            .lines()
+            .find_map(|line| line.split("Collected :").nth(1))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .ok_or_else(|| format!("no instruction count in callgrind's output:\n{text}"))?;
+        let pages = (COUNT_PAGES * COUNT_REPETITIONS) as f64;
+        table.push_str(&format!("{what:<26} {:>10.1}\n", collected as f64 / pages));
+    }
+    Ok(table)
 }
 
 /// The divan microbenchmarks, each held to [`MICRO_MAX_SECONDS`].
@@ -143,11 +226,18 @@ mod tests {
             options,
             Options {
                 samples: Some(7),
-                micro: false
+                micro: false,
+                instructions: false,
             }
         );
         let defaults = parse(Args::from_list(&[])).unwrap();
         assert_eq!((defaults.samples, defaults.micro), (None, true));
+        assert!(!defaults.instructions);
+        assert!(
+            parse(Args::from_list(&["--instructions"]))
+                .unwrap()
+                .instructions
+        );
         assert!(matches!(
             parse(Args::from_list(&["--samples", "0"])),
             Err(Failure::Usage(_))
