@@ -697,6 +697,7 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// t.release_range(range, Origin::Pinned, false).unwrap();
     /// assert_eq!(m.counters(Pfn::new(0)).unwrap().refcount(), 1);
     /// ```
+    #[inline]
     pub fn release_range(
         &self,
         range: PageRange,
@@ -999,6 +1000,7 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     }
 
     /// Releases every run it can and accounts the pins released.
+    #[inline]
     fn release_and_account(
         &self,
         pages: Pages<'_>,
@@ -1016,6 +1018,19 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
                 return Ok(());
             }
         }
+        self.release_and_account_walk(pages, kind, make_dirty)
+    }
+
+    /// [`release_and_account`](Self::release_and_account) for pages that
+    /// span several folio runs (or that the map answers badly for): the
+    /// walk, kept out of line so the one-run case stays small.
+    #[inline(never)]
+    fn release_and_account_walk(
+        &self,
+        pages: Pages<'_>,
+        kind: GrabKind,
+        make_dirty: bool,
+    ) -> Result<(), PinError> {
         let (released, result) = self.release(pages, kind, make_dirty);
         if released > 0 {
             self.ops.pins_released(released);
