@@ -168,8 +168,10 @@ impl Mapping {
 ///
 /// Implement it on a guard that holds the lock keeping translations valid
 /// (Linux's mmap read lock): every page it translates must stay mapped, and
-/// so keep its reference, until the GUP call returns, since the tracker grabs
-/// a run of pages after translating them. `fault_in` may be called with that
+/// so keep its reference, until the [`UserPages`] walk that asked is
+/// dropped (it borrows the guard for that long), since the tracker grabs a
+/// run of pages after translating them and may grab the rest of one
+/// translated stretch a step later. `fault_in` may be called with that
 /// guard held; an embedder whose fault handler must drop the lock re-takes it
 /// before returning.
 ///
