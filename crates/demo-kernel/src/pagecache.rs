@@ -20,8 +20,9 @@
 //! `maybe_dma_pinned` whether a folio may be written in place and marked
 //! clean, or is handed to the policy the caller chose ([`PinnedAction`]).
 //!
-//! Eviction takes the least recently used page; a dirty one is written back
-//! first (waiting policy), a page that stays dirty (pinned) is not evicted.
+//! Eviction takes the least recently used page that nobody else holds (no
+//! user mapping, no bio, no pin: it must stay the one copy of its disk
+//! page); a dirty one is written back first (waiting policy).
 //!
 //! [`FatDisk`] lends the cache to embedded-sdmmc as its
 //! [`BlockDevice`](embedded_sdmmc::BlockDevice), in 512-byte blocks. The FAT
@@ -82,7 +83,7 @@ pub enum CacheError {
     Unfinished,
     /// A sector past the end of the disk.
     OutOfRange(u64),
-    /// Every cached page is dirty and stays so (pinned): nothing to evict.
+    /// Every cached page is held elsewhere or stays dirty: nothing to evict.
     Full,
     /// A folio writeback was asked to write is not in the cache.
     NotCached(Pfn),
@@ -98,7 +99,7 @@ impl fmt::Display for CacheError {
             Self::Io(status) => write!(f, "page cache: bio completed with {status}"),
             Self::Unfinished => write!(f, "page cache: a bio's completion did not finish"),
             Self::OutOfRange(sector) => write!(f, "page cache: sector {sector} past the end"),
-            Self::Full => write!(f, "page cache: every page is dirty and pinned"),
+            Self::Full => write!(f, "page cache: no page can be evicted"),
             Self::NotCached(pfn) => write!(f, "page cache: pfn {pfn:#x} is not cached"),
             Self::BootRecord(block) => {
                 write!(
@@ -290,6 +291,15 @@ impl<'m, 'u> PageCache<'m, 'u> {
             let Some(slot) = self.slots[index].get() else {
                 return Ok(index);
             };
+            // Mapped by a process or held by a bio: it must stay the one
+            // copy of its disk page.
+            let shared = self
+                .map
+                .counters(slot.pfn)
+                .is_none_or(|counters| counters.refcount() > 1 || counters.pincount() > 0);
+            if shared {
+                continue;
+            }
             if self.is_dirty(slot.pfn) {
                 // A failed or refused write leaves it dirty: try the next.
                 let _ = self.engine().writeback_folio(slot.pfn, &PinnedAction::Wait);
