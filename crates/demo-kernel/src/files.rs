@@ -14,10 +14,13 @@
 //!    file; overwrite the middle of a file (across a cluster boundary);
 //!    truncate a file and write it shorter; create and delete a file, and
 //!    delete a seeded one; write `DIRECT.BIN` (eight pages) through the
-//!    filesystem. Unmount. embedded-sdmmc's delete removes the directory
-//!    entry but leaves the file's clusters allocated, so the kernel frees
-//!    their chains itself at the block layer afterwards (both FATs and the
-//!    FSInfo free count), from the first cluster it read out of the entry.
+//!    filesystem. Unmount. embedded-sdmmc 0.10's delete removes the
+//!    directory entry but leaves the file's clusters allocated, and its
+//!    truncate adds one freed cluster too few to the FSInfo free count, so
+//!    the kernel finishes both at the block layer afterwards: it frees the
+//!    deleted files' chains in both FATs (from the first cluster it read
+//!    out of each directory entry before the delete) and recounts the free
+//!    clusters in the FAT into FSInfo. `fsck.fat -n` finds nothing then.
 //! 2. **Direct I/O under writeback**: embedded-sdmmc does all its I/O
 //!    through its block device, so direct I/O happens at the block layer,
 //!    on the file's clusters (found through its directory entry and FAT
@@ -438,6 +441,10 @@ impl Geometry {
                 STEP,
                 "not a FAT boot sector of 512-byte sectors",
             ));
+        }
+        // FAT32: no 16-bit FAT size, a 32-bit one.
+        if u16_at(22) != 0 || u32_at(36) == 0 {
+            return Err(FilesError::Check(STEP, "not FAT32"));
         }
         let fat_start = u16_at(14);
         let fats = u64::from(boot[16]);
