@@ -143,16 +143,33 @@ pub fn run(runner: &mut Runner, options: &Options) -> Result<(), Failure> {
     let Some(kernel) = kernel else {
         return Err(Failure::StepFailed);
     };
-    // A QEMU named by the override is the caller's business to install.
-    let qemu_tool = [Tool::Program {
-        name: DEFAULT_QEMU,
-        package: QEMU_PACKAGE,
-    }];
-    let tools: &[Tool] = if options.qemu == DEFAULT_QEMU {
-        &qemu_tool
-    } else {
-        &[]
-    };
+    // The FAT image's tools; a QEMU named by the override is the caller's
+    // business to install.
+    let mut tools = vec![
+        Tool::Executable {
+            name: "mkfs.fat",
+            package: "dosfstools",
+        },
+        Tool::Executable {
+            name: "fsck.fat",
+            package: "dosfstools",
+        },
+        Tool::Program {
+            name: "mcopy",
+            package: "mtools",
+        },
+        Tool::Program {
+            name: "mdir",
+            package: "mtools",
+        },
+    ];
+    if options.qemu == DEFAULT_QEMU {
+        tools.push(Tool::Program {
+            name: DEFAULT_QEMU,
+            package: QEMU_PACKAGE,
+        });
+    }
+    let tools = tools.as_slice();
     runner.step("demo-kernel boot in QEMU", tools, |log| {
         boot_and_check(&root, &kernel, options, log)
     })
