@@ -36,7 +36,14 @@
 //!    maybe DMA-pinned, written through a bounce copy and left dirty (a
 //!    read pin is not told apart from a write pin: gupio errs on the safe
 //!    side). The bio runs and completes, its pins are released, the process
-//!    unmaps.
+//!    unmaps, and an integrity pass (below) writes the final contents.
+//!    Then the hazard of 2019 itself: the process maps the file's first
+//!    two pages again and reads the start of `NOTES.TXT` into them with
+//!    `O_DIRECT`: write pins on the file's page-cache folios, dirtied
+//!    before submission, the device writing into them. Writeback with
+//!    `Bounce` runs while that bio is in flight: the folios are bounced and
+//!    stay dirty, the read completes and releases (dirtying again), and the
+//!    next integrity pass writes what the device put there.
 //! 3. **Integrity pass**: writeback of every cached page with
 //!    [`PinnedAction::Wait`] (nothing is pinned now: all written in place
 //!    and clean), then a flush bio.
@@ -85,6 +92,10 @@ const DIRECT_PAGES: usize = 8;
 const MAPPED_PAGES: usize = DIRECT_PAGES / 2;
 /// Bytes of the direct write.
 const DIRECT_LEN: usize = MAPPED_PAGES * PAGE_SIZE;
+/// Pages of `NOTES.TXT` a direct read brings into the mapped start of `DIRECT.BIN`.
+const READ_PAGES: usize = 2;
+/// Bytes of the direct read.
+const READ_LEN: usize = READ_PAGES * PAGE_SIZE;
 
 /// A file the kernel writes: its path and how each byte was made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,7 +163,9 @@ impl Written {
             Self::Notes if NOTES_MIDDLE.contains(&index) => text(4, index - NOTES_MIDDLE.start),
             Self::Notes => text(3, index),
             Self::Trunc => text(6, index),
-            // Both halves hold what the process stored through its mapping.
+            // The direct read's bytes, then what the process stored
+            // through its mapping, in both halves.
+            Self::Direct if index < READ_LEN => Self::Notes.final_byte(index),
             Self::Direct => mapped_byte(index % DIRECT_LEN),
         }
     }
@@ -288,9 +301,9 @@ pub struct Summary {
     pub manifest_files: usize,
     /// Clusters of deleted files the kernel freed.
     pub clusters_freed: usize,
-    /// Pages pinned by the direct write.
+    /// Pages pinned by the direct write and the direct read.
     pub direct_pinned: usize,
-    /// Folios writeback bounced while the direct write was in flight.
+    /// Folios writeback bounced while they were in flight.
     pub bounced_in_flight: usize,
     /// What the page cache did.
     pub cache: CacheStats,
@@ -344,7 +357,7 @@ impl Summary {
             cache.write_protected
         );
         println!(
-            "  direct I/O             {} page-cache pages pinned by one write bio, {} bounced by writeback while it was in flight",
+            "  direct I/O             {} page-cache pages pinned by a write bio and a read bio, {} bounced by writeback while they were in flight",
             self.direct_pinned, self.bounced_in_flight
         );
         println!(
@@ -649,9 +662,9 @@ impl<'c, 'm, 'u> Files<'c, 'm, 'u> {
     }
 
     /// Mount 1: check the seeds, then create, append, overwrite, truncate,
-    /// delete. Returns the first clusters of the deleted files and
-    /// `DIRECT.BIN`'s directory entry.
-    fn first_mount(&mut self) -> Result<([u32; 2], DirEntry), FilesError> {
+    /// delete. Returns the first clusters of the deleted files and the
+    /// directory entries of `DIRECT.BIN` and `NOTES.TXT`.
+    fn first_mount(&mut self) -> Result<([u32; 2], DirEntry, DirEntry), FilesError> {
         const STEP: &str = "mount 1";
         let manager = self.manager();
         let volume = manager.open_volume(VolumeIdx(0)).map_err(fs(STEP))?;
@@ -750,6 +763,9 @@ impl<'c, 'm, 'u> Files<'c, 'm, 'u> {
         write_generated(&direct, DIRECT_PAGES * PAGE_SIZE, |index| text(8, index))
             .map_err(fs("create"))?;
         direct.close().map_err(fs("create"))?;
+        let notes = root
+            .find_directory_entry("NOTES.TXT")
+            .map_err(fs("create"))?;
         let direct = root
             .find_directory_entry("DIRECT.BIN")
             .map_err(fs("create"))?;
@@ -769,7 +785,7 @@ impl<'c, 'm, 'u> Files<'c, 'm, 'u> {
             NOTES_MIDDLE.end,
             DIRECT_PAGES * PAGE_SIZE
         );
-        Ok((deleted, direct))
+        Ok((deleted, direct, notes))
     }
 
     /// Frees the chains embedded-sdmmc's delete left allocated.
@@ -791,32 +807,35 @@ impl<'c, 'm, 'u> Files<'c, 'm, 'u> {
         Ok(())
     }
 
-    /// The disk pages of `DIRECT.BIN`, checked contiguous.
-    fn direct_pages(
+    /// The disk pages of the first `count` clusters of the file at `entry`,
+    /// checked contiguous.
+    fn file_pages(
         &self,
         geometry: &Geometry,
         entry: &DirEntry,
+        count: usize,
     ) -> Result<Range<u64>, FilesError> {
         const STEP: &str = "direct I/O";
+        if (entry.size as usize).div_ceil(PAGE_SIZE) < count {
+            return Err(FilesError::Check(STEP, "a file is shorter than expected"));
+        }
         let first = first_cluster(self.cache, entry)?;
         let mut cluster = first;
-        for index in 1..DIRECT_PAGES {
+        for index in 1..count {
             let next = geometry
                 .next(self.cache, cluster)
                 .map_err(cache_error(STEP))?;
             if next != cluster + 1 {
                 println!(
-                    "  {STEP}: cluster {index} of DIRECT.BIN is {next:#x}, after {cluster:#x}"
+                    "  {STEP}: cluster {index} of {} is {next:#x}, after {cluster:#x}",
+                    entry.name
                 );
-                return Err(FilesError::Check(STEP, "DIRECT.BIN is not contiguous"));
+                return Err(FilesError::Check(STEP, "a file is not contiguous"));
             }
             cluster = next;
         }
-        if entry.size as usize != DIRECT_PAGES * PAGE_SIZE {
-            return Err(FilesError::Check(STEP, "DIRECT.BIN has the wrong size"));
-        }
         let start = geometry.cluster_sector(first) / SECTORS_PER_PAGE;
-        Ok(start..start + DIRECT_PAGES as u64)
+        Ok(start..start + count as u64)
     }
 
     /// Step 2: mmap, direct write, writeback with bouncing while it is in flight.
@@ -949,8 +968,9 @@ impl<'c, 'm, 'u> Files<'c, 'm, 'u> {
             ));
         }
         println!(
-            "  {STEP}: DIRECT.BIN at disk pages {}..{}: the process maps pages {}..{} and stores {DIRECT_LEN} bytes; \
-             an O_DIRECT write of that buffer to pages {}..{} pins the {} page-cache folios; writeback with \
+            "  {STEP}: DIRECT.BIN at disk pages {}..{}: the process maps its first half (disk pages {}..{}) and \
+             stores {DIRECT_LEN} bytes; an O_DIRECT write of that buffer to the second half (disk pages {}..{}) \
+             pins the {} page-cache folios; writeback with \
              Bounce meanwhile: {} bounced (still dirty, mappings write-protected), {} clean; released {} unpinned",
             pages.start,
             pages.end,
@@ -961,6 +981,113 @@ impl<'c, 'm, 'u> Files<'c, 'm, 'u> {
             self.summary.direct_pinned,
             during.counts.bounced,
             during.counts.clean,
+            released.unpinned
+        );
+        Ok(())
+    }
+
+    /// Step 2b: a direct read into the page cache under writeback. The
+    /// process maps the start of `DIRECT.BIN` again and reads the start of
+    /// `NOTES.TXT` into it with `O_DIRECT`: write pins on the file's
+    /// page-cache folios, dirtied before submission, the device writing
+    /// into them. Writeback meanwhile (Bounce) must leave them dirty, so the
+    /// next integrity pass writes what the device put there.
+    fn direct_read(&mut self, direct: Range<u64>, source: Range<u64>) -> Result<(), FilesError> {
+        const STEP: &str = "direct read";
+        let cache_err = cache_error(STEP);
+        let user = |error| FilesError::User(STEP, error);
+        let mut folios = [Pfn::ZERO; READ_PAGES];
+        for (index, (page, pfn)) in direct.clone().zip(folios.iter_mut()).enumerate() {
+            *pfn = self.cache.page(page).map_err(&cache_err)?;
+            self.space
+                .map_page(&self.tracker, UserSpace::page_addr(index), *pfn, true)
+                .map_err(user)?;
+        }
+        let clean_before = folios.iter().all(|&pfn| !self.cache.is_dirty(pfn));
+        let buffer = UserSpace::page_addr(0);
+        let completion = Completion::new();
+        completion
+            .start()
+            .map_err(|error| FilesError::Cache(STEP, gupio_error(error)))?;
+        let mut table = [BioVec::NONE; BIO_VECS];
+        let mut bio = Bio::new(
+            BvecSlice::new(&mut table),
+            BioOp::Read,
+            BioSector(source.start * SECTORS_PER_PAGE),
+            self.cache.limits(),
+        );
+        let pins = self.map.pins().acquired();
+        // The device writes into the buffer: a write pin.
+        let added = add_user_range(
+            &self.tracker,
+            self.space,
+            &mut bio,
+            UserAddr::new(buffer),
+            READ_LEN,
+            GupFlags::WRITE,
+        );
+        let built = match added {
+            Ok(added) if added == READ_LEN => Ok(()),
+            Ok(added) => Err(FilesError::Count(STEP, "bytes pinned", added, READ_LEN)),
+            Err(error) => Err(FilesError::Cache(STEP, gupio_error(error))),
+        };
+        if let Err(error) = built {
+            let _ = gupio::release::release_pages(&self.tracker, &bio, false);
+            let _ = self.space.unmap_all(&self.tracker);
+            return Err(error);
+        }
+        let pinned = self.map.pins().acquired() - pins;
+        // Dirtied before the device writes (Linux's bio_set_pages_dirty).
+        let dirtied = gupio::release::set_pages_dirty(&self.tracker, &bio);
+        let submitted = match SubmittedBio::submit(bio) {
+            Ok(submitted) => submitted,
+            Err((bio, error)) => {
+                let _ = gupio::release::release_pages(&self.tracker, &bio, false);
+                let _ = self.space.unmap_all(&self.tracker);
+                return Err(FilesError::Cache(STEP, gupio_error(error)));
+            }
+        };
+        let during = self
+            .cache
+            .writeback_pages(direct.clone(), &PinnedAction::Bounce);
+        let released = self.cache.finish(&completion, submitted, true);
+        let dirty_after = folios.iter().all(|&pfn| self.cache.is_dirty(pfn));
+        let unmapped = self.space.unmap_all(&self.tracker).map_err(user);
+        let released = released.map_err(&cache_err)?;
+        unmapped?;
+        dirtied.map_err(|error| FilesError::Cache(STEP, gupio_error(error)))?;
+        self.summary.direct_pinned += pinned;
+        self.summary.bounced_in_flight += during.counts.bounced;
+        if !clean_before {
+            return Err(FilesError::Check(
+                STEP,
+                "the folios were dirty before the read",
+            ));
+        }
+        if !during.is_ok() || during.counts.bounced != READ_PAGES {
+            return Err(FilesError::Count(
+                STEP,
+                "folios bounced in flight",
+                during.counts.bounced,
+                READ_PAGES,
+            ));
+        }
+        if !dirty_after || released.unpinned != READ_PAGES {
+            return Err(FilesError::Check(
+                STEP,
+                "the folios the device wrote are not dirty, or not all unpinned",
+            ));
+        }
+        println!(
+            "  {STEP}: the process maps DIRECT.BIN's disk pages {}..{} again; an O_DIRECT read of NOTES.TXT \
+             (disk pages {}..{}) into them write-pins {pinned} page-cache folios, dirtied before submission; \
+             writeback with Bounce meanwhile: {} bounced, left dirty; the device writes them; released \
+             {} unpinned, still dirty for the next pass",
+            direct.start,
+            direct.start + READ_PAGES as u64,
+            source.start,
+            source.end,
+            during.counts.bounced,
             released.unpinned
         );
         Ok(())
@@ -1074,11 +1201,17 @@ impl<'c, 'm, 'u> Files<'c, 'm, 'u> {
     }
 
     fn steps(&mut self) -> Result<(), FilesError> {
-        let (deleted, direct) = self.first_mount()?;
+        let (deleted, direct, notes) = self.first_mount()?;
         let geometry = Geometry::read(self.cache)?;
         self.free_deleted(&geometry, deleted)?;
-        let pages = self.direct_pages(&geometry, &direct)?;
-        self.direct_io(pages)?;
+        let pages = self.file_pages(&geometry, &direct, DIRECT_PAGES)?;
+        self.direct_io(pages.clone())?;
+        let (examined, written) = self.integrity_pass("integrity pass")?;
+        println!(
+            "  integrity pass: writeback (Wait) of {examined} cached folios, {written} written in place, none left dirty; flushed"
+        );
+        let source = self.file_pages(&geometry, &notes, READ_PAGES)?;
+        self.direct_read(pages, source)?;
         let (examined, written) = self.integrity_pass("integrity pass")?;
         println!(
             "  integrity pass: writeback (Wait) of {examined} cached folios, {written} written in place, none left dirty; flushed"
