@@ -1185,8 +1185,10 @@ impl<'c, 'm, 'u> Files<'c, 'm, 'u> {
             self.summary.manifest_files += 1;
         }
         for name in [TEMP_NAME, DELETED_SEED] {
-            if root.find_directory_entry(name).is_ok() {
-                return Err(FilesError::Check(STEP, "a deleted file is still there"));
+            match root.find_directory_entry(name) {
+                Err(embedded_sdmmc::Error::NotFound) => {}
+                Ok(_) => return Err(FilesError::Check(STEP, "a deleted file is still there")),
+                Err(error) => return Err(FilesError::Fs(STEP, error)),
             }
             println!("{MANIFEST_PREFIX}gone {name}");
         }
