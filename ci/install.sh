@@ -33,7 +33,8 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
-# Debian packages: a C++ compiler for libFuzzer, QEMU for the demo kernel.
+# Debian packages: a C++ compiler for libFuzzer, QEMU and the FAT tools for
+# the demo kernel.
 # The preinstalled qemu-utils conflicts with the qemu-system-misc version from
 # the same suite, hence `qemu-utils-` (remove it).
 apt_packages=()
@@ -42,6 +43,14 @@ if ! command -v c++ >/dev/null; then
 fi
 if ! command -v qemu-system-riscv64 >/dev/null; then
     apt_packages+=(qemu-system-misc qemu-utils-)
+fi
+# The FAT image of the demo kernel's file scenario: mkfs.fat and fsck.fat
+# (dosfstools), mcopy and mtype (mtools).
+if ! command -v mkfs.fat >/dev/null || ! command -v fsck.fat >/dev/null; then
+    apt_packages+=(dosfstools)
+fi
+if ! command -v mcopy >/dev/null || ! command -v mtype >/dev/null; then
+    apt_packages+=(mtools)
 fi
 if [ "${#apt_packages[@]}" -gt 0 ]; then
     sudo=()

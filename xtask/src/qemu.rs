@@ -7,12 +7,24 @@
 //!    its `.text` by crate, gupio's share included.
 //! 2. **Boot**: write `target/demo-kernel/disk.img` from the pattern the
 //!    kernel expects (`crates/demo-kernel/src/pattern.rs`, compiled into this
-//!    module too), run `qemu-system-riscv64 -M virt -bios none` headless with
-//!    a timeout, echoing and capturing the UART (also saved as
+//!    module too), make `target/demo-kernel/fat.img`, a FAT32 filesystem
+//!    (`mkfs.fat`, 4 KiB clusters) seeded with a few files (`mcopy`), run
+//!    `qemu-system-riscv64 -M virt -bios none` headless with both drives
+//!    and the seeds' names, sizes and checksums on the kernel command line
+//!    (`-append`, which QEMU puts in the device tree's `/chosen/bootargs`),
+//!    with a timeout, echoing and capturing the UART (also saved as
 //!    `target/demo-kernel/uart.log`), then require exit status 0 (the
 //!    kernel's test-finisher pass) and the kernel's PASS line, and check
-//!    every byte of the image: the sectors the kernel wrote hold the written
-//!    pattern, all others are untouched.
+//!    every byte of the pattern image: the sectors the kernel wrote hold the
+//!    written pattern, all others are untouched. Then the FAT oracle:
+//!    `fsck.fat -n` finds no error, every file of the manifest the kernel
+//!    printed reads back with mtools with its size and checksum, the seeded
+//!    files are intact and the deleted ones gone.
+//!
+//! The FAT filesystem has a drive of its own rather than a partition of the
+//! pattern disk: the pattern image check stays byte for byte what it was,
+//! and `mkfs.fat`, `fsck.fat` and mtools work on a whole-disk filesystem
+//! without offsets.
 //!
 //! Any failure fails the step with a message that includes the UART log.
 
@@ -36,6 +48,12 @@ mod pattern {
     include!("../../crates/demo-kernel/src/pattern.rs");
 }
 
+/// The file checksum and the FAT scenario's command-line and manifest
+/// formats, shared with the kernel (see the file's header).
+mod checksum {
+    include!("../../crates/demo-kernel/src/checksum.rs");
+}
+
 /// Target triple the kernel builds for (set in its `.cargo/config.toml`).
 const KERNEL_TARGET: &str = "riscv64gc-unknown-none-elf";
 /// The kernel's binary name.
@@ -56,12 +74,20 @@ const GUEST_MEMORY: &str = "128M";
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// Mismatching bytes listed in an image-check failure.
 const MISMATCHES_SHOWN: usize = 8;
+/// Size of the FAT image in KiB: FAT32 with 4 KiB clusters needs at least
+/// 65525 clusters (embedded-sdmmc, like the FAT specification, tells the
+/// FAT type by the cluster count), so 300 MiB; the file is sparse.
+const FAT_IMAGE_KIB: u64 = 300 * 1024;
+/// Sectors per cluster: 4 KiB clusters, one page each, page aligned.
+const FAT_CLUSTER_SECTORS: &str = "8";
 
 /// Usage line.
 pub const USAGE: &str = "  qemu [--timeout SECONDS]
       build crates/demo-kernel, boot it in qemu-system-riscv64 (-M virt -bios
-      none) against a fresh disk image, check its exit status, its UART log
-      (target/demo-kernel/uart.log) and the image afterwards; QEMU is killed
+      none) against a fresh disk image and a seeded FAT32 image (mkfs.fat,
+      mtools), check its exit status, its UART log
+      (target/demo-kernel/uart.log) and both images afterwards (the FAT one
+      with fsck.fat -n and mtools against the kernel's manifest); QEMU is killed
       after SECONDS (default 60); $GUPIO_QEMU names another QEMU binary";
 
 /// Options of `cargo xtask qemu`.
@@ -117,16 +143,33 @@ pub fn run(runner: &mut Runner, options: &Options) -> Result<(), Failure> {
     let Some(kernel) = kernel else {
         return Err(Failure::StepFailed);
     };
-    // A QEMU named by the override is the caller's business to install.
-    let qemu_tool = [Tool::Program {
-        name: DEFAULT_QEMU,
-        package: QEMU_PACKAGE,
-    }];
-    let tools: &[Tool] = if options.qemu == DEFAULT_QEMU {
-        &qemu_tool
-    } else {
-        &[]
-    };
+    // The FAT image's tools; a QEMU named by the override is the caller's
+    // business to install.
+    let mut tools = vec![
+        Tool::Executable {
+            name: "mkfs.fat",
+            package: "dosfstools",
+        },
+        Tool::Executable {
+            name: "fsck.fat",
+            package: "dosfstools",
+        },
+        Tool::Program {
+            name: "mcopy",
+            package: "mtools",
+        },
+        Tool::Program {
+            name: "mdir",
+            package: "mtools",
+        },
+    ];
+    if options.qemu == DEFAULT_QEMU {
+        tools.push(Tool::Program {
+            name: DEFAULT_QEMU,
+            package: QEMU_PACKAGE,
+        });
+    }
+    let tools = tools.as_slice();
     runner.step("demo-kernel boot in QEMU", tools, |log| {
         boot_and_check(&root, &kernel, options, log)
     })
@@ -144,9 +187,12 @@ fn boot_and_check(
         .map_err(|error| format!("qemu: cannot create {}: {error}", out_dir.display()))?;
     let image = out_dir.join("disk.img");
     write_image(&image)?;
+    let fat_image = out_dir.join("fat.img");
+    let seeds = write_fat_image(&fat_image, &out_dir.join("seeds"))?;
+    let bootargs = seed_bootargs(&seeds);
 
     let started = Instant::now();
-    let outcome = run_qemu(options, kernel, &image)?;
+    let outcome = run_qemu(options, kernel, &image, &fat_image, &bootargs)?;
     let elapsed = started.elapsed();
     let log_path = out_dir.join("uart.log");
     fs::write(&log_path, &outcome.uart)
@@ -174,7 +220,8 @@ fn boot_and_check(
             "QEMU exited with status 0 but the kernel never printed `{PASS_LINE}`"
         )));
     }
-    check_image(&image).map_err(failure)?;
+    check_image(&image).map_err(&failure)?;
+    check_fat_image(&fat_image, &outcome.uart, &seeds).map_err(&failure)?;
     println!(
         "qemu: passed in {:.2} s (boot and test, QEMU start to exit); UART log in {}",
         elapsed.as_secs_f64(),
@@ -305,6 +352,281 @@ fn check_image(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// A file `cargo xtask qemu` seeds the FAT image with.
+struct SeedFile {
+    /// Its 8.3 name in the root directory.
+    name: &'static str,
+    /// Its contents.
+    bytes: Vec<u8>,
+}
+
+/// Bytes from a xorshift generator started at `seed` (never zero).
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[3]
+        })
+        .collect()
+}
+
+/// The seeded files: text, binary across many clusters, a small binary,
+/// and the one the kernel deletes.
+fn seed_files() -> Vec<SeedFile> {
+    let readme: String = (1..=40)
+        .map(|line| format!("gupio demo kernel, seeded line {line:02}: the page cache keeps it\n"))
+        .collect();
+    let old: String = (1..=100)
+        .map(|line| format!("old line {line:03}, deleted by the kernel\n"))
+        .collect();
+    vec![
+        SeedFile {
+            name: "README.TXT",
+            bytes: readme.into_bytes(),
+        },
+        SeedFile {
+            name: "BIG.BIN",
+            bytes: noise(0x6775_7069_6f21, 200 * 1024 + 123),
+        },
+        SeedFile {
+            name: "KEEP.DAT",
+            bytes: noise(0x5eed, 9000),
+        },
+        SeedFile {
+            name: checksum::DELETED_SEED,
+            bytes: old.into_bytes(),
+        },
+    ]
+}
+
+/// The FNV-1a checksum of `bytes`.
+fn checksum_of(bytes: &[u8]) -> u32 {
+    let mut sum = checksum::Checksum::new();
+    sum.update(bytes);
+    sum.get()
+}
+
+/// Runs a FAT tool; its output, or an error naming the package to install.
+fn fat_tool(command: &mut Command, package: &str) -> Result<std::process::Output, String> {
+    command.env("MTOOLS_SKIP_CHECK", "1");
+    show(command);
+    command.output().map_err(|error| {
+        format!(
+            "qemu: cannot run `{}`: {error}\n(install it with `apt-get install {package}`; see ci/install.sh)",
+            command.get_program().to_string_lossy()
+        )
+    })
+}
+
+/// Makes the FAT32 image with `mkfs.fat` and copies the seeded files into
+/// its root with `mcopy` (staged in `staging`); returns them.
+fn write_fat_image(path: &Path, staging: &Path) -> Result<Vec<SeedFile>, String> {
+    // mkfs.fat -C refuses to overwrite.
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(format!("qemu: cannot remove {}: {error}", path.display())),
+    }
+    let output = fat_tool(
+        Command::new("mkfs.fat")
+            .args(["-F", "32", "-s", FAT_CLUSTER_SECTORS, "-n", "GUPIO", "-C"])
+            .arg(path)
+            .arg(FAT_IMAGE_KIB.to_string()),
+        "dosfstools",
+    )?;
+    if !output.status.success() {
+        return Err(format!(
+            "qemu: mkfs.fat failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    fs::create_dir_all(staging)
+        .map_err(|error| format!("qemu: cannot create {}: {error}", staging.display()))?;
+    let seeds = seed_files();
+    for seed in &seeds {
+        let file = staging.join(seed.name);
+        fs::write(&file, &seed.bytes)
+            .map_err(|error| format!("qemu: cannot write {}: {error}", file.display()))?;
+        let output = fat_tool(
+            Command::new("mcopy")
+                .arg("-i")
+                .arg(path)
+                .arg(&file)
+                .arg(format!("::/{}", seed.name)),
+            "mtools",
+        )?;
+        if !output.status.success() {
+            return Err(format!(
+                "qemu: mcopy of {} failed: {}",
+                seed.name,
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+    }
+    println!(
+        "qemu: {} is FAT32 ({} MiB, 4 KiB clusters) with {} seeded files",
+        path.display(),
+        FAT_IMAGE_KIB / 1024,
+        seeds.len()
+    );
+    Ok(seeds)
+}
+
+/// The kernel command line naming the seeded files, their sizes and checksums.
+fn seed_bootargs(seeds: &[SeedFile]) -> String {
+    let list: Vec<String> = seeds
+        .iter()
+        .map(|seed| {
+            format!(
+                "{}:{}:{:08x}",
+                seed.name,
+                seed.bytes.len(),
+                checksum_of(&seed.bytes)
+            )
+        })
+        .collect();
+    format!("{}{}", checksum::SEED_KEY, list.join(","))
+}
+
+/// One line of the kernel's manifest.
+#[derive(Debug, PartialEq, Eq)]
+enum ManifestEntry {
+    /// A file the kernel left: path, size, checksum.
+    File(String, u64, u32),
+    /// A file the kernel deleted.
+    Gone(String),
+}
+
+/// The manifest lines of the UART log.
+fn parse_manifest(uart: &str) -> Result<Vec<ManifestEntry>, String> {
+    uart.lines()
+        .filter_map(|line| line.trim_end().strip_prefix(checksum::MANIFEST_PREFIX))
+        .map(|entry| {
+            let words: Vec<&str> = entry.split_whitespace().collect();
+            match words.as_slice() {
+                ["file", name, size, sum] => {
+                    let size = size
+                        .parse()
+                        .map_err(|_| format!("manifest: bad size in `{entry}`"))?;
+                    let sum = u32::from_str_radix(sum, 16)
+                        .map_err(|_| format!("manifest: bad checksum in `{entry}`"))?;
+                    Ok(ManifestEntry::File((*name).to_owned(), size, sum))
+                }
+                ["gone", name] => Ok(ManifestEntry::Gone((*name).to_owned())),
+                _ => Err(format!("manifest: cannot parse `{entry}`")),
+            }
+        })
+        .collect()
+}
+
+/// The oracle of the FAT scenario: `fsck.fat -n` finds no error, every
+/// file of the kernel's manifest reads back from the image (mtools) with
+/// its size and checksum, the seeded files are intact and the deleted
+/// ones gone.
+fn check_fat_image(path: &Path, uart: &str, seeds: &[SeedFile]) -> Result<(), String> {
+    let fsck = fat_tool(Command::new("fsck.fat").arg("-n").arg(path), "dosfstools")?;
+    let fsck_log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&fsck.stdout),
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+    print!("{fsck_log}");
+    if !fsck.status.success() {
+        return Err(format!(
+            "fsck.fat -n found errors in {} ({}):\n{fsck_log}",
+            path.display(),
+            fsck.status
+        ));
+    }
+    let manifest = parse_manifest(uart)?;
+    let mut problems = Vec::new();
+    for entry in &manifest {
+        match entry {
+            ManifestEntry::File(name, size, sum) => {
+                let output = fat_tool(
+                    Command::new("mcopy")
+                        .arg("-n")
+                        .arg("-i")
+                        .arg(path)
+                        .arg(format!("::/{name}"))
+                        .arg("-"),
+                    "mtools",
+                )?;
+                if !output.status.success() {
+                    problems.push(format!(
+                        "{name}: mcopy failed: {}",
+                        String::from_utf8_lossy(&output.stderr).trim()
+                    ));
+                    continue;
+                }
+                let found = (output.stdout.len() as u64, checksum_of(&output.stdout));
+                if found != (*size, *sum) {
+                    problems.push(format!(
+                        "{name}: the image holds {} bytes, sum {:08x}; the kernel's manifest says {size} bytes, sum {sum:08x}",
+                        found.0, found.1
+                    ));
+                }
+            }
+            ManifestEntry::Gone(name) => {
+                let output = fat_tool(
+                    Command::new("mdir")
+                        .arg("-i")
+                        .arg(path)
+                        .arg(format!("::/{name}")),
+                    "mtools",
+                )?;
+                if output.status.success() {
+                    problems.push(format!(
+                        "{name}: deleted by the kernel, but still in the image"
+                    ));
+                }
+            }
+        }
+    }
+    for seed in seeds {
+        let expected = if seed.name == checksum::DELETED_SEED {
+            ManifestEntry::Gone(seed.name.to_owned())
+        } else {
+            ManifestEntry::File(
+                seed.name.to_owned(),
+                seed.bytes.len() as u64,
+                checksum_of(&seed.bytes),
+            )
+        };
+        if !manifest.contains(&expected) {
+            problems.push(format!(
+                "seeded {}: not in the manifest as {expected:?}",
+                seed.name
+            ));
+        }
+    }
+    let files = manifest
+        .iter()
+        .filter(|entry| matches!(entry, ManifestEntry::File(..)))
+        .count();
+    if files <= seeds.len() {
+        problems.push(format!(
+            "the manifest lists {files} files: the kernel's own are missing"
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(format!(
+            "the FAT image differs from the kernel's manifest:\n  {}\n----- fsck.fat -n -----\n{fsck_log}",
+            problems.join("\n  ")
+        ));
+    }
+    println!(
+        "qemu: FAT check: fsck.fat -n clean; {files} files of the manifest match the image (mtools), \
+         {} deleted files gone, seeded files intact",
+        manifest.len() - files
+    );
+    Ok(())
+}
+
 /// What a QEMU run produced.
 struct Outcome {
     /// Exit status; `None` if QEMU was killed at the timeout.
@@ -368,9 +690,16 @@ fn collected(buffer: &Arc<Mutex<Vec<u8>>>) -> String {
 }
 
 /// Boots the kernel, echoing the UART; kills QEMU at the timeout.
-fn run_qemu(options: &Options, kernel: &Path, image: &Path) -> Result<Outcome, String> {
+fn run_qemu(
+    options: &Options,
+    kernel: &Path,
+    image: &Path,
+    fat_image: &Path,
+    bootargs: &str,
+) -> Result<Outcome, String> {
     // QEMU's option parser takes `,,` for a literal comma in a value.
     let image_arg = image.to_string_lossy().replace(',', ",,");
+    let fat_arg = fat_image.to_string_lossy().replace(',', ",,");
     let mut command = Command::new(&options.qemu);
     command
         .args([
@@ -386,9 +715,18 @@ fn run_qemu(options: &Options, kernel: &Path, image: &Path) -> Result<Outcome, S
         .args(["-nographic", "-monitor", "none", "-no-reboot"])
         .arg("-kernel")
         .arg(kernel)
+        // The kernel takes the first block device in slot order for phases
+        // 1 and 2, the second for phase 3. QEMU `virt` gives virtio-mmio
+        // slots from the top down in command-line order, so the FAT drive
+        // comes first here and lands in the higher slot.
+        .arg("-drive")
+        .arg(format!("file={fat_arg},if=none,format=raw,id=hd1"))
+        .args(["-device", "virtio-blk-device,drive=hd1"])
         .arg("-drive")
         .arg(format!("file={image_arg},if=none,format=raw,id=hd0"))
         .args(["-device", "virtio-blk-device,drive=hd0"])
+        .arg("-append")
+        .arg(bootargs)
         .args(["-global", "virtio-mmio.force-legacy=false"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -755,6 +1093,33 @@ mod tests {
                 assert_eq!(pattern::expected_final_byte(sector, offset), expected);
             }
         }
+    }
+
+    #[test]
+    fn manifest_lines_parse_and_other_lines_are_ignored() {
+        let uart = "boot\nfs manifest: file LOGS/EVENTS.TXT 8000 6654bbab\r\n\
+                    fs manifest: gone OLD.TXT\nsummary\n";
+        assert_eq!(
+            parse_manifest(uart).unwrap(),
+            vec![
+                ManifestEntry::File("LOGS/EVENTS.TXT".to_owned(), 8000, 0x6654_bbab),
+                ManifestEntry::Gone("OLD.TXT".to_owned()),
+            ]
+        );
+        assert!(parse_manifest("fs manifest: file X.TXT ten 0").is_err());
+        assert!(parse_manifest("fs manifest: renamed X.TXT").is_err());
+    }
+
+    #[test]
+    fn seed_bootargs_name_every_seed_with_size_and_checksum() {
+        let seeds = seed_files();
+        let line = seed_bootargs(&seeds);
+        let list = line.strip_prefix(checksum::SEED_KEY).unwrap();
+        assert!(!line.contains(' '), "one word on the command line");
+        assert_eq!(list.split(',').count(), seeds.len());
+        assert!(list.contains(&format!("{}:", checksum::DELETED_SEED)));
+        // FNV-1a's published test vector.
+        assert_eq!(checksum_of(b"a"), 0xe40c_292c);
     }
 
     #[test]

@@ -48,6 +48,14 @@ pub enum Tool {
         /// The Debian package to install.
         package: &'static str,
     },
+    /// A program on `PATH` that has no `--version` that exits with 0
+    /// (`mkfs.fat`, `fsck.fat`): found by looking for the file.
+    Executable {
+        /// The program's name.
+        name: &'static str,
+        /// The Debian package to install.
+        package: &'static str,
+    },
 }
 
 /// A tool that is not installed.
@@ -105,6 +113,11 @@ impl Tool {
                 name.to_owned(),
                 format!("apt-get install -y {package}"),
             ),
+            Self::Executable { name, package } => (
+                on_path(name),
+                name.to_owned(),
+                format!("apt-get install -y {package}"),
+            ),
         };
         if installed {
             Ok(())
@@ -150,6 +163,12 @@ fn contains_file_starting_with(dir: &Path, prefix: &str) -> bool {
     })
 }
 
+/// Whether a file `name` is in a directory of `PATH`.
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +190,18 @@ mod tests {
         .unwrap_err();
         assert_eq!(missing.tool, "gupio-no-such-program");
         assert_eq!(missing.install, "apt-get install -y gupio-tools");
+    }
+
+    #[test]
+    fn executables_are_found_on_path_by_file_name() {
+        let missing = Tool::Executable {
+            name: "gupio-no-such-program",
+            package: "gupio-tools",
+        }
+        .check()
+        .unwrap_err();
+        assert_eq!(missing.install, "apt-get install -y gupio-tools");
+        assert!(on_path("sh"), "every POSIX system has sh on PATH");
     }
 
     #[test]

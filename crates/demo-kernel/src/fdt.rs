@@ -29,6 +29,8 @@ const FDT_END: u32 = 9;
 pub const MAX_MEMORY_RANGES: usize = 8;
 /// Most memory reservations [`DeviceTree::reservations`] reports.
 pub const MAX_RESERVATIONS: usize = 8;
+/// Longest `/chosen/bootargs` the kernel keeps (QEMU's `-append`).
+pub const MAX_BOOTARGS: usize = 1024;
 
 /// Why the device tree could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,12 +98,20 @@ pub struct DeviceTreeFacts {
     memory_count: usize,
     /// Ticks per second of the `mtime` counter.
     pub timebase_hz: u64,
+    bootargs: [u8; MAX_BOOTARGS],
+    bootargs_len: usize,
 }
 
 impl DeviceTreeFacts {
     /// The `/memory` ranges, in blob order.
     pub fn memory(&self) -> &[DtRange] {
         &self.memory[..self.memory_count]
+    }
+
+    /// The kernel command line (`/chosen/bootargs`, without its NUL), empty
+    /// if there is none.
+    pub fn bootargs(&self) -> &[u8] {
+        &self.bootargs[..self.bootargs_len]
     }
 }
 
@@ -246,6 +256,8 @@ impl<'a> DeviceTree<'a> {
             memory: [DtRange { base: 0, size: 0 }; MAX_MEMORY_RANGES],
             memory_count: 0,
             timebase_hz: 0,
+            bootargs: [0; MAX_BOOTARGS],
+            bootargs_len: 0,
         };
         // Defaults from the devicetree specification (§2.3.5).
         let mut address_cells = 2;
@@ -301,6 +313,15 @@ impl<'a> DeviceTree<'a> {
                                 8 => read_cells(value, 0, 2)?,
                                 other => return Err(FdtError::BadPropertyLength(other)),
                             };
+                        }
+                        (2, b"bootargs") if child == b"chosen" => {
+                            let line = value.strip_suffix(b"\0").unwrap_or(value);
+                            let slot = facts
+                                .bootargs
+                                .get_mut(..line.len())
+                                .ok_or(FdtError::BadPropertyLength(value.len()))?;
+                            slot.copy_from_slice(line);
+                            facts.bootargs_len = line.len();
                         }
                         _ => {}
                     }

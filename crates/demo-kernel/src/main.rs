@@ -9,12 +9,17 @@
 //! `cargo xtask qemu` builds it, creates the disk image, runs QEMU and checks
 //! the image afterwards.
 //!
-//! It runs in two phases. Phase 1 (`selftest`) checks the hardware side:
+//! It runs in three phases. Phase 1 (`selftest`) checks the hardware side:
 //! virtio-blk DMA into frames of free RAM. Phase 2 (`scenario`) links gupio
 //! the way a kernel does: a memory map whose page descriptors embed gupio's
 //! counters, a "user" address space, bios built from pinned user pages and
 //! referenced and borrowed kernel pages, DMA straight into them, and release
 //! by origin; it checks the data and that every counter is back at baseline.
+//! Phase 3 (`files`) keeps files: a FAT32 filesystem (embedded-sdmmc) on a
+//! second virtio-blk drive, through a page cache of gupio-tracked folios
+//! with writeback by gupio-writeback, direct I/O from an `mmap` of the
+//! page cache under writeback, and a manifest that `cargo xtask qemu`
+//! checks on the image with `fsck.fat` and mtools.
 //!
 //! Modules: `boot` (entry, trap vector), `uart` (console, `println!`),
 //! `finisher` (power-off), `fatal` (panic and trap reports), `fdt` and `mem`
@@ -24,7 +29,9 @@
 //! `PageOps`: page descriptors, allocator, zero page, warn hook), `physmem`
 //! (byte access and DMA buffers), `userspace` (gupio's `AddressSpace`:
 //! software page tables), `blk` (bios to virtio-blk requests) and
-//! `scenario`.
+//! `scenario`; for phase 3: `pagecache` (the page cache, gupio-writeback's
+//! `WritebackIo`, embedded-sdmmc's block device), `checksum` (shared with
+//! xtask) and `files`.
 
 #![no_std]
 #![no_main]
@@ -34,11 +41,14 @@ mod uart;
 
 mod blk;
 mod boot;
+mod checksum;
 mod fatal;
 mod fdt;
+mod files;
 mod finisher;
 mod logger;
 mod mem;
+mod pagecache;
 mod pagemap;
 mod pattern;
 mod physmem;
@@ -135,14 +145,28 @@ extern "C" fn kmain(hart_id: usize, device_tree_address: usize) -> ! {
         frames.managed().len() / mem::PAGE_SIZE,
         frames.managed()
     );
+    if let Err(error) = verdict {
+        println!("scenario failed: {error}");
+        println!("{FAIL_LINE}");
+        finisher::poweroff(false)
+    }
+    println!("scenario passed");
+
+    println!("phase 3 files: FAT32 on the second drive through a gupio page cache");
+    let facts = match device_tree.facts() {
+        Ok(facts) => facts,
+        Err(error) => boot_failure("device tree", error),
+    };
+    let (summary, verdict) = files::run(&mut frames, clock, facts.bootargs());
+    summary.print();
     match verdict {
         Ok(()) => {
-            println!("scenario passed");
+            println!("files passed");
             println!("{PASS_LINE}");
             finisher::poweroff(true)
         }
         Err(error) => {
-            println!("scenario failed: {error}");
+            println!("files failed: {error}");
             println!("{FAIL_LINE}");
             finisher::poweroff(false)
         }

@@ -287,6 +287,28 @@ impl<'m> UserSpace<'m> {
         first_error.map_or(Ok(unmapped), Err)
     }
 
+    /// Makes every entry that maps `pfn` read-only (writeback's
+    /// `folio_mkclean`; a later store faults). Returns the entries changed.
+    pub fn write_protect(&self, pfn: Pfn) -> usize {
+        let mut changed = 0;
+        for entry in &self.entries {
+            if let Pte::Present {
+                pfn: mapped,
+                writable: true,
+            } = entry.get()
+            {
+                if mapped == pfn {
+                    entry.set(Pte::Present {
+                        pfn,
+                        writable: false,
+                    });
+                    changed += 1;
+                }
+            }
+        }
+        changed
+    }
+
     /// The frames mapped by present entries other than the zero page's: the
     /// pages whose counters the mappings own.
     pub fn mapped_frames(&self) -> impl Iterator<Item = Pfn> + '_ {

@@ -498,6 +498,24 @@ impl BlockDevice {
         Err(OpenError::NoBlockDevice)
     }
 
+    /// Opens the block device that comes `index`-th (from 0) in slot
+    /// order: QEMU gives the drives of its command line consecutive slots.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::NoBlockDevice`] if there are not that many, or that
+    /// device's open error.
+    pub fn open_nth(index: usize, clock: Clock) -> Result<Self, OpenError> {
+        let slot = scan()
+            .iter()
+            .enumerate()
+            .filter(|(_, state)| matches!(state, SlotState::Device(DeviceType::Block, _)))
+            .nth(index)
+            .map(|(slot, _)| slot)
+            .ok_or(OpenError::NoBlockDevice)?;
+        Self::open(slot, clock)
+    }
+
     /// Resets and initialises the block device in `slot` (virtio 1.2 §3.1.1).
     ///
     /// # Errors
