@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
 
 use gupio::embed::{AddressSpace, MemoryMap, PageOps};
 use gupio::pfn::{PageGeometry, Pfn};
-use gupio::pin::{FaultKind, MappedRun, Mapping, MappingFlags, Tracker, UserAddr};
+use gupio::pin::{FaultKind, MappedRun, Mapping, MappingFlags, MappingKind, Tracker, UserAddr};
 
 use crate::cache::{File, FileId, PageCache};
 use crate::data::{PAGE_SIZE, WORDS_PER_PAGE};
@@ -64,6 +64,23 @@ impl MapKind {
     /// ```
     pub const fn is_dirty_tracked(self) -> bool {
         matches!(self, Self::SharedFile { .. })
+    }
+
+    /// What gupio's GUP is told about the mapping (before any fault).
+    ///
+    /// ```
+    /// use gupio::pin::MappingKind;
+    /// use gupio_host::MapKind;
+    /// assert_eq!(MapKind::ZeroPage.gup_kind(), MappingKind::Anonymous);
+    /// ```
+    pub const fn gup_kind(self) -> MappingKind {
+        match self {
+            Self::Anonymous | Self::ZeroPage => MappingKind::Anonymous,
+            Self::SharedFile { .. } => MappingKind::SharedFile {
+                dirty_tracked: true,
+            },
+            Self::ReadOnlyFile { .. } => MappingKind::ReadOnly,
+        }
     }
 
     fn file(self) -> Option<(FileId, usize)> {
@@ -187,6 +204,15 @@ impl SpaceInner {
 
     fn file(&self, file: FileId) -> Result<Arc<File>, FaultKind> {
         self.cache.file(file).ok_or(FaultKind::Unmapped)
+    }
+
+    /// The kind of the mapping covering `addr`; touches no PTE.
+    fn mapping_kind(vmas: &[Vma], addr: UserAddr) -> Result<MappingKind, FaultKind> {
+        let vpn = addr.get() / PAGE_SIZE;
+        vmas.iter()
+            .find(|vma| vma.contains(vpn))
+            .map(|vma| vma.kind.gup_kind())
+            .ok_or(FaultKind::Unmapped)
     }
 
     fn translate(&self, vmas: &[Vma], addr: UserAddr) -> Result<Option<Mapping>, FaultKind> {
@@ -841,6 +867,10 @@ impl AddressSpace for GupGuard<'_> {
 
     fn fault_in(&self, addr: UserAddr, write: bool) -> Result<(), FaultKind> {
         self.space.fault(&self.vmas, addr, write)
+    }
+
+    fn mapping_kind(&self, addr: UserAddr) -> Result<MappingKind, FaultKind> {
+        SpaceInner::mapping_kind(&self.vmas, addr)
     }
 
     fn translate_run(

@@ -134,6 +134,83 @@ bitflags::bitflags! {
     }
 }
 
+/// What backs the mapping (Linux's VMA) that covers a user address, as
+/// [`AddressSpace::mapping_kind`] describes it whether or not a page is
+/// present there: what GUP needs to refuse an access before it faults
+/// anything in or takes any count (Linux's `check_vma_flags`).
+///
+/// ```
+/// use gupio_pin::{FaultKind, GupFlags, MappingKind, PinError, UserAddr};
+/// let addr = UserAddr::new(0x1000);
+/// let file = MappingKind::SharedFile { dirty_tracked: true };
+/// let longterm_write = GupFlags::PIN | GupFlags::LONGTERM | GupFlags::WRITE;
+/// assert_eq!(file.check(longterm_write, addr), Err(PinError::LongtermDirtyTracked { addr }));
+/// assert_eq!(MappingKind::Shmem.check(longterm_write, addr), Ok(()));
+/// assert_eq!(
+///     MappingKind::ReadOnly.check(GupFlags::PIN | GupFlags::WRITE, addr),
+///     Err(PinError::Fault { addr, kind: FaultKind::AccessDenied })
+/// );
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MappingKind {
+    /// The address space does not say (the trait's default): gupio decides
+    /// from the page-table entries, so a refusal of a page not yet present
+    /// comes only after its fault.
+    Unknown,
+    /// Private anonymous memory (including what maps the zero page until
+    /// written).
+    Anonymous,
+    /// A private, writable mapping of a file: a write fault makes an
+    /// anonymous copy, so the file never sees it.
+    PrivateFile,
+    /// A shared, writable mapping of a file. `dirty_tracked` when its
+    /// filesystem must see every write to write it back (ext4, xfs, btrfs):
+    /// such a mapping is never pinned for writing long term.
+    SharedFile {
+        /// Writes must be seen by the filesystem's writeback.
+        dirty_tracked: bool,
+    },
+    /// Shared memory with no writeback to keep in step (tmpfs, memfd,
+    /// hugetlbfs, SysV shared memory): any pin is allowed.
+    Shmem,
+    /// A mapping that allows no writes, whatever backs it: every write
+    /// access is refused, reads are allowed.
+    ReadOnly,
+}
+
+impl MappingKind {
+    /// The refusal a GUP call with the complete `flags` gets from a mapping
+    /// of this kind at `addr`, if any: a write to a read-only mapping
+    /// ([`PinError::Fault`] with [`FaultKind::AccessDenied`], Linux's
+    /// `-EFAULT`), a long-term write pin of a dirty-tracked shared file
+    /// mapping ([`PinError::LongtermDirtyTracked`]). [`Unknown`](Self::Unknown)
+    /// refuses nothing.
+    ///
+    /// # Errors
+    /// The refusal, as above.
+    ///
+    /// ```
+    /// use gupio_pin::{GupFlags, MappingKind, UserAddr};
+    /// let all = GupFlags::PIN | GupFlags::LONGTERM | GupFlags::WRITE;
+    /// assert!(MappingKind::Unknown.check(all, UserAddr::new(0)).is_ok());
+    /// ```
+    pub const fn check(self, flags: GupFlags, addr: UserAddr) -> Result<(), PinError> {
+        let write = flags.contains(GupFlags::WRITE);
+        let longterm = flags.contains(GupFlags::LONGTERM);
+        match self {
+            Self::ReadOnly if write => Err(PinError::Fault {
+                addr,
+                kind: FaultKind::AccessDenied,
+            }),
+            Self::SharedFile {
+                dirty_tracked: true,
+            } if write && longterm => Err(PinError::LongtermDirtyTracked { addr }),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A present page-table entry: the page it maps and what it allows.
 ///
 /// ```
@@ -216,6 +293,43 @@ pub trait AddressSpace {
     /// Why the page cannot be faulted in ([`FaultKind::AccessDenied`] for a
     /// write to a read-only mapping).
     fn fault_in(&self, addr: UserAddr, write: bool) -> Result<(), FaultKind>;
+
+    /// The kind of the mapping covering `addr` (page aligned), whether or
+    /// not a page is present there, without faulting or changing anything.
+    /// gupio asks it before it faults a page in for GUP, and once per
+    /// translated run for long-term write pins, and refuses what
+    /// [`MappingKind::check`] refuses before any fault, count change or
+    /// dirtying.
+    ///
+    /// The default answers [`MappingKind::Unknown`]: gupio then decides from
+    /// the entries [`translate`](Self::translate) reports, as before this
+    /// method existed, which for a page not yet present means after its
+    /// fault. An embedder that answers must keep
+    /// [`translate_run`](Self::translate_run) from returning a run that
+    /// crosses into a mapping of another kind.
+    ///
+    /// # Errors
+    /// As [`translate`](Self::translate): why no mapping covers `addr`.
+    ///
+    /// ```
+    /// use gupio_pfn::{PageGeometry, Pfn};
+    /// use gupio_pin::{AddressSpace, FaultKind, Mapping, MappingKind, UserAddr};
+    /// /// Nothing present yet; everything is a dirty-tracked shared file.
+    /// struct FileOnly;
+    /// impl AddressSpace for FileOnly {
+    ///     fn page_geometry(&self) -> PageGeometry { PageGeometry::FOUR_KIB }
+    ///     fn translate(&self, _: UserAddr) -> Result<Option<Mapping>, FaultKind> { Ok(None) }
+    ///     fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> { Ok(()) }
+    ///     fn mapping_kind(&self, _: UserAddr) -> Result<MappingKind, FaultKind> {
+    ///         Ok(MappingKind::SharedFile { dirty_tracked: true })
+    ///     }
+    /// }
+    /// assert!(FileOnly.mapping_kind(UserAddr::new(0)).is_ok());
+    /// ```
+    fn mapping_kind(&self, addr: UserAddr) -> Result<MappingKind, FaultKind> {
+        let _ = addr;
+        Ok(MappingKind::Unknown)
+    }
 
     /// The longest run of pages from `addr` (page aligned), at most
     /// `max_pages` (at least 1), that map consecutive frames with the same
@@ -393,7 +507,12 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// translated again). With [`GupFlags::WRITE`] every page must be
     /// writable (read-only mappings fail, copy-on-write is broken by the
     /// fault). With [`GupFlags::LONGTERM`], movable pages and write pins of
-    /// dirty-tracked shared file mappings are refused. The zero page may be
+    /// dirty-tracked shared file mappings are refused. What the mapping
+    /// decides ([`AddressSpace::mapping_kind`]: a write to a read-only
+    /// mapping, a long-term write pin of a dirty-tracked file) is refused
+    /// before the page is faulted in or any count changes; only the
+    /// refusals that depend on the frame (the zero page for a write, a
+    /// movable page) can come after a fault. The zero page may be
     /// returned for reads; it is not pinned, and releasing it is a no-op.
     /// Before a pinned run is yielded, a `SeqCst` fence orders its pin
     /// before anything the caller does next (Linux's
@@ -605,7 +724,20 @@ impl<'s, 'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> UserPages<'s, 'a, M,
         let write = self.flags.contains(GupFlags::WRITE);
         let longterm = self.flags.contains(GupFlags::LONGTERM);
         let fault = |kind| PinError::Fault { addr, kind };
-        // Linux refuses these at the mapping, before faulting anything in.
+        // What the mapping refuses is decided before any fault or count
+        // change (Linux's check_vma_flags): at once for a long-term write
+        // pin (a present writable page of a dirty-tracked file must be
+        // refused too), otherwise just before the first fault.
+        let describe = || match space.mapping_kind(addr) {
+            Ok(kind) => kind.check(self.flags, addr),
+            Err(kind) => Err(fault(kind)),
+        };
+        let mut described = longterm && write;
+        if described {
+            describe()?;
+        }
+        // The page-table flags say it too, for embedders that answer
+        // `MappingKind::Unknown`.
         let refuse_mapping = |flags: MappingFlags| {
             if longterm && write && flags.contains(MappingFlags::DIRTY_TRACKED) {
                 Err(PinError::LongtermDirtyTracked { addr })
@@ -628,6 +760,10 @@ impl<'s, 'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> UserPages<'s, 'a, M,
                 _ => {
                     if let Some(run) = &seen {
                         refuse_mapping(run.flags)?;
+                    }
+                    if !described {
+                        describe()?;
+                        described = true;
                     }
                     if faults == FAULT_RETRIES {
                         return Err(PinError::FaultNotResolved { addr });
@@ -768,7 +904,7 @@ mod tests {
         Mapping::new(pfn(raw), MappingFlags::empty())
     }
 
-    #[derive(Clone, Copy, Debug)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
     enum Entry {
         /// Mapped, as given.
         Present(Mapping),
@@ -791,6 +927,8 @@ mod tests {
     struct TestSpace {
         entries: RefCell<Vec<Entry>>,
         faults: Cell<usize>,
+        /// What `mapping_kind` answers for every entry (not `Unmapped`).
+        kind: Cell<MappingKind>,
     }
 
     impl TestSpace {
@@ -798,7 +936,13 @@ mod tests {
             Self {
                 entries: RefCell::new(entries.to_vec()),
                 faults: Cell::new(0),
+                kind: Cell::new(MappingKind::Unknown),
             }
+        }
+
+        fn with_kind(self, kind: MappingKind) -> Self {
+            self.kind.set(kind);
+            self
         }
 
         fn index(addr: UserAddr) -> Option<usize> {
@@ -821,6 +965,14 @@ mod tests {
                 }
                 Entry::Absent(_) | Entry::BrokenFault | Entry::FaultFails(_) => Ok(None),
                 Entry::Unmapped => Err(FaultKind::Unmapped),
+            }
+        }
+
+        fn mapping_kind(&self, addr: UserAddr) -> Result<MappingKind, FaultKind> {
+            let entry = Self::index(addr).and_then(|i| self.entries.borrow().get(i).copied());
+            match entry.unwrap_or(Entry::Unmapped) {
+                Entry::Unmapped => Err(FaultKind::Unmapped),
+                _ => Ok(self.kind.get()),
             }
         }
 
@@ -1253,6 +1405,174 @@ mod tests {
             Ok(1)
         );
         t.unpin_pages(&out).unwrap();
+        assert_baseline(&m);
+    }
+
+    /// Pins `flags` at entry 0 of `space` and checks the refusal changed
+    /// nothing: no fault, the same entries, no count, no dirty bit, no
+    /// pin accounted.
+    #[track_caller]
+    fn assert_refused_untouched(space: &TestSpace, flags: GupFlags, expected: PinError) {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let before = space.entries.borrow().clone();
+        let mut out = [Pfn::ZERO; 2];
+        assert_eq!(pin_into(&t, space, user(0), flags, &mut out), Err(expected));
+        assert_eq!(space.faults.get(), 0, "refused before any fault");
+        assert_eq!(*space.entries.borrow(), before, "page table unchanged");
+        for raw in 0..20 {
+            let flags = m.page(raw).flags();
+            assert!(
+                !flags.contains(crate::PageFlags::DIRTY),
+                "pfn {raw} dirtied"
+            );
+        }
+        assert_eq!((m.stats.acquired(), m.stats.released()), (0, 0));
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn a_longterm_write_pin_of_an_absent_dirty_tracked_page_is_refused_before_its_fault() {
+        let file = Mapping::new(pfn(2), MappingFlags::WRITABLE | MappingFlags::DIRTY_TRACKED);
+        let dirty_tracked = MappingKind::SharedFile {
+            dirty_tracked: true,
+        };
+        let space = TestSpace::new(&[Entry::Absent(file), Entry::Absent(file)]);
+        let space = space.with_kind(dirty_tracked);
+        let longterm_write = GupFlags::LONGTERM | GupFlags::WRITE;
+        assert_refused_untouched(
+            &space,
+            longterm_write,
+            PinError::LongtermDirtyTracked { addr: user(0) },
+        );
+        // Without a description (the default), the refusal comes only after
+        // the page was faulted in: what the description is for.
+        let space = TestSpace::new(&[Entry::Absent(file)]);
+        let m = machine();
+        let t = Tracker::new(&m);
+        let mut out = [Pfn::ZERO; 1];
+        assert_eq!(
+            pin_into(&t, &space, user(0), longterm_write, &mut out),
+            Err(PinError::LongtermDirtyTracked { addr: user(0) })
+        );
+        assert_eq!(space.faults.get(), 1);
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn the_description_refuses_a_present_page_the_entry_flags_do_not_mark() {
+        // A writable, present page whose entry lacks DIRTY_TRACKED: the
+        // mapping kind alone refuses the long-term write pin.
+        let space = TestSpace::new(&[Entry::Present(rw(1))]).with_kind(MappingKind::SharedFile {
+            dirty_tracked: true,
+        });
+        assert_refused_untouched(
+            &space,
+            GupFlags::LONGTERM | GupFlags::WRITE,
+            PinError::LongtermDirtyTracked { addr: user(0) },
+        );
+    }
+
+    #[test]
+    fn a_write_pin_of_an_absent_page_of_a_read_only_mapping_is_refused_before_its_fault() {
+        let space = TestSpace::new(&[Entry::Absent(rw(1))]).with_kind(MappingKind::ReadOnly);
+        let denied = PinError::Fault {
+            addr: user(0),
+            kind: FaultKind::AccessDenied,
+        };
+        assert_refused_untouched(&space, GupFlags::WRITE, denied);
+        assert_refused_untouched(&space, GupFlags::WRITE | GupFlags::LONGTERM, denied);
+    }
+
+    #[test]
+    fn a_mapping_kind_error_is_the_fault_and_nothing_is_faulted_in() {
+        struct NoVma(TestSpace);
+        impl AddressSpace for NoVma {
+            fn page_geometry(&self) -> PageGeometry {
+                PageGeometry::FOUR_KIB
+            }
+            fn translate(&self, addr: UserAddr) -> Result<Option<Mapping>, FaultKind> {
+                self.0.translate(addr)
+            }
+            fn fault_in(&self, addr: UserAddr, write: bool) -> Result<(), FaultKind> {
+                self.0.fault_in(addr, write)
+            }
+            fn mapping_kind(&self, _: UserAddr) -> Result<MappingKind, FaultKind> {
+                Err(FaultKind::HardwareError)
+            }
+        }
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = NoVma(TestSpace::new(&[Entry::Absent(rw(1))]));
+        let mut out = [Pfn::ZERO; 1];
+        assert_eq!(
+            pin_into(&t, &space, user(0), GupFlags::empty(), &mut out),
+            Err(PinError::Fault {
+                addr: user(0),
+                kind: FaultKind::HardwareError
+            })
+        );
+        assert_eq!(space.0.faults.get(), 0);
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn described_mappings_allow_what_linux_allows() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let mut out = [Pfn::ZERO; 1];
+        let cases = [
+            // Reads of a read-only mapping, long term or not.
+            (MappingKind::ReadOnly, GupFlags::LONGTERM, ro(1)),
+            // Long-term reads and short-term writes of a dirty-tracked file.
+            (
+                MappingKind::SharedFile {
+                    dirty_tracked: true,
+                },
+                GupFlags::LONGTERM,
+                ro(1),
+            ),
+            (
+                MappingKind::SharedFile {
+                    dirty_tracked: true,
+                },
+                GupFlags::WRITE,
+                rw(1),
+            ),
+            // Long-term writes of everything not dirty-tracked.
+            (
+                MappingKind::SharedFile {
+                    dirty_tracked: false,
+                },
+                GupFlags::LONGTERM | GupFlags::WRITE,
+                rw(1),
+            ),
+            (
+                MappingKind::Shmem,
+                GupFlags::LONGTERM | GupFlags::WRITE,
+                rw(1),
+            ),
+            (
+                MappingKind::Anonymous,
+                GupFlags::LONGTERM | GupFlags::WRITE,
+                rw(1),
+            ),
+            (
+                MappingKind::PrivateFile,
+                GupFlags::LONGTERM | GupFlags::WRITE,
+                rw(1),
+            ),
+        ];
+        for (kind, flags, mapping) in cases {
+            let space = TestSpace::new(&[Entry::Absent(mapping)]).with_kind(kind);
+            assert_eq!(
+                pin_into(&t, &space, user(0), flags, &mut out),
+                Ok(1),
+                "{kind:?} {flags:?}"
+            );
+            assert_eq!(space.faults.get(), 1);
+            t.unpin_pages(&out).unwrap();
+        }
         assert_baseline(&m);
     }
 

@@ -72,8 +72,8 @@ pub use counters::{
 };
 pub use error::{PinError, Warning};
 pub use gup::{
-    AddressSpace, FaultKind, GupFlags, MappedRun, Mapping, MappingFlags, UserAddr, UserPages,
-    FAULT_RETRIES,
+    AddressSpace, FaultKind, GupFlags, MappedRun, Mapping, MappingFlags, MappingKind, UserAddr,
+    UserPages, FAULT_RETRIES,
 };
 pub use held::HeldRun;
 pub use map::{maybe_dma_pinned, ArrayMemoryMap, Folio, MemoryMap, PageOps, PinStats};
