@@ -337,3 +337,43 @@ fn a_write_pin_of_a_read_only_file_mapping_is_refused_before_any_fault() {
     assert_eq!(snapshot(&machine, &process, &file, addr, 2), before);
     assert_baseline(&machine);
 }
+
+#[test]
+fn long_term_pins_are_charged_to_their_owner_and_refused_past_its_limit() {
+    let machine = common::synchronous(32);
+    let tracker = machine.tracker();
+    let process = machine.spawn_process();
+    let addr = process.mmap_anonymous(4).unwrap();
+    let account = gupio::pin::PinAccount::new(3);
+    let guard = process.gup();
+    // Four pages do not fit: refused before any fault or pin.
+    assert_eq!(
+        tracker
+            .pin_user_pages_longterm(&guard, addr, 4, GupFlags::WRITE, &account)
+            .err(),
+        Some(PinError::PinLimitExceeded {
+            limit: 3,
+            charged: 0,
+            request: 4
+        })
+    );
+    assert!((0..4).all(|i| process.pte(page(addr, i)).is_none()));
+    assert!(machine.memory().allocated_folios().is_empty());
+    // Three do; each run carries its charge until released.
+    let runs: Vec<_> = tracker
+        .pin_user_pages_longterm(&guard, addr, 3, GupFlags::WRITE, &account)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    drop(guard);
+    assert_eq!(account.charged(), 3);
+    assert_eq!(runs.iter().map(|run| run.charged()).sum::<usize>(), 3);
+    for run in runs {
+        tracker.release_held(run, true).unwrap();
+    }
+    assert_eq!(
+        (account.charged(), account.peak(), account.refusals()),
+        (0, 3, 1)
+    );
+    assert_baseline(&machine);
+}

@@ -5,7 +5,7 @@ use core::fmt;
 use gupio_pfn::{PageGeometry, Pfn};
 use gupio_sync::atomic::{fence, Ordering};
 
-use crate::{GrabKind, HeldRun, PageOps, PinError, Tracker};
+use crate::{GrabKind, HeldRun, PageOps, PinAccount, PinError, Tracker};
 
 /// How many times one page is faulted in before `pin_user_pages` gives up
 /// with [`PinError::FaultNotResolved`]: a fault can be undone by a racing
@@ -613,6 +613,81 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     ) -> Result<UserPages<'s, 'a, M, A>, PinError> {
         UserPages::new(*self, space, start, nr_pages, flags, GrabKind::Get)
     }
+
+    /// Pins the `nr_pages` user pages from `start` long term
+    /// ([`GupFlags::LONGTERM`] is added to `flags`) and charges them to
+    /// `account`, the owner's [`PinAccount`] (Linux's `RLIMIT_MEMLOCK`
+    /// accounting of RDMA memory regions, VFIO mappings and io_uring
+    /// registered buffers), one [`ACCOUNT_UNIT`](crate::ACCOUNT_UNIT) per
+    /// 4 KiB.
+    ///
+    /// The whole request is charged here, after the flag and range checks
+    /// and before anything is faulted in or pinned: an owner over its limit
+    /// is refused with nothing charged, faulted or counted. The walk then
+    /// runs as [`pin_user_pages`](Self::pin_user_pages)'; each
+    /// [`HeldRun`] carries its pages' charge (see [`HeldRun::account`]) and
+    /// gives it back when released with [`Tracker::release_held`]. The
+    /// charge of pages the walk does not yield (a failed page, or the
+    /// iterator dropped early) is given back when it ends. The zero page,
+    /// handed out for reads, is charged like any page: the owner holds it.
+    ///
+    /// # Errors
+    /// As [`pin_user_pages`](Self::pin_user_pages), then
+    /// [`PinError::PinLimitExceeded`] if the charge would pass the limit
+    /// of an unprivileged owner.
+    ///
+    /// ```
+    /// # use gupio_pfn::{PageGeometry, Pfn};
+    /// # use gupio_pin::*;
+    /// # struct Identity;
+    /// # impl AddressSpace for Identity {
+    /// #     fn page_geometry(&self) -> PageGeometry { PageGeometry::FOUR_KIB }
+    /// #     fn translate(&self, a: UserAddr) -> Result<Option<Mapping>, FaultKind> {
+    /// #         Ok(Some(Mapping::new(Pfn::new(a.get() >> 12), MappingFlags::WRITABLE)))
+    /// #     }
+    /// #     fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> { Ok(()) }
+    /// # }
+    /// let m = ArrayMemoryMap::<4>::new(Pfn::new(0));
+    /// m.prepare_folio(Pfn::new(0), FolioOrder::try_new(2).unwrap()).unwrap();
+    /// let t = Tracker::new(&m);
+    /// let account = PinAccount::new(3); // room for three 4 KiB pages
+    /// let start = UserAddr::new(0);
+    /// assert_eq!(
+    ///     t.pin_user_pages_longterm(&Identity, start, 4, GupFlags::WRITE, &account).err(),
+    ///     Some(PinError::PinLimitExceeded { limit: 3, charged: 0, request: 4 })
+    /// );
+    /// assert_eq!(m.stats().acquired(), 0, "refused before any pin");
+    /// let run = t
+    ///     .pin_user_pages_longterm(&Identity, start, 3, GupFlags::WRITE, &account)?
+    ///     .next()
+    ///     .unwrap()?;
+    /// assert_eq!((run.pages(), account.charged()), (3, 3));
+    /// t.release_held(run, true)?;
+    /// assert_eq!((account.charged(), account.peak(), account.refusals()), (0, 3, 1));
+    /// # Ok::<(), PinError>(())
+    /// ```
+    pub fn pin_user_pages_longterm<'s, A: AddressSpace + ?Sized>(
+        &self,
+        space: &'s A,
+        start: UserAddr,
+        nr_pages: usize,
+        flags: GupFlags,
+        account: &'a PinAccount,
+    ) -> Result<UserPages<'s, 'a, M, A>, PinError> {
+        let flags = flags.union(GupFlags::LONGTERM);
+        let mut pages = UserPages::new(*self, space, start, nr_pages, flags, GrabKind::Pin)?;
+        let geometry = space.page_geometry();
+        account.try_charge(geometry, nr_pages)?;
+        let units_per_page = geometry.size() / crate::ACCOUNT_UNIT;
+        pages.reservation = Reservation {
+            tracker: *self,
+            account: Some(account),
+            units_per_page,
+            // Cannot overflow: `try_charge` counted exactly this.
+            units: nr_pages * units_per_page,
+        };
+        Ok(pages)
+    }
 }
 
 /// The user pages [`Tracker::pin_user_pages`] or
@@ -635,6 +710,63 @@ pub struct UserPages<'s, 'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> {
     remaining: usize,
     /// What the last translation said about `next` onwards, not yet grabbed.
     pending: Option<MappedRun>,
+    /// The charge held for the `remaining` pages of a long-term walk.
+    reservation: Reservation<'a, M>,
+}
+
+/// The charge a long-term walk holds for the pages it has not yielded yet:
+/// each run takes its share as it is yielded, and what is left is given
+/// back when the walk ends or is dropped.
+///
+/// A field of its own, so that the drop that gives the charge back borrows
+/// only the tracker and the account: the address space (often a lock
+/// guard) may still go before the walk does.
+struct Reservation<'a, M: PageOps + ?Sized> {
+    tracker: Tracker<'a, M>,
+    account: Option<&'a PinAccount>,
+    /// The units each page is charged.
+    units_per_page: usize,
+    /// The units held for pages not yielded yet.
+    units: usize,
+}
+
+impl<'a, M: PageOps + ?Sized> Reservation<'a, M> {
+    /// No account: nothing is charged.
+    fn none(tracker: Tracker<'a, M>) -> Self {
+        Self {
+            tracker,
+            account: None,
+            units_per_page: 0,
+            units: 0,
+        }
+    }
+
+    /// The share of a run of `pages` pages, moved out of the reservation.
+    #[inline]
+    fn take(&mut self, pages: usize) -> Option<(&'a PinAccount, usize)> {
+        let account = self.account?;
+        let units = (pages * self.units_per_page).min(self.units);
+        self.units -= units;
+        Some((account, units))
+    }
+
+    /// Gives back what is still held.
+    fn release(&mut self) {
+        if let (Some(account), units @ 1..) = (self.account, self.units) {
+            self.units = 0;
+            // This much was charged at the start: only a stray uncharge
+            // elsewhere makes it fail, and the warn hook hears of it.
+            let _ = self.tracker.uncharge(account, units);
+        }
+    }
+}
+
+impl<M: PageOps + ?Sized> Drop for Reservation<'_, M> {
+    /// A walk stopped early gives back the charge of the pages it did not
+    /// yield.
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 impl<'s, 'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> UserPages<'s, 'a, M, A> {
@@ -667,6 +799,7 @@ impl<'s, 'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> UserPages<'s, 'a, M,
             next: first,
             remaining: nr_pages,
             pending: None,
+            reservation: Reservation::none(tracker),
         })
     }
 
@@ -706,12 +839,14 @@ impl<'s, 'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> UserPages<'s, 'a, M,
                 flags: mapped.flags,
             });
         }
+        let charge = self.reservation.take(pages);
         Ok(HeldRun::new(
             self.tracker,
             folio,
             mapped.pfn,
             pages,
             self.kind,
+            charge,
         ))
     }
 
@@ -815,10 +950,18 @@ impl<'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> Iterator for UserPages<'
         let step = self.step();
         if step.is_err() {
             // A failed page ends the walk: the error is reported once.
-            self.remaining = 0;
-            self.pending = None;
+            self.end();
         }
         Some(step)
+    }
+}
+
+impl<M: PageOps + ?Sized, A: AddressSpace + ?Sized> UserPages<'_, '_, M, A> {
+    /// Ends the walk, giving back the charge of the pages not yielded.
+    fn end(&mut self) {
+        self.reservation.release();
+        self.remaining = 0;
+        self.pending = None;
     }
 }
 
@@ -1574,6 +1717,185 @@ mod tests {
             t.unpin_pages(&out).unwrap();
         }
         assert_baseline(&m);
+    }
+
+    #[test]
+    fn a_charged_pin_over_the_limit_is_refused_before_any_fault_or_count() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[Entry::Absent(rw(1)), Entry::Absent(rw(2))]);
+        let account = PinAccount::new(3);
+        account.try_charge(PageGeometry::FOUR_KIB, 2).unwrap();
+        let refused = t.pin_user_pages_longterm(&space, user(0), 2, GupFlags::WRITE, &account);
+        assert_eq!(
+            refused.err(),
+            Some(PinError::PinLimitExceeded {
+                limit: 3,
+                charged: 2,
+                request: 2
+            })
+        );
+        assert_eq!(space.faults.get(), 0);
+        assert_eq!(space.entries.borrow()[0], Entry::Absent(rw(1)));
+        assert_eq!(
+            (account.charged(), account.peak(), account.refusals()),
+            (2, 2, 1)
+        );
+        // Flag errors come first and charge nothing.
+        let internal = t.pin_user_pages_longterm(&space, user(0), 1, GupFlags::PIN, &account);
+        assert!(matches!(
+            internal.err(),
+            Some(PinError::InternalGupFlags { .. })
+        ));
+        assert_eq!((account.charged(), account.refusals()), (2, 1));
+        account.uncharge(PageGeometry::FOUR_KIB, 2).unwrap();
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn charged_runs_carry_their_pages_charge_through_split_and_release() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[
+            Entry::Present(rw(4)),
+            Entry::Present(rw(5)),
+            Entry::Present(rw(6)),
+            Entry::Present(rw(1)),
+        ]);
+        let account = PinAccount::new(4);
+        let mut runs = t
+            .pin_user_pages_longterm(&space, user(0), 4, GupFlags::WRITE, &account)
+            .unwrap();
+        assert_eq!(account.charged(), 4, "the whole request, up front");
+        let mut large = runs.next().unwrap().unwrap();
+        let small = runs.next().unwrap().unwrap();
+        assert!(runs.next().is_none());
+        drop(runs);
+        assert_eq!((large.charged(), small.charged()), (3, 1));
+        assert!(core::ptr::eq(large.account().unwrap(), &account));
+        let tail = large.split_off(1).unwrap();
+        assert_eq!((large.charged(), tail.charged()), (1, 2));
+        t.release_held(tail, false).unwrap();
+        assert_eq!(account.charged(), 2);
+        // A hand-over to a bio ends the charge; the pins go with the range.
+        let (range, _) = small.into_raw();
+        assert_eq!(account.charged(), 1);
+        t.unpin_range(range).unwrap();
+        t.release_held(large, false).unwrap();
+        assert_eq!((account.charged(), account.peak()), (0, 4));
+        assert_eq!(m.page(4).pincount(), 0);
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn a_failed_page_or_an_early_stop_gives_back_the_charge_not_yielded() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[
+            Entry::Present(rw(1)),
+            Entry::Present(rw(2)),
+            Entry::Unmapped,
+        ]);
+        let account = PinAccount::new(8);
+        let mut runs = t
+            .pin_user_pages_longterm(&space, user(0), 3, GupFlags::empty(), &account)
+            .unwrap();
+        let first = runs.next().unwrap().unwrap();
+        let second = runs.next().unwrap().unwrap();
+        assert!(matches!(runs.next(), Some(Err(PinError::Fault { .. }))));
+        assert_eq!(account.charged(), 2, "the failed page's charge is back");
+        drop(runs);
+        assert_eq!(account.charged(), 2);
+        t.release_held(first, false).unwrap();
+        t.release_held(second, false).unwrap();
+        // An early stop: one run taken of three pages.
+        let mut runs = t
+            .pin_user_pages_longterm(&space, user(0), 2, GupFlags::empty(), &account)
+            .unwrap();
+        let first = runs.next().unwrap().unwrap();
+        drop(runs);
+        assert_eq!(account.charged(), 1);
+        t.release_held(first, false).unwrap();
+        // A mapping refusal on the first page: nothing stays charged.
+        let file = TestSpace::new(&[Entry::Absent(rw(1))]).with_kind(MappingKind::SharedFile {
+            dirty_tracked: true,
+        });
+        let mut runs = t
+            .pin_user_pages_longterm(&file, user(0), 1, GupFlags::WRITE, &account)
+            .unwrap();
+        assert_eq!(
+            runs.next().unwrap().err(),
+            Some(PinError::LongtermDirtyTracked { addr: user(0) })
+        );
+        assert_eq!((account.charged(), file.faults.get()), (0, 0));
+        assert_eq!(account.peak(), 3, "the whole first request was charged");
+        assert_baseline(&m);
+    }
+
+    /// Regression (found by the fuzz crate): the address space, often a
+    /// lock guard, may be dropped while a stopped walk is still in scope.
+    #[test]
+    fn the_address_space_may_go_before_a_charged_walk() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let account = PinAccount::new(2);
+        let space = TestSpace::new(&[Entry::Present(rw(1)), Entry::Present(rw(2))]);
+        let run = {
+            let mut runs = t
+                .pin_user_pages_longterm(&space, user(0), 2, GupFlags::empty(), &account)
+                .unwrap();
+            let run = runs.next().unwrap().unwrap();
+            drop(space); // `runs` is still in scope, holding one page's charge
+            assert_eq!(account.charged(), 2);
+            run
+        };
+        assert_eq!(account.charged(), 1, "the walk's drop gave its share back");
+        t.release_held(run, false).unwrap();
+        assert_eq!(account.charged(), 0);
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn a_privileged_owner_pins_past_its_limit_and_is_counted() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[Entry::Present(rw(1)), Entry::Present(rw(2))]);
+        let account = PinAccount::privileged(1);
+        let runs: Vec<_> = t
+            .pin_user_pages_longterm(&space, user(0), 2, GupFlags::empty(), &account)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!((account.charged(), account.refusals()), (2, 0));
+        for run in runs {
+            t.release_held(run, false).unwrap();
+        }
+        assert_eq!((account.charged(), account.peak()), (0, 2));
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn a_stray_uncharge_is_refused_and_warned_when_a_run_is_released() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[Entry::Present(rw(1))]);
+        let account = PinAccount::new(1);
+        let run = t
+            .pin_user_pages_longterm(&space, user(0), 1, GupFlags::empty(), &account)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        account.uncharge(PageGeometry::FOUR_KIB, 1).unwrap(); // the bug
+        assert_eq!(
+            t.release_held(run, false),
+            Err(PinError::AccountUnderflow {
+                charged: 0,
+                request: 1
+            })
+        );
+        assert_eq!(m.page(1).refcount(), 1, "the pin itself was released");
+        assert_eq!(m.warnings(), 1);
     }
 
     #[test]

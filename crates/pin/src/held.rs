@@ -4,7 +4,7 @@ use core::fmt;
 
 use gupio_pfn::{Origin, Pfn};
 
-use crate::{Folio, GrabKind, PageOps, PageRange, PinError, Tracker, Warning};
+use crate::{Folio, GrabKind, PageOps, PageRange, PinAccount, PinError, Tracker, Warning};
 
 /// A run of pages of one folio that the caller holds pinned (or referenced),
 /// as [`Tracker::pin_user_pages`] and [`Tracker::get_user_pages`] hand them
@@ -18,11 +18,17 @@ use crate::{Folio, GrabKind, PageOps, PageRange, PinError, Tracker, Warning};
 ///   page enters a bio only as [`Origin::Pinned`], with its pin;
 /// - [`Tracker::release_held`], the unpin or put.
 ///
+/// A run from [`Tracker::pin_user_pages_longterm`] is also **charged** to
+/// its owner's [`PinAccount`]: releasing it uncharges its pages,
+/// [`split_off`](Self::split_off) splits the charge with the pages, and
+/// [`into_raw`](Self::into_raw) ends the charge (the owner no longer holds
+/// the pins once a bio does).
+///
 /// **Dropped unconsumed**, a run cannot release itself safely (the drop may
 /// run anywhere, and a `no_std` drop cannot fail loudly): it reports
 /// [`Warning::HeldRunDropped`] through the embedder's warn hook and leaks
-/// what it holds, so the folio stays allocated rather than being freed under
-/// a device.
+/// what it holds (and its charge), so the folio stays allocated rather than
+/// being freed under a device.
 ///
 /// ```compile_fail
 /// # use gupio_pin::*;
@@ -45,6 +51,8 @@ pub struct HeldRun<'a, M: PageOps + ?Sized> {
     first: Pfn,
     pages: usize,
     kind: GrabKind,
+    /// The account charged for the run, and the units charged.
+    charge: Option<(&'a PinAccount, usize)>,
 }
 
 impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
@@ -55,6 +63,7 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
         first: Pfn,
         pages: usize,
         kind: GrabKind,
+        charge: Option<(&'a PinAccount, usize)>,
     ) -> Self {
         Self {
             tracker,
@@ -62,6 +71,7 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
             first,
             pages,
             kind,
+            charge,
         }
     }
 
@@ -109,6 +119,19 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
         self.kind.origin()
     }
 
+    /// The account the run is charged to, if any.
+    #[inline]
+    pub fn account(&self) -> Option<&'a PinAccount> {
+        self.charge.map(|(account, _)| account)
+    }
+
+    /// The [`ACCOUNT_UNIT`](crate::ACCOUNT_UNIT)s the run is charged (0 if
+    /// it is not charged).
+    #[inline]
+    pub fn charged(&self) -> usize {
+        self.charge.map_or(0, |(_, units)| units)
+    }
+
     /// Splits the run at page `at`: `self` keeps the first `at` pages, the
     /// returned run holds the rest, each page's pin with its page. `None`
     /// (and `self` unchanged) unless `0 < at < self.pages()`.
@@ -141,8 +164,27 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
             return None;
         }
         let first = self.first.checked_add(at)?;
-        let tail = Self::new(self.tracker, self.folio, first, self.pages - at, self.kind);
+        // Every page of a run is charged the same units.
+        let (head_charge, tail_charge) = match self.charge {
+            Some((account, units)) => {
+                let per_page = units / self.pages;
+                (
+                    Some((account, per_page * at)),
+                    Some((account, per_page * (self.pages - at))),
+                )
+            }
+            None => (None, None),
+        };
+        let tail = Self::new(
+            self.tracker,
+            self.folio,
+            first,
+            self.pages - at,
+            self.kind,
+            tail_charge,
+        );
         self.pages = at;
+        self.charge = head_charge;
         Some(tail)
     }
 
@@ -153,17 +195,35 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
     ///
     /// This is the hand-over a bio builder makes; code that merely wants
     /// the run gone calls [`Tracker::release_held`].
+    ///
+    /// A charged run is uncharged here: the pins leave the owner's hands
+    /// (a bio releases them at completion). An owner that keeps holding
+    /// long-term pinned pages while a bio uses them keeps the run and adds
+    /// its pages to the bio as borrowed instead.
     pub fn into_raw(self) -> (PageRange, Origin) {
         let parts = (self.range(), self.origin());
+        let (parts_tracker, charge) = (self.tracker, self.charge);
         core::mem::forget(self);
+        if let Some((account, units)) = charge {
+            // Only a stray uncharge elsewhere can make this fail; the warn
+            // hook hears of it, and the hand-over itself stands.
+            let _ = parts_tracker.uncharge(account, units);
+        }
         parts
     }
 
-    /// Releases the run through its tracker, consuming it.
+    /// Releases the run through its tracker, consuming it, then gives its
+    /// charge back.
     pub(crate) fn release(self, make_dirty: bool) -> Result<(), PinError> {
         let (tracker, folio, pages, kind) = (self.tracker, self.folio, self.pages, self.kind);
+        let charge = self.charge;
         core::mem::forget(self);
-        tracker.release_held_parts(folio, pages, kind, make_dirty)
+        let released = tracker.release_held_parts(folio, pages, kind, make_dirty);
+        let uncharged = match charge {
+            Some((account, units)) => tracker.uncharge(account, units),
+            None => Ok(()),
+        };
+        released.and(uncharged)
     }
 }
 

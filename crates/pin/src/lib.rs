@@ -54,6 +54,7 @@ macro_rules! const_unless_loom {
     };
 }
 
+mod account;
 mod counters;
 mod error;
 mod gup;
@@ -65,6 +66,7 @@ mod tracker;
 #[doc(hidden)]
 pub mod testing;
 
+pub use account::{PinAccount, ACCOUNT_UNIT};
 #[cfg(all(feature = "rmw-stats", not(loom)))]
 pub use counters::rmw_stats;
 pub use counters::{

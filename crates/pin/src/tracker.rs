@@ -8,7 +8,7 @@ use gupio_pfn::{Origin, Pfn};
 use gupio_sync::atomic::{fence, Ordering};
 
 use crate::counters::{AddRefsError, SubError, GUP_PIN_COUNTING_BIAS};
-use crate::{maybe_dma_pinned, Folio, PageFlags, PageOps, PinError, Warning};
+use crate::{maybe_dma_pinned, Folio, PageFlags, PageOps, PinAccount, PinError, Warning};
 
 /// A run of physically contiguous pages: a first frame and a page count.
 ///
@@ -764,6 +764,19 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
             self.ops.pins_released(pins);
         }
         Ok(())
+    }
+
+    /// Gives `units` back to `account`, warning if it holds fewer (a
+    /// stray uncharge elsewhere).
+    pub(crate) fn uncharge(&self, account: &PinAccount, units: usize) -> Result<(), PinError> {
+        account.uncharge_units(units).inspect_err(|error| {
+            if let PinError::AccountUnderflow { charged, request } = *error {
+                self.ops.warn(Warning::AccountUnderflow {
+                    charged: u64::try_from(charged).unwrap_or(u64::MAX),
+                    request: u64::try_from(request).unwrap_or(u64::MAX),
+                });
+            }
+        })
     }
 
     /// Whether a device may hold a pin on the page at `pfn`: see
