@@ -57,6 +57,7 @@ macro_rules! const_unless_loom {
 mod account;
 mod counters;
 mod error;
+mod fork;
 mod gup;
 mod held;
 mod map;
@@ -73,6 +74,7 @@ pub use counters::{
     FolioOrder, FolioShape, PageCounters, PageFlags, GUP_PIN_COUNTING_BIAS, REFCOUNT_MAX,
 };
 pub use error::{PinError, Warning};
+pub use fork::{fork_action, ForkAction};
 pub use gup::{
     AddressSpace, FaultKind, GupFlags, MappedRun, Mapping, MappingFlags, MappingKind, UserAddr,
     UserPages, FAULT_RETRIES,
