@@ -15,8 +15,13 @@
 //! the caller may hold, and the zero page is never pinned.
 //! [`Tracker::pin_user_pages`] and [`Tracker::get_user_pages`] resolve user
 //! addresses through the embedder's [`AddressSpace`] with Linux's `FOLL_*`
-//! rules ([`GupFlags`]). The crate owns algorithms and counter types, never
-//! memory.
+//! rules ([`GupFlags`]), refusing what the mapping decides
+//! ([`MappingKind`]) before any fault or count change;
+//! [`Tracker::pin_user_pages_longterm`] also charges the pins to their
+//! owner's [`PinAccount`] against its limit, and [`fork_action`] tells an
+//! embedder's fork which anonymous pages to copy for the child because a
+//! device may hold them pinned. The crate owns algorithms and counter
+//! types, never memory.
 //!
 //! ```
 //! use gupio_pfn::Pfn;
