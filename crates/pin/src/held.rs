@@ -202,12 +202,12 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
     /// its pages to the bio as borrowed instead.
     pub fn into_raw(self) -> (PageRange, Origin) {
         let parts = (self.range(), self.origin());
-        let (parts_tracker, charge) = (self.tracker, self.charge);
+        let (tracker, charge) = (self.tracker, self.charge);
         core::mem::forget(self);
         if let Some((account, units)) = charge {
             // Only a stray uncharge elsewhere can make this fail; the warn
             // hook hears of it, and the hand-over itself stands.
-            let _ = parts_tracker.uncharge(account, units);
+            let _ = tracker.uncharge(account, units);
         }
         parts
     }

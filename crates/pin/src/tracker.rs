@@ -715,12 +715,17 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// pinned run, puts a referenced one, dirtying its folio first if
     /// `make_dirty` (under the folio lock, as
     /// [`unpin_range_dirty_lock`](Self::unpin_range_dirty_lock)). One update
-    /// of the folio's counts; the pins are accounted.
+    /// of the folio's counts; the pins are accounted. A run charged to a
+    /// [`PinAccount`] (from
+    /// [`pin_user_pages_longterm`](Self::pin_user_pages_longterm)) gives its
+    /// charge back too, whatever the release's outcome: the run is gone.
     ///
     /// # Errors
     /// As [`release_range`](Self::release_range): only a bug elsewhere (a
     /// stray release of the same pages) makes the counts refuse; nothing is
-    /// then changed and the warn hook has heard of it.
+    /// then changed and the warn hook has heard of it. Likewise
+    /// [`PinError::AccountUnderflow`] (warned) if a stray uncharge left the
+    /// account holding less than the run's charge.
     ///
     /// ```
     /// # use gupio_pfn::{PageGeometry, Pfn};
