@@ -678,11 +678,12 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
         let mut pages = UserPages::new(*self, space, start, nr_pages, flags, GrabKind::Pin)?;
         let geometry = space.page_geometry();
         account.try_charge(geometry, nr_pages)?;
+        // 1, 4 or 16 units per page: a power of two.
         let units_per_page = geometry.size() / crate::ACCOUNT_UNIT;
         pages.reservation = Reservation {
             tracker: *self,
             account: Some(account),
-            units_per_page,
+            shift: u8::try_from(units_per_page.trailing_zeros()).unwrap_or(0),
             // Cannot overflow: `try_charge` counted exactly this.
             units: nr_pages * units_per_page,
         };
@@ -724,8 +725,8 @@ pub struct UserPages<'s, 'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> {
 struct Reservation<'a, M: PageOps + ?Sized> {
     tracker: Tracker<'a, M>,
     account: Option<&'a PinAccount>,
-    /// The units each page is charged.
-    units_per_page: usize,
+    /// Each page is charged `1 << shift` units.
+    shift: u8,
     /// The units held for pages not yielded yet.
     units: usize,
 }
@@ -736,18 +737,21 @@ impl<'a, M: PageOps + ?Sized> Reservation<'a, M> {
         Self {
             tracker,
             account: None,
-            units_per_page: 0,
+            shift: 0,
             units: 0,
         }
     }
 
-    /// The share of a run of `pages` pages, moved out of the reservation.
+    /// The account charged for a run of `pages` pages and its shift, its
+    /// share moved out of the reservation.
     #[inline]
-    fn take(&mut self, pages: usize) -> Option<(&'a PinAccount, usize)> {
-        let account = self.account?;
-        let units = (pages * self.units_per_page).min(self.units);
-        self.units -= units;
-        Some((account, units))
+    fn take(&mut self, pages: usize) -> (Option<&'a PinAccount>, u8) {
+        if self.account.is_some() {
+            // At most what is left: the walk yields no more pages than it
+            // reserved for.
+            self.units -= (pages << self.shift).min(self.units);
+        }
+        (self.account, self.shift)
     }
 
     /// Gives back what is still held.
@@ -839,14 +843,15 @@ impl<'s, 'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> UserPages<'s, 'a, M,
                 flags: mapped.flags,
             });
         }
-        let charge = self.reservation.take(pages);
+        let (account, charge_shift) = self.reservation.take(pages);
         Ok(HeldRun::new(
             self.tracker,
             folio,
             mapped.pfn,
             pages,
             self.kind,
-            charge,
+            account,
+            charge_shift,
         ))
     }
 
@@ -1829,6 +1834,53 @@ mod tests {
         );
         assert_eq!((account.charged(), file.faults.get()), (0, 0));
         assert_eq!(account.peak(), 3, "the whole first request was charged");
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn pages_larger_than_four_kib_are_charged_in_four_kib_units() {
+        /// User page N (64 KiB pages) maps frame N.
+        struct Big;
+        impl AddressSpace for Big {
+            fn page_geometry(&self) -> PageGeometry {
+                PageGeometry::SIXTY_FOUR_KIB
+            }
+            fn translate(&self, addr: UserAddr) -> Result<Option<Mapping>, FaultKind> {
+                Ok(Some(Mapping::new(
+                    pfn(addr.get() >> 16),
+                    MappingFlags::WRITABLE,
+                )))
+            }
+            fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> {
+                Ok(())
+            }
+        }
+        let m = machine();
+        let t = Tracker::new(&m);
+        let account = PinAccount::new(48);
+        let at = UserAddr::new(4 << 16);
+        assert_eq!(
+            t.pin_user_pages_longterm(&Big, at, 4, GupFlags::WRITE, &account)
+                .err(),
+            Some(PinError::PinLimitExceeded {
+                limit: 48,
+                charged: 0,
+                request: 64
+            })
+        );
+        let mut run = t
+            .pin_user_pages_longterm(&Big, at, 3, GupFlags::WRITE, &account)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!((run.pages(), run.charged(), account.charged()), (3, 48, 48));
+        let tail = run.split_off(1).unwrap();
+        assert_eq!((run.charged(), tail.charged()), (16, 32));
+        t.release_held(tail, false).unwrap();
+        assert_eq!(account.charged(), 16);
+        t.release_held(run, false).unwrap();
+        assert_eq!(account.charged(), 0);
         assert_baseline(&m);
     }
 

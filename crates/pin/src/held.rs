@@ -51,8 +51,10 @@ pub struct HeldRun<'a, M: PageOps + ?Sized> {
     first: Pfn,
     pages: usize,
     kind: GrabKind,
-    /// The account charged for the run, and the units charged.
-    charge: Option<(&'a PinAccount, usize)>,
+    /// The account charged for the run, if any.
+    account: Option<&'a PinAccount>,
+    /// Each page is charged `1 << charge_shift` units.
+    charge_shift: u8,
 }
 
 impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
@@ -63,7 +65,8 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
         first: Pfn,
         pages: usize,
         kind: GrabKind,
-        charge: Option<(&'a PinAccount, usize)>,
+        account: Option<&'a PinAccount>,
+        charge_shift: u8,
     ) -> Self {
         Self {
             tracker,
@@ -71,7 +74,8 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
             first,
             pages,
             kind,
-            charge,
+            account,
+            charge_shift,
         }
     }
 
@@ -122,14 +126,14 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
     /// The account the run is charged to, if any.
     #[inline]
     pub fn account(&self) -> Option<&'a PinAccount> {
-        self.charge.map(|(account, _)| account)
+        self.account
     }
 
     /// The [`ACCOUNT_UNIT`](crate::ACCOUNT_UNIT)s the run is charged (0 if
     /// it is not charged).
     #[inline]
     pub fn charged(&self) -> usize {
-        self.charge.map_or(0, |(_, units)| units)
+        self.account.map_or(0, |_| self.pages << self.charge_shift)
     }
 
     /// Splits the run at page `at`: `self` keeps the first `at` pages, the
@@ -164,27 +168,17 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
             return None;
         }
         let first = self.first.checked_add(at)?;
-        // Every page of a run is charged the same units.
-        let (head_charge, tail_charge) = match self.charge {
-            Some((account, units)) => {
-                let per_page = units / self.pages;
-                (
-                    Some((account, per_page * at)),
-                    Some((account, per_page * (self.pages - at))),
-                )
-            }
-            None => (None, None),
-        };
+        // The charge is per page: it splits with the pages.
         let tail = Self::new(
             self.tracker,
             self.folio,
             first,
             self.pages - at,
             self.kind,
-            tail_charge,
+            self.account,
+            self.charge_shift,
         );
         self.pages = at;
-        self.charge = head_charge;
         Some(tail)
     }
 
@@ -202,9 +196,9 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
     /// its pages to the bio as borrowed instead.
     pub fn into_raw(self) -> (PageRange, Origin) {
         let parts = (self.range(), self.origin());
-        let (tracker, charge) = (self.tracker, self.charge);
+        let (tracker, account, units) = (self.tracker, self.account, self.charged());
         core::mem::forget(self);
-        if let Some((account, units)) = charge {
+        if let Some(account) = account {
             // Only a stray uncharge elsewhere can make this fail; the warn
             // hook hears of it, and the hand-over itself stands.
             let _ = tracker.uncharge(account, units);
@@ -216,11 +210,11 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
     /// charge back.
     pub(crate) fn release(self, make_dirty: bool) -> Result<(), PinError> {
         let (tracker, folio, pages, kind) = (self.tracker, self.folio, self.pages, self.kind);
-        let charge = self.charge;
+        let (account, units) = (self.account, self.charged());
         core::mem::forget(self);
         let released = tracker.release_held_parts(folio, pages, kind, make_dirty);
-        let uncharged = match charge {
-            Some((account, units)) => tracker.uncharge(account, units),
+        let uncharged = match account {
+            Some(account) => tracker.uncharge(account, units),
             None => Ok(()),
         };
         released.and(uncharged)
