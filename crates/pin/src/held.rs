@@ -208,17 +208,36 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
 
     /// Releases the run through its tracker, consuming it, then gives its
     /// charge back.
+    #[inline]
     pub(crate) fn release(self, make_dirty: bool) -> Result<(), PinError> {
         let (tracker, folio, pages, kind) = (self.tracker, self.folio, self.pages, self.kind);
         let (account, units) = (self.account, self.charged());
         core::mem::forget(self);
-        let released = tracker.release_held_parts(folio, pages, kind, make_dirty);
-        let uncharged = match account {
-            Some(account) => tracker.uncharge(account, units),
-            None => Ok(()),
-        };
-        released.and(uncharged)
+        if let Some(account) = account {
+            return release_charged(tracker, folio, pages, kind, make_dirty, account, units);
+        }
+        // The uncharged release (every short-term pin) is exactly what it
+        // was before accounting existed: no result is kept across a call.
+        tracker.release_held_parts(folio, pages, kind, make_dirty)
     }
+}
+
+/// Releases a charged run's pages, then gives its charge back; the
+/// release's own error, if any, comes first. Out of line, off the path of
+/// uncharged runs.
+#[inline(never)]
+fn release_charged<'a, M: PageOps + ?Sized>(
+    tracker: Tracker<'a, M>,
+    folio: Folio<'a>,
+    pages: usize,
+    kind: GrabKind,
+    make_dirty: bool,
+    account: &PinAccount,
+    units: usize,
+) -> Result<(), PinError> {
+    let released = tracker.release_held_parts(folio, pages, kind, make_dirty);
+    let uncharged = tracker.uncharge(account, units);
+    released.and(uncharged)
 }
 
 impl<M: PageOps + ?Sized> Drop for HeldRun<'_, M> {
