@@ -220,3 +220,38 @@ fn fork_keeps_zero_page_and_file_mappings_and_the_child_faults_files_afresh() {
     let (audit, _) = machine.evict_and_audit();
     assert!(audit.is_clean(), "{audit}");
 }
+
+/// The documented difference from Linux: a read pin taken after fork of a
+/// page still shared with the child pins the shared page (gupio has no
+/// anonymous-exclusive bit to unshare it), so the parent's next write moves
+/// the parent away from the pinned page. A write pin breaks copy-on-write
+/// first and stays coherent.
+#[test]
+fn a_read_pin_after_fork_pins_the_shared_page_and_a_write_pin_does_not() {
+    let machine = common::synchronous(32);
+    let parent = machine.spawn_process();
+    let addr = parent.mmap_anonymous(2).unwrap();
+    parent.store(addr, &[1]).unwrap();
+    parent.store(page(addr, 1), &[1]).unwrap();
+    let child = parent.fork().unwrap();
+    let (shared, _) = child.pte(addr).unwrap();
+    let read = pin(&machine, &parent, addr, 1, GupFlags::empty());
+    assert_eq!(read[0].first(), shared, "the page the child maps too");
+    parent.store(addr, &[2]).unwrap();
+    assert_ne!(
+        parent.pte(addr).unwrap().0,
+        shared,
+        "copied away from the pin"
+    );
+    assert_eq!(machine.memory().frame(shared).unwrap().load(0), 1);
+    let write = pin(&machine, &parent, page(addr, 1), 1, GupFlags::WRITE);
+    assert_eq!(parent.pte(page(addr, 1)), Some((write[0].first(), true)));
+    assert_ne!(
+        Some(write[0].first()),
+        child.pte(page(addr, 1)).map(|(pfn, _)| pfn)
+    );
+    release(&machine, read);
+    release(&machine, write);
+    drop(child);
+    assert_baseline(&machine);
+}
