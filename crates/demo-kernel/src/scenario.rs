@@ -100,7 +100,11 @@ const HOLE: usize = 24;
 const ZERO_READ: usize = 25;
 
 const _: () = assert!(FOLIO_PAGES.end - FOLIO_PAGES.start == 1 << FOLIO_ORDER);
-const _: () = assert!(ZERO_READ < USER_PAGES);
+/// User page 26: a page mapped read-only (not the zero page), which no
+/// write pin may reach.
+const READ_ONLY: usize = 26;
+
+const _: () = assert!(READ_ONLY < USER_PAGES);
 
 /// Where the direct-I/O read starts in the user buffer, and what it leaves
 /// out at the end: both inside a page.
@@ -1414,6 +1418,54 @@ impl<'m> Scenario<'m, '_> {
         released.map_err(gupio_error(STEP))?;
         self.expect_counters(STEP, zero, 1)?;
 
+        // A long-term write pin of a read-only mapping: refused from the
+        // mapping's kind before any fault, the entry and counts untouched.
+        let read_only = self.alloc(STEP, 0)?;
+        let read_only_addr = UserSpace::page_addr(READ_ONLY);
+        self.space
+            .map_page(&self.tracker, read_only_addr, read_only, false)
+            .map_err(Self::user(STEP))?;
+        self.tracker
+            .put_page(read_only)
+            .map_err(gupio_error(STEP))?;
+        let faults = self.space.faults();
+        let refused = self
+            .tracker
+            .pin_user_pages(
+                self.space,
+                UserAddr::new(read_only_addr),
+                1,
+                GupFlags::WRITE | GupFlags::LONGTERM,
+            )
+            .map_err(gupio_error(STEP))?
+            .next();
+        match refused {
+            Some(Err(PinError::Fault {
+                kind: FaultKind::AccessDenied,
+                ..
+            })) => {}
+            Some(Ok(run)) => {
+                let _ = self.tracker.release_held(run, false);
+                return Err(ScenarioError::Check(
+                    STEP,
+                    "a read-only mapping was pinned for writing",
+                ));
+            }
+            Some(Err(error)) => return Err(gupio_error(STEP)(error)),
+            None => return Err(ScenarioError::Check(STEP, "a refused pin yielded nothing")),
+        }
+        let entry = Pte::Present {
+            pfn: read_only,
+            writable: false,
+        };
+        if self.space.faults() != faults || self.space.pte(read_only_addr) != entry {
+            return Err(ScenarioError::Check(
+                STEP,
+                "a refused write pin faulted or changed the entry",
+            ));
+        }
+        self.expect_counters(STEP, read_only, 1)?;
+
         if self.map.warnings() != warnings
             || (self.map.pins().acquired(), self.map.pins().released()) != pins
         {
@@ -1424,7 +1476,8 @@ impl<'m> Scenario<'m, '_> {
         }
         println!(
             "  {STEP}: pinning the hole at {hole:#x} faults and pins nothing; a read pin of the zero \
-             page (pfn {zero:#x}) returns it without touching its counters"
+             page (pfn {zero:#x}) returns it without touching its counters; a long-term write pin \
+             of the read-only page at {read_only_addr:#x} is refused before any fault"
         );
         Ok(())
     }

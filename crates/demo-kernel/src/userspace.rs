@@ -29,8 +29,8 @@ use core::fmt;
 
 use gupio::pfn::{PageGeometry, Pfn};
 use gupio::pin::{
-    AddressSpace, FaultKind, FolioOrder, MappedRun, Mapping, MappingFlags, MemoryMap, PinError,
-    Tracker, UserAddr,
+    AddressSpace, FaultKind, FolioOrder, MappedRun, Mapping, MappingFlags, MappingKind, MemoryMap,
+    PinError, Tracker, UserAddr,
 };
 
 use crate::mem::PAGE_SIZE;
@@ -471,6 +471,20 @@ impl AddressSpace for UserSpace<'_> {
             pages,
             flags: pte_flags(writable),
         }))
+    }
+
+    /// Every mapping here is private anonymous memory except a page mapped
+    /// read-only that is not the zero page (a write faults for good): the
+    /// answer GUP refuses a write to before it faults anything in.
+    fn mapping_kind(&self, addr: UserAddr) -> Result<MappingKind, FaultKind> {
+        match self.pte(addr.get()) {
+            Pte::None => Err(FaultKind::Unmapped),
+            Pte::Present {
+                pfn,
+                writable: false,
+            } if !self.map.is_zero_page(pfn) => Ok(MappingKind::ReadOnly),
+            Pte::DemandZero | Pte::Present { .. } => Ok(MappingKind::Anonymous),
+        }
     }
 
     fn fault_in(&self, addr: UserAddr, write: bool) -> Result<(), FaultKind> {

@@ -18,7 +18,7 @@ use gupio::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::device::{Device, DeviceConfig, EndIo, OwnedBvecs, Waiter};
 use crate::memory::{lock, AllocatedFolio, BadFree};
-use crate::space::{Process, SpaceInner};
+use crate::space::{Process, Registry, SpaceInner};
 use crate::{HostError, Memory, PageCache};
 
 /// Bios the deferred-release list holds before completions spill into the
@@ -430,7 +430,7 @@ pub struct Machine {
     cache: Arc<PageCache>,
     deferred: Arc<Deferred>,
     worker: Mutex<Option<JoinHandle<()>>>,
-    processes: Mutex<Vec<Weak<SpaceInner>>>,
+    processes: Registry,
     dio_reads: AtomicUsize,
     dio_writes: AtomicUsize,
     pages_pinned: AtomicUsize,
@@ -474,7 +474,7 @@ impl Machine {
             cache,
             deferred,
             worker: Mutex::new(worker),
-            processes: Mutex::new(Vec::new()),
+            processes: Registry::default(),
             dio_reads: AtomicUsize::new(0),
             dio_writes: AtomicUsize::new(0),
             pages_pinned: AtomicUsize::new(0),
@@ -539,11 +539,11 @@ impl Machine {
     /// assert!(machine.memory().allocated_folios().is_empty());
     /// ```
     pub fn spawn_process(&self) -> Process {
-        let process = Process::new(self.memory.clone(), self.cache.clone());
-        let mut processes = lock(&self.processes);
-        processes.retain(|space| space.strong_count() > 0);
-        processes.push(process.weak());
-        process
+        Process::new(
+            self.memory.clone(),
+            self.cache.clone(),
+            self.processes.clone(),
+        )
     }
 
     /// Submits a direct-I/O read of `len` bytes from disk `sector` into the

@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
 
 use gupio::embed::{AddressSpace, MemoryMap, PageOps};
 use gupio::pfn::{PageGeometry, Pfn};
-use gupio::pin::{FaultKind, MappedRun, Mapping, MappingFlags, Tracker, UserAddr};
+use gupio::pin::{
+    fork_action, FaultKind, ForkAction, MappedRun, Mapping, MappingFlags, MappingKind, PageRange,
+    Tracker, UserAddr,
+};
 
 use crate::cache::{File, FileId, PageCache};
 use crate::data::{PAGE_SIZE, WORDS_PER_PAGE};
@@ -66,6 +69,23 @@ impl MapKind {
         matches!(self, Self::SharedFile { .. })
     }
 
+    /// What gupio's GUP is told about the mapping (before any fault).
+    ///
+    /// ```
+    /// use gupio::pin::MappingKind;
+    /// use gupio_host::MapKind;
+    /// assert_eq!(MapKind::ZeroPage.gup_kind(), MappingKind::Anonymous);
+    /// ```
+    pub const fn gup_kind(self) -> MappingKind {
+        match self {
+            Self::Anonymous | Self::ZeroPage => MappingKind::Anonymous,
+            Self::SharedFile { .. } => MappingKind::SharedFile {
+                dirty_tracked: true,
+            },
+            Self::ReadOnlyFile { .. } => MappingKind::ReadOnly,
+        }
+    }
+
     fn file(self) -> Option<(FileId, usize)> {
         match self {
             Self::SharedFile { file, first_index } | Self::ReadOnlyFile { file, first_index } => {
@@ -96,9 +116,13 @@ pub(crate) struct Pte {
     pub(crate) writable: bool,
 }
 
+/// The machine's processes, for its audit (a fork registers its child).
+pub(crate) type Registry = Arc<Mutex<Vec<Weak<SpaceInner>>>>;
+
 pub(crate) struct SpaceInner {
     memory: Arc<Memory>,
     cache: Arc<PageCache>,
+    registry: Registry,
     /// The mmap lock: mappings. GUP holds it for reading, munmap for writing.
     vmas: RwLock<Vec<Vma>>,
     /// The page-table lock: every PTE read and change takes it.
@@ -189,6 +213,15 @@ impl SpaceInner {
         self.cache.file(file).ok_or(FaultKind::Unmapped)
     }
 
+    /// The kind of the mapping covering `addr`; touches no PTE.
+    fn mapping_kind(vmas: &[Vma], addr: UserAddr) -> Result<MappingKind, FaultKind> {
+        let vpn = addr.get() / PAGE_SIZE;
+        vmas.iter()
+            .find(|vma| vma.contains(vpn))
+            .map(|vma| vma.kind.gup_kind())
+            .ok_or(FaultKind::Unmapped)
+    }
+
     fn translate(&self, vmas: &[Vma], addr: UserAddr) -> Result<Option<Mapping>, FaultKind> {
         let vpn = addr.get() / PAGE_SIZE;
         let vma = vmas
@@ -262,6 +295,11 @@ impl SpaceInner {
         let present = self.pte(vpn);
         match vma.kind {
             MapKind::Anonymous => {
+                if let Some(pte) = present {
+                    if write && !pte.writable {
+                        return self.break_cow(vpn, pte);
+                    }
+                }
                 if present.is_none() {
                     let page = self.alloc_zeroed()?;
                     self.install(
@@ -301,6 +339,59 @@ impl SpaceInner {
         }
     }
 
+    /// A write fault on an anonymous page mapped read-only because a fork
+    /// shares it: a small page nobody else references is made writable in
+    /// place, anything else is copied into a fresh small page.
+    fn break_cow(&self, vpn: usize, old: Pte) -> Result<(), FaultKind> {
+        let folio = self
+            .memory
+            .folio(old.pfn)
+            .map_err(|_| FaultKind::HardwareError)?;
+        if folio.nr_pages() == 1 && folio.counters().refcount() == 1 {
+            // Ours alone (the other process unmapped it): reuse.
+            if let Some(pte) = lock(&self.ptes).get_mut(&vpn) {
+                if *pte == old {
+                    pte.writable = true;
+                }
+            }
+            return Ok(());
+        }
+        let copy = self.copy_page(old.pfn)?;
+        let replaced = {
+            let mut ptes = lock(&self.ptes);
+            match ptes.get_mut(&vpn) {
+                Some(pte) if *pte == old => {
+                    *pte = Pte {
+                        pfn: copy,
+                        writable: true,
+                    };
+                    true
+                }
+                _ => false,
+            }
+        };
+        // The entry's reference on the old page, or the unused copy.
+        self.put(if replaced { old.pfn } else { copy });
+        Ok(())
+    }
+
+    /// A fresh small page holding `from`'s words.
+    fn copy_page(&self, from: Pfn) -> Result<Pfn, FaultKind> {
+        let copy = self
+            .memory
+            .alloc_folio(0, false)
+            .map_err(|_| FaultKind::OutOfMemory)?;
+        let (Some(source), Some(target)) = (self.memory.frame(from), self.memory.frame(copy))
+        else {
+            self.put(copy);
+            return Err(FaultKind::HardwareError);
+        };
+        for (index, word) in source.snapshot().into_iter().enumerate() {
+            target.store(index, word);
+        }
+        Ok(copy)
+    }
+
     fn alloc_zeroed(&self) -> Result<Pfn, FaultKind> {
         self.memory
             .alloc_folio(0, true)
@@ -327,6 +418,8 @@ impl SpaceInner {
         let zero = self.memory.zero_page();
         match present {
             Some(pte) if pte.writable || !write => return Ok(()),
+            // A page shared with a forked process.
+            Some(pte) if pte.pfn != zero => return self.break_cow(vpn, pte),
             None if !write => {
                 // The zero page holds no reference per mapping.
                 self.install(
@@ -431,6 +524,36 @@ impl SpaceInner {
         Ok(())
     }
 
+    /// Copies the present entries of the anonymous `vma` into `child`
+    /// (see [`Process::fork`]); the caller holds the parent's mmap lock
+    /// for writing.
+    fn fork_anonymous(&self, vma: &Vma, child: &SpaceInner) -> Result<(), HostError> {
+        let zero = self.memory.zero_page();
+        let range = vma.first_vpn..vma.first_vpn + vma.pages;
+        let mut ptes = lock(&self.ptes);
+        for (&vpn, pte) in ptes.range_mut(range) {
+            let child_pte = if pte.pfn == zero {
+                *pte
+            } else {
+                match fork_action(&*self.memory, pte.pfn)? {
+                    ForkAction::Share => {
+                        self.tracker().get_page(pte.pfn)?;
+                        pte.writable = false;
+                        *pte
+                    }
+                    ForkAction::Copy => Pte {
+                        pfn: self
+                            .copy_page(pte.pfn)
+                            .map_err(|_| HostError::OutOfMemory { order: 0 })?,
+                        writable: true,
+                    },
+                }
+            };
+            lock(&child.ptes).insert(vpn, child_pte);
+        }
+        Ok(())
+    }
+
     /// Makes the PTEs of `vpns` read-only (writeback's write-protection).
     pub(crate) fn write_protect(&self, vpns: std::ops::Range<usize>) {
         let mut ptes = lock(&self.ptes);
@@ -466,16 +589,139 @@ impl SpaceInner {
 }
 
 impl Process {
-    pub(crate) fn new(memory: Arc<Memory>, cache: Arc<PageCache>) -> Self {
-        Self {
+    /// An empty process, registered in `registry`.
+    pub(crate) fn new(memory: Arc<Memory>, cache: Arc<PageCache>, registry: Registry) -> Self {
+        let process = Self {
             inner: Arc::new(SpaceInner {
                 memory,
                 cache,
+                registry: registry.clone(),
                 vmas: RwLock::new(Vec::new()),
                 ptes: Mutex::new(BTreeMap::new()),
                 next_vpn: Mutex::new(FIRST_VPN),
             }),
+        };
+        let mut processes = lock(&registry);
+        processes.retain(|space| space.strong_count() > 0);
+        processes.push(process.weak());
+        drop(processes);
+        process
+    }
+
+    /// Forks the process: the child gets the same mappings at the same
+    /// addresses, following gupio's rule for pinned pages
+    /// ([`gupio::pin::fork_action`]):
+    ///
+    /// - a present anonymous page that may be pinned stays mapped (and
+    ///   writable) in the parent; the child gets a copy of it, now (for a
+    ///   large folio, a small copy of each page);
+    /// - every other present anonymous page is shared copy-on-write: both
+    ///   entries read-only, the child's with a reference of its own, and
+    ///   the first write in either process copies it (or reuses it, once
+    ///   the other let go);
+    /// - zero-page entries are copied as they are; file mappings are shared
+    ///   through the page cache and faulted in afresh by the child.
+    ///
+    /// The parent's mmap lock is held for writing throughout, so no GUP
+    /// runs on the parent while its entries are decided and changed.
+    ///
+    /// # Errors
+    /// [`HostError::OutOfMemory`] if a copy cannot be allocated (the child
+    /// is dropped: every page it had mapped is given back).
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let parent = machine.spawn_process();
+    /// let addr = parent.mmap_anonymous(1).unwrap();
+    /// parent.store(addr, &[1]).unwrap();
+    /// let child = parent.fork().unwrap();
+    /// assert_eq!(child.pte(addr), parent.pte(addr), "shared, read-only");
+    /// child.store(addr, &[2]).unwrap(); // copy-on-write
+    /// assert_eq!((parent.load(addr, 1).unwrap(), child.load(addr, 1).unwrap()), (vec![1], vec![2]));
+    /// drop(child);
+    /// assert!(machine.audit().is_clean());
+    /// ```
+    pub fn fork(&self) -> Result<Process, HostError> {
+        let parent = &self.inner;
+        let vmas = parent
+            .vmas
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let child = Process::new(
+            parent.memory.clone(),
+            parent.cache.clone(),
+            parent.registry.clone(),
+        );
+        *lock(&child.inner.next_vpn) = *lock(&parent.next_vpn);
+        {
+            let mut child_vmas = child
+                .inner
+                .vmas
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for vma in vmas.iter() {
+                child_vmas.push(*vma);
+                if let Some((id, first_index)) = vma.kind.file() {
+                    if let Some(file) = parent.cache.file(id) {
+                        file.add_mapper(child.weak(), vma.first_vpn, first_index, vma.pages);
+                    }
+                }
+            }
         }
+        for vma in vmas.iter() {
+            if matches!(vma.kind, MapKind::Anonymous | MapKind::ZeroPage) {
+                parent.fork_anonymous(vma, &child.inner)?;
+            }
+        }
+        Ok(child)
+    }
+
+    /// Maps one zeroed anonymous folio of `2^order` pages, present and
+    /// writable (a transparent huge page, as it were); returns its address.
+    /// Each entry holds a reference on the folio.
+    ///
+    /// # Errors
+    /// [`HostError::OutOfMemory`] if no such folio is free,
+    /// [`HostError::BadMapping`] if no address space is left.
+    ///
+    /// ```
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let process = machine.spawn_process();
+    /// let addr = process.mmap_anonymous_folio(2).unwrap();
+    /// let (head, writable) = process.pte(addr).unwrap();
+    /// assert!(writable);
+    /// assert_eq!(machine.memory().frame(head).unwrap().counters().refcount(), 4);
+    /// ```
+    pub fn mmap_anonymous_folio(&self, order: u32) -> Result<UserAddr, HostError> {
+        let head = self.inner.memory.alloc_folio(order, true)?;
+        let pages = 1usize << order;
+        let addr = match self.map(pages, MapKind::Anonymous) {
+            Ok(addr) => addr,
+            Err(error) => {
+                self.inner.put(head);
+                return Err(error);
+            }
+        };
+        // The allocation's reference is the first entry's; one more each.
+        if pages > 1 {
+            self.inner
+                .tracker()
+                .get_range(PageRange::new(Pfn::new(head.get() + 1), pages - 1))?;
+        }
+        let first_vpn = addr.get() / PAGE_SIZE;
+        let mut ptes = lock(&self.inner.ptes);
+        for index in 0..pages {
+            ptes.insert(
+                first_vpn + index,
+                Pte {
+                    pfn: Pfn::new(head.get() + index),
+                    writable: true,
+                },
+            );
+        }
+        Ok(addr)
     }
 
     pub(crate) fn weak(&self) -> Weak<SpaceInner> {
@@ -841,6 +1087,10 @@ impl AddressSpace for GupGuard<'_> {
 
     fn fault_in(&self, addr: UserAddr, write: bool) -> Result<(), FaultKind> {
         self.space.fault(&self.vmas, addr, write)
+    }
+
+    fn mapping_kind(&self, addr: UserAddr) -> Result<MappingKind, FaultKind> {
+        SpaceInner::mapping_kind(&self.vmas, addr)
     }
 
     fn translate_run(

@@ -231,3 +231,149 @@ fn mappings_refuse_zero_pages_and_ranges_past_the_file() {
     );
     assert_baseline(&machine);
 }
+
+/// What a refused GUP call must leave alone in `process`: every PTE of
+/// `pages` pages from `addr`, the file's cache and dirty bits, the
+/// machine's allocations and counts, the pin accounting.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    ptes: Vec<Option<(Pfn, bool)>>,
+    cached: Vec<Option<Pfn>>,
+    dirty: Vec<bool>,
+    refcounts: Vec<u32>,
+    allocated: usize,
+    pins: (usize, usize),
+}
+
+fn snapshot(
+    machine: &gupio_host::Machine,
+    process: &gupio_host::Process,
+    file: &gupio_host::File,
+    addr: UserAddr,
+    pages: usize,
+) -> Snapshot {
+    let cached: Vec<_> = (0..pages).map(|i| file.cached_page(i)).collect();
+    let refcounts = cached
+        .iter()
+        .flatten()
+        .map(|&pfn| machine.memory().frame(pfn).unwrap().counters().refcount())
+        .collect();
+    let stats = machine.memory().pin_stats();
+    Snapshot {
+        ptes: (0..pages).map(|i| process.pte(page(addr, i))).collect(),
+        dirty: (0..pages)
+            .map(|i| machine.cache().is_dirty(file, i).unwrap())
+            .collect(),
+        cached,
+        refcounts,
+        allocated: machine.memory().allocated_folios().len(),
+        pins: (stats.acquired(), stats.released()),
+    }
+}
+
+#[test]
+fn a_long_term_write_pin_of_a_shared_file_is_refused_before_any_fault_or_dirtying() {
+    let machine = common::synchronous(32);
+    let tracker = machine.tracker();
+    let file = machine.cache().create_file(3, &[]).unwrap();
+    let process = machine.spawn_process();
+    let shared = process.mmap_file(&file, 0, 3, true).unwrap();
+    // Page 0 untouched (not even cached), page 1 mapped clean and
+    // read-only by a load, page 2 dirty and writable after a store.
+    process.load(page(shared, 1), 1).unwrap();
+    process.store(page(shared, 2), &[3]).unwrap();
+    let before = snapshot(&machine, &process, &file, shared, 3);
+    assert_eq!(before.ptes[0], None);
+    assert_eq!(before.cached[0], None);
+    assert!(!before.ptes[1].unwrap().1 && before.ptes[2].unwrap().1);
+    let flags = GupFlags::WRITE | GupFlags::LONGTERM;
+    let guard = process.gup();
+    for index in 0..3 {
+        let addr = page(shared, index);
+        let mut pages = [Pfn::ZERO; 1];
+        assert_eq!(
+            common::pin_into(&tracker, &guard, addr, flags, &mut pages),
+            Err(PinError::LongtermDirtyTracked { addr })
+        );
+        let runs = tracker
+            .pin_user_pages(&guard, addr, 3 - index, flags)
+            .unwrap();
+        assert_eq!(runs.count(), 1, "the refusal, nothing before it");
+    }
+    drop(guard);
+    assert_eq!(
+        snapshot(&machine, &process, &file, shared, 3),
+        before,
+        "nothing changed"
+    );
+    assert_eq!(machine.memory().take_warnings(), []);
+    assert_baseline(&machine);
+}
+
+#[test]
+fn a_write_pin_of_a_read_only_file_mapping_is_refused_before_any_fault() {
+    let machine = common::synchronous(32);
+    let tracker = machine.tracker();
+    let file = machine.cache().create_file(2, &[]).unwrap();
+    let process = machine.spawn_process();
+    let addr = process.mmap_file(&file, 0, 2, false).unwrap();
+    process.load(page(addr, 1), 1).unwrap();
+    let before = snapshot(&machine, &process, &file, addr, 2);
+    let guard = process.gup();
+    for flags in [GupFlags::WRITE, GupFlags::WRITE | GupFlags::LONGTERM] {
+        for index in 0..2 {
+            let at = page(addr, index);
+            let mut pages = [Pfn::ZERO; 1];
+            assert_eq!(
+                common::pin_into(&tracker, &guard, at, flags, &mut pages),
+                Err(PinError::Fault {
+                    addr: at,
+                    kind: gupio::pin::FaultKind::AccessDenied
+                })
+            );
+        }
+    }
+    drop(guard);
+    assert_eq!(snapshot(&machine, &process, &file, addr, 2), before);
+    assert_baseline(&machine);
+}
+
+#[test]
+fn long_term_pins_are_charged_to_their_owner_and_refused_past_its_limit() {
+    let machine = common::synchronous(32);
+    let tracker = machine.tracker();
+    let process = machine.spawn_process();
+    let addr = process.mmap_anonymous(4).unwrap();
+    let account = gupio::pin::PinAccount::new(3);
+    let guard = process.gup();
+    // Four pages do not fit: refused before any fault or pin.
+    assert_eq!(
+        tracker
+            .pin_user_pages_longterm(&guard, addr, 4, GupFlags::WRITE, &account)
+            .err(),
+        Some(PinError::PinLimitExceeded {
+            limit: 3,
+            charged: 0,
+            request: 4
+        })
+    );
+    assert!((0..4).all(|i| process.pte(page(addr, i)).is_none()));
+    assert!(machine.memory().allocated_folios().is_empty());
+    // Three do; each run carries its charge until released.
+    let runs: Vec<_> = tracker
+        .pin_user_pages_longterm(&guard, addr, 3, GupFlags::WRITE, &account)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    drop(guard);
+    assert_eq!(account.charged(), 3);
+    assert_eq!(runs.iter().map(|run| run.charged()).sum::<usize>(), 3);
+    for run in runs {
+        tracker.release_held(run, true).unwrap();
+    }
+    assert_eq!(
+        (account.charged(), account.peak(), account.refusals()),
+        (0, 3, 1)
+    );
+    assert_baseline(&machine);
+}

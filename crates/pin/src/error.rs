@@ -129,6 +129,23 @@ pub enum PinError {
         /// The page refused.
         pfn: Pfn,
     },
+    /// Charging a long-term pin would pass its owner's limit
+    /// ([`PinAccount`](crate::PinAccount)); nothing was charged or pinned.
+    PinLimitExceeded {
+        /// The owner's limit, in 4 KiB units.
+        limit: usize,
+        /// What the owner had charged when refused, in 4 KiB units.
+        charged: usize,
+        /// What the request needed, in 4 KiB units.
+        request: usize,
+    },
+    /// An uncharge of more than the account holds (a bug); nothing changed.
+    AccountUnderflow {
+        /// What the account held, in 4 KiB units.
+        charged: usize,
+        /// What the uncharge gave back, in 4 KiB units.
+        request: usize,
+    },
 }
 
 impl fmt::Display for PinError {
@@ -194,6 +211,19 @@ impl fmt::Display for PinError {
             Self::NotLongtermPinnable { pfn } => {
                 write!(f, "pfn {pfn:#x} may not be pinned long term")
             }
+            Self::PinLimitExceeded {
+                limit,
+                charged,
+                request,
+            } => write!(
+                f,
+                "pinning {request} more 4 KiB pages over the {charged} charged \
+                 passes the owner's limit of {limit}"
+            ),
+            Self::AccountUnderflow { charged, request } => write!(
+                f,
+                "uncharging {request} 4 KiB pages from an account holding {charged}"
+            ),
         }
     }
 }
@@ -267,6 +297,14 @@ pub enum Warning {
         /// What the run holds on each page.
         origin: gupio_pfn::Origin,
     },
+    /// A [`PinAccount`](crate::PinAccount) was asked to give back more
+    /// than it holds; it changed nothing.
+    AccountUnderflow {
+        /// What the account held, in 4 KiB units.
+        charged: u64,
+        /// What was given back, in 4 KiB units.
+        request: u64,
+    },
     /// The memory map's folio shape for a page contradicts its head's.
     CorruptFolio {
         /// The page looked up.
@@ -330,6 +368,10 @@ impl fmt::Display for Warning {
             Self::CorruptFolio { pfn } => {
                 write!(f, "the folio shape of pfn {pfn:#x} contradicts its head")
             }
+            Self::AccountUnderflow { charged, request } => write!(
+                f,
+                "a pin account holding {charged} 4 KiB pages was asked to give back {request}"
+            ),
             Self::BvecWithoutPage { index } => {
                 write!(f, "bvec {index} of a bio holding pages has no page")
             }
@@ -402,6 +444,21 @@ mod tests {
             (PinError::WriteToZeroPage { addr }, "zero page"),
             (PinError::LongtermDirtyTracked { addr }, "dirty-tracked"),
             (PinError::NotLongtermPinnable { pfn }, "long term"),
+            (
+                PinError::PinLimitExceeded {
+                    limit: 16,
+                    charged: 12,
+                    request: 5,
+                },
+                "5 more 4 KiB pages over the 12 charged passes the owner's limit of 16",
+            ),
+            (
+                PinError::AccountUnderflow {
+                    charged: 2,
+                    request: 3,
+                },
+                "uncharging 3 4 KiB pages from an account holding 2",
+            ),
         ];
         for (error, needle) in cases {
             let text = error.to_string();
@@ -439,6 +496,13 @@ mod tests {
         let release_path = [
             (Warning::BvecWithoutPage { index: 7 }, "bvec 7"),
             (Warning::DoubleCompletion, "twice"),
+            (
+                Warning::AccountUnderflow {
+                    charged: 1,
+                    request: 2,
+                },
+                "holding 1 4 KiB pages was asked to give back 2",
+            ),
             (Warning::CorruptCompletionStatus { raw: 0x10 }, "0x10"),
         ];
         for (warning, text) in release_path {

@@ -5,7 +5,7 @@ use core::fmt;
 use gupio_pfn::{PageGeometry, Pfn};
 use gupio_sync::atomic::{fence, Ordering};
 
-use crate::{GrabKind, HeldRun, PageOps, PinError, Tracker};
+use crate::{GrabKind, HeldRun, PageOps, PinAccount, PinError, Tracker};
 
 /// How many times one page is faulted in before `pin_user_pages` gives up
 /// with [`PinError::FaultNotResolved`]: a fault can be undone by a racing
@@ -134,6 +134,83 @@ bitflags::bitflags! {
     }
 }
 
+/// What backs the mapping (Linux's VMA) that covers a user address, as
+/// [`AddressSpace::mapping_kind`] describes it whether or not a page is
+/// present there: what GUP needs to refuse an access before it faults
+/// anything in or takes any count (Linux's `check_vma_flags`).
+///
+/// ```
+/// use gupio_pin::{FaultKind, GupFlags, MappingKind, PinError, UserAddr};
+/// let addr = UserAddr::new(0x1000);
+/// let file = MappingKind::SharedFile { dirty_tracked: true };
+/// let longterm_write = GupFlags::PIN | GupFlags::LONGTERM | GupFlags::WRITE;
+/// assert_eq!(file.check(longterm_write, addr), Err(PinError::LongtermDirtyTracked { addr }));
+/// assert_eq!(MappingKind::Shmem.check(longterm_write, addr), Ok(()));
+/// assert_eq!(
+///     MappingKind::ReadOnly.check(GupFlags::PIN | GupFlags::WRITE, addr),
+///     Err(PinError::Fault { addr, kind: FaultKind::AccessDenied })
+/// );
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MappingKind {
+    /// The address space does not say (the trait's default): gupio decides
+    /// from the page-table entries, so a refusal of a page not yet present
+    /// comes only after its fault.
+    Unknown,
+    /// Private anonymous memory (including what maps the zero page until
+    /// written).
+    Anonymous,
+    /// A private, writable mapping of a file: a write fault makes an
+    /// anonymous copy, so the file never sees it.
+    PrivateFile,
+    /// A shared, writable mapping of a file. `dirty_tracked` when its
+    /// filesystem must see every write to write it back (ext4, xfs, btrfs):
+    /// such a mapping is never pinned for writing long term.
+    SharedFile {
+        /// Writes must be seen by the filesystem's writeback.
+        dirty_tracked: bool,
+    },
+    /// Shared memory with no writeback to keep in step (tmpfs, memfd,
+    /// hugetlbfs, SysV shared memory): any pin is allowed.
+    Shmem,
+    /// A mapping that allows no writes, whatever backs it: every write
+    /// access is refused, reads are allowed.
+    ReadOnly,
+}
+
+impl MappingKind {
+    /// The refusal a GUP call with the complete `flags` gets from a mapping
+    /// of this kind at `addr`, if any: a write to a read-only mapping
+    /// ([`PinError::Fault`] with [`FaultKind::AccessDenied`], Linux's
+    /// `-EFAULT`), a long-term write pin of a dirty-tracked shared file
+    /// mapping ([`PinError::LongtermDirtyTracked`]). [`Unknown`](Self::Unknown)
+    /// refuses nothing.
+    ///
+    /// # Errors
+    /// The refusal, as above.
+    ///
+    /// ```
+    /// use gupio_pin::{GupFlags, MappingKind, UserAddr};
+    /// let all = GupFlags::PIN | GupFlags::LONGTERM | GupFlags::WRITE;
+    /// assert!(MappingKind::Unknown.check(all, UserAddr::new(0)).is_ok());
+    /// ```
+    pub const fn check(self, flags: GupFlags, addr: UserAddr) -> Result<(), PinError> {
+        let write = flags.contains(GupFlags::WRITE);
+        let longterm = flags.contains(GupFlags::LONGTERM);
+        match self {
+            Self::ReadOnly if write => Err(PinError::Fault {
+                addr,
+                kind: FaultKind::AccessDenied,
+            }),
+            Self::SharedFile {
+                dirty_tracked: true,
+            } if write && longterm => Err(PinError::LongtermDirtyTracked { addr }),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A present page-table entry: the page it maps and what it allows.
 ///
 /// ```
@@ -218,6 +295,43 @@ pub trait AddressSpace {
     /// Why the page cannot be faulted in ([`FaultKind::AccessDenied`] for a
     /// write to a read-only mapping).
     fn fault_in(&self, addr: UserAddr, write: bool) -> Result<(), FaultKind>;
+
+    /// The kind of the mapping covering `addr` (page aligned), whether or
+    /// not a page is present there, without faulting or changing anything.
+    /// gupio asks it before it faults a page in for GUP, and once per
+    /// translated run for long-term write pins, and refuses what
+    /// [`MappingKind::check`] refuses before any fault, count change or
+    /// dirtying.
+    ///
+    /// The default answers [`MappingKind::Unknown`]: gupio then decides from
+    /// the entries [`translate`](Self::translate) reports, as before this
+    /// method existed, which for a page not yet present means after its
+    /// fault. An embedder that answers must keep
+    /// [`translate_run`](Self::translate_run) from returning a run that
+    /// crosses into a mapping of another kind.
+    ///
+    /// # Errors
+    /// As [`translate`](Self::translate): why no mapping covers `addr`.
+    ///
+    /// ```
+    /// use gupio_pfn::{PageGeometry, Pfn};
+    /// use gupio_pin::{AddressSpace, FaultKind, Mapping, MappingKind, UserAddr};
+    /// /// Nothing present yet; everything is a dirty-tracked shared file.
+    /// struct FileOnly;
+    /// impl AddressSpace for FileOnly {
+    ///     fn page_geometry(&self) -> PageGeometry { PageGeometry::FOUR_KIB }
+    ///     fn translate(&self, _: UserAddr) -> Result<Option<Mapping>, FaultKind> { Ok(None) }
+    ///     fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> { Ok(()) }
+    ///     fn mapping_kind(&self, _: UserAddr) -> Result<MappingKind, FaultKind> {
+    ///         Ok(MappingKind::SharedFile { dirty_tracked: true })
+    ///     }
+    /// }
+    /// assert!(FileOnly.mapping_kind(UserAddr::new(0)).is_ok());
+    /// ```
+    fn mapping_kind(&self, addr: UserAddr) -> Result<MappingKind, FaultKind> {
+        let _ = addr;
+        Ok(MappingKind::Unknown)
+    }
 
     /// The longest run of pages from `addr` (page aligned), at most
     /// `max_pages` (at least 1), that map consecutive frames with the same
@@ -395,7 +509,12 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// translated again). With [`GupFlags::WRITE`] every page must be
     /// writable (read-only mappings fail, copy-on-write is broken by the
     /// fault). With [`GupFlags::LONGTERM`], movable pages and write pins of
-    /// dirty-tracked shared file mappings are refused. The zero page may be
+    /// dirty-tracked shared file mappings are refused. What the mapping
+    /// decides ([`AddressSpace::mapping_kind`]: a write to a read-only
+    /// mapping, a long-term write pin of a dirty-tracked file) is refused
+    /// before the page is faulted in or any count changes; only the
+    /// refusals that depend on the frame (the zero page for a write, a
+    /// movable page) can come after a fault. The zero page may be
     /// returned for reads; it is not pinned, and releasing it is a no-op.
     /// Before a pinned run is yielded, a `SeqCst` fence orders its pin
     /// before anything the caller does next (Linux's
@@ -496,6 +615,82 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     ) -> Result<UserPages<'s, 'a, M, A>, PinError> {
         UserPages::new(*self, space, start, nr_pages, flags, GrabKind::Get)
     }
+
+    /// Pins the `nr_pages` user pages from `start` long term
+    /// ([`GupFlags::LONGTERM`] is added to `flags`) and charges them to
+    /// `account`, the owner's [`PinAccount`] (Linux's `RLIMIT_MEMLOCK`
+    /// accounting of RDMA memory regions, VFIO mappings and io_uring
+    /// registered buffers), one [`ACCOUNT_UNIT`](crate::ACCOUNT_UNIT) per
+    /// 4 KiB.
+    ///
+    /// The whole request is charged here, after the flag and range checks
+    /// and before anything is faulted in or pinned: an owner over its limit
+    /// is refused with nothing charged, faulted or counted. The walk then
+    /// runs as [`pin_user_pages`](Self::pin_user_pages)'; each
+    /// [`HeldRun`] carries its pages' charge (see [`HeldRun::account`]) and
+    /// gives it back when released with [`Tracker::release_held`]. The
+    /// charge of pages the walk does not yield (a failed page, or the
+    /// iterator dropped early) is given back when it ends. The zero page,
+    /// handed out for reads, is charged like any page: the owner holds it.
+    ///
+    /// # Errors
+    /// As [`pin_user_pages`](Self::pin_user_pages), then
+    /// [`PinError::PinLimitExceeded`] if the charge would pass the limit
+    /// of an unprivileged owner.
+    ///
+    /// ```
+    /// # use gupio_pfn::{PageGeometry, Pfn};
+    /// # use gupio_pin::*;
+    /// # struct Identity;
+    /// # impl AddressSpace for Identity {
+    /// #     fn page_geometry(&self) -> PageGeometry { PageGeometry::FOUR_KIB }
+    /// #     fn translate(&self, a: UserAddr) -> Result<Option<Mapping>, FaultKind> {
+    /// #         Ok(Some(Mapping::new(Pfn::new(a.get() >> 12), MappingFlags::WRITABLE)))
+    /// #     }
+    /// #     fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> { Ok(()) }
+    /// # }
+    /// let m = ArrayMemoryMap::<4>::new(Pfn::new(0));
+    /// m.prepare_folio(Pfn::new(0), FolioOrder::try_new(2).unwrap()).unwrap();
+    /// let t = Tracker::new(&m);
+    /// let account = PinAccount::new(3); // room for three 4 KiB pages
+    /// let start = UserAddr::new(0);
+    /// assert_eq!(
+    ///     t.pin_user_pages_longterm(&Identity, start, 4, GupFlags::WRITE, &account).err(),
+    ///     Some(PinError::PinLimitExceeded { limit: 3, charged: 0, request: 4 })
+    /// );
+    /// assert_eq!(m.stats().acquired(), 0, "refused before any pin");
+    /// let run = t
+    ///     .pin_user_pages_longterm(&Identity, start, 3, GupFlags::WRITE, &account)?
+    ///     .next()
+    ///     .unwrap()?;
+    /// assert_eq!((run.pages(), account.charged()), (3, 3));
+    /// t.release_held(run, true)?;
+    /// assert_eq!((account.charged(), account.peak(), account.refusals()), (0, 3, 1));
+    /// # Ok::<(), PinError>(())
+    /// ```
+    pub fn pin_user_pages_longterm<'s, A: AddressSpace + ?Sized>(
+        &self,
+        space: &'s A,
+        start: UserAddr,
+        nr_pages: usize,
+        flags: GupFlags,
+        account: &'a PinAccount,
+    ) -> Result<UserPages<'s, 'a, M, A>, PinError> {
+        let flags = flags.union(GupFlags::LONGTERM);
+        let mut pages = UserPages::new(*self, space, start, nr_pages, flags, GrabKind::Pin)?;
+        let geometry = space.page_geometry();
+        account.try_charge(geometry, nr_pages)?;
+        // 1, 4 or 16 units per page: a power of two.
+        let units_per_page = geometry.size() / crate::ACCOUNT_UNIT;
+        pages.reservation = Reservation {
+            tracker: *self,
+            account: Some(account),
+            shift: u8::try_from(units_per_page.trailing_zeros()).unwrap_or(0),
+            // Cannot overflow: `try_charge` counted exactly this.
+            units: nr_pages * units_per_page,
+        };
+        Ok(pages)
+    }
 }
 
 /// The user pages [`Tracker::pin_user_pages`] or
@@ -518,6 +713,66 @@ pub struct UserPages<'s, 'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> {
     remaining: usize,
     /// What the last translation said about `next` onwards, not yet grabbed.
     pending: Option<MappedRun>,
+    /// The charge held for the `remaining` pages of a long-term walk.
+    reservation: Reservation<'a, M>,
+}
+
+/// The charge a long-term walk holds for the pages it has not yielded yet:
+/// each run takes its share as it is yielded, and what is left is given
+/// back when the walk ends or is dropped.
+///
+/// A field of its own, so that the drop that gives the charge back borrows
+/// only the tracker and the account: the address space (often a lock
+/// guard) may still go before the walk does.
+struct Reservation<'a, M: PageOps + ?Sized> {
+    tracker: Tracker<'a, M>,
+    account: Option<&'a PinAccount>,
+    /// Each page is charged `1 << shift` units.
+    shift: u8,
+    /// The units held for pages not yielded yet.
+    units: usize,
+}
+
+impl<'a, M: PageOps + ?Sized> Reservation<'a, M> {
+    /// No account: nothing is charged.
+    fn none(tracker: Tracker<'a, M>) -> Self {
+        Self {
+            tracker,
+            account: None,
+            shift: 0,
+            units: 0,
+        }
+    }
+
+    /// The account charged for a run of `pages` pages and its shift, its
+    /// share moved out of the reservation.
+    #[inline]
+    fn take(&mut self, pages: usize) -> (Option<&'a PinAccount>, u8) {
+        if self.account.is_some() {
+            // At most what is left: the walk yields no more pages than it
+            // reserved for.
+            self.units -= (pages << self.shift).min(self.units);
+        }
+        (self.account, self.shift)
+    }
+
+    /// Gives back what is still held.
+    fn release(&mut self) {
+        if let (Some(account), units @ 1..) = (self.account, self.units) {
+            self.units = 0;
+            // This much was charged at the start: only a stray uncharge
+            // elsewhere makes it fail, and the warn hook hears of it.
+            let _ = self.tracker.uncharge(account, units);
+        }
+    }
+}
+
+impl<M: PageOps + ?Sized> Drop for Reservation<'_, M> {
+    /// A walk stopped early gives back the charge of the pages it did not
+    /// yield.
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 impl<'s, 'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> UserPages<'s, 'a, M, A> {
@@ -550,6 +805,7 @@ impl<'s, 'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> UserPages<'s, 'a, M,
             next: first,
             remaining: nr_pages,
             pending: None,
+            reservation: Reservation::none(tracker),
         })
     }
 
@@ -589,12 +845,15 @@ impl<'s, 'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> UserPages<'s, 'a, M,
                 flags: mapped.flags,
             });
         }
+        let (account, charge_shift) = self.reservation.take(pages);
         Ok(HeldRun::new(
             self.tracker,
             folio,
             mapped.pfn,
             pages,
             self.kind,
+            account,
+            charge_shift,
         ))
     }
 
@@ -607,7 +866,20 @@ impl<'s, 'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> UserPages<'s, 'a, M,
         let write = self.flags.contains(GupFlags::WRITE);
         let longterm = self.flags.contains(GupFlags::LONGTERM);
         let fault = |kind| PinError::Fault { addr, kind };
-        // Linux refuses these at the mapping, before faulting anything in.
+        // What the mapping refuses is decided before any fault or count
+        // change (Linux's check_vma_flags): at once for a long-term write
+        // pin (a present writable page of a dirty-tracked file must be
+        // refused too), otherwise just before the first fault.
+        let describe = || match space.mapping_kind(addr) {
+            Ok(kind) => kind.check(self.flags, addr),
+            Err(kind) => Err(fault(kind)),
+        };
+        let mut described = longterm && write;
+        if described {
+            describe()?;
+        }
+        // The page-table flags say it too, for embedders that answer
+        // `MappingKind::Unknown`.
         let refuse_mapping = |flags: MappingFlags| {
             if longterm && write && flags.contains(MappingFlags::DIRTY_TRACKED) {
                 Err(PinError::LongtermDirtyTracked { addr })
@@ -630,6 +902,10 @@ impl<'s, 'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> UserPages<'s, 'a, M,
                 _ => {
                     if let Some(run) = &seen {
                         refuse_mapping(run.flags)?;
+                    }
+                    if !described {
+                        describe()?;
+                        described = true;
                     }
                     if faults == FAULT_RETRIES {
                         return Err(PinError::FaultNotResolved { addr });
@@ -681,10 +957,18 @@ impl<'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> Iterator for UserPages<'
         let step = self.step();
         if step.is_err() {
             // A failed page ends the walk: the error is reported once.
-            self.remaining = 0;
-            self.pending = None;
+            self.end();
         }
         Some(step)
+    }
+}
+
+impl<M: PageOps + ?Sized, A: AddressSpace + ?Sized> UserPages<'_, '_, M, A> {
+    /// Ends the walk, giving back the charge of the pages not yielded.
+    fn end(&mut self) {
+        self.reservation.release();
+        self.remaining = 0;
+        self.pending = None;
     }
 }
 
@@ -770,7 +1054,7 @@ mod tests {
         Mapping::new(pfn(raw), MappingFlags::empty())
     }
 
-    #[derive(Clone, Copy, Debug)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
     enum Entry {
         /// Mapped, as given.
         Present(Mapping),
@@ -793,6 +1077,8 @@ mod tests {
     struct TestSpace {
         entries: RefCell<Vec<Entry>>,
         faults: Cell<usize>,
+        /// What `mapping_kind` answers for every entry (not `Unmapped`).
+        kind: Cell<MappingKind>,
     }
 
     impl TestSpace {
@@ -800,7 +1086,13 @@ mod tests {
             Self {
                 entries: RefCell::new(entries.to_vec()),
                 faults: Cell::new(0),
+                kind: Cell::new(MappingKind::Unknown),
             }
+        }
+
+        fn with_kind(self, kind: MappingKind) -> Self {
+            self.kind.set(kind);
+            self
         }
 
         fn index(addr: UserAddr) -> Option<usize> {
@@ -823,6 +1115,14 @@ mod tests {
                 }
                 Entry::Absent(_) | Entry::BrokenFault | Entry::FaultFails(_) => Ok(None),
                 Entry::Unmapped => Err(FaultKind::Unmapped),
+            }
+        }
+
+        fn mapping_kind(&self, addr: UserAddr) -> Result<MappingKind, FaultKind> {
+            let entry = Self::index(addr).and_then(|i| self.entries.borrow().get(i).copied());
+            match entry.unwrap_or(Entry::Unmapped) {
+                Entry::Unmapped => Err(FaultKind::Unmapped),
+                _ => Ok(self.kind.get()),
             }
         }
 
@@ -1256,6 +1556,400 @@ mod tests {
         );
         t.unpin_pages(&out).unwrap();
         assert_baseline(&m);
+    }
+
+    /// Pins `flags` at entry 0 of `space` and checks the refusal changed
+    /// nothing: no fault, the same entries, no count, no dirty bit, no
+    /// pin accounted.
+    #[track_caller]
+    fn assert_refused_untouched(space: &TestSpace, flags: GupFlags, expected: PinError) {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let before = space.entries.borrow().clone();
+        let mut out = [Pfn::ZERO; 2];
+        assert_eq!(pin_into(&t, space, user(0), flags, &mut out), Err(expected));
+        assert_eq!(space.faults.get(), 0, "refused before any fault");
+        assert_eq!(*space.entries.borrow(), before, "page table unchanged");
+        for raw in 0..20 {
+            let flags = m.page(raw).flags();
+            assert!(
+                !flags.contains(crate::PageFlags::DIRTY),
+                "pfn {raw} dirtied"
+            );
+        }
+        assert_eq!((m.stats.acquired(), m.stats.released()), (0, 0));
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn a_longterm_write_pin_of_an_absent_dirty_tracked_page_is_refused_before_its_fault() {
+        let file = Mapping::new(pfn(2), MappingFlags::WRITABLE | MappingFlags::DIRTY_TRACKED);
+        let dirty_tracked = MappingKind::SharedFile {
+            dirty_tracked: true,
+        };
+        let space = TestSpace::new(&[Entry::Absent(file), Entry::Absent(file)]);
+        let space = space.with_kind(dirty_tracked);
+        let longterm_write = GupFlags::LONGTERM | GupFlags::WRITE;
+        assert_refused_untouched(
+            &space,
+            longterm_write,
+            PinError::LongtermDirtyTracked { addr: user(0) },
+        );
+        // Without a description (the default), the refusal comes only after
+        // the page was faulted in: what the description is for.
+        let space = TestSpace::new(&[Entry::Absent(file)]);
+        let m = machine();
+        let t = Tracker::new(&m);
+        let mut out = [Pfn::ZERO; 1];
+        assert_eq!(
+            pin_into(&t, &space, user(0), longterm_write, &mut out),
+            Err(PinError::LongtermDirtyTracked { addr: user(0) })
+        );
+        assert_eq!(space.faults.get(), 1);
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn the_description_refuses_a_present_page_the_entry_flags_do_not_mark() {
+        // A writable, present page whose entry lacks DIRTY_TRACKED: the
+        // mapping kind alone refuses the long-term write pin.
+        let space = TestSpace::new(&[Entry::Present(rw(1))]).with_kind(MappingKind::SharedFile {
+            dirty_tracked: true,
+        });
+        assert_refused_untouched(
+            &space,
+            GupFlags::LONGTERM | GupFlags::WRITE,
+            PinError::LongtermDirtyTracked { addr: user(0) },
+        );
+    }
+
+    #[test]
+    fn a_write_pin_of_an_absent_page_of_a_read_only_mapping_is_refused_before_its_fault() {
+        let space = TestSpace::new(&[Entry::Absent(rw(1))]).with_kind(MappingKind::ReadOnly);
+        let denied = PinError::Fault {
+            addr: user(0),
+            kind: FaultKind::AccessDenied,
+        };
+        assert_refused_untouched(&space, GupFlags::WRITE, denied);
+        assert_refused_untouched(&space, GupFlags::WRITE | GupFlags::LONGTERM, denied);
+    }
+
+    #[test]
+    fn a_mapping_kind_error_is_the_fault_and_nothing_is_faulted_in() {
+        struct NoVma(TestSpace);
+        impl AddressSpace for NoVma {
+            fn page_geometry(&self) -> PageGeometry {
+                PageGeometry::FOUR_KIB
+            }
+            fn translate(&self, addr: UserAddr) -> Result<Option<Mapping>, FaultKind> {
+                self.0.translate(addr)
+            }
+            fn fault_in(&self, addr: UserAddr, write: bool) -> Result<(), FaultKind> {
+                self.0.fault_in(addr, write)
+            }
+            fn mapping_kind(&self, _: UserAddr) -> Result<MappingKind, FaultKind> {
+                Err(FaultKind::HardwareError)
+            }
+        }
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = NoVma(TestSpace::new(&[Entry::Absent(rw(1))]));
+        let mut out = [Pfn::ZERO; 1];
+        assert_eq!(
+            pin_into(&t, &space, user(0), GupFlags::empty(), &mut out),
+            Err(PinError::Fault {
+                addr: user(0),
+                kind: FaultKind::HardwareError
+            })
+        );
+        assert_eq!(space.0.faults.get(), 0);
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn described_mappings_allow_what_linux_allows() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let mut out = [Pfn::ZERO; 1];
+        let cases = [
+            // Reads of a read-only mapping, long term or not.
+            (MappingKind::ReadOnly, GupFlags::LONGTERM, ro(1)),
+            // Long-term reads and short-term writes of a dirty-tracked file.
+            (
+                MappingKind::SharedFile {
+                    dirty_tracked: true,
+                },
+                GupFlags::LONGTERM,
+                ro(1),
+            ),
+            (
+                MappingKind::SharedFile {
+                    dirty_tracked: true,
+                },
+                GupFlags::WRITE,
+                rw(1),
+            ),
+            // Long-term writes of everything not dirty-tracked.
+            (
+                MappingKind::SharedFile {
+                    dirty_tracked: false,
+                },
+                GupFlags::LONGTERM | GupFlags::WRITE,
+                rw(1),
+            ),
+            (
+                MappingKind::Shmem,
+                GupFlags::LONGTERM | GupFlags::WRITE,
+                rw(1),
+            ),
+            (
+                MappingKind::Anonymous,
+                GupFlags::LONGTERM | GupFlags::WRITE,
+                rw(1),
+            ),
+            (
+                MappingKind::PrivateFile,
+                GupFlags::LONGTERM | GupFlags::WRITE,
+                rw(1),
+            ),
+        ];
+        for (kind, flags, mapping) in cases {
+            let space = TestSpace::new(&[Entry::Absent(mapping)]).with_kind(kind);
+            assert_eq!(
+                pin_into(&t, &space, user(0), flags, &mut out),
+                Ok(1),
+                "{kind:?} {flags:?}"
+            );
+            assert_eq!(space.faults.get(), 1);
+            t.unpin_pages(&out).unwrap();
+        }
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn a_charged_pin_over_the_limit_is_refused_before_any_fault_or_count() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[Entry::Absent(rw(1)), Entry::Absent(rw(2))]);
+        let account = PinAccount::new(3);
+        account.try_charge(PageGeometry::FOUR_KIB, 2).unwrap();
+        let refused = t.pin_user_pages_longterm(&space, user(0), 2, GupFlags::WRITE, &account);
+        assert_eq!(
+            refused.err(),
+            Some(PinError::PinLimitExceeded {
+                limit: 3,
+                charged: 2,
+                request: 2
+            })
+        );
+        assert_eq!(space.faults.get(), 0);
+        assert_eq!(space.entries.borrow()[0], Entry::Absent(rw(1)));
+        assert_eq!(
+            (account.charged(), account.peak(), account.refusals()),
+            (2, 2, 1)
+        );
+        // Flag errors come first and charge nothing.
+        let internal = t.pin_user_pages_longterm(&space, user(0), 1, GupFlags::PIN, &account);
+        assert!(matches!(
+            internal.err(),
+            Some(PinError::InternalGupFlags { .. })
+        ));
+        assert_eq!((account.charged(), account.refusals()), (2, 1));
+        account.uncharge(PageGeometry::FOUR_KIB, 2).unwrap();
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn charged_runs_carry_their_pages_charge_through_split_and_release() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[
+            Entry::Present(rw(4)),
+            Entry::Present(rw(5)),
+            Entry::Present(rw(6)),
+            Entry::Present(rw(1)),
+        ]);
+        let account = PinAccount::new(4);
+        let mut runs = t
+            .pin_user_pages_longterm(&space, user(0), 4, GupFlags::WRITE, &account)
+            .unwrap();
+        assert_eq!(account.charged(), 4, "the whole request, up front");
+        let mut large = runs.next().unwrap().unwrap();
+        let small = runs.next().unwrap().unwrap();
+        assert!(runs.next().is_none());
+        drop(runs);
+        assert_eq!((large.charged(), small.charged()), (3, 1));
+        assert!(core::ptr::eq(large.account().unwrap(), &account));
+        let tail = large.split_off(1).unwrap();
+        assert_eq!((large.charged(), tail.charged()), (1, 2));
+        t.release_held(tail, false).unwrap();
+        assert_eq!(account.charged(), 2);
+        // A hand-over to a bio ends the charge; the pins go with the range.
+        let (range, _) = small.into_raw();
+        assert_eq!(account.charged(), 1);
+        t.unpin_range(range).unwrap();
+        t.release_held(large, false).unwrap();
+        assert_eq!((account.charged(), account.peak()), (0, 4));
+        assert_eq!(m.page(4).pincount(), 0);
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn a_failed_page_or_an_early_stop_gives_back_the_charge_not_yielded() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[
+            Entry::Present(rw(1)),
+            Entry::Present(rw(2)),
+            Entry::Unmapped,
+        ]);
+        let account = PinAccount::new(8);
+        let mut runs = t
+            .pin_user_pages_longterm(&space, user(0), 3, GupFlags::empty(), &account)
+            .unwrap();
+        let first = runs.next().unwrap().unwrap();
+        let second = runs.next().unwrap().unwrap();
+        assert!(matches!(runs.next(), Some(Err(PinError::Fault { .. }))));
+        assert_eq!(account.charged(), 2, "the failed page's charge is back");
+        drop(runs);
+        assert_eq!(account.charged(), 2);
+        t.release_held(first, false).unwrap();
+        t.release_held(second, false).unwrap();
+        // An early stop: one run taken of three pages.
+        let mut runs = t
+            .pin_user_pages_longterm(&space, user(0), 2, GupFlags::empty(), &account)
+            .unwrap();
+        let first = runs.next().unwrap().unwrap();
+        drop(runs);
+        assert_eq!(account.charged(), 1);
+        t.release_held(first, false).unwrap();
+        // A mapping refusal on the first page: nothing stays charged.
+        let file = TestSpace::new(&[Entry::Absent(rw(1))]).with_kind(MappingKind::SharedFile {
+            dirty_tracked: true,
+        });
+        let mut runs = t
+            .pin_user_pages_longterm(&file, user(0), 1, GupFlags::WRITE, &account)
+            .unwrap();
+        assert_eq!(
+            runs.next().unwrap().err(),
+            Some(PinError::LongtermDirtyTracked { addr: user(0) })
+        );
+        assert_eq!((account.charged(), file.faults.get()), (0, 0));
+        assert_eq!(account.peak(), 3, "the whole first request was charged");
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn pages_larger_than_four_kib_are_charged_in_four_kib_units() {
+        /// User page N (64 KiB pages) maps frame N.
+        struct Big;
+        impl AddressSpace for Big {
+            fn page_geometry(&self) -> PageGeometry {
+                PageGeometry::SIXTY_FOUR_KIB
+            }
+            fn translate(&self, addr: UserAddr) -> Result<Option<Mapping>, FaultKind> {
+                Ok(Some(Mapping::new(
+                    pfn(addr.get() >> 16),
+                    MappingFlags::WRITABLE,
+                )))
+            }
+            fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> {
+                Ok(())
+            }
+        }
+        let m = machine();
+        let t = Tracker::new(&m);
+        let account = PinAccount::new(48);
+        let at = UserAddr::new(4 << 16);
+        assert_eq!(
+            t.pin_user_pages_longterm(&Big, at, 4, GupFlags::WRITE, &account)
+                .err(),
+            Some(PinError::PinLimitExceeded {
+                limit: 48,
+                charged: 0,
+                request: 64
+            })
+        );
+        let mut run = t
+            .pin_user_pages_longterm(&Big, at, 3, GupFlags::WRITE, &account)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!((run.pages(), run.charged(), account.charged()), (3, 48, 48));
+        let tail = run.split_off(1).unwrap();
+        assert_eq!((run.charged(), tail.charged()), (16, 32));
+        t.release_held(tail, false).unwrap();
+        assert_eq!(account.charged(), 16);
+        t.release_held(run, false).unwrap();
+        assert_eq!(account.charged(), 0);
+        assert_baseline(&m);
+    }
+
+    /// Regression (found by the fuzz crate): the address space, often a
+    /// lock guard, may be dropped while a stopped walk is still in scope.
+    #[test]
+    fn the_address_space_may_go_before_a_charged_walk() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let account = PinAccount::new(2);
+        let space = TestSpace::new(&[Entry::Present(rw(1)), Entry::Present(rw(2))]);
+        let run = {
+            let mut runs = t
+                .pin_user_pages_longterm(&space, user(0), 2, GupFlags::empty(), &account)
+                .unwrap();
+            let run = runs.next().unwrap().unwrap();
+            drop(space); // `runs` is still in scope, holding one page's charge
+            assert_eq!(account.charged(), 2);
+            run
+        };
+        assert_eq!(account.charged(), 1, "the walk's drop gave its share back");
+        t.release_held(run, false).unwrap();
+        assert_eq!(account.charged(), 0);
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn a_privileged_owner_pins_past_its_limit_and_is_counted() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[Entry::Present(rw(1)), Entry::Present(rw(2))]);
+        let account = PinAccount::privileged(1);
+        let runs: Vec<_> = t
+            .pin_user_pages_longterm(&space, user(0), 2, GupFlags::empty(), &account)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!((account.charged(), account.refusals()), (2, 0));
+        for run in runs {
+            t.release_held(run, false).unwrap();
+        }
+        assert_eq!((account.charged(), account.peak()), (0, 2));
+        assert_baseline(&m);
+    }
+
+    #[test]
+    fn a_stray_uncharge_is_refused_and_warned_when_a_run_is_released() {
+        let m = machine();
+        let t = Tracker::new(&m);
+        let space = TestSpace::new(&[Entry::Present(rw(1))]);
+        let account = PinAccount::new(1);
+        let run = t
+            .pin_user_pages_longterm(&space, user(0), 1, GupFlags::empty(), &account)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        account.uncharge(PageGeometry::FOUR_KIB, 1).unwrap(); // the bug
+        assert_eq!(
+            t.release_held(run, false),
+            Err(PinError::AccountUnderflow {
+                charged: 0,
+                request: 1
+            })
+        );
+        assert_eq!(m.page(1).refcount(), 1, "the pin itself was released");
+        assert_eq!(m.warnings(), 1);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use core::fmt;
 
 use gupio_pfn::{Origin, Pfn};
 
-use crate::{Folio, GrabKind, PageOps, PageRange, PinError, Tracker, Warning};
+use crate::{Folio, GrabKind, PageOps, PageRange, PinAccount, PinError, Tracker, Warning};
 
 /// A run of pages of one folio that the caller holds pinned (or referenced),
 /// as [`Tracker::pin_user_pages`] and [`Tracker::get_user_pages`] hand them
@@ -18,11 +18,17 @@ use crate::{Folio, GrabKind, PageOps, PageRange, PinError, Tracker, Warning};
 ///   page enters a bio only as [`Origin::Pinned`], with its pin;
 /// - [`Tracker::release_held`], the unpin or put.
 ///
+/// A run from [`Tracker::pin_user_pages_longterm`] is also **charged** to
+/// its owner's [`PinAccount`]: releasing it uncharges its pages,
+/// [`split_off`](Self::split_off) splits the charge with the pages, and
+/// [`into_raw`](Self::into_raw) ends the charge (the owner no longer holds
+/// the pins once a bio does).
+///
 /// **Dropped unconsumed**, a run cannot release itself safely (the drop may
 /// run anywhere, and a `no_std` drop cannot fail loudly): it reports
 /// [`Warning::HeldRunDropped`] through the embedder's warn hook and leaks
-/// what it holds, so the folio stays allocated rather than being freed under
-/// a device.
+/// what it holds (and its charge), so the folio stays allocated rather than
+/// being freed under a device.
 ///
 /// ```compile_fail
 /// # use gupio_pin::*;
@@ -45,6 +51,10 @@ pub struct HeldRun<'a, M: PageOps + ?Sized> {
     first: Pfn,
     pages: usize,
     kind: GrabKind,
+    /// The account charged for the run, if any.
+    account: Option<&'a PinAccount>,
+    /// Each page is charged `1 << charge_shift` units.
+    charge_shift: u8,
 }
 
 impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
@@ -55,6 +65,8 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
         first: Pfn,
         pages: usize,
         kind: GrabKind,
+        account: Option<&'a PinAccount>,
+        charge_shift: u8,
     ) -> Self {
         Self {
             tracker,
@@ -62,6 +74,8 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
             first,
             pages,
             kind,
+            account,
+            charge_shift,
         }
     }
 
@@ -109,6 +123,19 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
         self.kind.origin()
     }
 
+    /// The account the run is charged to, if any.
+    #[inline]
+    pub fn account(&self) -> Option<&'a PinAccount> {
+        self.account
+    }
+
+    /// The [`ACCOUNT_UNIT`](crate::ACCOUNT_UNIT)s the run is charged (0 if
+    /// it is not charged).
+    #[inline]
+    pub fn charged(&self) -> usize {
+        self.account.map_or(0, |_| self.pages << self.charge_shift)
+    }
+
     /// Splits the run at page `at`: `self` keeps the first `at` pages, the
     /// returned run holds the rest, each page's pin with its page. `None`
     /// (and `self` unchanged) unless `0 < at < self.pages()`.
@@ -141,7 +168,16 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
             return None;
         }
         let first = self.first.checked_add(at)?;
-        let tail = Self::new(self.tracker, self.folio, first, self.pages - at, self.kind);
+        // The charge is per page: it splits with the pages.
+        let tail = Self::new(
+            self.tracker,
+            self.folio,
+            first,
+            self.pages - at,
+            self.kind,
+            self.account,
+            self.charge_shift,
+        );
         self.pages = at;
         Some(tail)
     }
@@ -153,18 +189,55 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
     ///
     /// This is the hand-over a bio builder makes; code that merely wants
     /// the run gone calls [`Tracker::release_held`].
+    ///
+    /// A charged run is uncharged here: the pins leave the owner's hands
+    /// (a bio releases them at completion). An owner that keeps holding
+    /// long-term pinned pages while a bio uses them keeps the run and adds
+    /// its pages to the bio as borrowed instead.
     pub fn into_raw(self) -> (PageRange, Origin) {
         let parts = (self.range(), self.origin());
+        let (tracker, account, units) = (self.tracker, self.account, self.charged());
         core::mem::forget(self);
+        if let Some(account) = account {
+            // Only a stray uncharge elsewhere can make this fail; the warn
+            // hook hears of it, and the hand-over itself stands.
+            let _ = tracker.uncharge(account, units);
+        }
         parts
     }
 
-    /// Releases the run through its tracker, consuming it.
+    /// Releases the run through its tracker, consuming it, then gives its
+    /// charge back.
+    #[inline]
     pub(crate) fn release(self, make_dirty: bool) -> Result<(), PinError> {
         let (tracker, folio, pages, kind) = (self.tracker, self.folio, self.pages, self.kind);
+        let (account, units) = (self.account, self.charged());
         core::mem::forget(self);
+        if let Some(account) = account {
+            return release_charged(tracker, folio, pages, kind, make_dirty, account, units);
+        }
+        // The uncharged release (every short-term pin) is exactly what it
+        // was before accounting existed: no result is kept across a call.
         tracker.release_held_parts(folio, pages, kind, make_dirty)
     }
+}
+
+/// Releases a charged run's pages, then gives its charge back; the
+/// release's own error, if any, comes first. Out of line, off the path of
+/// uncharged runs.
+#[inline(never)]
+fn release_charged<'a, M: PageOps + ?Sized>(
+    tracker: Tracker<'a, M>,
+    folio: Folio<'a>,
+    pages: usize,
+    kind: GrabKind,
+    make_dirty: bool,
+    account: &PinAccount,
+    units: usize,
+) -> Result<(), PinError> {
+    let released = tracker.release_held_parts(folio, pages, kind, make_dirty);
+    let uncharged = tracker.uncharge(account, units);
+    released.and(uncharged)
 }
 
 impl<M: PageOps + ?Sized> Drop for HeldRun<'_, M> {

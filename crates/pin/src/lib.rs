@@ -15,8 +15,13 @@
 //! the caller may hold, and the zero page is never pinned.
 //! [`Tracker::pin_user_pages`] and [`Tracker::get_user_pages`] resolve user
 //! addresses through the embedder's [`AddressSpace`] with Linux's `FOLL_*`
-//! rules ([`GupFlags`]). The crate owns algorithms and counter types, never
-//! memory.
+//! rules ([`GupFlags`]), refusing what the mapping decides
+//! ([`MappingKind`]) before any fault or count change;
+//! [`Tracker::pin_user_pages_longterm`] also charges the pins to their
+//! owner's [`PinAccount`] against its limit, and [`fork_action`] tells an
+//! embedder's fork which anonymous pages to copy for the child because a
+//! device may hold them pinned. The crate owns algorithms and counter
+//! types, never memory.
 //!
 //! ```
 //! use gupio_pfn::Pfn;
@@ -54,8 +59,10 @@ macro_rules! const_unless_loom {
     };
 }
 
+mod account;
 mod counters;
 mod error;
+mod fork;
 mod gup;
 mod held;
 mod map;
@@ -65,15 +72,17 @@ mod tracker;
 #[doc(hidden)]
 pub mod testing;
 
+pub use account::{PinAccount, ACCOUNT_UNIT};
 #[cfg(all(feature = "rmw-stats", not(loom)))]
 pub use counters::rmw_stats;
 pub use counters::{
     FolioOrder, FolioShape, PageCounters, PageFlags, GUP_PIN_COUNTING_BIAS, REFCOUNT_MAX,
 };
 pub use error::{PinError, Warning};
+pub use fork::{fork_action, ForkAction};
 pub use gup::{
-    AddressSpace, FaultKind, GupFlags, MappedRun, Mapping, MappingFlags, UserAddr, UserPages,
-    FAULT_RETRIES,
+    AddressSpace, FaultKind, GupFlags, MappedRun, Mapping, MappingFlags, MappingKind, UserAddr,
+    UserPages, FAULT_RETRIES,
 };
 pub use held::HeldRun;
 pub use map::{maybe_dma_pinned, ArrayMemoryMap, Folio, MemoryMap, PageOps, PinStats};

@@ -8,7 +8,7 @@ use gupio_pfn::{Origin, Pfn};
 use gupio_sync::atomic::{fence, Ordering};
 
 use crate::counters::{AddRefsError, SubError, GUP_PIN_COUNTING_BIAS};
-use crate::{maybe_dma_pinned, Folio, PageFlags, PageOps, PinError, Warning};
+use crate::{maybe_dma_pinned, Folio, PageFlags, PageOps, PinAccount, PinError, Warning};
 
 /// A run of physically contiguous pages: a first frame and a page count.
 ///
@@ -716,12 +716,17 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// pinned run, puts a referenced one, dirtying its folio first if
     /// `make_dirty` (under the folio lock, as
     /// [`unpin_range_dirty_lock`](Self::unpin_range_dirty_lock)). One update
-    /// of the folio's counts; the pins are accounted.
+    /// of the folio's counts; the pins are accounted. A run charged to a
+    /// [`PinAccount`] (from
+    /// [`pin_user_pages_longterm`](Self::pin_user_pages_longterm)) gives its
+    /// charge back too, whatever the release's outcome: the run is gone.
     ///
     /// # Errors
     /// As [`release_range`](Self::release_range): only a bug elsewhere (a
     /// stray release of the same pages) makes the counts refuse; nothing is
-    /// then changed and the warn hook has heard of it.
+    /// then changed and the warn hook has heard of it. Likewise
+    /// [`PinError::AccountUnderflow`] (warned) if a stray uncharge left the
+    /// account holding less than the run's charge.
     ///
     /// ```
     /// # use gupio_pfn::{PageGeometry, Pfn};
@@ -765,6 +770,19 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
             self.ops.pins_released(pins);
         }
         Ok(())
+    }
+
+    /// Gives `units` back to `account`, warning if it holds fewer (a
+    /// stray uncharge elsewhere).
+    pub(crate) fn uncharge(&self, account: &PinAccount, units: usize) -> Result<(), PinError> {
+        account.uncharge_units(units).inspect_err(|error| {
+            if let PinError::AccountUnderflow { charged, request } = *error {
+                self.ops.warn(Warning::AccountUnderflow {
+                    charged: u64::try_from(charged).unwrap_or(u64::MAX),
+                    request: u64::try_from(request).unwrap_or(u64::MAX),
+                });
+            }
+        })
     }
 
     /// Whether a device may hold a pin on the page at `pfn`: see
