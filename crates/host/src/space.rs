@@ -150,6 +150,23 @@ pub(crate) struct SpaceInner {
 /// process.munmap(addr).unwrap();
 /// assert!(machine.audit().is_clean());
 /// ```
+///
+/// # Exit with pins outstanding
+///
+/// A process exits when it is dropped (or [`exit`](Self::exit)s): every
+/// mapping is unmapped and the references its PTEs held are dropped, and
+/// nothing else. A page that something else still holds pinned (a bio a
+/// device is still writing into, a table of registered buffers holding
+/// long-term [`HeldRun`](gupio::pin::HeldRun)s) keeps the references its
+/// pins are, so it stays allocated, with its contents, until the last
+/// unpin frees it. Exit neither waits for that I/O nor releases pins it
+/// does not hold: the holder releases them as it would have (the bio's
+/// completion, the table's unregistration), and the
+/// [`PinAccount`](gupio::pin::PinAccount) its runs are charged to lives in
+/// the holder, not in the process, so the charge stays until that release
+/// and drops to zero with it. Until then [`Machine::audit`](crate::Machine::audit)
+/// reports those pages as leaks (allocated, mapped by nobody): audit when
+/// quiet.
 pub struct Process {
     inner: Arc<SpaceInner>,
 }
@@ -724,6 +741,31 @@ impl Process {
         Ok(addr)
     }
 
+    /// Exits the process: the same as dropping it (see [Exit with pins
+    /// outstanding](Self#exit-with-pins-outstanding)).
+    ///
+    /// ```
+    /// use gupio::prelude::*;
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let process = machine.spawn_process();
+    /// let addr = process.mmap_anonymous(1).unwrap();
+    /// let tracker = machine.tracker();
+    /// let run = tracker
+    ///     .pin_user_pages(&process.gup(), addr, 1, GupFlags::WRITE)
+    ///     .unwrap()
+    ///     .next()
+    ///     .unwrap()
+    ///     .unwrap();
+    /// process.exit();
+    /// assert_eq!(machine.memory().allocated_folios().len(), 1, "the pin holds it");
+    /// tracker.release_held(run, true).unwrap();
+    /// assert!(machine.memory().allocated_folios().is_empty());
+    /// ```
+    pub fn exit(self) {
+        drop(self);
+    }
+
     pub(crate) fn weak(&self) -> Weak<SpaceInner> {
         Arc::downgrade(&self.inner)
     }
@@ -1047,7 +1089,8 @@ impl Process {
 }
 
 impl Drop for Process {
-    /// Unmaps everything (the process exits).
+    /// Unmaps everything (the process exits); pinned pages stay allocated
+    /// until their holders unpin them.
     fn drop(&mut self) {
         let vmas = std::mem::take(
             &mut *self

@@ -34,6 +34,21 @@ pub const ACCOUNT_UNIT: usize = 4096;
 /// an embedder that accounts a registration as a whole can call
 /// `try_charge`/`uncharge` itself instead.
 ///
+/// **An owner torn down with pins outstanding.** The charge follows the
+/// runs, not the address space: each charged [`HeldRun`](crate::HeldRun)
+/// borrows its account, so the account outlives every run charged to it.
+/// Whatever holds the runs keeps the account (a table of registered
+/// buffers keeps it beside its runs, as io_uring's context keeps the user
+/// it charged). An embedder's
+/// exit path unmaps the process and releases only what the process itself
+/// holds: pages pinned by a bio or by such a table stay allocated, and the
+/// charge stays, until the holder releases its runs with
+/// [`Tracker::release_held`](crate::Tracker::release_held), which unpins,
+/// frees each page on its last unpin and brings the charge back to zero. A
+/// holder torn down itself releases its runs first; a run dropped unreleased
+/// leaks its pages and its charge, and warns
+/// ([`Warning::HeldRunDropped`](crate::Warning::HeldRunDropped)).
+///
 /// ```
 /// use gupio_pfn::PageGeometry;
 /// use gupio_pin::{PinAccount, PinError};
