@@ -12,6 +12,10 @@
 //! wrote into them), writes the file back and checks:
 //!
 //! - pins acquired == pins released, and every counter at baseline;
+//! - the registered buffers' account is back at zero once they are
+//!   unregistered, and held exactly their runs' charge before;
+//! - after each exit, every page held by the fuzzer or the table is still
+//!   allocated (and still pinned if it was pinned);
 //! - no leak (nothing allocated once the process and the cache are gone),
 //!   no refused (double) free;
 //! - the file's pages are clean and equal to the disk, and, unless an
@@ -44,19 +48,35 @@
 //!   inject a double completion);
 //! - 12 writeback of the file: mode (untracked, bounce, skip, wait);
 //! - 13 buffered write: page, value; 14 CPU store: region, page, value;
-//! - 15 unmap and map again a region, or inject a device error.
+//! - 15 unmap and map again a region (argument below 0x80), inject a
+//!   device error (0x80 and up: status `ALL[b % 12]`), or, for the
+//!   arguments that name `Ok` there and so injected nothing before
+//!   (`0x80 + 4 + 12 k`, k = 0..=10, no further byte), an owner operation:
+//!   k 0-2 fork the process (the child's view checked against the fork
+//!   rule, the child kept), 3-5 the process exits with whatever it has
+//!   outstanding (its oldest child, if any, carries on as the process, else
+//!   a fresh one maps the regions again), 6-7 the oldest child exits, 8-10
+//!   register a buffer: long-term pin private pages into a table of
+//!   registered buffers whose [`PinAccount`] (limited to
+//!   [`REGISTERED_LIMIT`]) outlives every process.
+//!
+//! The owner operations take their arguments from that one byte, so the
+//! bytes after them decode as they always did.
 
 use std::sync::{Arc, Mutex};
 
 use gupio::bio::{Bio, BioLimits, BioOp, BioStatus, Sector, SectorCount};
 use gupio::pfn::{Origin, Pfn};
-use gupio::pin::{AddressSpace, GupFlags, PageRange, Tracker, UserAddr, Warning};
+use gupio::pin::{
+    fork_action, maybe_dma_pinned, AddressSpace, ForkAction, GupFlags, HeldRun, PageRange,
+    PinAccount, Tracker, UserAddr, Warning,
+};
 use gupio::release::{
     release_deferred, release_pages, set_pages_dirty, CompletedBio, DeferredList, DioRead,
     SubmittedBio,
 };
 use gupio::writeback::PinnedAction;
-use gupio_host::{Fault, File, Machine, MachineConfig, OwnedBvecs, Process, WritebackMode};
+use gupio_host::{Fault, File, Machine, MachineConfig, Memory, OwnedBvecs, Process, WritebackMode};
 
 /// The most operations one input runs.
 pub const MAX_OPS: usize = 256;
@@ -70,6 +90,10 @@ const PRIVATE_PAGES: usize = 8;
 const RAW_SECTORS: u64 = 1024;
 /// Sectors of the disk: the file and the raw region.
 const DISK_SECTORS: u64 = FILE_PAGES as u64 * 8 + RAW_SECTORS;
+/// The registered buffers' limit, in 4 KiB units: a few registrations fit.
+pub const REGISTERED_LIMIT: usize = 6;
+/// The most children kept at once; a fork past it ends the oldest first.
+const MAX_CHILDREN: usize = 2;
 
 /// The input cursor: a missing byte reads as 0.
 struct Input<'a> {
@@ -137,6 +161,12 @@ struct State<'m> {
     tracker: Tracker<'m, gupio_host::Memory>,
     file: Arc<File>,
     process: Process,
+    /// Forked children, oldest first; they map what the process mapped.
+    children: Vec<Process>,
+    /// A table of registered buffers: long-term pinned runs charged to
+    /// `account`, which outlives every process.
+    registered: Vec<HeldRun<'m, Memory>>,
+    account: &'m PinAccount,
     maps: [UserAddr; 4],
     kernel: Pfn,
     raw: u64,
@@ -165,16 +195,12 @@ struct State<'m> {
 /// ```
 pub fn run(data: &[u8]) {
     let machine = Machine::new(MachineConfig::synchronous(160, DISK_SECTORS)).expect("machine");
+    let account = PinAccount::new(REGISTERED_LIMIT);
     let cache = machine.cache();
     let file = cache.create_file(FILE_PAGES, &[3, 2]).expect("file");
     let raw = cache.reserve_sectors(RAW_SECTORS).expect("raw region");
     let process = machine.spawn_process();
-    let maps = [
-        process.mmap_file(&file, 0, FILE_PAGES, true).expect("map"),
-        process.mmap_file(&file, 0, FILE_PAGES, false).expect("map"),
-        process.mmap_anonymous(PRIVATE_PAGES).expect("map"),
-        process.mmap_zero_page(PRIVATE_PAGES).expect("map"),
-    ];
+    let maps = map_regions(&process, &file);
     let kernel = machine
         .memory()
         .alloc_folio(0, true)
@@ -184,6 +210,9 @@ pub fn run(data: &[u8]) {
         tracker: machine.tracker(),
         file,
         process,
+        children: Vec::new(),
+        registered: Vec::new(),
+        account: &account,
         maps,
         kernel,
         raw,
@@ -205,7 +234,17 @@ pub fn run(data: &[u8]) {
     state.finish();
 }
 
-impl State<'_> {
+/// Maps the four regions into `process`.
+fn map_regions(process: &Process, file: &File) -> [UserAddr; 4] {
+    [
+        process.mmap_file(file, 0, FILE_PAGES, true).expect("map"),
+        process.mmap_file(file, 0, FILE_PAGES, false).expect("map"),
+        process.mmap_anonymous(PRIVATE_PAGES).expect("map"),
+        process.mmap_zero_page(PRIVATE_PAGES).expect("map"),
+    ]
+}
+
+impl<'m> State<'m> {
     fn step(&mut self, input: &mut Input<'_>) {
         match input.byte() % 16 {
             0 => self.gup(input, true),
@@ -549,6 +588,8 @@ impl State<'_> {
             let status = BioStatus::ALL[usize::from(b) % BioStatus::ALL.len()];
             if status.is_err() {
                 self.machine.device().inject(Fault::Fail(status));
+            } else {
+                self.owner_operation(usize::from(b - 0x80) / BioStatus::ALL.len());
             }
             return;
         }
@@ -566,9 +607,180 @@ impl State<'_> {
         .expect("mapping a region again");
     }
 
+    /// 15 with an `Ok` status byte: fork, exit or register, by `k`.
+    fn owner_operation(&mut self, k: usize) {
+        match k {
+            0..=2 => self.fork(),
+            3..=5 => {
+                // The parent exits; its oldest child (which maps the same
+                // regions at the same addresses) carries on, or a fresh
+                // process maps them again.
+                let next = if self.children.is_empty() {
+                    let fresh = self.machine.spawn_process();
+                    let maps = map_regions(&fresh, &self.file);
+                    self.maps = maps;
+                    fresh
+                } else {
+                    self.children.remove(0)
+                };
+                std::mem::replace(&mut self.process, next).exit();
+                self.check_outstanding();
+            }
+            6 | 7 => {
+                if !self.children.is_empty() {
+                    self.children.remove(0).exit();
+                    self.check_outstanding();
+                }
+            }
+            _ => self.register(k - 8),
+        }
+    }
+
+    /// Forks the process and checks the child against the fork rule: a
+    /// present anonymous page that may be pinned stays the parent's and the
+    /// child gets a copy of it; any other one is shared read-only in both;
+    /// the zero page is mapped as it was; file pages are faulted afresh.
+    fn fork(&mut self) {
+        if self.children.len() >= MAX_CHILDREN {
+            self.children.remove(0).exit();
+            self.check_outstanding();
+        }
+        let memory = &**self.machine.memory();
+        let private = [Region::Anonymous, Region::ZeroPage];
+        let before: Vec<_> = private
+            .iter()
+            .flat_map(|&region| (0..region.pages()).map(move |page| (region, page)))
+            .map(|(region, page)| {
+                let addr = self.addr(region, page);
+                let pte = self.process.pte(addr);
+                let action = pte
+                    .filter(|&(pfn, _)| pfn != memory.zero_page())
+                    .map(|(pfn, _)| fork_action(memory, pfn).expect("a mapped page"));
+                let words = pte.map(|(pfn, _)| memory.frame(pfn).expect("a frame").snapshot());
+                (addr, pte, action, words)
+            })
+            .collect();
+        // A copy that finds no free frame fails the fork, typed; the child
+        // is gone and gave back all it had.
+        let Ok(child) = self.process.fork() else {
+            return;
+        };
+        for (addr, pte, action, words) in before {
+            let (parent, seen) = (self.process.pte(addr), child.pte(addr));
+            match (pte, action) {
+                (None, _) => assert_eq!(seen, None, "{addr}: not present"),
+                (Some(zero), None) => {
+                    assert_eq!(
+                        (parent, seen),
+                        (Some(zero), Some(zero)),
+                        "{addr}: zero page"
+                    );
+                }
+                (Some(pte), Some(ForkAction::Copy)) => {
+                    assert_eq!(
+                        parent,
+                        Some(pte),
+                        "{addr}: a pinned page stays the parent's"
+                    );
+                    let (copy, writable) = seen.expect("the child's copy");
+                    assert!(writable && copy != pte.0, "{addr}: the child gets a copy");
+                    let copied = memory.frame(copy).expect("a frame").snapshot();
+                    assert_eq!(Some(copied), words, "{addr}: the copy's contents");
+                }
+                (Some((pfn, _)), Some(_)) => {
+                    let shared = Some((pfn, false));
+                    assert_eq!((parent, seen), (shared, shared), "{addr}: shared read-only");
+                }
+            }
+        }
+        for region in [Region::Shared, Region::ReadOnly] {
+            for page in 0..region.pages() {
+                let addr = self.addr(region, page);
+                assert_eq!(
+                    child.pte(addr),
+                    None,
+                    "{addr}: file pages are faulted afresh"
+                );
+            }
+        }
+        self.children.push(child);
+    }
+
+    /// Long-term pins two or three private pages into the table of
+    /// registered buffers, charged to its account.
+    fn register(&mut self, which: usize) {
+        let (region, first, count) = match which {
+            0 => (Region::Anonymous, 0, 2),
+            1 => (Region::Anonymous, 5, 3),
+            _ => (Region::ZeroPage, 2, 2),
+        };
+        let addr = self.addr(region, first);
+        let guard = self.process.gup();
+        let Ok(runs) = self.tracker.pin_user_pages_longterm(
+            &guard,
+            addr,
+            count,
+            GupFlags::WRITE,
+            self.account,
+        ) else {
+            return;
+        };
+        // The runs before an error stay registered.
+        self.registered.extend(runs.map_while(Result::ok));
+        drop(guard);
+        self.check_charge();
+    }
+
+    /// The account holds exactly the registered runs' charge.
+    fn check_charge(&self) {
+        let charged: usize = self.registered.iter().map(HeldRun::charged).sum();
+        assert_eq!(self.account.charged(), charged, "the table's charge");
+    }
+
+    /// After an exit: whatever the fuzzer or the table holds is still
+    /// allocated (and pinned, if pinned), and the table keeps its charge.
+    fn check_outstanding(&self) {
+        let memory = &**self.machine.memory();
+        let folios = memory.allocated_folios();
+        let allocated = |pfn: Pfn| {
+            folios.iter().any(|folio| {
+                pfn.get() >= folio.head.get() && pfn.get() - folio.head.get() < 1 << folio.order
+            })
+        };
+        let registered = self
+            .registered
+            .iter()
+            .flat_map(|run| (0..run.pages()).map(|i| run.first().checked_add(i)));
+        for pfn in registered {
+            let pfn = pfn.expect("a run's pages exist");
+            assert!(allocated(pfn), "registered page {pfn:#x} freed at exit");
+            assert!(maybe_dma_pinned(memory, pfn).expect("a page"));
+        }
+        // The zero page is never freed, nor pinned.
+        let zero = memory.zero_page();
+        for held in self.held.iter().filter(|held| held.pfn != zero) {
+            assert!(
+                allocated(held.pfn),
+                "held page {:#x} freed at exit",
+                held.pfn
+            );
+            if held.origin == Origin::Pinned {
+                assert!(maybe_dma_pinned(memory, held.pfn).expect("a page"));
+            }
+        }
+        self.check_charge();
+    }
+
     /// Releases everything, writes the file back, and checks the machine.
     fn finish(mut self) {
         let machine = self.machine;
+        self.check_charge();
+        for run in std::mem::take(&mut self.registered) {
+            self.tracker
+                .release_held(run, true)
+                .expect("unregistering a buffer");
+        }
+        assert_eq!(self.account.charged(), 0, "the table's charge");
         if let Some(Building { bio }) = self.building.take() {
             release_pages(&self.tracker, &bio, false).expect("releasing the unsubmitted bio");
         }
@@ -622,6 +834,7 @@ impl State<'_> {
         self.tracker
             .put_page(self.kernel)
             .expect("the kernel buffer");
+        self.children.clear();
         drop(self.process);
         let (audit, _) = machine.evict_and_audit();
         assert!(audit.is_clean(), "{audit}");
@@ -688,6 +901,45 @@ mod tests {
                         ([1, region, first, 3, bits], [1, region, first, 3, bits ^ 4]);
                     run(&[&walk[..], &again, &[10, 0, bits >> 3]].concat());
                 }
+            }
+        }
+    }
+
+    /// The argument byte of opcode 15 that runs owner operation `k`.
+    const fn owner(k: u8) -> u8 {
+        0x84 + 12 * k
+    }
+
+    #[test]
+    fn owner_operation_bytes_are_the_ones_that_injected_nothing() {
+        for k in 0..=10 {
+            let b = owner(k);
+            assert!(b & 0x80 != 0);
+            assert!(BioStatus::ALL[usize::from(b) % BioStatus::ALL.len()].is_ok());
+            assert_eq!(usize::from(b - 0x80) / BioStatus::ALL.len(), usize::from(k));
+        }
+    }
+
+    #[test]
+    fn forks_and_exits_with_pins_outstanding_keep_every_invariant() {
+        // Anonymous pages 0-1 pinned for writing and held, page 3 written
+        // (present, unpinned), a zero-page read, a registered buffer; then
+        // every owner operation, twice, between a read bio of the held
+        // pages being queued and the device running it.
+        let setup = [
+            0, 2, 0, 2, 1, // pin anonymous pages 0-1 for writing
+            14, 2, 3, 7, // store into anonymous page 3
+            14, 3, 1, 0, // ... and zero-page page 1 (copy-on-write)
+            1, 3, 4, 1, 0, // get zero-page page 4 (the zero page)
+            15, 0xe4, // register anonymous pages 0-1
+        ];
+        let queue = [2, 0, 0, 0, 0, 2, 0, 0, 0, 6];
+        let finish = [7, 8, 0, 0, 9, 12, 1];
+        for first in 0..=10 {
+            for second in 0..=10 {
+                let ops = [15, owner(first), 15, owner(second)];
+                run(&[&setup[..], &queue, &ops, &finish].concat());
+                run(&[&setup[..], &ops, &queue, &finish].concat());
             }
         }
     }
