@@ -32,7 +32,13 @@
 //!    referenced order-3 kernel folio (`add_folio`, one reference per page).
 //! 5. **Refusals**: pinning a hole in the address space fails with a fault
 //!    and pins nothing; a read pin of the zero page changes no counter.
-//! 6. **Teardown**: `munmap` of the user buffer and the last puts of the
+//! 6. **Exit with a bio in flight**: a second process maps three pages (one
+//!    demand-zero) and pins them into a read bio, which is submitted; its
+//!    address space is torn down before the device runs the bio. Exit drops
+//!    only the mappings' references: no page is freed, each is held by its
+//!    pin alone, the device reads into them, the completion's release frees
+//!    them.
+//! 7. **Teardown**: `munmap` of the user buffer and the last puts of the
 //!    kernel pages free every folio; a stray second put is refused and
 //!    warned, and never reaches the allocator as a double free.
 //!
@@ -52,7 +58,7 @@ use gupio::bio::{
 use gupio::pfn::Pfn;
 use gupio::pin::{
     FaultKind, FolioOrder, GupFlags, MemoryMap, PageFlags, PageRange, PinError, Tracker, UserAddr,
-    Warning,
+    Warning, GUP_PIN_COUNTING_BIAS,
 };
 use gupio::release::{
     add_user_range, release_deferred, set_pages_dirty, CompletedBio, Completion, DeferredList,
@@ -136,6 +142,12 @@ const WRITE_LEN: usize = WRITE_USER_LEN + PAGE_SIZE + (WRITE_BORROWED.end - WRIT
 const BACK_ORDER: u32 = 3;
 const BACK_FIRST: u64 = SCENARIO_WRITTEN.start - 1;
 const BACK_LEN: usize = sector_bytes(SCENARIO_WRITTEN.end - SCENARIO_WRITTEN.start + 2);
+
+/// The exit step: three user pages of a second process, read from sector
+/// [`EXIT_FIRST`] (clear of every other step's sectors).
+const EXIT_PAGES: usize = 3;
+const EXIT_FIRST: u64 = 768;
+const EXIT_LEN: usize = EXIT_PAGES * PAGE_SIZE;
 
 /// Whole sectors in `bytes`.
 const fn sectors(bytes: usize) -> u64 {
@@ -1482,7 +1494,170 @@ impl<'m> Scenario<'m, '_> {
         Ok(())
     }
 
-    /// Step 6: unmap the user buffer, drop the kernel pages, and try one put too many.
+    /// Step 6: a process exits while a bio holding its pinned pages is
+    /// submitted and not yet run by the device.
+    fn exit_in_flight(&mut self) -> Result<(), ScenarioError> {
+        const STEP: &str = "exit with a bio in flight";
+        let process = UserSpace::new(self.map);
+        for page in 0..EXIT_PAGES - 1 {
+            let pfn = self.alloc(STEP, 0)?;
+            let mapped = process.map_page(&self.tracker, UserSpace::page_addr(page), pfn, true);
+            // The mapping's reference, if any, is now the only one.
+            self.tracker.put_page(pfn).map_err(gupio_error(STEP))?;
+            mapped.map_err(Self::user(STEP))?;
+        }
+        process
+            .map_demand_zero(UserSpace::page_addr(EXIT_PAGES - 1))
+            .map_err(Self::user(STEP))?;
+        let completion = Completion::new();
+        completion.start().map_err(gupio_error(STEP))?;
+        let mut table = [BioVec::NONE; BIO_VECS];
+        let mut bio = Bio::new(
+            BvecSlice::new(&mut table),
+            BioOp::Read,
+            BioSector(EXIT_FIRST),
+            self.limits,
+        );
+        let added = add_user_range(
+            &self.tracker,
+            &process,
+            &mut bio,
+            UserAddr::new(UserSpace::page_addr(0)),
+            EXIT_LEN,
+            GupFlags::WRITE,
+        );
+        let added = match added {
+            Ok(added) if added == EXIT_LEN => added,
+            outcome => {
+                let _ = gupio::release::release_pages(&self.tracker, &bio, false);
+                let _ = process.exit(&self.tracker);
+                return Err(match outcome {
+                    Err(error) => gupio_error(STEP)(error),
+                    Ok(added) => ScenarioError::Count(STEP, "bytes added", added, EXIT_LEN),
+                });
+            }
+        };
+        let mut pages = [Pfn::ZERO; EXIT_PAGES];
+        for (slot, page) in pages.iter_mut().zip(bio.all_pages()) {
+            *slot = page.decode().map_or(Pfn::ZERO, |(pfn, _)| pfn);
+        }
+        if let Err(error) = set_pages_dirty(&self.tracker, &bio) {
+            let _ = gupio::release::release_pages(&self.tracker, &bio, false);
+            let _ = process.exit(&self.tracker);
+            return Err(gupio_error(STEP)(error));
+        }
+        let submitted = match self.submit(STEP, bio) {
+            Ok(submitted) => submitted,
+            Err(error) => {
+                let _ = process.exit(&self.tracker);
+                return Err(error);
+            }
+        };
+
+        // The process exits with the bio submitted, not yet run.
+        let freed = self.map.allocator_stats().folios_freed;
+        let exited = process.exit(&self.tracker).map_err(Self::user(STEP));
+        let held = self.held_by_pins_alone(STEP, &pages);
+        let kept = self.map.allocator_stats().folios_freed == freed;
+        let checked = self.check_in_flight(STEP, submitted.bio());
+
+        // The device runs the bio into the pages; the data is checked
+        // before the release, the release frees them.
+        let status = self.run_on_device(STEP, submitted.bio());
+        let (completed, ended) = self.complete(STEP, &completion, submitted, status);
+        let landed = if status.is_ok() {
+            pages
+                .iter()
+                .enumerate()
+                .try_fold(0, |total, (index, &pfn)| {
+                    let first = EXIT_FIRST + sectors(index * PAGE_SIZE);
+                    Ok(total + self.check_page(STEP, pfn, first)?)
+                })
+        } else {
+            Ok(0)
+        };
+        let stats = self.released(STEP, completed.release(&self.tracker, true))?;
+        let unmapped = exited?;
+        held?;
+        checked?;
+        if !kept {
+            return Err(ScenarioError::Check(
+                STEP,
+                "a pinned page was freed at exit",
+            ));
+        }
+        let status = ended?;
+        if status.is_err() {
+            return Err(ScenarioError::Io(STEP, status));
+        }
+        self.summary.bytes_checked += landed?;
+        if stats.unpinned != EXIT_PAGES {
+            return Err(ScenarioError::Count(
+                STEP,
+                "pages unpinned",
+                stats.unpinned,
+                EXIT_PAGES,
+            ));
+        }
+        let freed_by_release = self.map.allocator_stats().folios_freed - freed;
+        if freed_by_release != EXIT_PAGES {
+            return Err(ScenarioError::Count(
+                STEP,
+                "folios freed by the release",
+                freed_by_release,
+                EXIT_PAGES,
+            ));
+        }
+        println!(
+            "  {STEP}: {added} bytes from sector {EXIT_FIRST} pinned into a submitted read bio; the \
+             process exited ({unmapped} mappings removed) before the device ran it: no page freed, \
+             each held by its pin alone; the device read into them (data ok), the release unpinned \
+             {} and freed them",
+            stats.unpinned
+        );
+        Ok(())
+    }
+
+    /// Checks that each of `pages` is still allocated and held by exactly
+    /// one pin and nothing else.
+    fn held_by_pins_alone(&self, step: &'static str, pages: &[Pfn]) -> Result<(), ScenarioError> {
+        for &pfn in pages {
+            let counters = self
+                .map
+                .counters(pfn)
+                .ok_or(ScenarioError::Map(step, MapError::NotManaged(pfn)))?;
+            if counters.refcount() != GUP_PIN_COUNTING_BIAS {
+                let snapshot = self
+                    .map
+                    .snapshot(pfn)
+                    .ok_or(ScenarioError::Map(step, MapError::NotManaged(pfn)))?;
+                return Err(ScenarioError::Counters(step, snapshot));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the page `pfn` against the disk from sector `first`.
+    fn check_page(&self, step: &'static str, pfn: Pfn, first: u64) -> Result<usize, ScenarioError> {
+        let extent = self
+            .map
+            .extent(pfn, 0, PAGE_SIZE)
+            .map_err(|error| ScenarioError::Map(step, error))?;
+        self.map
+            .memory()
+            .with_bytes(extent, |bytes| {
+                verify_bytes(
+                    step,
+                    bytes,
+                    extent.addr,
+                    first,
+                    pattern::expected_final_byte,
+                )
+            })
+            .map_err(|error| ScenarioError::Map(step, error.into()))?
+    }
+
+    /// Step 7: unmap the user buffer, drop the kernel pages, and try one put too many.
     fn teardown(&mut self) -> Result<(), ScenarioError> {
         const STEP: &str = "teardown";
         let unmapped = self
@@ -1541,6 +1716,7 @@ impl<'m> Scenario<'m, '_> {
         self.mixed_write()?;
         self.read_back()?;
         self.refusals()?;
+        self.exit_in_flight()?;
         self.teardown()
     }
 

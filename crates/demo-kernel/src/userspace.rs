@@ -287,6 +287,19 @@ impl<'m> UserSpace<'m> {
         first_error.map_or(Ok(unmapped), Err)
     }
 
+    /// Tears the address space down (the process exits): every page is
+    /// unmapped as [`unmap_all`](Self::unmap_all) does. That drops the
+    /// entries' references and nothing else: a page a bio still holds
+    /// pinned keeps its pin's references and is freed by the last unpin,
+    /// after the device is done with it. Returns the pages unmapped.
+    ///
+    /// # Errors
+    ///
+    /// As [`unmap_all`](Self::unmap_all).
+    pub fn exit(self, tracker: &Tracker<'_, PageMap>) -> Result<usize, UserError> {
+        self.unmap_all(tracker)
+    }
+
     /// Makes every entry that maps `pfn` read-only (writeback's
     /// `folio_mkclean`; a later store faults). Returns the entries changed.
     pub fn write_protect(&self, pfn: Pfn) -> usize {
