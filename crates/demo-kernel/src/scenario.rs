@@ -1499,18 +1499,15 @@ impl<'m> Scenario<'m, '_> {
     fn exit_in_flight(&mut self) -> Result<(), ScenarioError> {
         const STEP: &str = "exit with a bio in flight";
         let process = UserSpace::new(self.map);
-        for page in 0..EXIT_PAGES - 1 {
-            let pfn = self.alloc(STEP, 0)?;
-            let mapped = process.map_page(&self.tracker, UserSpace::page_addr(page), pfn, true);
-            // The mapping's reference, if any, is now the only one.
-            self.tracker.put_page(pfn).map_err(gupio_error(STEP))?;
-            mapped.map_err(Self::user(STEP))?;
+        if let Err(error) = self.map_exit_buffer(STEP, &process) {
+            let _ = process.exit(&self.tracker);
+            return Err(error);
         }
-        process
-            .map_demand_zero(UserSpace::page_addr(EXIT_PAGES - 1))
-            .map_err(Self::user(STEP))?;
         let completion = Completion::new();
-        completion.start().map_err(gupio_error(STEP))?;
+        if let Err(error) = completion.start() {
+            let _ = process.exit(&self.tracker);
+            return Err(gupio_error(STEP)(error));
+        }
         let mut table = [BioVec::NONE; BIO_VECS];
         let mut bio = Bio::new(
             BvecSlice::new(&mut table),
@@ -1616,6 +1613,25 @@ impl<'m> Scenario<'m, '_> {
             stats.unpinned
         );
         Ok(())
+    }
+
+    /// Maps the exit step's buffer into `process`: two fresh pages, then a
+    /// demand-zero one.
+    fn map_exit_buffer(
+        &self,
+        step: &'static str,
+        process: &UserSpace<'m>,
+    ) -> Result<(), ScenarioError> {
+        for page in 0..EXIT_PAGES - 1 {
+            let pfn = self.alloc(step, 0)?;
+            let mapped = process.map_page(&self.tracker, UserSpace::page_addr(page), pfn, true);
+            // The mapping's reference, if any, is now the only one.
+            self.tracker.put_page(pfn).map_err(gupio_error(step))?;
+            mapped.map_err(Self::user(step))?;
+        }
+        process
+            .map_demand_zero(UserSpace::page_addr(EXIT_PAGES - 1))
+            .map_err(Self::user(step))
     }
 
     /// Checks that each of `pages` is still allocated and held by exactly
