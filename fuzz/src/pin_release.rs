@@ -161,8 +161,10 @@ struct State<'m> {
     tracker: Tracker<'m, gupio_host::Memory>,
     file: Arc<File>,
     process: Process,
-    /// Forked children, oldest first; they map what the process mapped.
-    children: Vec<Process>,
+    /// Forked children, oldest first, each with its regions' addresses
+    /// (the parent's when it forked: a later remap in the parent moves
+    /// only the parent's).
+    children: Vec<(Process, [UserAddr; 4])>,
     /// A table of registered buffers: long-term pinned runs charged to
     /// `account`, which outlives every process.
     registered: Vec<HeldRun<'m, Memory>>,
@@ -612,23 +614,22 @@ impl<'m> State<'m> {
         match k {
             0..=2 => self.fork(),
             3..=5 => {
-                // The parent exits; its oldest child (which maps the same
-                // regions at the same addresses) carries on, or a fresh
-                // process maps them again.
-                let next = if self.children.is_empty() {
+                // The parent exits; its oldest child carries on with the
+                // regions it inherited, or a fresh process maps them again.
+                let (next, maps) = if self.children.is_empty() {
                     let fresh = self.machine.spawn_process();
                     let maps = map_regions(&fresh, &self.file);
-                    self.maps = maps;
-                    fresh
+                    (fresh, maps)
                 } else {
                     self.children.remove(0)
                 };
+                self.maps = maps;
                 std::mem::replace(&mut self.process, next).exit();
                 self.check_outstanding();
             }
             6 | 7 => {
                 if !self.children.is_empty() {
-                    self.children.remove(0).exit();
+                    self.children.remove(0).0.exit();
                     self.check_outstanding();
                 }
             }
@@ -642,7 +643,7 @@ impl<'m> State<'m> {
     /// the zero page is mapped as it was; file pages are faulted afresh.
     fn fork(&mut self) {
         if self.children.len() >= MAX_CHILDREN {
-            self.children.remove(0).exit();
+            self.children.remove(0).0.exit();
             self.check_outstanding();
         }
         let memory = &**self.machine.memory();
@@ -703,7 +704,7 @@ impl<'m> State<'m> {
                 );
             }
         }
-        self.children.push(child);
+        self.children.push((child, self.maps));
     }
 
     /// Long-term pins two or three private pages into the table of
@@ -941,6 +942,46 @@ mod tests {
                 run(&[&setup[..], &queue, &ops, &finish].concat());
                 run(&[&setup[..], &ops, &queue, &finish].concat());
             }
+        }
+    }
+
+    /// Regression (found by cargo fuzz): a child carrying on after its
+    /// parent exits maps the regions where the parent had them when it
+    /// forked, not where a later remap in the parent put them.
+    #[test]
+    fn a_child_carries_on_with_the_regions_it_inherited() {
+        for region in 0..4 {
+            // Fork, remap a region in the parent, the parent exits; then
+            // the child remaps it too and pins and stores into every region.
+            let input = [
+                15,
+                owner(0),
+                15,
+                region,
+                15,
+                owner(3),
+                15,
+                region,
+                0,
+                0,
+                0,
+                3,
+                1,
+                0,
+                2,
+                0,
+                3,
+                1,
+                14,
+                2,
+                1,
+                9,
+                14,
+                3,
+                1,
+                9,
+            ];
+            run(&input);
         }
     }
 
