@@ -246,7 +246,7 @@ fn map_regions(process: &Process, file: &File) -> [UserAddr; 4] {
     ]
 }
 
-impl<'m> State<'m> {
+impl State<'_> {
     fn step(&mut self, input: &mut Input<'_>) {
         match input.byte() % 16 {
             0 => self.gup(input, true),
