@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: the performance report of DESIGN.md section 3.
+//! `cargo xtask bench`: the performance report of the README's targets.
 //!
 //! Three steps, each a `cargo bench` of one bench target of `gupio`
 //! (release build, the ordinary target directory):
@@ -23,7 +23,7 @@ use crate::Failure;
 
 /// Usage line.
 pub const USAGE: &str = "  bench [--samples N] [--no-micro]
-      release-build benchmarks of DESIGN.md section 3: counts atomics per page
+      release-build benchmarks of the README's performance targets: counts atomics per page
       (rmw-stats build), times every scenario against its floor and the host
       kernel's io_uring buffer registration against gupio (Linux only), prints
       the table and writes target/gupio-bench/report.json (N samples per

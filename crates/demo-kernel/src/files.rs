@@ -1242,40 +1242,9 @@ impl<'c, 'm, 'u> Files<'c, 'm, 'u> {
         let baseline = self.map.check_baseline();
         self.summary.counters_at_baseline = baseline.is_ok();
         baseline.map_err(FilesError::Counters)?;
-        if pins.acquired() != pins.released() {
-            return Err(FilesError::Count(
-                STEP,
-                "pins released",
-                pins.released(),
-                pins.acquired(),
-            ));
-        }
-        if self.summary.warnings != 0 {
-            return Err(FilesError::Count(
-                STEP,
-                "warnings",
-                self.summary.warnings,
-                0,
-            ));
-        }
-        let allocator = self.summary.allocator;
-        if allocator.bad_frees != 0 {
-            return Err(FilesError::Count(
-                STEP,
-                "double frees",
-                allocator.bad_frees,
-                0,
-            ));
-        }
-        if allocator.pages_in_use != 1 || allocator.folios_freed + 1 != allocator.folios_allocated {
-            return Err(FilesError::Count(
-                STEP,
-                "folios freed (leak)",
-                allocator.folios_freed,
-                allocator.folios_allocated.saturating_sub(1),
-            ));
-        }
-        Ok(())
+        self.map
+            .check_power_off(0)
+            .map_err(|(what, seen, expected)| FilesError::Count(STEP, what, seen, expected))
     }
 }
 

@@ -325,6 +325,35 @@ impl PageMap {
         }
     }
 
+    /// The power-off checks every scenario makes after
+    /// [`check_baseline`](Self::check_baseline): pins acquired equal pins
+    /// released, no warning beyond the `expected` ones, no double free, and
+    /// every folio but the zero page freed. The error names the count that
+    /// is off, the value seen and the value expected.
+    pub fn check_power_off(&self, expected: usize) -> Result<(), (&'static str, usize, usize)> {
+        let pins = self.pins();
+        if pins.acquired() != pins.released() {
+            return Err(("pins released", pins.released(), pins.acquired()));
+        }
+        let unexpected = self.warnings().saturating_sub(expected);
+        if unexpected != 0 {
+            return Err(("unexpected warnings", unexpected, 0));
+        }
+        let allocator = self.allocator_stats();
+        if allocator.bad_frees != 0 {
+            return Err(("double frees", allocator.bad_frees, 0));
+        }
+        // Everything but the zero page came back.
+        if allocator.pages_in_use != 1 || allocator.folios_freed + 1 != allocator.folios_allocated {
+            return Err((
+                "folios freed (leak)",
+                allocator.folios_freed,
+                allocator.folios_allocated.saturating_sub(1),
+            ));
+        }
+        Ok(())
+    }
+
     /// Warnings gupio reported through the warn hook so far.
     pub fn warnings(&self) -> usize {
         // Relaxed: a statistic.

@@ -1753,41 +1753,9 @@ impl<'m> Scenario<'m, '_> {
         if let Err(mismatch) = baseline {
             return Err(ScenarioError::Counters(STEP, mismatch));
         }
-        if pins.acquired() != pins.released() {
-            return Err(ScenarioError::Count(
-                STEP,
-                "pins released",
-                pins.released(),
-                pins.acquired(),
-            ));
-        }
-        if self.summary.unexpected_warnings != 0 {
-            return Err(ScenarioError::Count(
-                STEP,
-                "unexpected warnings",
-                self.summary.unexpected_warnings,
-                0,
-            ));
-        }
-        let allocator = self.summary.allocator;
-        if allocator.bad_frees != 0 {
-            return Err(ScenarioError::Count(
-                STEP,
-                "double frees",
-                allocator.bad_frees,
-                0,
-            ));
-        }
-        // Everything but the zero page came back.
-        if allocator.pages_in_use != 1 || allocator.folios_freed + 1 != allocator.folios_allocated {
-            return Err(ScenarioError::Count(
-                STEP,
-                "folios freed (leak)",
-                allocator.folios_freed,
-                allocator.folios_allocated.saturating_sub(1),
-            ));
-        }
-        Ok(())
+        self.map
+            .check_power_off(self.summary.expected_warnings)
+            .map_err(|(what, seen, expected)| ScenarioError::Count(STEP, what, seen, expected))
     }
 }
 

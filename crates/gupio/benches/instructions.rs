@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{dio_write, BenchMap, Cpu, Floor, Layout, Table, UserBuffer, THP_ORDER};
+use common::{dio_write, Cpu, DioMemory, Floor, Layout, Table, UserBuffer};
 use gupio::pfn::Pfn;
 use gupio::pin::Tracker;
 use gupio::release::Completion;
@@ -36,16 +36,15 @@ fn main() {
             }
         }
         "small" | "thp" => {
-            let (order, layout) = if scenario == "small" {
-                (0, Layout::Descending)
+            let memory = if scenario == "small" {
+                DioMemory::SmallPages
             } else {
-                (THP_ORDER, Layout::Ascending)
+                DioMemory::Folios2M
             };
-            let folio = 1usize << order;
-            let map = BenchMap::new(pages.div_ceil(folio) * folio, order);
+            let map = memory.map(pages);
             let cpu = Cpu::new(&map);
             let tracker = Tracker::new(&cpu);
-            let buffer = UserBuffer::new(map.first(), pages, layout);
+            let buffer = memory.buffer(&map, pages);
             let mut table = Table::new();
             let completion = Completion::new();
             for _ in 0..repetitions {

@@ -2,7 +2,7 @@
 //!
 //! `cargo bench -p gupio --bench micro` (`-- --help` for divan's options;
 //! `cargo xtask bench` runs them with a short time limit). The `report`
-//! bench has the per-page figures against the floor of DESIGN.md section 3;
+//! bench has the per-page figures against the floor of the README's performance targets;
 //! these time single operations, for quick comparisons while changing code.
 
 mod common;

@@ -1,4 +1,4 @@
-//! The performance report of DESIGN.md section 3: every scenario timed in
+//! The performance report of the README's performance targets: every scenario timed in
 //! this process against a physical floor timed in the same process, printed
 //! as a table and written as JSON to `target/gupio-bench/report.json`.
 //!
@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{
     build_bios, dio_write, gup_pin, gup_unpin, plain_words, query_all, release_all, tagged_words,
-    BenchMap, Cpu, Floor, Layout, Table, Use, UserBuffer, BIO_PAGES, THP_ORDER,
+    BenchMap, Cpu, DioMemory, Floor, Layout, Table, Use, UserBuffer, BIO_PAGES, THP_ORDER,
 };
 use gupio::bio::BioVec;
 use gupio::pfn::{Origin, Pfn, TaggedPfn};
@@ -54,9 +54,9 @@ const BIG: usize = 65536;
 const SCALING_PAGES: usize = 16384;
 /// The page counts of the pin + build + release runs.
 const PBR_SIZES: [usize; 3] = [256, 4096, 65536];
-/// DESIGN.md section 3: pin + build + release within this of the floor.
+/// The README's performance targets: pin + build + release within this of the floor.
 const PBR_TARGET: f64 = 2.0;
-/// DESIGN.md section 3: encode + decode within this of a plain word.
+/// The README's performance targets: encode + decode within this of a plain word.
 const ENCODE_TARGET: f64 = 1.05;
 
 /// ns per page over the samples of one scenario.
@@ -286,18 +286,17 @@ fn pin_build_release(report: &mut Report, pages: usize) {
     let mut floor = Floor::new(pages);
     let floor_buffer = UserBuffer::new(Pfn::new(0), pages, Layout::Descending);
 
-    let small_map = BenchMap::new(pages, 0);
+    let small_map = DioMemory::SmallPages.map(pages);
     let small_cpu = Cpu::new(&small_map);
     let small = Tracker::new(&small_cpu);
-    let small_buffer = UserBuffer::new(small_map.first(), pages, Layout::Descending);
+    let small_buffer = DioMemory::SmallPages.buffer(&small_map, pages);
     let mut small_table = Table::new();
     let small_completion = Completion::new();
 
-    let folio_pages = 1 << THP_ORDER;
-    let thp_map = BenchMap::new(pages.div_ceil(folio_pages) * folio_pages, THP_ORDER);
+    let thp_map = DioMemory::Folios2M.map(pages);
     let thp_cpu = Cpu::new(&thp_map);
     let thp = Tracker::new(&thp_cpu);
-    let thp_buffer = UserBuffer::new(thp_map.first(), pages, Layout::Ascending);
+    let thp_buffer = DioMemory::Folios2M.buffer(&thp_map, pages);
     let mut thp_table = Table::new();
     let thp_completion = Completion::new();
 
@@ -556,7 +555,7 @@ fn gup_test(report: &mut Report, order: u32, per_call: usize) {
     });
 }
 
-/// Linux's published gup_test figures (KERNEL-NOTES.md section 4.2), from
+/// Linux's published gup_test figures (Li Zhe's v6.15 and Joao Martins' v5.12 patch series), from
 /// other hardware: (id of our comparable row, source, setup, ns per page).
 const LINUX: &[(&str, &str, &str, f64)] = &[
     (
@@ -708,7 +707,7 @@ fn table(report: &Report) -> String {
 
 fn linux_table(report: &Report) -> String {
     let mut out = String::from(
-        "Linux's published gup_test figures (KERNEL-NOTES.md 4.2), OTHER HARDWARE, beside ours:\n",
+        "Linux's published gup_test figures (Li Zhe v6.15, Joao Martins v5.12), OTHER HARDWARE, beside ours:\n",
     );
     for &(id, source, setup, ns) in LINUX {
         let ours = report
@@ -722,7 +721,7 @@ fn linux_table(report: &Report) -> String {
     out
 }
 
-/// What DESIGN.md section 3 asks, and whether this run meets it.
+/// What the README's performance targets ask, and whether this run meets it.
 fn verdicts(report: &Report) -> Vec<(String, bool, String)> {
     let mut verdicts = Vec::new();
     let bvec = size_of::<BioVec>();
@@ -793,7 +792,7 @@ fn verdicts(report: &Report) -> Vec<(String, bool, String)> {
     verdicts
 }
 
-/// DESIGN.md section 3's absolute per-page targets for 2 MiB folios.
+/// the README's absolute per-page targets for 2 MiB folios.
 fn thp_time_verdicts(report: &Report, verdicts: &mut Vec<(String, bool, String)>) {
     for pages in PBR_SIZES {
         if let Some(row) = report.row(&format!("pbr.thp.{pages}")) {
@@ -1063,7 +1062,7 @@ fn main() {
     println!();
     print!("{}", linux_table(&report));
     println!();
-    println!("DESIGN.md section 3 targets:");
+    println!("performance targets (README, Performance):");
     for (target, met, measured) in verdicts(&report) {
         println!(
             "  [{}] {target}: {measured}",

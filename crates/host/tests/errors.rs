@@ -1,4 +1,4 @@
-//! Every error path of DESIGN.md §4, driven from the outside through the
+//! Every error path a caller can cause, driven from the outside through the
 //! simulated machine: each returns its typed error, and afterwards nothing
 //! is leaked, pinned or off baseline.
 

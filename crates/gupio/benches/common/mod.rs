@@ -1,6 +1,6 @@
 //! What the benchmark targets share: the bench machine (a memory map over a
 //! heap array, per-thread hooks, user buffers), the scenarios gupio runs and
-//! the physical floors DESIGN.md section 3 measures them against.
+//! the physical floors the README's performance targets measure them against.
 //!
 //! Every scenario is deterministic: the same pages, the same order, the same
 //! bios on every run; only the clock differs.
@@ -264,6 +264,39 @@ impl AddressSpace for UserBuffer {
     }
 }
 
+/// The two memories the direct-I/O scenarios run over, each with the user
+/// buffer layout the report compares: 4 KiB pages mapped in descending
+/// order (every page its own bvec), or 2 MiB folios mapped in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DioMemory {
+    /// Small pages, no two physically adjacent in the buffer.
+    SmallPages,
+    /// 2 MiB folios, the buffer over them in order.
+    Folios2M,
+}
+
+impl DioMemory {
+    /// A map holding a buffer of `pages` pages (rounded up to whole folios).
+    pub fn map(self, pages: usize) -> BenchMap {
+        match self {
+            Self::SmallPages => BenchMap::new(pages, 0),
+            Self::Folios2M => {
+                let folio = 1 << THP_ORDER;
+                BenchMap::new(pages.div_ceil(folio) * folio, THP_ORDER)
+            }
+        }
+    }
+
+    /// The user buffer of `pages` pages over `map`.
+    pub fn buffer(self, map: &BenchMap, pages: usize) -> UserBuffer {
+        let layout = match self {
+            Self::SmallPages => Layout::Descending,
+            Self::Folios2M => Layout::Ascending,
+        };
+        UserBuffer::new(map.first(), pages, layout)
+    }
+}
+
 /// Where a scenario has got to, for the atomics counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -323,7 +356,7 @@ pub fn dio_write<M: PageOps>(
     done / PAGE_SIZE
 }
 
-/// The DESIGN.md section 3 floor for pin + build + release of `buffer`:
+/// The performance targets' floor for pin + build + release of `buffer`:
 /// per page, one atomic add to the page's 32-bit reference count (the pin),
 /// a 16-byte descriptor written into a table of 256, read back, and one
 /// atomic subtract (the unpin), over `counters` laid out like

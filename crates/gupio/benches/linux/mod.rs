@@ -26,10 +26,10 @@ use crate::Report;
 pub const SIZES: [usize; 3] = [256, 4096, 65536];
 /// The group `--only` selects.
 pub const GROUP_ID: &str = "linux";
-/// DESIGN.md section 3: gupio over 2 MiB folios at least this many times
+/// The README's performance targets: gupio over 2 MiB folios at least this many times
 /// faster than Linux's THP registration.
 const THP_TARGET: f64 = 4.0;
-/// DESIGN.md section 3: the same for 4 KiB pages.
+/// The README's performance targets: the same for 4 KiB pages.
 const SMALL_TARGET: f64 = 5.0;
 
 /// Times Linux's pin path beside gupio's, or says why it cannot.
@@ -51,7 +51,7 @@ pub fn kernel_release() -> Option<String> {
     None
 }
 
-/// The targets of DESIGN.md section 3 against Linux, where both rows of a
+/// The README's performance targets against Linux, where both rows of a
 /// size were measured.
 pub fn verdicts(report: &Report) -> Vec<(String, bool, String)> {
     let mut verdicts = Vec::new();
@@ -96,7 +96,7 @@ mod measure {
 
     use super::sys::{self, Backing, Buffer, Pins, Ring};
     use super::{mib, GROUP_ID, SIZES};
-    use crate::common::{dio_write, BenchMap, Cpu, Layout, Table, UserBuffer, THP_ORDER};
+    use crate::common::{dio_write, Cpu, DioMemory, Table};
     use crate::{Atomics, Member, Report, Row, Stats};
 
     /// The group's title in the table.
@@ -236,19 +236,18 @@ mod measure {
             }
         }
 
-        // gupio's side, exactly as the pin + build + release group builds it.
-        let small_map = BenchMap::new(pages, 0);
+        // gupio's side: the same memories as the pin + build + release group.
+        let small_map = DioMemory::SmallPages.map(pages);
         let small_cpu = Cpu::new(&small_map);
         let small = Tracker::new(&small_cpu);
-        let small_buffer = UserBuffer::new(small_map.first(), pages, Layout::Descending);
+        let small_buffer = DioMemory::SmallPages.buffer(&small_map, pages);
         let mut small_table = Table::new();
         let small_completion = Completion::new();
 
-        let folio_pages = 1 << THP_ORDER;
-        let thp_map = BenchMap::new(pages.div_ceil(folio_pages) * folio_pages, THP_ORDER);
+        let thp_map = DioMemory::Folios2M.map(pages);
         let thp_cpu = Cpu::new(&thp_map);
         let thp = Tracker::new(&thp_cpu);
-        let thp_buffer = UserBuffer::new(thp_map.first(), pages, Layout::Ascending);
+        let thp_buffer = DioMemory::Folios2M.buffer(&thp_map, pages);
         let mut thp_table = Table::new();
         let thp_completion = Completion::new();
 
