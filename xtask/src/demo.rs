@@ -27,11 +27,11 @@ pub fn ci(runner: &mut Runner) -> Result<(), Failure> {
 }
 
 fn run(runner: &mut Runner, args: &[String]) -> Result<(), Failure> {
-    runner.step("demo: gupio-demo (release)", &[], |_| demo(args).run())
+    runner.step("demo: gupio-demo (release)", &[], |_| command(args).run())
 }
 
 /// `cargo run` of the demo binary, passing `args` on.
-fn demo(args: &[String]) -> Cmd {
+pub fn command(args: &[String]) -> Cmd {
     Cmd::cargo()
         .args([
             "run",
@@ -53,11 +53,11 @@ mod tests {
     fn options_are_passed_on_to_the_demo_in_order() {
         let args = Args::from_list(&["--pages", "256", "--policy=skip", "--quiet"]).rest();
         assert_eq!(
-            demo(&args).to_string(),
+            command(&args).to_string(),
             "cargo run --release -p gupio-host --bin gupio-demo -- --pages 256 --policy=skip --quiet"
         );
         assert_eq!(
-            demo(&[]).to_string(),
+            command(&[]).to_string(),
             "cargo run --release -p gupio-host --bin gupio-demo --"
         );
     }

@@ -273,31 +273,24 @@ fn check(mutation: &Mutation, copy: &Path, target: &Path) -> Result<String, Stri
 
 /// The model's command in the scratch copy.
 fn model(mutation: &Mutation, copy: &Path, target: &Path) -> Cmd {
-    let mut cmd = Cmd::cargo()
+    let cmd = if mutation.package == DEMO {
+        crate::demo::command(&["--quiet".to_owned()])
+    } else {
+        let mut args = vec!["test", "-p", mutation.package, "--test", mutation.test];
+        if mutation.cfgs.contains(&"loom") {
+            args.push("--release");
+        }
+        Cmd::cargo().args(args)
+    };
+    let cmd = cmd
         .in_dir(&layout::display(copy))
         .env("CARGO_TARGET_DIR", layout::display(target))
         .env("LOOM_MAX_PREEMPTIONS", "2");
-    if !mutation.cfgs.is_empty() {
-        let flags: Vec<String> = mutation.cfgs.iter().map(|c| format!("--cfg {c}")).collect();
-        cmd = cmd.env("RUSTFLAGS", flags.join(" "));
+    if mutation.cfgs.is_empty() {
+        cmd
+    } else {
+        crate::test::with_cfgs(cmd, mutation.cfgs)
     }
-    if mutation.package == DEMO {
-        return cmd.args([
-            "run",
-            "--release",
-            "-p",
-            "gupio-host",
-            "--bin",
-            "gupio-demo",
-            "--",
-            "--quiet",
-        ]);
-    }
-    let mut args = vec!["test", "-p", mutation.package, "--test", mutation.test];
-    if mutation.cfgs.contains(&"loom") {
-        args.push("--release");
-    }
-    cmd.args(args)
 }
 
 /// `text` with `from` replaced by `to` inside every function whose opening

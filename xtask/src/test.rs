@@ -194,7 +194,7 @@ fn with_loom_cfg(cmd: Cmd) -> Cmd {
 
 /// `cmd` with `--cfg NAME` for each of `cfgs` added to the rustc flags
 /// already in force.
-fn with_cfgs(cmd: Cmd, cfgs: &[&str]) -> Cmd {
+pub fn with_cfgs(cmd: Cmd, cfgs: &[&str]) -> Cmd {
     if let Some(flags) = non_empty_env("CARGO_ENCODED_RUSTFLAGS") {
         let extra: String = cfgs
             .iter()
