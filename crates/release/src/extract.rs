@@ -214,22 +214,10 @@ where
         let mut bytes = (run.pages() * page_size - offset).min(len - added);
         if bytes <= max_segment {
             // The whole run is one bvec: the common case.
-            let (chunk_len, in_page) = (u32::try_from(bytes), u32::try_from(offset));
-            let (Ok(chunk_len), Ok(in_page)) = (chunk_len, in_page) else {
-                // Cannot happen: the segment limit is a u32, the offset is
-                // below the page size.
-                let _ = tracker.release_held(run, false);
-                break;
-            };
+            let (in_page, chunk_len) = segment(offset, bytes);
             if let Err(refused) = add_held_run(bio, run, in_page, chunk_len) {
                 release_refused(tracker, refused.run, None);
-                return if added == 0 {
-                    Err(ReleaseError::Build {
-                        error: refused.error,
-                    })
-                } else {
-                    Ok(added)
-                };
+                return short(added, refused.error);
             }
             added += bytes;
             offset = 0;
@@ -248,20 +236,11 @@ where
             };
             let chunk_pages = (offset + chunk).div_ceil(page_size);
             let rest = run.split_off(chunk_pages);
-            // Both fit a u32: the segment limit is a u32 and the offset is
-            // below the page size.
-            let chunk_len = u32::try_from(chunk).unwrap_or(u32::MAX);
-            let in_page = u32::try_from(offset).unwrap_or(u32::MAX);
+            let (in_page, chunk_len) = segment(offset, chunk);
             if let Err(refused) = add_held_run(bio, run, in_page, chunk_len) {
                 // Full or a limit: drop the pins the bio did not take.
                 release_refused(tracker, refused.run, rest);
-                return if added == 0 {
-                    Err(ReleaseError::Build {
-                        error: refused.error,
-                    })
-                } else {
-                    Ok(added)
-                };
+                return short(added, refused.error);
             }
             added += chunk;
             bytes -= chunk;
@@ -282,6 +261,26 @@ where
         }
     }
     Ok(added)
+}
+
+/// A segment's offset in its first page and its length as the bio takes
+/// them. Both fit a `u32`: the offset is below the page size and the length
+/// at most the bio's `u32` segment limit.
+fn segment(offset: usize, len: usize) -> (u32, u32) {
+    (
+        u32::try_from(offset).unwrap_or(u32::MAX),
+        u32::try_from(len).unwrap_or(u32::MAX),
+    )
+}
+
+/// What `add_user_range` returns when the bio refused a segment after
+/// `added` bytes: a short count, or the bio's error if nothing was added.
+fn short(added: usize, error: BioError) -> Result<usize, ReleaseError> {
+    if added == 0 {
+        Err(ReleaseError::Build { error })
+    } else {
+        Ok(added)
+    }
 }
 
 /// Releases a run the bio refused, and the rest of its folio run. Failures
