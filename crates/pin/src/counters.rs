@@ -296,6 +296,13 @@ pub struct PageCounters {
 static_assertions::assert_eq_size!(PageCounters, [u32; 4]);
 
 impl PageCounters {
+    /// Whether this build keeps a large folio's reference and pin counts in
+    /// one 64-bit word (one read-modify-write per pin or unpin of a folio
+    /// run), or in two 32-bit words (targets without 64-bit atomics, and
+    /// `--cfg gupio_split_counts`).
+    pub const COUNTS_IN_ONE_WORD: bool =
+        cfg!(all(target_has_atomic = "64", not(gupio_split_counts)));
+
     const_unless_loom! {
         /// A free small page: every count zero, no flags.
         ///
@@ -821,12 +828,11 @@ pub(crate) mod probe {
     /// Read-modify-writes a pin or unpin of a large folio run costs: one
     /// where both counts share a word, two where they are separate.
     #[cfg(test)]
-    pub(crate) const LARGE_PIN_RMW: usize =
-        if cfg!(all(target_has_atomic = "64", not(gupio_split_counts))) {
-            1
-        } else {
-            2
-        };
+    pub(crate) const LARGE_PIN_RMW: usize = if super::PageCounters::COUNTS_IN_ONE_WORD {
+        1
+    } else {
+        2
+    };
 
     /// Returns the count of this thread's read-modify-writes and resets it.
     #[cfg(test)]
@@ -861,7 +867,7 @@ pub mod rmw_stats {
     /// let range = PageRange::new(Pfn::new(0), 512);
     /// // One folio run: one update of its counts word (two where the
     /// // reference and pin counts are separate words).
-    /// let per_run = if cfg!(target_has_atomic = "64") { 1 } else { 2 };
+    /// let per_run = if gupio_pin::PageCounters::COUNTS_IN_ONE_WORD { 1 } else { 2 };
     /// rmw_stats::take();
     /// tracker.pin_range(range).unwrap();
     /// assert_eq!(rmw_stats::take(), per_run);
@@ -905,8 +911,6 @@ mod tests {
         }
     }
 
-    const LARGE_RMW: usize = probe::LARGE_PIN_RMW;
-
     #[test]
     fn add_refuses_free_page_and_ceiling_without_change() {
         let page = PageCounters::new();
@@ -945,7 +949,7 @@ mod tests {
         assert_eq!((page.refcount(), page.pincount()), (4, 3));
         assert_eq!(page.try_sub(2, 2), Ok(2));
         assert_eq!((page.refcount(), page.pincount()), (2, 1));
-        assert_eq!(probe::take_rmw(), 2 * LARGE_RMW);
+        assert_eq!(probe::take_rmw(), 2 * probe::LARGE_PIN_RMW);
     }
 
     #[test]
@@ -992,7 +996,7 @@ mod tests {
         page.init(1, FolioShape::SMALL);
         page.try_add(2, 2).unwrap();
         let put = page.try_sub(2, 0);
-        if LARGE_RMW == 1 {
+        if probe::LARGE_PIN_RMW == 1 {
             let seen = SubError::Refs {
                 refcount: 3,
                 pincount: 2,
@@ -1048,6 +1052,6 @@ mod tests {
         assert_eq!(probe::take_rmw(), 2);
         page.try_add(1, 1).unwrap();
         page.try_sub(1, 1).unwrap();
-        assert_eq!(probe::take_rmw(), 2 * LARGE_RMW);
+        assert_eq!(probe::take_rmw(), 2 * probe::LARGE_PIN_RMW);
     }
 }

@@ -1441,7 +1441,7 @@ mod tests {
                                      // A stray put would take the pin's reference.
         let stray = t.put_page(pfn(4));
         assert_eq!(m.frees(4), 0, "never freed under a pin");
-        if cfg!(all(target_has_atomic = "64", not(gupio_split_counts))) {
+        if crate::PageCounters::COUNTS_IN_ONE_WORD {
             // One word holds both counts: the put is refused up front.
             assert_eq!(stray, Err(PinError::NoReference { pfn: pfn(4) }));
             assert_eq!((m.page(4).refcount(), m.page(4).pincount()), (1, 1));

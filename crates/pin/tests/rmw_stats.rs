@@ -27,7 +27,7 @@ fn global_count_sees_each_folio_run_update_from_every_thread() {
 
     // A large folio: the refcount and the exact pin count, once per run:
     // one update where they share a 64-bit word, two where they do not.
-    let per_run = if cfg!(all(target_has_atomic = "64", not(gupio_split_counts))) {
+    let per_run = if gupio_pin::PageCounters::COUNTS_IN_ONE_WORD {
         1
     } else {
         2
