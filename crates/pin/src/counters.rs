@@ -996,7 +996,7 @@ mod tests {
         page.init(1, FolioShape::SMALL);
         page.try_add(2, 2).unwrap();
         let put = page.try_sub(2, 0);
-        if probe::LARGE_PIN_RMW == 1 {
+        if PageCounters::COUNTS_IN_ONE_WORD {
             let seen = SubError::Refs {
                 refcount: 3,
                 pincount: 2,
