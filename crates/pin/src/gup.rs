@@ -809,11 +809,6 @@ impl<'s, 'a, M: PageOps + ?Sized, A: AddressSpace + ?Sized> UserPages<'s, 'a, M,
         })
     }
 
-    /// The next user address to grab, and how many pages are left.
-    pub fn position(&self) -> (UserAddr, usize) {
-        (self.next, self.remaining)
-    }
-
     /// Grabs the next folio run.
     #[inline]
     fn step(&mut self) -> Result<HeldRun<'a, M>, PinError> {
