@@ -5,7 +5,7 @@ use core::fmt;
 use gupio_pfn::{PageGeometry, Pfn};
 use gupio_sync::atomic::{fence, Ordering};
 
-use crate::{GrabKind, HeldRun, PageOps, PinAccount, PinError, Tracker};
+use crate::{GrabKind, HeldRun, PageOps, PinAccount, PinError, ProtectError, Tracker};
 
 /// How many times one page is faulted in before `pin_user_pages` gives up
 /// with [`PinError::FaultNotResolved`]: a fault can be undone by a racing
@@ -331,6 +331,52 @@ pub trait AddressSpace {
     fn mapping_kind(&self, addr: UserAddr) -> Result<MappingKind, FaultKind> {
         let _ = addr;
         Ok(MappingKind::Unknown)
+    }
+
+    /// Makes every user mapping of the `len` bytes at `addr` (page
+    /// aligned) read-only for the length of a stable direct-I/O write, as
+    /// writeback does for a page-cache folio: a CPU write to them then
+    /// faults, and the embedder's fault handler waits for the write's
+    /// completion (or copies the page on write) instead of making the
+    /// mapping writable. Protections nest: each call is undone by one
+    /// [`restore_write`](Self::restore_write) of the same range, and a page
+    /// becomes writable again only when the last one is undone (and only if
+    /// it was writable before the first).
+    ///
+    /// The default says [`ProtectError::Unsupported`]: an address space
+    /// that cannot do this still works with the other stable modes.
+    ///
+    /// # Errors
+    /// [`ProtectError::Unsupported`] by default; an implementation reports
+    /// a range it cannot protect, having protected nothing.
+    ///
+    /// ```
+    /// use gupio_pfn::PageGeometry;
+    /// use gupio_pin::{AddressSpace, FaultKind, Mapping, ProtectError, UserAddr};
+    /// struct Empty;
+    /// impl AddressSpace for Empty {
+    ///     fn page_geometry(&self) -> PageGeometry { PageGeometry::FOUR_KIB }
+    ///     fn translate(&self, _: UserAddr) -> Result<Option<Mapping>, FaultKind> { Ok(None) }
+    ///     fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> { Err(FaultKind::Unmapped) }
+    /// }
+    /// let addr = UserAddr::new(0x1000);
+    /// assert_eq!(Empty.write_protect(addr, 4096), Err(ProtectError::Unsupported));
+    /// assert_eq!(Empty.restore_write(addr, 4096), Err(ProtectError::Unsupported));
+    /// ```
+    fn write_protect(&self, addr: UserAddr, len: usize) -> Result<(), ProtectError> {
+        let _ = (addr, len);
+        Err(ProtectError::Unsupported)
+    }
+
+    /// Undoes one [`write_protect`](Self::write_protect) of the same range
+    /// once the device has read the pages.
+    ///
+    /// # Errors
+    /// [`ProtectError::Unsupported`] by default; an implementation reports
+    /// a range it never protected.
+    fn restore_write(&self, addr: UserAddr, len: usize) -> Result<(), ProtectError> {
+        let _ = (addr, len);
+        Err(ProtectError::Unsupported)
     }
 
     /// The longest run of pages from `addr` (page aligned), at most

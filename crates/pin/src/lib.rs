@@ -66,6 +66,7 @@ mod fork;
 mod gup;
 mod held;
 mod map;
+mod protect;
 mod tracker;
 
 #[cfg(any(test, loom))]
@@ -86,4 +87,5 @@ pub use gup::{
 };
 pub use held::HeldRun;
 pub use map::{maybe_dma_pinned, ArrayMemoryMap, Folio, MemoryMap, PageOps, PinStats};
+pub use protect::ProtectError;
 pub use tracker::{GrabKind, PageRange, Tracker};

@@ -69,6 +69,7 @@ mod deferred;
 mod error;
 mod extract;
 mod release;
+mod stable;
 mod submit;
 
 pub use completion::{ChildToken, Completion, Ending};
@@ -76,6 +77,11 @@ pub use deferred::{DeferredFull, DeferredList};
 pub use error::ReleaseError;
 pub use extract::{add_held_run, add_user_range, RunRefused};
 pub use release::{check_pages_dirty, release_pages, set_pages_dirty, ReleaseStats};
+pub use stable::{
+    bounce_bio, bounce_piece, for_each_checksum, verify_pages, Bounced, BySize, FaultChoice,
+    FaultResolution, Mismatch, ProtectWindow, StableCounts, StableError, StableIo, StableMode,
+    StablePolicy, StableStats, StableWrite,
+};
 pub use submit::{release_deferred, CompletedBio, DioRead, Released, SubmittedBio};
 
 use gupio_pin::{PageOps, Warning};
