@@ -182,7 +182,7 @@ pub mod sync {
 pub mod embed {
     pub use gupio_bio::BvecStorage;
     pub use gupio_pin::{AddressSpace, MemoryMap, PageOps};
-    pub use gupio_release::Warn;
+    pub use gupio_release::{StableIo, Warn};
     pub use gupio_writeback::WritebackIo;
 }
 

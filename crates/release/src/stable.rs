@@ -81,7 +81,12 @@ pub enum StableMode {
 
 impl StableMode {
     /// Every mode, zero-copy first.
-    pub const ALL: [Self; 4] = [Self::ZeroCopy, Self::Bounce, Self::WriteProtect, Self::Verify];
+    pub const ALL: [Self; 4] = [
+        Self::ZeroCopy,
+        Self::Bounce,
+        Self::WriteProtect,
+        Self::Verify,
+    ];
 
     /// Whether the mode gives the device stable pages.
     pub const fn is_stable(self) -> bool {

@@ -8,7 +8,7 @@ use gupio_sync::atomic::{fence, Ordering};
 
 use crate::{
     Attempt, PinnedAction, PinnedPolicy, WritebackCounts, WritebackError, WritebackIo,
-    WritebackStats,
+    WritebackReason, WritebackStats,
 };
 
 /// How writeback of one folio ended.
@@ -214,6 +214,7 @@ pub struct Writeback<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> {
     io: &'a W,
     stats: &'a WritebackStats,
     lock_mode: LockMode,
+    reason: WritebackReason,
 }
 
 impl<M: PageOps + ?Sized, W: WritebackIo + ?Sized> Clone for Writeback<'_, M, W> {
@@ -228,6 +229,7 @@ impl<M: PageOps + ?Sized, W: WritebackIo + ?Sized> fmt::Debug for Writeback<'_, 
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Writeback")
             .field("lock_mode", &self.lock_mode)
+            .field("reason", &self.reason)
             .field("stats", self.stats)
             .finish_non_exhaustive()
     }
@@ -271,7 +273,39 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
             io,
             stats,
             lock_mode: LockMode::Blocking,
+            reason: WritebackReason::Background,
         }
+    }
+
+    /// The same engine running for `reason`, which it tells the policy
+    /// ([`PinnedPolicy::action_for`]); a new engine runs for
+    /// [`WritebackReason::Background`].
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, Folio};
+    /// # struct Disk;
+    /// # impl gupio_writeback::WritebackIo for Disk {
+    /// #     type Error = i32;
+    /// #     fn write_protect(&self, _: Folio<'_>) {}
+    /// #     fn write_in_place(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
+    /// #     fn write_bounced(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
+    /// #     fn wait_until_unpinned(&self, _: Folio<'_>) -> bool { false }
+    /// # }
+    /// use gupio_writeback::{Writeback, WritebackReason, WritebackStats};
+    /// let (m, disk, stats) = (ArrayMemoryMap::<16>::new(Pfn::new(0)), Disk, WritebackStats::new());
+    /// let fsync = Writeback::new(&m, &disk, &stats).with_reason(WritebackReason::Integrity);
+    /// assert_eq!(fsync.reason(), WritebackReason::Integrity);
+    /// ```
+    #[must_use]
+    pub const fn with_reason(mut self, reason: WritebackReason) -> Self {
+        self.reason = reason;
+        self
+    }
+
+    /// Why this engine runs.
+    pub const fn reason(&self) -> WritebackReason {
+        self.reason
     }
 
     /// The same engine, taking folio locks with `lock_mode`.
@@ -566,8 +600,9 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
         folio: Folio<'a>,
         policy: &P,
     ) -> Result<Outcome, WritebackError<W::Error>> {
+        let reason = self.reason;
         let first = self.locked_pass(folio, Attempt::First, || {
-            policy.action(folio, Attempt::First)
+            policy.action_for(folio, Attempt::First, reason)
         })?;
         match first {
             Step::Done(outcome) => return Ok(outcome),
@@ -577,13 +612,15 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
         if !self.io.wait_until_unpinned(folio) {
             // Gave up: still pinned as far as anyone knows. Only a bounce
             // is worth another locked pass.
-            match policy.action(folio, Attempt::AfterWait) {
+            match policy.action_for(folio, Attempt::AfterWait, reason) {
                 PinnedAction::Bounce => {}
                 PinnedAction::Skip | PinnedAction::Wait => return Ok(Outcome::WaitGaveUp),
             }
             return self.after_wait(folio, || PinnedAction::Bounce);
         }
-        self.after_wait(folio, || policy.action(folio, Attempt::AfterWait))
+        self.after_wait(folio, || {
+            policy.action_for(folio, Attempt::AfterWait, reason)
+        })
     }
 
     /// The locked pass after a wait; it never asks for another wait.

@@ -169,6 +169,16 @@
 //! | [`PinnedAction::Skip`] | none | dirty | background writeback; short pins |
 //! | [`PinnedAction::Wait`] | none, then in place | clean if the pin went | `fsync` of a file under direct I/O |
 //!
+//! # Writeback by reason
+//!
+//! The engine knows why it runs ([`Writeback::with_reason`]): background
+//! cleaning or data integrity ([`WritebackReason`]), and tells the policy
+//! ([`PinnedPolicy::action_for`]). The default policy, [`ByReason::DEFAULT`],
+//! skips pinned folios in background writeback and bounces them for
+//! integrity, keeping them dirty either way: cleaning never copies a page
+//! a later pass will write anyway, and an `fsync` never waits on a pin that
+//! may last.
+//!
 //! A bounce copy is stable, not final: the device may be writing while the
 //! folio is copied, so the copy can hold a mix, but it is the exact bytes
 //! written (checksums match), and the folio stays dirty so a pass after the
@@ -205,6 +215,7 @@ mod engine;
 mod error;
 mod io;
 mod policy;
+mod reason;
 mod stats;
 
 #[cfg(test)]
@@ -214,4 +225,5 @@ pub use engine::{LockMode, Outcome, Writeback, WritebackSummary};
 pub use error::WritebackError;
 pub use io::WritebackIo;
 pub use policy::{Attempt, PinnedAction, PinnedPolicy};
+pub use reason::{ByReason, WritebackReason};
 pub use stats::{WritebackCounts, WritebackStats};

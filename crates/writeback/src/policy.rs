@@ -2,6 +2,8 @@
 
 use gupio_pin::Folio;
 
+use crate::WritebackReason;
+
 /// One of the things writeback can safely do with a dirty folio that may be
 /// DMA-pinned. None of them marks the folio clean while a pin may remain:
 /// that is the engine's job, and it does it only after re-checking the pin.
@@ -113,6 +115,29 @@ pub trait PinnedPolicy {
     /// assert_eq!(PinnedAction::Bounce.action(folio, Attempt::AfterWait), PinnedAction::Bounce);
     /// ```
     fn action(&self, folio: Folio<'_>, attempt: Attempt) -> PinnedAction;
+
+    /// What to do with `folio` on this `attempt` of writeback run for
+    /// `reason`; the engine asks this. By default the reason is ignored
+    /// ([`action`](Self::action)); [`ByReason`](crate::ByReason) uses it.
+    ///
+    /// ```
+    /// use gupio_writeback::{Attempt, PinnedAction, PinnedPolicy, WritebackReason};
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{Folio, FolioOrder, PageCounters};
+    /// # let c = PageCounters::new();
+    /// # let folio = Folio::new(Pfn::new(0), FolioOrder::SMALL, &c);
+    /// let skip = PinnedAction::Skip;
+    /// assert_eq!(skip.action_for(folio, Attempt::First, WritebackReason::Integrity), PinnedAction::Skip);
+    /// ```
+    fn action_for(
+        &self,
+        folio: Folio<'_>,
+        attempt: Attempt,
+        reason: WritebackReason,
+    ) -> PinnedAction {
+        let _ = reason;
+        self.action(folio, attempt)
+    }
 }
 
 impl PinnedPolicy for PinnedAction {

@@ -92,7 +92,9 @@ fn user_write(map: &ArrayMemoryMap<32>) -> Bio<Table> {
     let mut bio = write_bio(8);
     for pfn in [0, 2, 4] {
         tracker.pin_page(Pfn::new(pfn)).unwrap();
-        let _ = bio.add_page(Pfn::new(pfn), PAGE, 0, Origin::Pinned).unwrap();
+        let _ = bio
+            .add_page(Pfn::new(pfn), PAGE, 0, Origin::Pinned)
+            .unwrap();
     }
     tracker.pin_page(Pfn::new(6)).unwrap();
     let _ = bio.add_page(Pfn::new(6), 512, 0, Origin::Pinned).unwrap();
@@ -130,9 +132,7 @@ fn bounce_copies_every_piece_and_unpins_the_user_pages_at_once() {
         [10, 12, 14, 16],
         "each copy holds its page's bytes"
     );
-    assert!(pieces
-        .iter()
-        .all(|p| p.1 == Some(Origin::Referenced)));
+    assert!(pieces.iter().all(|p| p.1 == Some(Origin::Referenced)));
     assert_eq!(pieces.last().unwrap().2, 512);
     assert_eq!(bounced.bio.size(), 3 * PAGE + 512);
     // The completion puts the copies: their allocation reference goes.
@@ -166,14 +166,18 @@ fn bounce_refuses_a_read_and_a_bounce_bio_it_cannot_fill() {
     let tracker = Tracker::new(&map);
     let io = Io::new(&map, 32);
     let mut read = Bio::new(Table::new(), BioOp::Read, Sector(0), BioLimits::default());
-    let _ = read.add_page(Pfn::new(1), PAGE, 0, Origin::Borrowed).unwrap();
+    let _ = read
+        .add_page(Pfn::new(1), PAGE, 0, Origin::Borrowed)
+        .unwrap();
     let (_, error) = bounce_bio(&tracker, &io, read, write_bio(0), &mut |_| {}).unwrap_err();
     assert_eq!(error, StableError::NotAWrite);
     let bio = user_write(&map);
     let (bio, error) = bounce_bio(&tracker, &io, bio, write_bio(9), &mut |_| {}).unwrap_err();
     assert_eq!(error, StableError::BadBounceBio, "another sector");
     let mut full = write_bio(8);
-    let _ = full.add_page(Pfn::new(9), PAGE, 0, Origin::Borrowed).unwrap();
+    let _ = full
+        .add_page(Pfn::new(9), PAGE, 0, Origin::Borrowed)
+        .unwrap();
     let (bio, error) = bounce_bio(&tracker, &io, bio, full, &mut |_| {}).unwrap_err();
     assert_eq!(error, StableError::BadBounceBio, "not empty");
     assert_eq!(io.next.get(), 16, "nothing allocated");
@@ -253,7 +257,10 @@ fn window_opens_once_closes_once_and_answers_faults_by_choice() {
         window.open::<()>(),
         Err(StableError::WindowState { open: true })
     );
-    assert_eq!(window.on_write_fault(FaultChoice::Wait), FaultResolution::Wait);
+    assert_eq!(
+        window.on_write_fault(FaultChoice::Wait),
+        FaultResolution::Wait
+    );
     assert_eq!(
         window.on_write_fault(FaultChoice::CopyOnWrite),
         FaultResolution::CopyOnWrite
@@ -295,7 +302,11 @@ fn stats_count_faults_by_resolution_and_reissues_by_range() {
     stats.count_verified(5);
     let counts = stats.counts();
     assert_eq!(
-        (counts.faults_taken, counts.faults_waited, counts.faults_copied),
+        (
+            counts.faults_taken,
+            counts.faults_waited,
+            counts.faults_copied
+        ),
         (3, 2, 1)
     );
     assert_eq!((counts.reissues, counts.pages_reissued), (1, 3));
