@@ -423,6 +423,7 @@ struct Shared {
     faults: Mutex<VecDeque<Fault>>,
     gates: Mutex<Vec<GateSpec>>,
     unstable: Mutex<Vec<UnstableWrite>>,
+    recorded: Mutex<std::collections::BTreeMap<u64, (usize, u64)>>,
     completion_errors: Mutex<Vec<ReleaseError>>,
     reads: AtomicUsize,
     writes: AtomicUsize,
@@ -492,6 +493,7 @@ impl Device {
             faults: Mutex::new(VecDeque::new()),
             gates: Mutex::new(Vec::new()),
             unstable: Mutex::new(Vec::new()),
+            recorded: Mutex::new(std::collections::BTreeMap::new()),
             completion_errors: Mutex::new(Vec::new()),
             reads: AtomicUsize::new(0),
             writes: AtomicUsize::new(0),
@@ -711,6 +713,33 @@ impl Device {
             unstable_pages: read(&s.unstable_pages),
             double_completions: read(&s.double_completions),
         }
+    }
+
+    /// Scrubs the disk: every block a checksummed write reached whose
+    /// bytes on disk now differ from the checksum recorded with its last
+    /// write (what a checksumming filesystem or T10 PI reports when the
+    /// block is read back). A block torn by an unstable write and then
+    /// written again whole is not reported.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use gupio_host::{Device, DeviceConfig, Memory};
+    /// let device = Device::new(Arc::new(Memory::new(2).unwrap()), 8, DeviceConfig::synchronous());
+    /// assert!(device.scrub().is_empty());
+    /// ```
+    pub fn scrub(&self) -> Vec<UnstableWrite> {
+        let recorded = lock(&self.shared.recorded).clone();
+        recorded
+            .into_iter()
+            .filter_map(|(sector, (words, expected))| {
+                let written = self.shared.disk.checksum(sector, words).ok()?;
+                (written != expected).then_some(UnstableWrite {
+                    sector,
+                    expected,
+                    written,
+                })
+            })
+            .collect()
     }
 
     /// Every unstable write seen so far.
@@ -1016,6 +1045,23 @@ impl Shared {
         let mut sector = bio.sector().0;
         for (piece, &expected) in bio.pages().zip(checksums) {
             let words = usize::try_from(piece.len() / 8).unwrap_or(0);
+            // The device keeps the filesystem's checksum of the block (its
+            // protection information, overwritten by the block's next
+            // write) for a later scrub, replacing the blocks it overlaps.
+            {
+                let mut recorded = lock(&self.recorded);
+                let sectors = |words: usize| u64::try_from(words.div_ceil(WORDS_PER_SECTOR)).unwrap_or(u64::MAX);
+                let end = sector.saturating_add(sectors(words));
+                let overlapping: Vec<u64> = recorded
+                    .range(sector.saturating_sub(64)..end)
+                    .filter(|(&start, &(len, _))| start.saturating_add(sectors(len)) > sector)
+                    .map(|(&start, _)| start)
+                    .collect();
+                for start in overlapping {
+                    recorded.remove(&start);
+                }
+                recorded.insert(sector, (words, expected));
+            }
             if let Ok(written) = self.disk.checksum(sector, words) {
                 if written != expected {
                     // Relaxed: a statistic; it orders nothing.

@@ -134,6 +134,12 @@ pub enum HostError {
     },
     /// The device shut down before it completed a bio.
     DeviceGone,
+    /// A stable direct-I/O write could not be made stable (a bounce page
+    /// that could not be allocated is [`HostError::OutOfMemory`]).
+    Stable {
+        /// Why.
+        error: gupio::release::StableError<()>,
+    },
 }
 
 impl fmt::Display for HostError {
@@ -162,11 +168,33 @@ impl fmt::Display for HostError {
             Self::Io { status } => write!(f, "the device completed the bio with: {status}"),
             Self::Storage { error } => write!(f, "page cache I/O: {error}"),
             Self::DeviceGone => f.write_str("the device shut down before completing the bio"),
+            Self::Stable { error } => write!(f, "stable write: {error}"),
         }
     }
 }
 
 impl std::error::Error for HostError {}
+
+impl From<gupio::release::StableError<HostError>> for HostError {
+    /// An allocation failure is the allocator's error; the rest keep their
+    /// kind.
+    fn from(error: gupio::release::StableError<HostError>) -> Self {
+        use gupio::release::StableError as E;
+        let error = match error {
+            E::Alloc(error) => return error,
+            E::Release(error) => return Self::Core(error.into()),
+            E::NotAWrite => E::NotAWrite,
+            E::BadBounceBio => E::BadBounceBio,
+            E::NoPage { index } => E::NoPage { index },
+            E::Build(error) => E::Build(error),
+            E::ChecksumCount { pieces, checksums } => E::ChecksumCount { pieces, checksums },
+            E::Protect(error) => E::Protect(error),
+            E::WindowState { open } => E::WindowState { open },
+            _ => E::Alloc(()),
+        };
+        Self::Stable { error }
+    }
+}
 
 impl From<gupio::Error<IoError>> for HostError {
     fn from(e: gupio::Error<IoError>) -> Self {

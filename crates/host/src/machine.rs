@@ -12,7 +12,7 @@ use gupio::pfn::Pfn;
 use gupio::pin::{GupFlags, PageFlags, Tracker, UserAddr, Warning};
 use gupio::release::{
     add_user_range, release_deferred, release_pages, set_pages_dirty, CompletedBio, DeferredList,
-    DioRead, ReleaseError, SubmittedBio,
+    DioRead, ReleaseError, StableStats, SubmittedBio,
 };
 use gupio::sync::atomic::{AtomicUsize, Ordering};
 
@@ -24,6 +24,10 @@ use crate::{HostError, Memory, PageCache};
 /// Bios the deferred-release list holds before completions spill into the
 /// harness's overflow queue.
 const DEFERRED_SLOTS: usize = 64;
+
+mod stable;
+
+pub use stable::HostStableIo;
 
 /// How a [`Machine`] is built.
 ///
@@ -89,6 +93,7 @@ struct Deferred {
     idle: Condvar,
     deferred: AtomicUsize,
     errors: Mutex<Vec<ReleaseError>>,
+    stable_errors: Mutex<Vec<HostError>>,
 }
 
 #[derive(Default)]
@@ -348,6 +353,9 @@ pub struct Audit {
     pub release_errors: Vec<ReleaseError>,
     /// Errors the completion path returned to the device.
     pub completion_errors: Vec<ReleaseError>,
+    /// Errors completing stable direct-I/O writes (a mapping not restored,
+    /// a verification or reissue that failed).
+    pub stable_errors: Vec<HostError>,
 }
 
 impl Audit {
@@ -364,6 +372,7 @@ impl Audit {
             && self.leaks.is_empty()
             && self.release_errors.is_empty()
             && self.completion_errors.is_empty()
+            && self.stable_errors.is_empty()
     }
 }
 
@@ -395,6 +404,9 @@ impl fmt::Display for Audit {
         }
         for error in &self.completion_errors {
             writeln!(f, "completion error: {error}")?;
+        }
+        for error in &self.stable_errors {
+            writeln!(f, "stable write error: {error}")?;
         }
         Ok(())
     }
@@ -434,6 +446,7 @@ pub struct Machine {
     dio_reads: AtomicUsize,
     dio_writes: AtomicUsize,
     pages_pinned: AtomicUsize,
+    stable_stats: Arc<StableStats>,
 }
 
 impl Machine {
@@ -463,6 +476,7 @@ impl Machine {
             idle: Condvar::new(),
             deferred: AtomicUsize::new(0),
             errors: Mutex::new(Vec::new()),
+            stable_errors: Mutex::new(Vec::new()),
         });
         let worker = config.deferred_worker.then(|| {
             let deferred = deferred.clone();
@@ -478,6 +492,7 @@ impl Machine {
             dio_reads: AtomicUsize::new(0),
             dio_writes: AtomicUsize::new(0),
             pages_pinned: AtomicUsize::new(0),
+            stable_stats: Arc::new(StableStats::new()),
         })
     }
 
@@ -663,34 +678,10 @@ impl Machine {
         op: BioOp,
     ) -> Result<PendingIo, HostError> {
         let tracker = self.tracker();
-        // A read lets the device write the pages: a write pin.
-        let (flags, read) = match op {
-            BioOp::Read => (GupFlags::WRITE, true),
-            _ => (GupFlags::empty(), false),
-        };
+        let read = op == BioOp::Read;
         let guard = process.gup();
-        let mut bio = Bio::new(
-            OwnedBvecs::with_capacity(BIO_MAX_VECS),
-            op,
-            sector,
-            BioLimits::default(),
-        );
-        let mut added = 0usize;
-        while added < len {
-            let start = UserAddr::new(addr.get().wrapping_add(added));
-            match add_user_range(&tracker, &guard, &mut bio, start, len - added, flags) {
-                Ok(0) => break,
-                Ok(more) => added += more,
-                Err(error) if added == 0 => return Err(error.into()),
-                // A later page failed (or the bio is full): a short I/O.
-                Err(_) => break,
-            }
-        }
+        let (bio, done) = self.pin_dio(&guard, addr, len, sector, op)?;
         drop(guard);
-        let done = DioDone {
-            bytes: usize::try_from(bio.size()).unwrap_or(usize::MAX),
-            pages: bio.all_pages().count(),
-        };
         if read {
             // Dirty the pages before the device may write them. A page
             // writeback cleaned is dirtied under its folio lock, which
@@ -733,6 +724,46 @@ impl Machine {
         self.pages_pinned.fetch_add(done.pages, Ordering::Relaxed);
         self.device.submit(submitted, None, end_io);
         Ok(PendingIo { waiter, done })
+    }
+
+    /// Pins the user buffer into a new bio of `op` at `sector`, as far as
+    /// it can (a short I/O if a later page fails or the bio fills up).
+    pub(crate) fn pin_dio(
+        &self,
+        guard: &crate::space::GupGuard<'_>,
+        addr: UserAddr,
+        len: usize,
+        sector: Sector,
+        op: BioOp,
+    ) -> Result<(Bio<OwnedBvecs>, DioDone), HostError> {
+        let tracker = self.tracker();
+        // A read lets the device write the pages: a write pin.
+        let flags = match op {
+            BioOp::Read => GupFlags::WRITE,
+            _ => GupFlags::empty(),
+        };
+        let mut bio = Bio::new(
+            OwnedBvecs::with_capacity(BIO_MAX_VECS),
+            op,
+            sector,
+            BioLimits::default(),
+        );
+        let mut added = 0usize;
+        while added < len {
+            let start = UserAddr::new(addr.get().wrapping_add(added));
+            match add_user_range(&tracker, guard, &mut bio, start, len - added, flags) {
+                Ok(0) => break,
+                Ok(more) => added += more,
+                Err(error) if added == 0 => return Err(error.into()),
+                // A later page failed (or the bio is full): a short I/O.
+                Err(_) => break,
+            }
+        }
+        let done = DioDone {
+            bytes: usize::try_from(bio.size()).unwrap_or(usize::MAX),
+            pages: bio.all_pages().count(),
+        };
+        Ok((bio, done))
     }
 
     /// Releases the deferred direct-I/O completions now, on this thread;
@@ -834,6 +865,7 @@ impl Machine {
             bad_frees: self.memory.bad_frees(),
             release_errors: lock(&self.deferred.errors).clone(),
             completion_errors: self.device.completion_errors(),
+            stable_errors: lock(&self.deferred.stable_errors).clone(),
             ..Audit::default()
         };
         for folio in self.memory.allocated_folios() {

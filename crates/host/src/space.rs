@@ -9,13 +9,18 @@ use gupio::embed::{AddressSpace, MemoryMap, PageOps};
 use gupio::pfn::{PageGeometry, Pfn};
 use gupio::pin::{
     fork_action, FaultKind, ForkAction, MappedRun, Mapping, MappingFlags, MappingKind, PageRange,
-    Tracker, UserAddr,
+    ProtectError, Tracker, UserAddr,
 };
 
 use crate::cache::{File, FileId, PageCache};
 use crate::data::{PAGE_SIZE, WORDS_PER_PAGE};
 use crate::memory::lock;
 use crate::{HostError, Memory};
+
+mod stable;
+
+pub(crate) use stable::HostWindow;
+use stable::SpaceStable;
 
 /// The first user page handed out (user address 0x10_0000).
 const FIRST_VPN: usize = 0x100;
@@ -128,6 +133,9 @@ pub(crate) struct SpaceInner {
     /// The page-table lock: every PTE read and change takes it.
     ptes: Mutex<BTreeMap<usize, Pte>>,
     next_vpn: Mutex<usize>,
+    /// Stable direct-I/O writes: write-protected pages and their windows.
+    /// Taken after the page-table lock when both are held.
+    stable: Mutex<SpaceStable>,
 }
 
 /// A process: an address space of mappings over the simulated machine's
@@ -309,6 +317,11 @@ impl SpaceInner {
             .iter()
             .find(|vma| vma.contains(vpn))
             .ok_or(FaultKind::Unmapped)?;
+        if write {
+            if let Some(result) = self.stable_fault(vpn) {
+                return result;
+            }
+        }
         let present = self.pte(vpn);
         match vma.kind {
             MapKind::Anonymous => {
@@ -616,6 +629,7 @@ impl Process {
                 vmas: RwLock::new(Vec::new()),
                 ptes: Mutex::new(BTreeMap::new()),
                 next_vpn: Mutex::new(FIRST_VPN),
+                stable: Mutex::new(SpaceStable::default()),
             }),
         };
         let mut processes = lock(&registry);
@@ -764,6 +778,11 @@ impl Process {
     /// ```
     pub fn exit(self) {
         drop(self);
+    }
+
+    /// The address space, for a completion that must restore its PTEs.
+    pub(crate) fn space(&self) -> Arc<SpaceInner> {
+        self.inner.clone()
     }
 
     pub(crate) fn weak(&self) -> Weak<SpaceInner> {
@@ -1142,6 +1161,14 @@ impl AddressSpace for GupGuard<'_> {
         max_pages: usize,
     ) -> Result<Option<MappedRun>, FaultKind> {
         self.space.translate_run(&self.vmas, addr, max_pages)
+    }
+
+    fn write_protect(&self, addr: UserAddr, len: usize) -> Result<(), ProtectError> {
+        self.space.write_protect_range(&self.vmas, addr, len)
+    }
+
+    fn restore_write(&self, addr: UserAddr, len: usize) -> Result<(), ProtectError> {
+        self.space.restore_write_range(addr, len)
     }
 }
 
