@@ -15,7 +15,8 @@ use gupio::pin::{Folio, PageFlags, PageRange, Tracker};
 use gupio::release::{release_pages, SubmittedBio};
 use gupio::sync::atomic::{fence, AtomicUsize, Ordering};
 use gupio::writeback::{
-    PinnedAction, Writeback, WritebackCounts, WritebackError, WritebackStats, WritebackSummary,
+    ByReason, PinnedAction, Writeback, WritebackCounts, WritebackError, WritebackReason,
+    WritebackStats, WritebackSummary,
 };
 
 use crate::data::{SECTORS_PER_PAGE, WORDS_PER_PAGE};
@@ -235,6 +236,11 @@ pub enum WritebackMode {
     Untracked,
     /// gupio's writeback engine with this policy for maybe-pinned folios.
     Tracked(PinnedAction),
+    /// gupio's writeback engine run for this reason with the default
+    /// policy, [`ByReason::DEFAULT`](gupio::writeback::ByReason::DEFAULT):
+    /// pinned folios skipped in background writeback, bounced for
+    /// integrity.
+    ByReason(WritebackReason),
 }
 
 /// The result of the final data check of a file ([`PageCache::verify`]).
@@ -708,6 +714,11 @@ impl PageCache {
             WritebackMode::Tracked(policy) => {
                 Writeback::new(&*self.memory, &io, &self.writeback_stats)
                     .writeback_folios(&pages, &policy)
+            }
+            WritebackMode::ByReason(reason) => {
+                Writeback::new(&*self.memory, &io, &self.writeback_stats)
+                    .with_reason(reason)
+                    .writeback_folios(&pages, &ByReason::DEFAULT)
             }
             WritebackMode::Untracked => self.untracked_writeback(&io, &pages),
         }

@@ -297,3 +297,47 @@ fn writeback_inside_a_later_pages_fault_sees_the_earlier_run_pinned() {
     assert_eq!(s.machine.device().stats().unstable_pages, 0);
     assert_eq!(s.page(), s.source_words());
 }
+
+/// Writeback by reason, default policy: background writeback skips the
+/// pinned page (no I/O, still dirty), integrity writeback bounces a stable
+/// copy (still dirty); the pass after the unpin writes the final contents.
+#[test]
+fn by_reason_skips_in_the_background_and_bounces_for_integrity() {
+    use gupio::writeback::WritebackReason;
+    let s = setup();
+    let new = s.source_words();
+    let background = WritebackMode::ByReason(WritebackReason::Background);
+    let summary = s.writeback_during_dma(background, false);
+    assert_eq!(
+        (summary.counts.skipped, summary.counts.bounced),
+        (1, 0),
+        "{summary:?}"
+    );
+    assert_eq!(s.machine.device().stats().writes, 0, "no I/O in the background");
+    assert!(s.machine.cache().is_dirty(&s.file, 0).unwrap());
+    s.finish(background);
+    assert_eq!(s.disk(), new, "the pass after the unpin writes it in place");
+
+    let s = setup();
+    let old = s.page();
+    let integrity = WritebackMode::ByReason(WritebackReason::Integrity);
+    let summary = s.writeback_during_dma(integrity, true);
+    assert_eq!(
+        (summary.counts.skipped, summary.counts.bounced),
+        (0, 1),
+        "{summary:?}"
+    );
+    // The copy was taken while the DMA was held after its first chunk: a
+    // stable mix, written whole, checksum intact.
+    assert_eq!(s.machine.device().stats().unstable_pages, 0);
+    let disk = s.disk();
+    assert_eq!(disk[..128], new[..128]);
+    assert_eq!(disk[128..], old[128..]);
+    assert!(
+        s.machine.cache().is_dirty(&s.file, 0).unwrap(),
+        "the device may still change it: dirty"
+    );
+    s.finish(integrity);
+    assert_eq!(s.disk(), new, "the final contents after the unpin");
+    assert_eq!(s.machine.device().stats().unstable_pages, 0);
+}
