@@ -34,6 +34,8 @@ use gupio::writeback::PinnedAction;
 use crate::data::{Prng, PAGE_SIZE, SECTORS_PER_PAGE, WORDS_PER_PAGE};
 use crate::{DeviceConfig, HostError, Machine, MachineConfig, WritebackMode};
 
+pub mod dio_write;
+
 /// How often the progress line is printed on a long run.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 

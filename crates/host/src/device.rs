@@ -1132,6 +1132,11 @@ impl<T> Waiter<T> {
         lock(&self.slot.0).take()
     }
 
+    /// Whether the value is there (without taking it).
+    pub(crate) fn is_set(&self) -> bool {
+        lock(&self.slot.0).is_some()
+    }
+
     /// Waits for the value; a synchronous device runs its queue meanwhile.
     pub(crate) fn wait(&self, device: &Device) -> Result<T, HostError> {
         if device.is_synchronous() {

@@ -223,6 +223,24 @@ impl fmt::Debug for PendingIo {
 }
 
 impl PendingIo {
+    /// Whether the device has completed the I/O (reissues included), without
+    /// waiting; a synchronous device is not run.
+    ///
+    /// ```
+    /// use gupio::prelude::*;
+    /// # use gupio_host::{Machine, MachineConfig};
+    /// let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// let process = machine.spawn_process();
+    /// let buffer = process.mmap_anonymous(1).unwrap();
+    /// let pending = machine.submit_dio_read(&process, buffer, 4096, Sector(0)).unwrap();
+    /// machine.device().wait_idle();
+    /// assert!(pending.is_complete());
+    /// pending.wait(&machine).unwrap();
+    /// ```
+    pub fn is_complete(&self) -> bool {
+        self.waiter.is_set()
+    }
+
     /// Waits until the device completed the I/O (its pages may still wait
     /// for the deferred-release worker; [`Machine::quiesce`] waits for that).
     ///
