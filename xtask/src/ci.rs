@@ -8,7 +8,7 @@ use crate::{demo, fuzz, mutants, qemu, test, Failure};
 /// Usage line.
 pub const USAGE: &str = "  ci
       what CI runs after ci/install.sh: test (nothing skipped), then demo,
-      then mutants, then fuzz --seconds 30 on every target, then qemu";
+      then demo --scenario dio-write, then mutants, then fuzz --seconds 30 on every target, then qemu";
 
 /// Seconds of fuzzing per target in CI: enough to shake out shallow bugs
 /// while the whole run stays well inside CI's 90 minutes on 2 cores.
@@ -24,6 +24,10 @@ const STAGES: &[Stage] = &[
     (
         "demo: direct I/O racing writeback, without and with gupio",
         demo::ci,
+    ),
+    (
+        "demo: direct-I/O writes from changing buffers, each stable mode",
+        demo::ci_dio_write,
     ),
     (
         "mutants: every documented ordering and protocol step, dropped, is caught",
