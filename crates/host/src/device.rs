@@ -1050,7 +1050,9 @@ impl Shared {
             // write) for a later scrub, replacing the blocks it overlaps.
             {
                 let mut recorded = lock(&self.recorded);
-                let sectors = |words: usize| u64::try_from(words.div_ceil(WORDS_PER_SECTOR)).unwrap_or(u64::MAX);
+                let sectors = |words: usize| {
+                    u64::try_from(words.div_ceil(WORDS_PER_SECTOR)).unwrap_or(u64::MAX)
+                };
                 let end = sector.saturating_add(sectors(words));
                 let overlapping: Vec<u64> = recorded
                     .range(sector.saturating_sub(64)..end)

@@ -125,7 +125,10 @@ fn write_protect_makes_a_writer_wait_for_the_completion() {
             thread::yield_now();
         }
         assert!(!writer.is_finished(), "the window is open: it must wait");
-        assert_eq!(s.process.load(s.late_addr(), 1).unwrap(), [s.old[LATE_WORD]]);
+        assert_eq!(
+            s.process.load(s.late_addr(), 1).unwrap(),
+            [s.old[LATE_WORD]]
+        );
         gate.release();
         io.wait(&s.machine).unwrap();
         writer.join().unwrap().unwrap();
@@ -208,10 +211,13 @@ fn write_protect_of_a_range_not_mapped_is_refused_and_releases_the_pins() {
         refused,
         Err(gupio::pin::ProtectError::Fault { .. })
     ));
-    assert!(matches!(
-        guard.restore_write(s.buffer, 4096),
-        Err(gupio::pin::ProtectError::Fault { .. })
-    ), "never protected");
+    assert!(
+        matches!(
+            guard.restore_write(s.buffer, 4096),
+            Err(gupio::pin::ProtectError::Fault { .. })
+        ),
+        "never protected"
+    );
     drop(guard);
     s.finish();
 }

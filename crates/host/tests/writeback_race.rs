@@ -313,7 +313,11 @@ fn by_reason_skips_in_the_background_and_bounces_for_integrity() {
         (1, 0),
         "{summary:?}"
     );
-    assert_eq!(s.machine.device().stats().writes, 0, "no I/O in the background");
+    assert_eq!(
+        s.machine.device().stats().writes,
+        0,
+        "no I/O in the background"
+    );
     assert!(s.machine.cache().is_dirty(&s.file, 0).unwrap());
     s.finish(background);
     assert_eq!(s.disk(), new, "the pass after the unpin writes it in place");

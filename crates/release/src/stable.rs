@@ -606,7 +606,7 @@ pub struct ProtectWindow {
 
 impl ProtectWindow {
     /// A closed window.
-    pub const fn new() -> Self {
+    pub fn new() -> Self {
         Self {
             open: AtomicBool::new(false),
         }

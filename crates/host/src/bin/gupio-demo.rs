@@ -68,7 +68,11 @@ fn dio_write_main(args: Vec<String>) -> ExitCode {
             return ExitCode::from(USAGE_ERROR);
         }
     };
-    let sizes: Vec<String> = config.sizes.iter().map(|s| format!("{} KiB", s >> 10)).collect();
+    let sizes: Vec<String> = config
+        .sizes
+        .iter()
+        .map(|s| format!("{} KiB", s >> 10))
+        .collect();
     let intro = format!(
         "Direct-I/O writes from buffers the application keeps changing ({} stores into each \
          page while a write is in flight), to a device that records the filesystem's \

@@ -288,11 +288,7 @@ pub fn run_row(config: &DioWriteConfig, size: usize, row: Row) -> Result<RowRepo
             .collect();
         handles
             .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or(Err(HostError::DeviceGone))
-            })
+            .map(|handle| handle.join().unwrap_or(Err(HostError::DeviceGone)))
             .collect()
     });
     let elapsed = started.elapsed();
@@ -312,7 +308,12 @@ pub fn run_row(config: &DioWriteConfig, size: usize, row: Row) -> Result<RowRepo
     let problems = if audit.is_clean() {
         Vec::new()
     } else {
-        audit.to_string().lines().map(str::to_owned).take(20).collect()
+        audit
+            .to_string()
+            .lines()
+            .map(str::to_owned)
+            .take(20)
+            .collect()
     };
     Ok(RowReport {
         size,
@@ -401,9 +402,10 @@ pub fn table(reports: &[RowReport]) -> String {
             report.writes,
             report.mib_per_second(),
             throughput,
-            report
-                .cpu
-                .map_or_else(|| "n/a".to_owned(), |cpu| format!("{:.2}", cpu.as_secs_f64())),
+            report.cpu.map_or_else(
+                || "n/a".to_owned(),
+                |cpu| format!("{:.2}", cpu.as_secs_f64())
+            ),
             cpu_ratio.map_or_else(|| "n/a".to_owned(), |ratio| format!("{ratio:.2}x")),
             report.pages_copied,
             report.faults_taken,

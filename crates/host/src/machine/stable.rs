@@ -68,10 +68,8 @@ impl StableIo for HostStableIo<'_> {
     }
 
     fn copy_page(&self, from: Pfn, to: Pfn, offset: u32, len: u32) {
-        if let (Some(from), Some(to)) = (
-            self.words(from, offset, len),
-            self.words(to, offset, len),
-        ) {
+        if let (Some(from), Some(to)) = (self.words(from, offset, len), self.words(to, offset, len))
+        {
             for (source, target) in from.iter().zip(to) {
                 // Relaxed: data words; the bio's submission orders the copy
                 // before the device reads it.
@@ -334,7 +332,14 @@ fn verify_and_reissue(
         }
         last = Some(mismatch.index);
         if let Some(bio) = reissues.last_mut() {
-            match bounce_piece(&tracker, &io, bio, mismatch.page, mismatch.offset, mismatch.len) {
+            match bounce_piece(
+                &tracker,
+                &io,
+                bio,
+                mismatch.page,
+                mismatch.offset,
+                mismatch.len,
+            ) {
                 Ok(_) => stats.count_copied(1),
                 Err(error) => deferred.record_stable(error),
             }

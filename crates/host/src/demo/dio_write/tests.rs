@@ -71,7 +71,16 @@ fn every_stable_row_leaves_the_disk_consistent_with_its_checksums() {
 #[test]
 fn options_parse_and_bad_ones_are_named() {
     let config = parse_args(
-        ["--stores=5", "--max-writes", "7", "--latency-us", "3", "--seed", "9"].map(String::from),
+        [
+            "--stores=5",
+            "--max-writes",
+            "7",
+            "--latency-us",
+            "3",
+            "--seed",
+            "9",
+        ]
+        .map(String::from),
     )
     .unwrap()
     .unwrap();
