@@ -58,7 +58,12 @@
 //!   a fresh one maps the regions again), 6-7 the oldest child exits, 8-10
 //!   register a buffer: long-term pin private pages into a table of
 //!   registered buffers whose [`PinAccount`] (limited to
-//!   [`REGISTERED_LIMIT`]) outlives every process.
+//!   [`REGISTERED_LIMIT`]) outlives every process. An argument
+//!   `0x40..=0x7f` (before stable writes, a remap of region `b % 4`) is a
+//!   stable direct-I/O write in one of the four modes with a CPU store into
+//!   the buffer while it is in flight (`State::stable_write`); after the
+//!   run, no block on disk may fail its recorded checksum unless a
+//!   zero-copy write's page changed in flight or an untracked writeback ran.
 //!
 //! The owner operations take their arguments from that one byte, so the
 //! bytes after them decode as they always did.
@@ -73,7 +78,7 @@ use gupio::pin::{
 };
 use gupio::release::{
     release_deferred, release_pages, set_pages_dirty, CompletedBio, DeferredList, DioRead,
-    SubmittedBio,
+    FaultChoice, StableMode, SubmittedBio,
 };
 use gupio::writeback::PinnedAction;
 use gupio_host::{Fault, File, Machine, MachineConfig, Memory, OwnedBvecs, Process, WritebackMode};
@@ -178,8 +183,15 @@ struct State<'m> {
     deferred: DeferredList<CompletedBio<OwnedBvecs>, 4>,
     provoked: Vec<Warning>,
     double_completions: usize,
-    /// Whether an untracked writeback ran: the only way to an unstable write.
+    /// Whether an untracked writeback ran: the only way to an unstable
+    /// write, with the two below.
     untracked: bool,
+    /// Whether a zero-copy or verified stable write's page changed in
+    /// flight (the device sees a mismatch; verify then reissues).
+    unstable_expected: bool,
+    /// Whether a zero-copy write's page changed in flight: the only stable
+    /// write that may leave a block on disk that fails its checksum.
+    zero_copy_changed: bool,
 }
 
 /// Runs the operations in `data`; panics on a broken invariant.
@@ -225,6 +237,8 @@ pub fn run(data: &[u8]) {
         provoked: Vec::new(),
         double_completions: 0,
         untracked: false,
+        unstable_expected: false,
+        zero_copy_changed: false,
     };
     let mut input = Input { data, at: 0 };
     for _ in 0..MAX_OPS {
@@ -586,6 +600,10 @@ impl State<'_> {
     /// mapping), or inject a device error into the next request.
     fn remap_or_inject(&mut self, input: &mut Input<'_>) {
         let b = input.byte();
+        if b & 0xc0 == 0x40 {
+            self.stable_write(b);
+            return;
+        }
         if b & 0x80 != 0 {
             let status = BioStatus::ALL[usize::from(b) % BioStatus::ALL.len()];
             if status.is_err() {
@@ -607,6 +625,52 @@ impl State<'_> {
             Region::ZeroPage => self.process.mmap_zero_page(PRIVATE_PAGES),
         }
         .expect("mapping a region again");
+    }
+
+    /// 15 with an argument `0x40..=0x7f`: a stable direct-I/O write from
+    /// a region, a CPU store into its first page while it is in flight,
+    /// then the wait. Bits 0-1 the mode ([`StableMode::ALL`]), bit 2 copy
+    /// on write (else wait) for a write-protect fault, bits 3-4 the region
+    /// (anonymous, shared file, zero page, read-only file), bit 5 two pages.
+    fn stable_write(&mut self, b: u8) {
+        let mode = StableMode::ALL[usize::from(b % 4)];
+        let fault = if b & 4 != 0 {
+            FaultChoice::CopyOnWrite
+        } else {
+            FaultChoice::Wait
+        };
+        let region = [
+            Region::Anonymous,
+            Region::Shared,
+            Region::ZeroPage,
+            Region::ReadOnly,
+        ][usize::from((b >> 3) & 3)];
+        let pages = 1 + usize::from((b >> 5) & 1);
+        let addr = self.addr(region, 0);
+        let sector = Sector(self.raw + u64::from(b % 8) * 8);
+        let submitted = self.machine.submit_stable_dio_write(
+            &self.process,
+            addr,
+            pages * 4096,
+            sector,
+            mode,
+            fault,
+        );
+        // Typed errors (a page that cannot be pinned) are fine.
+        let Ok(io) = submitted else { return };
+        let stored = self.process.store(addr, &[0x5ab1e; 2]);
+        if region == Region::ReadOnly {
+            assert!(stored.is_err(), "a store to a read-only mapping");
+        }
+        if stored.is_ok() && matches!(mode, StableMode::ZeroCopy | StableMode::Verify) {
+            // The device reads the page after the store: a zero-copy write
+            // is unstable (and stays so on disk), a verified one is torn
+            // then reissued.
+            self.unstable_expected = true;
+            self.zero_copy_changed |= mode == StableMode::ZeroCopy;
+        }
+        // An injected device error is a typed error too.
+        let _ = io.wait(self.machine);
     }
 
     /// 15 with an `Ok` status byte: fork, exit or register, by `k`.
@@ -814,8 +878,14 @@ impl State<'_> {
         assert!(check.is_ok(), "{check:?}");
         // Tracked writeback never writes a page a queued read may change;
         // untracked writeback may (the read runs first when the write waits).
-        if !self.untracked {
+        if !self.untracked && !self.unstable_expected {
             assert_eq!(machine.device().stats().unstable_pages, 0);
+        }
+        // Every stable mode leaves the disk consistent with the checksums
+        // recorded with its blocks.
+        if !self.untracked && !self.zero_copy_changed {
+            let scrub = machine.device().scrub();
+            assert!(scrub.is_empty(), "{scrub:?}");
         }
 
         // Warnings: exactly the provoked ones (double completions included

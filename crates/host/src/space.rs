@@ -317,8 +317,10 @@ impl SpaceInner {
             .iter()
             .find(|vma| vma.contains(vpn))
             .ok_or(FaultKind::Unmapped)?;
-        if write {
-            if let Some(result) = self.stable_fault(vpn) {
+        // A write the mapping allows, on a page a stable write protects.
+        if write && !matches!(vma.kind, MapKind::ReadOnlyFile { .. }) {
+            let copy_allowed = vma.kind == MapKind::Anonymous;
+            if let Some(result) = self.stable_fault(vpn, copy_allowed) {
                 return result;
             }
         }

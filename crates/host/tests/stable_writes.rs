@@ -240,3 +240,69 @@ fn stable_writes_on_a_synchronous_device_complete_in_every_mode() {
     assert!(machine.device().scrub().is_empty());
     common::assert_baseline(&machine);
 }
+
+/// Found by the fuzzer: a copy-on-write fault must not copy a page the
+/// mapping does not allow writing, or a shared file page (which must stay
+/// the page every mapping sees); the first fails, the second waits.
+#[test]
+fn copy_on_write_applies_to_private_pages_only() {
+    let machine = common::threaded(64, 2, true);
+    let file = machine.cache().create_file(2, &[]).unwrap();
+    machine.cache().populate(&file).unwrap();
+    let process = machine.spawn_process();
+    let read_only = process.mmap_file(&file, 0, 1, false).unwrap();
+    let shared = process.mmap_file(&file, 1, 1, true).unwrap();
+    let sector = machine.cache().reserve_sectors(16).unwrap();
+    let page = file.cached_page(1).unwrap();
+    process.store(shared, &[1]).unwrap();
+
+    let gate = machine.device().gate(BioOp::Write, 1);
+    let io = machine
+        .submit_stable_dio_write(
+            &process,
+            read_only,
+            4096,
+            Sector(sector),
+            StableMode::WriteProtect,
+            FaultChoice::CopyOnWrite,
+        )
+        .unwrap();
+    gate.wait_reached().unwrap();
+    assert!(process.store(read_only, &[7]).is_err(), "still read-only");
+    gate.release();
+    io.wait(&machine).unwrap();
+
+    let gate = machine.device().gate(BioOp::Write, 1);
+    let io = machine
+        .submit_stable_dio_write(
+            &process,
+            shared,
+            4096,
+            Sector(sector + 8),
+            StableMode::WriteProtect,
+            FaultChoice::CopyOnWrite,
+        )
+        .unwrap();
+    gate.wait_reached().unwrap();
+    thread::scope(|scope| {
+        let writer = scope.spawn(|| process.store(shared, &[7]));
+        while machine.stable_stats().counts().faults_waited == 0 && !writer.is_finished() {
+            thread::yield_now();
+        }
+        assert!(!writer.is_finished(), "a shared page waits");
+        gate.release();
+        io.wait(&machine).unwrap();
+        writer.join().unwrap().unwrap();
+    });
+    assert_eq!(
+        process.pte(shared).unwrap().0,
+        page,
+        "still the file's page"
+    );
+    assert_eq!(machine.stable_stats().counts().faults_copied, 0);
+    assert!(machine.device().scrub().is_empty());
+    drop(process);
+    machine.quiesce();
+    let (audit, _) = machine.evict_and_audit();
+    assert!(audit.is_clean(), "{audit}");
+}

@@ -203,16 +203,28 @@ impl SpaceInner {
             .retain(|other| !Arc::ptr_eq(other, window));
     }
 
-    /// A write fault at `vpn`: if an open window protects the page, waits
-    /// for it to close or copies the page on write, as it chose, and says
-    /// so; `None` lets the ordinary fault run.
-    pub(super) fn stable_fault(&self, vpn: usize) -> Option<Result<(), FaultKind>> {
+    /// A write fault at `vpn`, which the mapping allows: if an open window
+    /// protects the page, waits for it to close or copies the page on
+    /// write, as it chose, and says so; `None` lets the ordinary fault run.
+    /// Only a private anonymous page may be copied (`copy_allowed`): a
+    /// shared file page must stay the one page every mapping sees, and a
+    /// zero-page entry has its own fault; those wait instead.
+    pub(super) fn stable_fault(
+        &self,
+        vpn: usize,
+        copy_allowed: bool,
+    ) -> Option<Result<(), FaultKind>> {
         let window = lock(&self.stable)
             .windows
             .iter()
             .find(|window| window.covers(vpn) && window.gate.is_open())
             .cloned()?;
-        let resolution = window.gate.on_write_fault(window.choice);
+        let choice = if copy_allowed {
+            window.choice
+        } else {
+            FaultChoice::Wait
+        };
+        let resolution = window.gate.on_write_fault(choice);
         window.stats.count_fault(resolution);
         match resolution {
             FaultResolution::NotProtected => None,
