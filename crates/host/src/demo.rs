@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use gupio::bio::Sector;
 use gupio::pin::UserAddr;
 use gupio::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use gupio::writeback::PinnedAction;
+use gupio::writeback::{PinnedAction, WritebackReason};
 
 use crate::data::{Prng, PAGE_SIZE, SECTORS_PER_PAGE, WORDS_PER_PAGE};
 use crate::{DeviceConfig, HostError, Machine, MachineConfig, WritebackMode};
@@ -51,6 +51,10 @@ const MAX_FINDINGS: usize = 20;
 /// Final writeback passes before a page still dirty counts as a failure.
 const FINAL_PASSES: usize = 4;
 
+/// With `--policy by-reason`, every this many writeback passes one is a
+/// data-integrity pass (an `fsync`); the others are background cleaning.
+pub const INTEGRITY_EVERY: usize = 4;
+
 /// The demo's parameters (its command-line options).
 ///
 /// ```
@@ -69,6 +73,9 @@ pub struct DemoConfig {
     pub seed: u64,
     /// The tracked run's policy for pinned folios (`--policy`).
     pub policy: PinnedAction,
+    /// `--policy by-reason`: the tracked run's writeback knows why it runs
+    /// and uses the default policy by reason instead of `policy`.
+    pub by_reason: bool,
     /// The device's pause after each DMA chunk (`--latency-us`).
     pub latency: Duration,
     /// Whether to print a progress line on long runs.
@@ -85,6 +92,7 @@ impl Default for DemoConfig {
             threads: 4,
             seed: 1,
             policy: PinnedAction::Bounce,
+            by_reason: false,
             latency: Duration::from_micros(20),
             progress: true,
         }
@@ -104,6 +112,7 @@ impl DemoConfig {
             threads: 3,
             seed: 7,
             policy: PinnedAction::Bounce,
+            by_reason: false,
             latency: Duration::from_micros(2),
             progress: false,
         }
@@ -122,6 +131,10 @@ pub enum RunKind {
     Untracked,
     /// gupio's writeback with this policy.
     Tracked(PinnedAction),
+    /// gupio's writeback by reason with the default policy: background
+    /// passes skip pinned folios, every [`INTEGRITY_EVERY`]th pass and the
+    /// final ones are data-integrity passes, which bounce them.
+    ByReason,
 }
 
 impl RunKind {
@@ -135,14 +148,27 @@ impl RunKind {
     pub const fn name(self) -> &'static str {
         match self {
             Self::Untracked => "untracked",
-            Self::Tracked(_) => "tracked",
+            Self::Tracked(_) | Self::ByReason => "tracked",
         }
     }
 
-    const fn mode(self) -> WritebackMode {
+    /// The writeback of pass `pass` during the run (from 0).
+    const fn mode(self, pass: usize) -> WritebackMode {
         match self {
             Self::Untracked => WritebackMode::Untracked,
             Self::Tracked(policy) => WritebackMode::Tracked(policy),
+            Self::ByReason if pass % INTEGRITY_EVERY == INTEGRITY_EVERY - 1 => {
+                WritebackMode::ByReason(WritebackReason::Integrity)
+            }
+            Self::ByReason => WritebackMode::ByReason(WritebackReason::Background),
+        }
+    }
+
+    /// The writeback after all I/O: a data-integrity pass.
+    const fn final_mode(self) -> WritebackMode {
+        match self {
+            Self::ByReason => WritebackMode::ByReason(WritebackReason::Integrity),
+            other => other.mode(0),
         }
     }
 }
@@ -169,6 +195,10 @@ pub struct RunReport {
     pub dirty_left: usize,
     /// Pages writeback wrote through a bounce copy.
     pub pages_bounced: usize,
+    /// Pinned folios writeback skipped (by-reason background passes).
+    pub folios_skipped: usize,
+    /// Data-integrity writeback passes during the run (by reason).
+    pub integrity_passes: usize,
     /// Pins acquired (pages).
     pub pins_acquired: usize,
     /// Pins released (pages).
@@ -365,13 +395,21 @@ pub fn run(config: &DemoConfig, kind: RunKind) -> Result<RunReport, HostError> {
     let failed = AtomicUsize::new(0);
     let passes = AtomicUsize::new(0);
     let readers_done = AtomicBool::new(false);
-    let mode = kind.mode();
+    let skipped = AtomicUsize::new(0);
+    let integrity_passes = AtomicUsize::new(0);
 
     thread::scope(|scope| {
         let writeback = scope.spawn(|| {
             // Relaxed: a stop flag; the scope's joins order everything else.
+            let mut pass = 0;
             while !readers_done.load(Ordering::Relaxed) {
+                let mode = kind.mode(pass);
+                pass += 1;
+                if mode == WritebackMode::ByReason(WritebackReason::Integrity) {
+                    integrity_passes.fetch_add(1, Ordering::Relaxed);
+                }
                 let summary = cache.writeback(&file, mode);
+                skipped.fetch_add(summary.counts.skipped, Ordering::Relaxed);
                 if summary.counts.write_errors > 0 {
                     failed.fetch_add(summary.counts.write_errors, Ordering::Relaxed);
                 }
@@ -459,7 +497,12 @@ pub fn run(config: &DemoConfig, kind: RunKind) -> Result<RunReport, HostError> {
     machine.quiesce();
     let mut check = cache.verify(&file);
     for _ in 0..FINAL_PASSES {
-        if cache.writeback(&file, mode).counts.write_errors > 0 {
+        if cache
+            .writeback(&file, kind.final_mode())
+            .counts
+            .write_errors
+            > 0
+        {
             failed.fetch_add(1, Ordering::Relaxed);
         }
         check = cache.verify(&file);
@@ -480,6 +523,8 @@ pub fn run(config: &DemoConfig, kind: RunKind) -> Result<RunReport, HostError> {
         lost_writes: check.lost_writes,
         dirty_left: check.dirty,
         pages_bounced: cache.stats().pages_bounced,
+        folios_skipped: skipped.load(Ordering::Relaxed),
+        integrity_passes: integrity_passes.load(Ordering::Relaxed),
         pins_acquired: audit.pins_acquired,
         pins_released: audit.pins_released,
         pages_leaked: audit.leaks.iter().map(|leak| 1usize << leak.order).sum(),
@@ -659,7 +704,11 @@ options:
   --ios N          direct-I/O reads in total (default 3000)
   --threads N      reader threads (default 4)
   --seed N         workload seed (default 1)
-  --policy P       tracked run's policy for pinned pages: bounce, skip or wait (default bounce)
+  --policy P       tracked run's policy for pinned pages: bounce, skip or wait (default
+                   bounce), or by-reason: background passes skip them, every 4th pass is
+                   a data-integrity pass (an fsync) that bounces them
+  --scenario S     dio-read (this one, the default) or dio-write (--scenario dio-write
+                   --help lists its options)
   --latency-us N   device pause after each DMA chunk, in microseconds (default 20)
   --quiet          no progress line
   -h, --help       this text";
@@ -708,8 +757,14 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Str
                     "bounce" => PinnedAction::Bounce,
                     "skip" => PinnedAction::Skip,
                     "wait" => PinnedAction::Wait,
+                    "by-reason" => {
+                        config.by_reason = true;
+                        config.policy
+                    }
                     other => {
-                        return Err(format!("--policy: `{other}` is not bounce, skip or wait"))
+                        return Err(format!(
+                            "--policy: `{other}` is not bounce, skip, wait or by-reason"
+                        ))
                     }
                 }
             }
@@ -751,6 +806,7 @@ pub fn describe(config: &DemoConfig) -> String {
         config.pages.saturating_sub(covered)
     ));
     let policy = match config.policy {
+        _ if config.by_reason => "by reason",
         PinnedAction::Bounce => "bounce",
         PinnedAction::Skip => "skip",
         _ => "wait",
@@ -899,6 +955,7 @@ mod tests {
                 threads: 2,
                 seed: 5,
                 policy: PinnedAction::Wait,
+                by_reason: false,
                 latency: Duration::ZERO,
                 progress: false,
             }

@@ -121,7 +121,12 @@ fn dio_read(args: Vec<String>) -> ExitCode {
     };
     println!("{}\n", demo::describe(&config));
     let mut reports = Vec::new();
-    for kind in [RunKind::Untracked, RunKind::Tracked(config.policy)] {
+    let tracked = if config.by_reason {
+        RunKind::ByReason
+    } else {
+        RunKind::Tracked(config.policy)
+    };
+    for kind in [RunKind::Untracked, tracked] {
         match demo::run(&config, kind) {
             Ok(report) => reports.push(report),
             Err(error) => {
@@ -145,6 +150,19 @@ fn dio_read(args: Vec<String>) -> ExitCode {
             report.writeback_passes,
             report.deferred_releases,
             report.cleaned_under_dma,
+        );
+        println!("{}", demo::wrap(&line, 78));
+    }
+    if config.by_reason {
+        let line = format!(
+            "writeback by reason: background passes skipped pinned folios {} times \
+             (left dirty, no copy); {} data-integrity passes (every {}th pass during \
+             the run) and the final ones bounced {} pages of pinned folios (a stable \
+             copy written, the folio kept dirty).",
+            tracked.folios_skipped,
+            tracked.integrity_passes,
+            demo::INTEGRITY_EVERY,
+            tracked.pages_bounced,
         );
         println!("{}", demo::wrap(&line, 78));
     }
