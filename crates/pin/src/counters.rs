@@ -3,6 +3,7 @@
 
 use core::fmt;
 
+use gupio_pfn::FolioOrder;
 use gupio_sync::atomic::{fence, AtomicU32, Ordering};
 
 use crate::PinError;
@@ -52,75 +53,6 @@ bitflags::bitflags! {
         const WRITEBACK = 1 << 2;
         /// The contents are valid (read from the backing store or written).
         const UPTODATE = 1 << 3;
-    }
-}
-
-/// The order of a folio: it spans `2^order` physically contiguous pages.
-///
-/// Order 0 is a small page. Orders above [`FolioOrder::MAX`] are refused.
-///
-/// ```
-/// use gupio_pin::FolioOrder;
-/// let pmd = FolioOrder::try_new(9).unwrap();
-/// assert_eq!(pmd.nr_pages(), 512);
-/// assert!(pmd.is_large());
-/// assert!(FolioOrder::try_new(25).is_err());
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct FolioOrder(u8);
-
-impl FolioOrder {
-    /// A small page (one page).
-    pub const SMALL: FolioOrder = FolioOrder(0);
-    /// The largest order: 2^24 pages (64 GiB of 4 KiB pages).
-    pub const MAX: FolioOrder = FolioOrder(24);
-
-    /// The order `order`.
-    ///
-    /// # Errors
-    /// [`PinError::InvalidFolioShape`] if `order > FolioOrder::MAX`.
-    ///
-    /// ```
-    /// use gupio_pin::FolioOrder;
-    /// assert_eq!(FolioOrder::try_new(0), Ok(FolioOrder::SMALL));
-    /// ```
-    pub const fn try_new(order: u32) -> Result<Self, PinError> {
-        if order > Self::MAX.0 as u32 {
-            return Err(PinError::InvalidFolioShape { order, index: 0 });
-        }
-        let bytes = order.to_le_bytes();
-        Ok(Self(bytes[0]))
-    }
-
-    /// The order as a number.
-    ///
-    /// ```
-    /// assert_eq!(gupio_pin::FolioOrder::MAX.get(), 24);
-    /// ```
-    #[inline]
-    pub const fn get(self) -> u32 {
-        self.0 as u32
-    }
-
-    /// How many pages the folio spans.
-    ///
-    /// ```
-    /// assert_eq!(gupio_pin::FolioOrder::SMALL.nr_pages(), 1);
-    /// ```
-    #[inline]
-    pub const fn nr_pages(self) -> usize {
-        1 << self.0
-    }
-
-    /// Whether this is a large folio (more than one page). Large folios keep
-    /// an exact pin count; small pages count pins in the refcount.
-    ///
-    /// ```
-    /// assert!(!gupio_pin::FolioOrder::SMALL.is_large());
-    /// ```
-    #[inline]
-    pub const fn is_large(self) -> bool {
-        self.0 > 0
     }
 }
 
@@ -216,12 +148,21 @@ impl FolioShape {
         (self.index << 8) | self.order.get()
     }
 
-    /// Unpacks a word written by [`to_word`](Self::to_word).
+    /// Unpacks a word written by [`to_word`](Self::to_word). Only
+    /// `to_word` writes the word, so the order is valid; were it not, the
+    /// shape reads as a tail no folio lookup accepts (index `u32::MAX`), and
+    /// the lookup reports the page's counters as corrupt.
     const fn from_word(word: u32) -> Self {
         let bytes = word.to_le_bytes();
-        Self {
-            order: FolioOrder(bytes[0]),
-            index: word >> 8,
+        match FolioOrder::try_new(bytes[0] as u32) {
+            Ok(order) => Self {
+                order,
+                index: word >> 8,
+            },
+            Err(_) => Self {
+                order: FolioOrder::SMALL,
+                index: u32::MAX,
+            },
         }
     }
 }
@@ -881,177 +822,4 @@ pub mod rmw_stats {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn folio_order_rejects_above_max() {
-        assert_eq!(FolioOrder::try_new(24).unwrap(), FolioOrder::MAX);
-        assert_eq!(
-            FolioOrder::try_new(25),
-            Err(PinError::InvalidFolioShape {
-                order: 25,
-                index: 0
-            })
-        );
-        assert_eq!(FolioOrder::MAX.nr_pages(), 1 << 24);
-    }
-
-    #[test]
-    fn shape_word_round_trips_every_order_and_edge_index() {
-        for order in 0..=FolioOrder::MAX.get() {
-            let order = FolioOrder::try_new(order).unwrap();
-            let last = u32::try_from(order.nr_pages() - 1).unwrap();
-            for index in [0, last / 2, last] {
-                let shape = FolioShape::new(order, index).unwrap();
-                assert_eq!(FolioShape::from_word(shape.to_word()), shape);
-            }
-            let past = u32::try_from(order.nr_pages()).unwrap();
-            assert!(FolioShape::new(order, past).is_err());
-        }
-    }
-
-    #[test]
-    fn add_refuses_free_page_and_ceiling_without_change() {
-        let page = PageCounters::new();
-        assert_eq!(page.try_add(1, 0), Err(AddRefsError::Free));
-        assert_eq!(page.refcount(), 0);
-
-        page.init(REFCOUNT_MAX - 2, FolioShape::SMALL);
-        assert_eq!(
-            page.try_add(3, 0),
-            Err(AddRefsError::Overflow(REFCOUNT_MAX - 2))
-        );
-        assert_eq!(page.refcount(), REFCOUNT_MAX - 2);
-        assert_eq!(page.try_add(2, 0), Ok(()));
-        assert_eq!(page.refcount(), REFCOUNT_MAX);
-        assert_eq!(
-            page.try_add(1, 1),
-            Err(AddRefsError::Overflow(REFCOUNT_MAX))
-        );
-        assert_eq!((page.refcount(), page.pincount()), (REFCOUNT_MAX, 0));
-    }
-
-    #[test]
-    fn add_treats_a_count_above_the_ceiling_as_overflow() {
-        let page = PageCounters::new();
-        page.init(u32::MAX, FolioShape::SMALL);
-        assert_eq!(page.try_add(1, 0), Err(AddRefsError::Overflow(u32::MAX)));
-        assert_eq!(page.refcount(), u32::MAX);
-    }
-
-    #[test]
-    fn add_and_sub_move_both_counts_together() {
-        let page = PageCounters::new();
-        page.init(1, FolioShape::head(FolioOrder::try_new(2).unwrap()));
-        probe::take_rmw();
-        page.try_add(3, 3).unwrap();
-        assert_eq!((page.refcount(), page.pincount()), (4, 3));
-        assert_eq!(page.try_sub(2, 2), Ok(2));
-        assert_eq!((page.refcount(), page.pincount()), (2, 1));
-        assert_eq!(probe::take_rmw(), 2 * probe::LARGE_PIN_RMW);
-    }
-
-    #[test]
-    fn sub_refuses_to_go_below_zero() {
-        let page = PageCounters::new();
-        page.init(3, FolioShape::SMALL);
-        assert_eq!(
-            page.try_sub(4, 0),
-            Err(SubError::Refs {
-                refcount: 3,
-                pincount: 0
-            })
-        );
-        assert_eq!(page.refcount(), 3);
-        assert_eq!(page.try_sub(2, 0), Ok(1));
-        assert_eq!(page.try_sub(1, 0), Ok(0));
-        assert!(page.try_sub(1, 0).is_err());
-    }
-
-    #[test]
-    fn sub_refuses_more_pins_than_held_without_change() {
-        let page = PageCounters::new();
-        page.init(1, FolioShape::SMALL);
-        page.try_add(2, 2).unwrap();
-        assert_eq!(
-            page.try_sub(3, 3),
-            Err(SubError::Pins {
-                refcount: 3,
-                pincount: 2
-            })
-        );
-        assert_eq!((page.refcount(), page.pincount()), (3, 2));
-        assert_eq!(page.try_sub(2, 2), Ok(1));
-        assert_eq!(page.pincount(), 0);
-    }
-
-    #[test]
-    fn a_put_of_references_that_pins_hold() {
-        // Only a bug gets here: a plain put of references that stand for
-        // pins. The wide layout sees both counts and refuses the put; the
-        // split layout commits it, and refuses (and restores) the unpin of
-        // pins whose references are gone.
-        let page = PageCounters::new();
-        page.init(1, FolioShape::SMALL);
-        page.try_add(2, 2).unwrap();
-        let put = page.try_sub(2, 0);
-        if PageCounters::COUNTS_IN_ONE_WORD {
-            let seen = SubError::Refs {
-                refcount: 3,
-                pincount: 2,
-            };
-            assert_eq!(put, Err(seen));
-            assert_eq!((page.refcount(), page.pincount()), (3, 2));
-        } else {
-            assert_eq!(put, Ok(1));
-            let seen = SubError::Refs {
-                refcount: 1,
-                pincount: 2,
-            };
-            assert_eq!(page.try_sub(2, 2), Err(seen));
-            assert_eq!((page.refcount(), page.pincount()), (1, 2));
-        }
-    }
-
-    #[test]
-    fn init_resets_pins_flags_and_shape() {
-        let page = PageCounters::new();
-        page.init(1, FolioShape::SMALL);
-        page.try_add(5, 5).unwrap();
-        page.set_flags(PageFlags::DIRTY | PageFlags::LOCKED);
-        let order = FolioOrder::try_new(3).unwrap();
-        page.init(1, FolioShape::head(order));
-        assert_eq!(page.pincount(), 0);
-        assert!(page.flags().is_empty());
-        assert_eq!(page.shape(), FolioShape::head(order));
-        assert_eq!(page.refcount(), 1);
-    }
-
-    #[test]
-    fn lock_bit_excludes_and_keeps_other_flags() {
-        let page = PageCounters::new();
-        page.set_flags(PageFlags::UPTODATE);
-        assert!(page.try_lock());
-        assert!(!page.try_lock());
-        assert_eq!(page.flags(), PageFlags::UPTODATE | PageFlags::LOCKED);
-        page.unlock();
-        assert_eq!(page.flags(), PageFlags::UPTODATE);
-    }
-
-    #[test]
-    fn probe_counts_only_committed_count_updates() {
-        let page = PageCounters::new();
-        probe::take_rmw();
-        page.init(1, FolioShape::SMALL);
-        page.set_flags(PageFlags::DIRTY);
-        assert_eq!(probe::take_rmw(), 0);
-        page.try_add(1, 0).unwrap();
-        page.try_sub(1, 0).unwrap();
-        assert!(page.try_sub(5, 0).is_err());
-        assert_eq!(probe::take_rmw(), 2);
-        page.try_add(1, 1).unwrap();
-        page.try_sub(1, 1).unwrap();
-        assert_eq!(probe::take_rmw(), 2 * probe::LARGE_PIN_RMW);
-    }
-}
+mod tests;

@@ -1,6 +1,6 @@
 //! Why writeback runs, and the policy that answers by the reason.
 
-use gupio_pin::Folio;
+use gupio_pin::FolioRef;
 
 use crate::{Attempt, PinnedAction, PinnedPolicy};
 
@@ -39,9 +39,9 @@ pub enum WritebackReason {
 /// ```
 /// use gupio_writeback::{Attempt, ByReason, PinnedAction, PinnedPolicy, WritebackReason};
 /// # use gupio_pfn::Pfn;
-/// # use gupio_pin::{Folio, FolioOrder, PageCounters};
+/// # use gupio_pin::{Folio, FolioRef, PageCounters};
 /// # let c = PageCounters::new();
-/// # let folio = Folio::new(Pfn::new(0), FolioOrder::SMALL, &c);
+/// # let folio = FolioRef::new(Folio::single(Pfn::new(0)), &c);
 /// let policy = ByReason::DEFAULT;
 /// assert_eq!(policy.action_for(folio, Attempt::First, WritebackReason::Background), PinnedAction::Skip);
 /// assert_eq!(policy.action_for(folio, Attempt::First, WritebackReason::Integrity), PinnedAction::Bounce);
@@ -79,13 +79,13 @@ impl Default for ByReason {
 impl PinnedPolicy for ByReason {
     /// Without a reason, the integrity action: the one that loses nothing
     /// a caller waits for.
-    fn action(&self, _folio: Folio<'_>, _attempt: Attempt) -> PinnedAction {
+    fn action(&self, _folio: FolioRef<'_>, _attempt: Attempt) -> PinnedAction {
         self.integrity
     }
 
     fn action_for(
         &self,
-        _folio: Folio<'_>,
+        _folio: FolioRef<'_>,
         _attempt: Attempt,
         reason: WritebackReason,
     ) -> PinnedAction {

@@ -2,12 +2,12 @@ use super::*;
 use crate::testing::{Call, Machine, RecordingIo};
 use crate::{Outcome, Writeback, WritebackReason, WritebackStats};
 use gupio_pfn::Pfn;
-use gupio_pin::{FolioOrder, MemoryMap, PageCounters, PageFlags, Tracker};
+use gupio_pin::{Folio, FolioRef, MemoryMap, PageCounters, PageFlags, Tracker};
 
 #[test]
 fn default_skips_in_the_background_and_bounces_for_integrity_on_every_attempt() {
     let c = PageCounters::new();
-    let folio = Folio::new(Pfn::new(0), FolioOrder::SMALL, &c);
+    let folio = FolioRef::new(Folio::single(Pfn::new(0)), &c);
     for attempt in [Attempt::First, Attempt::AfterWait] {
         let policy = ByReason::default();
         assert_eq!(
