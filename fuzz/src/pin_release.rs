@@ -653,7 +653,7 @@ impl State<'_> {
             addr,
             pages * 4096,
             sector,
-            mode,
+            &mode,
             fault,
         );
         // Typed errors (a page that cannot be pinned) are fine.

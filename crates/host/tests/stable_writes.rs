@@ -53,7 +53,7 @@ impl Setup {
                 self.buffer,
                 8192,
                 Sector(self.sector),
-                mode,
+                &mode,
                 fault,
             )
             .unwrap();
@@ -232,7 +232,7 @@ fn stable_writes_on_a_synchronous_device_complete_in_every_mode() {
     for mode in StableMode::ALL {
         for fault in [FaultChoice::Wait, FaultChoice::CopyOnWrite] {
             let done = machine
-                .stable_dio_write(&process, buffer, 4096, Sector(sector), mode, fault)
+                .stable_dio_write(&process, buffer, 4096, Sector(sector), &mode, fault)
                 .unwrap();
             assert_eq!(done.pages, 1);
         }
@@ -263,7 +263,7 @@ fn copy_on_write_applies_to_private_pages_only() {
             read_only,
             4096,
             Sector(sector),
-            StableMode::WriteProtect,
+            &StableMode::WriteProtect,
             FaultChoice::CopyOnWrite,
         )
         .unwrap();
@@ -279,7 +279,7 @@ fn copy_on_write_applies_to_private_pages_only() {
             shared,
             4096,
             Sector(sector + 8),
-            StableMode::WriteProtect,
+            &StableMode::WriteProtect,
             FaultChoice::CopyOnWrite,
         )
         .unwrap();
@@ -305,4 +305,32 @@ fn copy_on_write_applies_to_private_pages_only() {
     machine.quiesce();
     let (audit, _) = machine.evict_and_audit();
     assert!(audit.is_clean(), "{audit}");
+}
+
+#[test]
+fn a_policy_chooses_the_mode_per_write_by_size() {
+    use gupio::release::BySize;
+    let s = setup();
+    let policy = BySize {
+        threshold_bytes: 8192,
+        small: StableMode::Bounce,
+        large: StableMode::Verify,
+    };
+    for len in [4096, 8192] {
+        s.machine
+            .stable_dio_write(
+                &s.process,
+                s.buffer,
+                len,
+                Sector(s.sector),
+                &policy,
+                FaultChoice::Wait,
+            )
+            .unwrap();
+    }
+    let counts = s.machine.stable_stats().counts();
+    assert_eq!(counts.writes_in(StableMode::Bounce), 1);
+    assert_eq!(counts.writes_in(StableMode::Verify), 1);
+    assert_eq!((counts.pages_copied, counts.pages_verified), (1, 2));
+    s.finish();
 }

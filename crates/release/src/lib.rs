@@ -69,7 +69,7 @@ mod deferred;
 mod error;
 mod extract;
 mod release;
-mod stable;
+pub mod stable;
 mod submit;
 
 pub use completion::{ChildToken, Completion, Ending};

@@ -588,7 +588,7 @@ pub enum FaultResolution {
 
 /// The state of one write-protected direct-I/O write, shared by the
 /// submitter, the completion and every fault on its pages (see the
-/// [module docs](self) for the order of the steps).
+/// [module docs](crate::stable) for the order of the steps).
 ///
 /// ```
 /// use gupio_release::{FaultChoice, FaultResolution, ProtectWindow};

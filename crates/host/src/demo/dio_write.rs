@@ -265,8 +265,9 @@ pub fn run_row(config: &DioWriteConfig, size: usize, row: Row) -> Result<RowRepo
                         }
                         let slot = u64::try_from(writer * writes + write).unwrap_or(0);
                         let sector = Sector(base + slot * sectors_per_write);
-                        let io = machine
-                            .submit_stable_dio_write(process, *buffer, size, sector, mode, fault)?;
+                        let io = machine.submit_stable_dio_write(
+                            process, *buffer, size, sector, &mode, fault,
+                        )?;
                         // The application goes on writing into the buffer.
                         'store: for round in 0..config.stores_per_page {
                             for page in 0..pages {

@@ -10,7 +10,8 @@ use gupio::pfn::Pfn;
 use gupio::pin::{Tracker, UserAddr};
 use gupio::release::{
     bounce_bio, bounce_piece, for_each_checksum, release_pages, verify_pages, CompletedBio,
-    FaultChoice, Mismatch, StableError, StableMode, StableStats, SubmittedBio,
+    FaultChoice, Mismatch, StableError, StableMode, StablePolicy, StableStats, StableWrite,
+    SubmittedBio,
 };
 use gupio::sync::atomic::Ordering;
 
@@ -108,10 +109,11 @@ impl Machine {
     /// Submits a direct-I/O write of `len` bytes from the user buffer at
     /// `addr` to disk `sector` for a device that checksums its data: the
     /// filesystem computes a checksum of each page piece as it submits
-    /// the write, and the device records it with the block. `mode` says
-    /// how the pages the device reads are kept stable ([`StableMode`]);
-    /// with [`StableMode::WriteProtect`], `fault` says what a CPU write
-    /// to the buffer does meanwhile. The I/O is done when
+    /// the write, and the device records it with the block. `policy`
+    /// chooses how the pages the device reads are kept stable, per write
+    /// ([`StablePolicy`]: a constant [`StableMode`], [`BySize`](gupio::release::BySize),
+    /// a closure); with [`StableMode::WriteProtect`], `fault` says what a
+    /// CPU write to the buffer does meanwhile. The I/O is done when
     /// [`PendingIo::wait`] returns, reissues included.
     ///
     /// # Errors
@@ -129,7 +131,7 @@ impl Machine {
     /// process.store(buffer, &[5; 1024]).unwrap();
     /// let region = machine.cache().reserve_sectors(16).unwrap();
     /// for mode in StableMode::ALL {
-    ///     let io = machine.submit_stable_dio_write(&process, buffer, 8192, Sector(region), mode, FaultChoice::Wait)?;
+    ///     let io = machine.submit_stable_dio_write(&process, buffer, 8192, Sector(region), &mode, FaultChoice::Wait)?;
     ///     io.wait(&machine)?;
     /// }
     /// machine.quiesce();
@@ -138,19 +140,26 @@ impl Machine {
     /// assert!(machine.audit().is_clean());
     /// # Ok::<(), gupio_host::HostError>(())
     /// ```
-    pub fn submit_stable_dio_write(
+    pub fn submit_stable_dio_write<P: StablePolicy + ?Sized>(
         &self,
         process: &Process,
         addr: UserAddr,
         len: usize,
         sector: Sector,
-        mode: StableMode,
+        policy: &P,
         fault: FaultChoice,
     ) -> Result<PendingIo, HostError> {
         let tracker = self.tracker();
         let io = HostStableIo::new(&self.memory);
         let guard = process.gup();
         let (bio, done) = self.pin_dio(&guard, addr, len, sector, BioOp::Write)?;
+        // The simulated device records a checksum per block: it needs
+        // stable pages. The policy chooses per bio.
+        let mode = policy.mode(StableWrite {
+            bytes: u64::from(bio.size()),
+            pages: done.pages,
+            stable_required: true,
+        });
         let mut window = None;
         let bio = match mode {
             StableMode::WriteProtect => {
@@ -263,16 +272,16 @@ impl Machine {
     /// # Errors
     /// As [`submit_stable_dio_write`](Self::submit_stable_dio_write) and
     /// [`PendingIo::wait`].
-    pub fn stable_dio_write(
+    pub fn stable_dio_write<P: StablePolicy + ?Sized>(
         &self,
         process: &Process,
         addr: UserAddr,
         len: usize,
         sector: Sector,
-        mode: StableMode,
+        policy: &P,
         fault: FaultChoice,
     ) -> Result<DioDone, HostError> {
-        self.submit_stable_dio_write(process, addr, len, sector, mode, fault)?
+        self.submit_stable_dio_write(process, addr, len, sector, policy, fault)?
             .wait(self)
     }
 }
