@@ -228,7 +228,7 @@ impl Machine {
             Err((bio, error)) => {
                 let _ = release_pages(&tracker, &bio, false);
                 if let Some((host, space)) = window {
-                    let _ = space.guard().restore_write(addr, done.bytes);
+                    let _ = space.restore_write_range(addr, done.bytes);
                     host.close_and_wake();
                     space.unregister_window(&host);
                 }
@@ -242,7 +242,9 @@ impl Machine {
             (StableMode::WriteProtect, Some((host, space))) => Box::new(move |completed| {
                 // The device has read every byte: restore the mappings,
                 // then close the window and wake the writers, then unpin.
-                let restored = space.guard().restore_write(addr, done.bytes);
+                // Completion context: the page-table lock only, never the
+                // mmap lock (a waiting writer holds it for reading).
+                let restored = space.restore_write_range(addr, done.bytes);
                 host.close_and_wake();
                 space.unregister_window(&host);
                 if let Err(error) = restored {

@@ -155,8 +155,11 @@ impl SpaceInner {
         Ok(())
     }
 
-    /// Undoes one protection of the range.
-    pub(super) fn restore_write_range(
+    /// Undoes one protection of the range. Takes only the page-table lock
+    /// (not the mmap lock), so a completion can call it while a writer
+    /// waiting on the window holds the mmap lock for reading and a
+    /// `munmap` waits for it for writing.
+    pub(crate) fn restore_write_range(
         &self,
         addr: UserAddr,
         len: usize,
@@ -240,19 +243,6 @@ impl SpaceInner {
                 }
                 Some(result)
             }
-        }
-    }
-}
-
-impl SpaceInner {
-    /// `pin_user_pages`' view of this space (the mmap lock held for reading).
-    pub(crate) fn guard(&self) -> super::GupGuard<'_> {
-        super::GupGuard {
-            space: self,
-            vmas: self
-                .vmas
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
         }
     }
 }
