@@ -1,0 +1,1 @@
+//! Unit tests of the C ABI from Rust (run under miri too).
