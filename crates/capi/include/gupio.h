@@ -365,6 +365,165 @@ typedef enum gupio_warning_kind {
 } gupio_warning_kind;
 
 /**
+ * What an address-space callback returns: 0 for success, or why the
+ * address cannot be mapped.
+ */
+typedef enum gupio_fault {
+  /**
+   * No fault.
+   */
+  GUPIO_FAULT_NONE = 0,
+  /**
+   * No mapping covers the address.
+   */
+  GUPIO_FAULT_UNMAPPED = 1,
+  /**
+   * The mapping forbids the access.
+   */
+  GUPIO_FAULT_ACCESS_DENIED = 2,
+  /**
+   * No memory to resolve the fault.
+   */
+  GUPIO_FAULT_OUT_OF_MEMORY = 3,
+  /**
+   * The memory behind the address is broken.
+   */
+  GUPIO_FAULT_HARDWARE_ERROR = 4,
+} gupio_fault;
+
+/**
+ * What kind of mapping covers an address (for the refusals decided before
+ * any fault: a write pin of a read-only mapping, a long-term write pin of
+ * a dirty-tracked shared file mapping).
+ */
+typedef enum gupio_mapping_kind {
+  /**
+   * Not known: only the page-table flags decide.
+   */
+  GUPIO_MAPPING_UNKNOWN = 0,
+  /**
+   * Anonymous memory.
+   */
+  GUPIO_MAPPING_ANONYMOUS = 1,
+  /**
+   * A private file mapping.
+   */
+  GUPIO_MAPPING_PRIVATE_FILE = 2,
+  /**
+   * A shared file mapping whose filesystem does not track dirtying.
+   */
+  GUPIO_MAPPING_SHARED_FILE = 3,
+  /**
+   * A shared file mapping whose filesystem tracks dirtying.
+   */
+  GUPIO_MAPPING_SHARED_FILE_DIRTY_TRACKED = 4,
+  /**
+   * Shared memory.
+   */
+  GUPIO_MAPPING_SHMEM = 5,
+  /**
+   * Read-only.
+   */
+  GUPIO_MAPPING_READ_ONLY = 6,
+} gupio_mapping_kind;
+
+/**
+ * A bio's operation.
+ */
+typedef enum gupio_op {
+  /**
+   * Device to memory: release with `mark_dirty`.
+   */
+  GUPIO_OP_READ = 0,
+  /**
+   * Memory to device.
+   */
+  GUPIO_OP_WRITE = 1,
+} gupio_op;
+
+/**
+ * How a bio completed (Linux's `blk_status_t`). Values are gupio's
+ * one-byte status encoding.
+ */
+typedef enum gupio_status {
+  /**
+   * Success.
+   */
+  GUPIO_STATUS_OK = 0,
+  /**
+   * The device does not support the operation.
+   */
+  GUPIO_STATUS_NOT_SUPPORTED = 1,
+  /**
+   * The device did not answer in time.
+   */
+  GUPIO_STATUS_TIMEOUT = 2,
+  /**
+   * The device is out of space.
+   */
+  GUPIO_STATUS_NO_SPACE = 3,
+  /**
+   * A transport error.
+   */
+  GUPIO_STATUS_TRANSPORT = 4,
+  /**
+   * The medium failed.
+   */
+  GUPIO_STATUS_MEDIUM = 5,
+  /**
+   * Integrity information did not match.
+   */
+  GUPIO_STATUS_PROTECTION = 6,
+  /**
+   * Out of a resource; may be retried.
+   */
+  GUPIO_STATUS_RESOURCE = 7,
+  /**
+   * Any other I/O error.
+   */
+  GUPIO_STATUS_IO_ERROR = 8,
+  /**
+   * Would block.
+   */
+  GUPIO_STATUS_AGAIN = 9,
+  /**
+   * The device is offline.
+   */
+  GUPIO_STATUS_OFFLINE = 10,
+  /**
+   * The request was invalid for the device.
+   */
+  GUPIO_STATUS_INVALID = 11,
+} gupio_status;
+
+/**
+ * Where a bio is in its life.
+ */
+typedef enum gupio_bio_state {
+  /**
+   * Pages may be added.
+   */
+  GUPIO_BIO_BUILDING = 1,
+  /**
+   * Owned by the device until completed.
+   */
+  GUPIO_BIO_SUBMITTED = 2,
+  /**
+   * Completed, waiting for its release.
+   */
+  GUPIO_BIO_COMPLETED = 3,
+  /**
+   * On a deferred-release list, until drained.
+   */
+  GUPIO_BIO_DEFERRED = 4,
+  /**
+   * Released: its pages are given back and its bvec array is the
+   * caller's again; it may be set up anew.
+   */
+  GUPIO_BIO_RELEASED = 5,
+} gupio_bio_state;
+
+/**
  * A block I/O request over a caller-provided array of [`gupio_bvec`]s.
  * Opaque; set up by [`gupio_bio_init`]. One thread uses a bio at a time:
  * the builder, then (after [`gupio_bio_submit`]) the driver, then the
@@ -892,7 +1051,7 @@ intptr_t gupio_deferred_drain(const struct gupio_deferred_list *list,
  * # Safety
  * As [`gupio_bio_submit`].
  */
-intptr_t gupio_bio_state(struct gupio_bio *bio, enum gupio_error *cause);
+intptr_t gupio_bio_get_state(struct gupio_bio *bio, enum gupio_error *cause);
 
 /**
  * Writes the bio's bvec count, size, status and sector into `info`.
@@ -1109,6 +1268,158 @@ intptr_t gupio_folio_prepare(const struct gupio_tracker *tracker,
                              uintptr_t head,
                              uint32_t order,
                              enum gupio_error *cause);
+
+/**
+ * Pins `count` pages from `first` (a small page gains 1024 references
+ * per pin, a large folio one reference and one exact pin per page);
+ * pinning the zero page changes nothing.
+ *
+ * Returns 0, or a negative errno naming the cause (nothing is changed on
+ * failure): `GUPIO_ERR_NOT_IN_MEMORY_MAP`, `GUPIO_ERR_PFN_OUT_OF_RANGE`,
+ * `GUPIO_ERR_CORRUPT_COUNTERS`, the count errors
+ * (`GUPIO_ERR_REFCOUNT_OVERFLOW`, `GUPIO_ERR_PAGE_FREE`,
+ * `GUPIO_ERR_NOT_PINNED`, `GUPIO_ERR_NO_REFERENCE`; the last three also
+ * warned) and the pointer errors. Pages of one folio cost one atomic
+ * update. May run in interrupt context.
+ *
+ * # Safety
+ * `tracker` is null or points to a `gupio_tracker`; `cause` is null or
+ * writable.
+ */
+intptr_t gupio_pin_range(const struct gupio_tracker *tracker,
+                         uintptr_t first,
+                         uintptr_t count,
+                         enum gupio_error *cause);
+
+/**
+ * Unpins `count` pages from `first`; the last reference frees the folio.
+ *
+ * Returns 0, or a negative errno naming the cause (nothing is changed on
+ * failure): `GUPIO_ERR_NOT_IN_MEMORY_MAP`, `GUPIO_ERR_PFN_OUT_OF_RANGE`,
+ * `GUPIO_ERR_CORRUPT_COUNTERS`, the count errors
+ * (`GUPIO_ERR_REFCOUNT_OVERFLOW`, `GUPIO_ERR_PAGE_FREE`,
+ * `GUPIO_ERR_NOT_PINNED`, `GUPIO_ERR_NO_REFERENCE`; the last three also
+ * warned) and the pointer errors. Pages of one folio cost one atomic
+ * update. May run in interrupt context.
+ *
+ * # Safety
+ * `tracker` is null or points to a `gupio_tracker`; `cause` is null or
+ * writable.
+ */
+intptr_t gupio_unpin_range(const struct gupio_tracker *tracker,
+                           uintptr_t first,
+                           uintptr_t count,
+                           enum gupio_error *cause);
+
+/**
+ * Takes a reference on each of `count` pages from `first`.
+ *
+ * Returns 0, or a negative errno naming the cause (nothing is changed on
+ * failure): `GUPIO_ERR_NOT_IN_MEMORY_MAP`, `GUPIO_ERR_PFN_OUT_OF_RANGE`,
+ * `GUPIO_ERR_CORRUPT_COUNTERS`, the count errors
+ * (`GUPIO_ERR_REFCOUNT_OVERFLOW`, `GUPIO_ERR_PAGE_FREE`,
+ * `GUPIO_ERR_NOT_PINNED`, `GUPIO_ERR_NO_REFERENCE`; the last three also
+ * warned) and the pointer errors. Pages of one folio cost one atomic
+ * update. May run in interrupt context.
+ *
+ * # Safety
+ * `tracker` is null or points to a `gupio_tracker`; `cause` is null or
+ * writable.
+ */
+intptr_t gupio_get_range(const struct gupio_tracker *tracker,
+                         uintptr_t first,
+                         uintptr_t count,
+                         enum gupio_error *cause);
+
+/**
+ * Drops a reference on each of `count` pages from `first`; the last
+ * reference frees the folio.
+ *
+ * Returns 0, or a negative errno naming the cause (nothing is changed on
+ * failure): `GUPIO_ERR_NOT_IN_MEMORY_MAP`, `GUPIO_ERR_PFN_OUT_OF_RANGE`,
+ * `GUPIO_ERR_CORRUPT_COUNTERS`, the count errors
+ * (`GUPIO_ERR_REFCOUNT_OVERFLOW`, `GUPIO_ERR_PAGE_FREE`,
+ * `GUPIO_ERR_NOT_PINNED`, `GUPIO_ERR_NO_REFERENCE`; the last three also
+ * warned) and the pointer errors. Pages of one folio cost one atomic
+ * update. May run in interrupt context.
+ *
+ * # Safety
+ * `tracker` is null or points to a `gupio_tracker`; `cause` is null or
+ * writable.
+ */
+intptr_t gupio_put_range(const struct gupio_tracker *tracker,
+                         uintptr_t first,
+                         uintptr_t count,
+                         enum gupio_error *cause);
+
+/**
+ * Pins each page of an array.
+ *
+ * `pfns` holds `count` page-frame numbers (null when `count` is 0);
+ * consecutive pages of one folio cost one atomic update. Returns 0, or a
+ * negative errno as for the range calls; a grab that fails part-way
+ * undoes what it took.
+ *
+ * # Safety
+ * `tracker` is null or points to a `gupio_tracker`; `pfns` is null or
+ * valid for `count` reads; `cause` is null or writable.
+ */
+intptr_t gupio_pin_pages(const struct gupio_tracker *tracker,
+                         const uintptr_t *pfns,
+                         uintptr_t count,
+                         enum gupio_error *cause);
+
+/**
+ * Unpins each page of an array, batched by folio (Linux's
+ * `unpin_user_pages`).
+ *
+ * `pfns` holds `count` page-frame numbers (null when `count` is 0);
+ * consecutive pages of one folio cost one atomic update. Returns 0, or a
+ * negative errno as for the range calls; a grab that fails part-way
+ * undoes what it took.
+ *
+ * # Safety
+ * `tracker` is null or points to a `gupio_tracker`; `pfns` is null or
+ * valid for `count` reads; `cause` is null or writable.
+ */
+intptr_t gupio_unpin_pages(const struct gupio_tracker *tracker,
+                           const uintptr_t *pfns,
+                           uintptr_t count,
+                           enum gupio_error *cause);
+
+/**
+ * Takes a reference on each page of an array.
+ *
+ * `pfns` holds `count` page-frame numbers (null when `count` is 0);
+ * consecutive pages of one folio cost one atomic update. Returns 0, or a
+ * negative errno as for the range calls; a grab that fails part-way
+ * undoes what it took.
+ *
+ * # Safety
+ * `tracker` is null or points to a `gupio_tracker`; `pfns` is null or
+ * valid for `count` reads; `cause` is null or writable.
+ */
+intptr_t gupio_get_pages(const struct gupio_tracker *tracker,
+                         const uintptr_t *pfns,
+                         uintptr_t count,
+                         enum gupio_error *cause);
+
+/**
+ * Drops a reference on each page of an array, batched by folio.
+ *
+ * `pfns` holds `count` page-frame numbers (null when `count` is 0);
+ * consecutive pages of one folio cost one atomic update. Returns 0, or a
+ * negative errno as for the range calls; a grab that fails part-way
+ * undoes what it took.
+ *
+ * # Safety
+ * `tracker` is null or points to a `gupio_tracker`; `pfns` is null or
+ * valid for `count` reads; `cause` is null or writable.
+ */
+intptr_t gupio_put_pages(const struct gupio_tracker *tracker,
+                         const uintptr_t *pfns,
+                         uintptr_t count,
+                         enum gupio_error *cause);
 
 /**
  * Unpins each page of an array, first locking and dirtying each folio not

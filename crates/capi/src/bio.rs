@@ -749,7 +749,10 @@ pub unsafe extern "C" fn gupio_deferred_drain(
 /// # Safety
 /// As [`gupio_bio_submit`].
 #[no_mangle]
-pub unsafe extern "C" fn gupio_bio_state(bio: *mut gupio_bio, cause: *mut gupio_error) -> isize {
+pub unsafe extern "C" fn gupio_bio_get_state(
+    bio: *mut gupio_bio,
+    cause: *mut gupio_error,
+) -> isize {
     // SAFETY: forwarded.
     let result = unsafe { slot(bio) }.map(|s| s.state() as isize);
     // SAFETY: `cause` is null or writable.

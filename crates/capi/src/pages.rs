@@ -216,8 +216,11 @@ pub unsafe extern "C" fn gupio_folio_prepare(
                 .counters(pfn)
                 .ok_or(Fail::from(gupio::pin::PinError::NotInMemoryMap { pfn }))
         };
+        // The whole folio must be in the map before anything is looked at.
         for offset in 0..range.len() {
             page(offset)?;
+        }
+        for offset in 0..range.len() {
             let pfn = Pfn::new_truncate(head.get() + offset);
             if let Ok(folio) = kernel.folio(pfn) {
                 if folio.counters().refcount() != 0 {
@@ -261,45 +264,119 @@ unsafe fn on_range(
     unsafe { finish(result, cause) }
 }
 
-macro_rules! range_calls {
-    ($($(#[$doc:meta])* $name:ident => $method:ident;)*) => {$(
-        $(#[$doc])*
-        ///
-        /// Returns 0, or a negative errno naming the cause (nothing is
-        /// changed on failure): `GUPIO_ERR_NOT_IN_MEMORY_MAP`,
-        /// `GUPIO_ERR_PFN_OUT_OF_RANGE`, `GUPIO_ERR_CORRUPT_COUNTERS`, the
-        /// count errors (`GUPIO_ERR_REFCOUNT_OVERFLOW`, `GUPIO_ERR_PAGE_FREE`,
-        /// `GUPIO_ERR_NOT_PINNED`, `GUPIO_ERR_NO_REFERENCE`; the last three
-        /// also warned) and the pointer errors. Pages of one folio cost one
-        /// atomic update. May run in interrupt context.
-        ///
-        /// # Safety
-        /// `tracker` is null or points to a `gupio_tracker`; `cause` is null
-        /// or writable.
-        #[no_mangle]
-        pub unsafe extern "C" fn $name(
-            tracker: *const gupio_tracker,
-            first: usize,
-            count: usize,
-            cause: *mut gupio_error,
-        ) -> isize {
-            // SAFETY: forwarded.
-            unsafe { on_range(tracker, first, count, cause, |k, r| k.tracker().$method(r)) }
-        }
-    )*};
+/// Pins `count` pages from `first` (a small page gains 1024 references
+/// per pin, a large folio one reference and one exact pin per page);
+/// pinning the zero page changes nothing.
+///
+/// Returns 0, or a negative errno naming the cause (nothing is changed on
+/// failure): `GUPIO_ERR_NOT_IN_MEMORY_MAP`, `GUPIO_ERR_PFN_OUT_OF_RANGE`,
+/// `GUPIO_ERR_CORRUPT_COUNTERS`, the count errors
+/// (`GUPIO_ERR_REFCOUNT_OVERFLOW`, `GUPIO_ERR_PAGE_FREE`,
+/// `GUPIO_ERR_NOT_PINNED`, `GUPIO_ERR_NO_REFERENCE`; the last three also
+/// warned) and the pointer errors. Pages of one folio cost one atomic
+/// update. May run in interrupt context.
+///
+/// # Safety
+/// `tracker` is null or points to a `gupio_tracker`; `cause` is null or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn gupio_pin_range(
+    tracker: *const gupio_tracker,
+    first: usize,
+    count: usize,
+    cause: *mut gupio_error,
+) -> isize {
+    // SAFETY: forwarded.
+    unsafe {
+        on_range(tracker, first, count, cause, |k, r| {
+            k.tracker().pin_range(r)
+        })
+    }
 }
 
-range_calls! {
-    /// Pins `count` pages from `first` (a small page gains 1024 references
-    /// per pin, a large folio one reference and one exact pin per page);
-    /// pinning the zero page changes nothing.
-    gupio_pin_range => pin_range;
-    /// Unpins `count` pages from `first`; the last reference frees the folio.
-    gupio_unpin_range => unpin_range;
-    /// Takes a reference on each of `count` pages from `first`.
-    gupio_get_range => get_range;
-    /// Drops a reference on each of `count` pages from `first`.
-    gupio_put_range => put_range;
+/// Unpins `count` pages from `first`; the last reference frees the folio.
+///
+/// Returns 0, or a negative errno naming the cause (nothing is changed on
+/// failure): `GUPIO_ERR_NOT_IN_MEMORY_MAP`, `GUPIO_ERR_PFN_OUT_OF_RANGE`,
+/// `GUPIO_ERR_CORRUPT_COUNTERS`, the count errors
+/// (`GUPIO_ERR_REFCOUNT_OVERFLOW`, `GUPIO_ERR_PAGE_FREE`,
+/// `GUPIO_ERR_NOT_PINNED`, `GUPIO_ERR_NO_REFERENCE`; the last three also
+/// warned) and the pointer errors. Pages of one folio cost one atomic
+/// update. May run in interrupt context.
+///
+/// # Safety
+/// `tracker` is null or points to a `gupio_tracker`; `cause` is null or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn gupio_unpin_range(
+    tracker: *const gupio_tracker,
+    first: usize,
+    count: usize,
+    cause: *mut gupio_error,
+) -> isize {
+    // SAFETY: forwarded.
+    unsafe {
+        on_range(tracker, first, count, cause, |k, r| {
+            k.tracker().unpin_range(r)
+        })
+    }
+}
+
+/// Takes a reference on each of `count` pages from `first`.
+///
+/// Returns 0, or a negative errno naming the cause (nothing is changed on
+/// failure): `GUPIO_ERR_NOT_IN_MEMORY_MAP`, `GUPIO_ERR_PFN_OUT_OF_RANGE`,
+/// `GUPIO_ERR_CORRUPT_COUNTERS`, the count errors
+/// (`GUPIO_ERR_REFCOUNT_OVERFLOW`, `GUPIO_ERR_PAGE_FREE`,
+/// `GUPIO_ERR_NOT_PINNED`, `GUPIO_ERR_NO_REFERENCE`; the last three also
+/// warned) and the pointer errors. Pages of one folio cost one atomic
+/// update. May run in interrupt context.
+///
+/// # Safety
+/// `tracker` is null or points to a `gupio_tracker`; `cause` is null or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn gupio_get_range(
+    tracker: *const gupio_tracker,
+    first: usize,
+    count: usize,
+    cause: *mut gupio_error,
+) -> isize {
+    // SAFETY: forwarded.
+    unsafe {
+        on_range(tracker, first, count, cause, |k, r| {
+            k.tracker().get_range(r)
+        })
+    }
+}
+
+/// Drops a reference on each of `count` pages from `first`; the last
+/// reference frees the folio.
+///
+/// Returns 0, or a negative errno naming the cause (nothing is changed on
+/// failure): `GUPIO_ERR_NOT_IN_MEMORY_MAP`, `GUPIO_ERR_PFN_OUT_OF_RANGE`,
+/// `GUPIO_ERR_CORRUPT_COUNTERS`, the count errors
+/// (`GUPIO_ERR_REFCOUNT_OVERFLOW`, `GUPIO_ERR_PAGE_FREE`,
+/// `GUPIO_ERR_NOT_PINNED`, `GUPIO_ERR_NO_REFERENCE`; the last three also
+/// warned) and the pointer errors. Pages of one folio cost one atomic
+/// update. May run in interrupt context.
+///
+/// # Safety
+/// `tracker` is null or points to a `gupio_tracker`; `cause` is null or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn gupio_put_range(
+    tracker: *const gupio_tracker,
+    first: usize,
+    count: usize,
+    cause: *mut gupio_error,
+) -> isize {
+    // SAFETY: forwarded.
+    unsafe {
+        on_range(tracker, first, count, cause, |k, r| {
+            k.tracker().put_range(r)
+        })
+    }
 }
 
 /// The page-frame numbers of a C array, checked.
@@ -345,40 +422,93 @@ unsafe fn on_array(
     unsafe { finish(result, cause) }
 }
 
-macro_rules! array_calls {
-    ($($(#[$doc:meta])* $name:ident => $method:ident;)*) => {$(
-        $(#[$doc])*
-        ///
-        /// `pfns` holds `count` page-frame numbers (null when `count` is 0);
-        /// consecutive pages of one folio cost one atomic update. Returns 0,
-        /// or a negative errno as for the range calls; a grab that fails
-        /// part-way undoes what it took.
-        ///
-        /// # Safety
-        /// `tracker` is null or points to a `gupio_tracker`; `pfns` is null
-        /// or valid for `count` reads; `cause` is null or writable.
-        #[no_mangle]
-        pub unsafe extern "C" fn $name(
-            tracker: *const gupio_tracker,
-            pfns: *const usize,
-            count: usize,
-            cause: *mut gupio_error,
-        ) -> isize {
-            // SAFETY: forwarded.
-            unsafe { on_array(tracker, pfns, count, cause, |k, p| k.tracker().$method(p)) }
-        }
-    )*};
+/// Pins each page of an array.
+///
+/// `pfns` holds `count` page-frame numbers (null when `count` is 0);
+/// consecutive pages of one folio cost one atomic update. Returns 0, or a
+/// negative errno as for the range calls; a grab that fails part-way
+/// undoes what it took.
+///
+/// # Safety
+/// `tracker` is null or points to a `gupio_tracker`; `pfns` is null or
+/// valid for `count` reads; `cause` is null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn gupio_pin_pages(
+    tracker: *const gupio_tracker,
+    pfns: *const usize,
+    count: usize,
+    cause: *mut gupio_error,
+) -> isize {
+    // SAFETY: forwarded.
+    unsafe { on_array(tracker, pfns, count, cause, |k, p| k.tracker().pin_pages(p)) }
 }
 
-array_calls! {
-    /// Pins each page of an array.
-    gupio_pin_pages => pin_pages;
-    /// Unpins each page of an array, batched by folio.
-    gupio_unpin_pages => unpin_pages;
-    /// Takes a reference on each page of an array.
-    gupio_get_pages => get_pages;
-    /// Drops a reference on each page of an array.
-    gupio_put_pages => put_pages;
+/// Unpins each page of an array, batched by folio (Linux's
+/// `unpin_user_pages`).
+///
+/// `pfns` holds `count` page-frame numbers (null when `count` is 0);
+/// consecutive pages of one folio cost one atomic update. Returns 0, or a
+/// negative errno as for the range calls; a grab that fails part-way
+/// undoes what it took.
+///
+/// # Safety
+/// `tracker` is null or points to a `gupio_tracker`; `pfns` is null or
+/// valid for `count` reads; `cause` is null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn gupio_unpin_pages(
+    tracker: *const gupio_tracker,
+    pfns: *const usize,
+    count: usize,
+    cause: *mut gupio_error,
+) -> isize {
+    // SAFETY: forwarded.
+    unsafe {
+        on_array(tracker, pfns, count, cause, |k, p| {
+            k.tracker().unpin_pages(p)
+        })
+    }
+}
+
+/// Takes a reference on each page of an array.
+///
+/// `pfns` holds `count` page-frame numbers (null when `count` is 0);
+/// consecutive pages of one folio cost one atomic update. Returns 0, or a
+/// negative errno as for the range calls; a grab that fails part-way
+/// undoes what it took.
+///
+/// # Safety
+/// `tracker` is null or points to a `gupio_tracker`; `pfns` is null or
+/// valid for `count` reads; `cause` is null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn gupio_get_pages(
+    tracker: *const gupio_tracker,
+    pfns: *const usize,
+    count: usize,
+    cause: *mut gupio_error,
+) -> isize {
+    // SAFETY: forwarded.
+    unsafe { on_array(tracker, pfns, count, cause, |k, p| k.tracker().get_pages(p)) }
+}
+
+/// Drops a reference on each page of an array, batched by folio.
+///
+/// `pfns` holds `count` page-frame numbers (null when `count` is 0);
+/// consecutive pages of one folio cost one atomic update. Returns 0, or a
+/// negative errno as for the range calls; a grab that fails part-way
+/// undoes what it took.
+///
+/// # Safety
+/// `tracker` is null or points to a `gupio_tracker`; `pfns` is null or
+/// valid for `count` reads; `cause` is null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn gupio_put_pages(
+    tracker: *const gupio_tracker,
+    pfns: *const usize,
+    count: usize,
+    cause: *mut gupio_error,
+) -> isize {
+    // SAFETY: forwarded.
+    unsafe { on_array(tracker, pfns, count, cause, |k, p| k.tracker().put_pages(p)) }
 }
 
 /// Unpins each page of an array, first locking and dirtying each folio not
