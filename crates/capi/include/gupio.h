@@ -14,6 +14,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+/* GUPIO_ALIGNED aligns an opaque type to `n` bytes on every target (a
+ * 32-bit x86 C compiler aligns uint64_t members to 4 only); GUPIO_NORETURN
+ * marks the panic hook. */
+#if defined(__GNUC__) || defined(__clang__)
+#define GUPIO_ALIGNED(n) __attribute__((aligned(n)))
+#define GUPIO_NORETURN __attribute__((noreturn))
+#else
+#error "gupio.h needs GNU attributes: define GUPIO_ALIGNED(n) and GUPIO_NORETURN for this compiler"
+#endif
 
 /**
  * The version of the C ABI this library implements: a header and a library
@@ -22,27 +31,27 @@
 #define GUPIO_ABI_VERSION 1
 
 /**
- * Words in a [`gupio_bio`].
+ * Words in a `gupio_bio`.
  */
 #define GUPIO_BIO_WORDS 16
 
 /**
- * Capacity of a [`gupio_deferred_list`].
+ * Capacity of a `gupio_deferred_list`.
  */
 #define GUPIO_DEFERRED_CAPACITY 64
 
 /**
- * Words in a [`gupio_deferred_list`].
+ * Words in a `gupio_deferred_list`.
  */
 #define GUPIO_DEFERRED_LIST_WORDS 72
 
 /**
- * Words in a [`gupio_completion`].
+ * Words in a `gupio_completion`.
  */
 #define GUPIO_COMPLETION_WORDS 4
 
 /**
- * Words in a [`gupio_chain_link`].
+ * Words in a `gupio_chain_link`.
  */
 #define GUPIO_CHAIN_LINK_WORDS 4
 
@@ -102,38 +111,38 @@
 #define GUPIO_EALREADY 114
 
 /**
- * Size in bytes of [`gupio_page_counters`].
+ * Size in bytes of `gupio_page_counters`.
  */
 #define GUPIO_PAGE_COUNTERS_SIZE 16
 
 /**
- * Alignment in bytes of [`gupio_page_counters`] (and of every opaque type).
+ * Alignment in bytes of `gupio_page_counters` (and of every opaque type).
  */
 #define GUPIO_OPAQUE_ALIGN 8
 
 /**
- * Words in a [`gupio_tracker`].
+ * Words in a `gupio_tracker`.
  */
 #define GUPIO_TRACKER_WORDS 16
 
 /**
- * [`gupio_counters_flags`]: the folio's contents differ from the backing
+ * `gupio_counters_flags`: the folio's contents differ from the backing
  * store.
  */
 #define GUPIO_PAGE_DIRTY 1
 
 /**
- * [`gupio_counters_flags`]: the folio lock is held.
+ * `gupio_counters_flags`: the folio lock is held.
  */
 #define GUPIO_PAGE_LOCKED 2
 
 /**
- * [`gupio_counters_flags`]: writeback of the folio is in flight.
+ * `gupio_counters_flags`: writeback of the folio is in flight.
  */
 #define GUPIO_PAGE_WRITEBACK 4
 
 /**
- * [`gupio_counters_flags`]: the contents are valid.
+ * `gupio_counters_flags`: the contents are valid.
  */
 #define GUPIO_PAGE_UPTODATE 8
 
@@ -164,7 +173,7 @@
 
 /**
  * Why a call failed. Every entry point returns a negative errno-style code
- * on failure (see [`gupio_error_errno`]) and, when its last argument
+ * on failure (see `gupio_error_errno`) and, when its last argument
  * `cause` is not null, stores one of these there (`GUPIO_OK` on success).
  */
 typedef enum gupio_error {
@@ -310,7 +319,7 @@ typedef enum gupio_origin {
 } gupio_origin;
 
 /**
- * What went wrong, in a [`gupio_warning`].
+ * What went wrong, in a `gupio_warning`.
  */
 typedef enum gupio_warning_kind {
   /**
@@ -524,13 +533,13 @@ typedef enum gupio_bio_state {
 } gupio_bio_state;
 
 /**
- * A block I/O request over a caller-provided array of [`gupio_bvec`]s.
- * Opaque; set up by [`gupio_bio_init`]. One thread uses a bio at a time:
- * the builder, then (after [`gupio_bio_submit`]) the driver, then the
+ * A block I/O request over a caller-provided array of `gupio_bvec`s.
+ * Opaque; set up by `gupio_bio_init`. One thread uses a bio at a time:
+ * the builder, then (after `gupio_bio_submit`) the driver, then the
  * completion; the bvec array must stay valid and untouched until the bio
  * is released.
  */
-typedef struct gupio_bio {
+typedef struct GUPIO_ALIGNED(8) gupio_bio {
   uint64_t opaque[GUPIO_BIO_WORDS];
 } gupio_bio;
 
@@ -539,7 +548,7 @@ typedef struct gupio_bio {
  * and an offset (Linux's `struct bio_vec`, with the page pointer replaced
  * by the tagged word): 16 bytes on 64-bit targets, 12 on 32-bit ones. The
  * caller provides the array a bio fills; read it with
- * [`gupio_bvec_decode`], never write it while the bio holds it.
+ * `gupio_bvec_decode`, never write it while the bio holds it.
  */
 typedef struct gupio_bvec {
   /**
@@ -584,12 +593,12 @@ typedef struct gupio_bio_limits {
 } gupio_bio_limits;
 
 /**
- * A pin tracker over the kernel's [`gupio_page_ops`]: takes and drops
+ * A pin tracker over the kernel's `gupio_page_ops`: takes and drops
  * references and pins with Linux's semantics. Opaque; set up by
- * [`gupio_tracker_init`]. Shared freely between threads and interrupt
+ * `gupio_tracker_init`. Shared freely between threads and interrupt
  * handlers once set up (it holds only the table).
  */
-typedef struct gupio_tracker {
+typedef struct GUPIO_ALIGNED(8) gupio_tracker {
   uint64_t opaque[GUPIO_TRACKER_WORDS];
 } gupio_tracker;
 
@@ -675,13 +684,13 @@ typedef struct gupio_release_stats {
  * A list of completed direct-I/O read bios whose release waits for process
  * context (a page was cleaned while the device wrote into it: it must be
  * re-dirtied under its lock). Filled from interrupt context by
- * [`gupio_bio_complete_dio_read`], drained by [`gupio_deferred_drain`].
- * Opaque; set up by [`gupio_deferred_init`]; holds at most
+ * `gupio_bio_complete_dio_read`, drained by `gupio_deferred_drain`.
+ * Opaque; set up by `gupio_deferred_init`; holds at most
  * `GUPIO_DEFERRED_CAPACITY` bios. Shared between threads once set up
  * (a short spin lock; disable interrupts around it where an interrupt
  * handler on the same CPU also pushes).
  */
-typedef struct gupio_deferred_list {
+typedef struct GUPIO_ALIGNED(8) gupio_deferred_list {
   uint64_t opaque[GUPIO_DEFERRED_LIST_WORDS];
 } gupio_deferred_list;
 
@@ -710,20 +719,20 @@ typedef struct gupio_bio_info {
 /**
  * Counts a bio's outstanding parts (its own I/O and each chained child),
  * keeps the first error, and tells exactly one reporter that the bio
- * finished. Opaque; set up by [`gupio_completion_init`]. Lock-free: every
+ * finished. Opaque; set up by `gupio_completion_init`. Lock-free: every
  * call but init may run in interrupt context, from any CPU.
  */
-typedef struct gupio_completion {
+typedef struct GUPIO_ALIGNED(8) gupio_completion {
   uint64_t opaque[GUPIO_COMPLETION_WORDS];
 } gupio_completion;
 
 /**
  * A chained child bio's claim on its parent's completion (Linux's
  * `bio_chain`): the parent finishes only after every child reported
- * through its link. Opaque; set up by [`gupio_completion_chain`], used up
- * by [`gupio_chain_complete`].
+ * through its link. Opaque; set up by `gupio_completion_chain`, used up
+ * by `gupio_chain_complete`.
  */
-typedef struct gupio_chain_link {
+typedef struct GUPIO_ALIGNED(8) gupio_chain_link {
   uint64_t opaque[GUPIO_CHAIN_LINK_WORDS];
 } gupio_chain_link;
 
@@ -731,11 +740,11 @@ typedef struct gupio_chain_link {
  * The counters gupio keeps for one page: embed one in each `struct page`
  * (or in an array beside the page array). Opaque: only the `gupio_counters_*`
  * functions read or change it. Zero-filled memory is a free small page;
- * [`gupio_counters_init`] or [`gupio_folio_prepare`] set one up when the
+ * `gupio_counters_init` or `gupio_folio_prepare` set one up when the
  * page allocator hands the page out. 16 bytes, aligned to 8, on every
  * target.
  */
-typedef struct gupio_page_counters {
+typedef struct GUPIO_ALIGNED(8) gupio_page_counters {
   uint64_t opaque[2];
 } gupio_page_counters;
 
@@ -770,7 +779,7 @@ typedef struct gupio_warning {
 
 /**
  * The kernel's memory map and page hooks, filled in by the kernel and
- * copied by [`gupio_tracker_init`]. Every callback gets the table's `ctx`
+ * copied by `gupio_tracker_init`. Every callback gets the table's `ctx`
  * first. Required: `counters`, `free_folio`, `warn`. The lock hooks are
  * all three or none (none: gupio spins on the lock bit in the counters);
  * a null `mark_folio_dirty` sets the dirty bit in the counters.
@@ -778,8 +787,8 @@ typedef struct gupio_warning {
  * Every hook but the lock hooks and `mark_folio_dirty` may be called from
  * interrupt context (a completion) and must not sleep; those three run
  * only for the calls that dirty pages (`mark_dirty` releases, the
- * `*_dirty_lock` calls, [`gupio_bio_set_pages_dirty`](crate::gupio_bio_set_pages_dirty),
- * [`gupio_deferred_drain`](crate::gupio_deferred_drain)), which belong in
+ * `*_dirty_lock` calls, `gupio_bio_set_pages_dirty`,
+ * `gupio_deferred_drain`), which belong in
  * process context.
  */
 typedef struct gupio_page_ops {
@@ -842,21 +851,30 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * The ABI version of the linked library ([`GUPIO_ABI_VERSION`] when it
+ * The ABI version of the linked library (`GUPIO_ABI_VERSION` when it
  * matches the header).
  */
 uint32_t gupio_abi_version(void);
 
 /**
+ * The kernel's panic hook, called only by a static library built with
+ * the `panic-handler` feature, and only for a bug in gupio (no call
+ * panics on bad input): print `file`:`line` (`file` is `file_len`
+ * bytes, not NUL-terminated) and stop the machine. Never returns. A
+ * kernel that links the library without the feature need not define it.
+ */
+extern void gupio_panic(const uint8_t *file, uintptr_t file_len, uint32_t line) GUPIO_NORETURN;
+
+/**
  * Sets up `bio` as an empty `op` (a `gupio_op`) bio at `sector` over the
  * array `bvecs` of `capacity` entries, with the device's `limits` (null:
- * defaults). Overwrites whatever `bio` held: a bio that still holds pages
- * must be released first (its state is checked when it is a live bio).
+ * defaults). Never reads what `bio` held (it may be uninitialised
+ * memory): a bio that still holds pages must be released first, or their
+ * pins and references leak.
  *
  * Returns 0, or a negative errno: the pointer errors,
  * `GUPIO_ERR_INVALID_ARGUMENT` (an op or a limit that names nothing),
- * `GUPIO_ERR_BIO_REFUSED` (a limit gupio refuses), `GUPIO_ERR_WRONG_STATE`
- * (the bio is live and not released).
+ * `GUPIO_ERR_BIO_REFUSED` (a limit gupio refuses).
  *
  * # Safety
  * `bio` is null or valid for writes of a `gupio_bio` and not used by
@@ -908,7 +926,7 @@ intptr_t gupio_bio_add_page(struct gupio_bio *bio,
  *
  * Returns the bytes added (fewer than `len` when the bio filled up or a
  * later page failed: submit and continue with a new bio), or a negative
- * errno when nothing was added: the errors of [`gupio_pin_user_pages`](crate::gupio_pin_user_pages),
+ * errno when nothing was added: the errors of `gupio_pin_user_pages`,
  * `GUPIO_ERR_BIO_FULL`, `GUPIO_ERR_BIO_REFUSED`, `GUPIO_ERR_WRONG_STATE`,
  * and `GUPIO_ERR_INVALID_ARGUMENT` when the space's page size is not the
  * bio's.
@@ -933,7 +951,7 @@ intptr_t gupio_bio_add_user_range(struct gupio_bio *bio,
  * each folio's lock. Process context. Returns 0 or a negative errno.
  *
  * # Safety
- * As [`gupio_bio_add_page`].
+ * As `gupio_bio_add_page`.
  */
 intptr_t gupio_bio_set_pages_dirty(struct gupio_bio *bio,
                                    const struct gupio_tracker *tracker,
@@ -941,7 +959,7 @@ intptr_t gupio_bio_set_pages_dirty(struct gupio_bio *bio,
 
 /**
  * Hands a building bio to the device: from now on only the driver reads
- * its bvecs, and only [`gupio_bio_complete`] moves it on. A bio the block
+ * its bvecs, and only `gupio_bio_complete` moves it on. A bio the block
  * layer refuses (empty, not a block multiple) stays building.
  *
  * Returns 0, or a negative errno: `GUPIO_ERR_BIO_REFUSED`,
@@ -956,14 +974,14 @@ intptr_t gupio_bio_submit(struct gupio_bio *bio, enum gupio_error *cause);
 /**
  * Records that the device finished a submitted bio with `status` (a
  * `gupio_status`); the bio is then completed, waiting for its release.
- * Call it once the bio's [`gupio_completion`](crate::gupio_completion)
+ * Call it once the bio's `gupio_completion`
  * says it finished. May run in interrupt context.
  *
  * Returns 0, or a negative errno: `GUPIO_ERR_INVALID_ARGUMENT` (status),
  * `GUPIO_ERR_WRONG_STATE` (not submitted), the pointer errors.
  *
  * # Safety
- * As [`gupio_bio_submit`].
+ * As `gupio_bio_submit`.
  */
 intptr_t gupio_bio_complete(struct gupio_bio *bio, uint32_t status, enum gupio_error *cause);
 
@@ -979,7 +997,7 @@ intptr_t gupio_bio_complete(struct gupio_bio *bio, uint32_t status, enum gupio_e
  * failed, `GUPIO_ERR_WRONG_STATE` (not completed), the pointer errors.
  *
  * # Safety
- * As [`gupio_bio_add_page`]; `stats` is null or writable.
+ * As `gupio_bio_add_page`; `stats` is null or writable.
  */
 intptr_t gupio_bio_release(struct gupio_bio *bio,
                            const struct gupio_tracker *tracker,
@@ -1002,7 +1020,7 @@ intptr_t gupio_deferred_init(struct gupio_deferred_list *list, enum gupio_error 
  * Completes a direct-I/O read at interrupt time (Linux's
  * `bio_check_pages_dirty`): if every page is still dirty, releases the
  * bio at once (returns 0; its bvec array is the caller's again);
- * otherwise queues it on `list` (returns 1) for [`gupio_deferred_drain`],
+ * otherwise queues it on `list` (returns 1) for `gupio_deferred_drain`,
  * which re-dirties and releases it and then reports it.
  *
  * Returns 0, 1, or a negative errno: `GUPIO_ERR_DEFERRED_FULL` (the bio
@@ -1011,7 +1029,7 @@ intptr_t gupio_deferred_init(struct gupio_deferred_list *list, enum gupio_error 
  * immediate release, the pointer errors.
  *
  * # Safety
- * As [`gupio_bio_add_page`]; `list` is null or points to a
+ * As `gupio_bio_add_page`; `list` is null or points to a
  * `gupio_deferred_list`; a queued bio must stay valid, and be used by
  * nothing else, until the drain reports it.
  */
@@ -1049,7 +1067,7 @@ intptr_t gupio_deferred_drain(const struct gupio_deferred_list *list,
  * `GUPIO_ERR_NOT_INITIALIZED`).
  *
  * # Safety
- * As [`gupio_bio_submit`].
+ * As `gupio_bio_submit`.
  */
 intptr_t gupio_bio_get_state(struct gupio_bio *bio, enum gupio_error *cause);
 
@@ -1059,7 +1077,7 @@ intptr_t gupio_bio_get_state(struct gupio_bio *bio, enum gupio_error *cause);
  * pointer errors).
  *
  * # Safety
- * As [`gupio_bio_submit`]; `info` is null or writable.
+ * As `gupio_bio_submit`; `info` is null or writable.
  */
 intptr_t gupio_bio_get_info(struct gupio_bio *bio,
                             struct gupio_bio_info *info,
@@ -1124,7 +1142,7 @@ intptr_t gupio_completion_complete(const struct gupio_completion *completion,
 
 /**
  * Chains a child to the in-flight `parent`: the parent now waits for one
- * more report, made through `link` with [`gupio_chain_complete`]. Returns
+ * more report, made through `link` with `gupio_chain_complete`. Returns
  * 0, or a negative errno: `GUPIO_ERR_CHAIN_REFUSED` (parent not in flight,
  * or too many children), pointer errors.
  *
@@ -1147,7 +1165,7 @@ intptr_t gupio_completion_chain(const struct gupio_completion *parent,
  *
  * # Safety
  * `link` is null or points to a `gupio_chain_link` set up by
- * [`gupio_completion_chain`] whose parent is still valid; `tracker` is
+ * `gupio_completion_chain` whose parent is still valid; `tracker` is
  * null or points to a `gupio_tracker`; `final_status` and `cause` are
  * null or writable.
  */
@@ -1223,7 +1241,7 @@ intptr_t gupio_counters_refcount(const struct gupio_page_counters *page, enum gu
  * negative errno.
  *
  * # Safety
- * As [`gupio_counters_refcount`].
+ * As `gupio_counters_refcount`.
  */
 intptr_t gupio_counters_pincount(const struct gupio_page_counters *page, enum gupio_error *cause);
 
@@ -1232,7 +1250,7 @@ intptr_t gupio_counters_pincount(const struct gupio_page_counters *page, enum gu
  * errno.
  *
  * # Safety
- * As [`gupio_counters_refcount`].
+ * As `gupio_counters_refcount`.
  */
 intptr_t gupio_counters_flags(const struct gupio_page_counters *page, enum gupio_error *cause);
 
@@ -1242,7 +1260,7 @@ intptr_t gupio_counters_flags(const struct gupio_page_counters *page, enum gupio
  * unknown bits).
  *
  * # Safety
- * As [`gupio_counters_refcount`].
+ * As `gupio_counters_refcount`.
  */
 intptr_t gupio_counters_update_flags(const struct gupio_page_counters *page,
                                      uint32_t flags,
@@ -1425,10 +1443,10 @@ intptr_t gupio_put_pages(const struct gupio_tracker *tracker,
  * Unpins each page of an array, first locking and dirtying each folio not
  * yet dirty when `make_dirty` (Linux's `unpin_user_pages_dirty_lock`).
  * Process context only (it may take folio locks). Returns 0 or a negative
- * errno as [`gupio_unpin_pages`].
+ * errno as `gupio_unpin_pages`.
  *
  * # Safety
- * As [`gupio_unpin_pages`].
+ * As `gupio_unpin_pages`.
  */
 intptr_t gupio_unpin_pages_dirty_lock(const struct gupio_tracker *tracker,
                                       const uintptr_t *pfns,
@@ -1453,7 +1471,7 @@ intptr_t gupio_maybe_dma_pinned(const struct gupio_tracker *tracker,
  * Pins `nr_pages` user pages from `start` through `space` (Linux's
  * `pin_user_pages`) and writes their page-frame numbers into `pages`.
  * `flags`: `GUPIO_GUP_WRITE`, `GUPIO_GUP_LONGTERM`. The caller releases
- * them with [`gupio_unpin_pages`] (or a bio releases them by origin).
+ * them with `gupio_unpin_pages` (or a bio releases them by origin).
  *
  * Returns the number pinned (fewer than asked when a later page failed:
  * the caller meets that failure on its next call), or a negative errno
@@ -1479,12 +1497,12 @@ intptr_t gupio_pin_user_pages(const struct gupio_tracker *tracker,
                               enum gupio_error *cause);
 
 /**
- * As [`gupio_pin_user_pages`], taking plain references (Linux's
- * `get_user_pages`): the caller releases them with [`gupio_put_pages`].
+ * As `gupio_pin_user_pages`, taking plain references (Linux's
+ * `get_user_pages`): the caller releases them with `gupio_put_pages`.
  * `GUPIO_GUP_LONGTERM` is refused (`GUPIO_ERR_GUP_FLAGS`).
  *
  * # Safety
- * As [`gupio_pin_user_pages`].
+ * As `gupio_pin_user_pages`.
  */
 intptr_t gupio_get_user_pages(const struct gupio_tracker *tracker,
                               const struct gupio_address_space *space,
@@ -1494,25 +1512,20 @@ intptr_t gupio_get_user_pages(const struct gupio_tracker *tracker,
                               uintptr_t *pages,
                               enum gupio_error *cause);
 
-#if (defined(GUPIO_PANIC_HANDLER) && !defined(GUPIO_RUST_TESTS))
-/**
- * The kernel's panic hook: prints `file`:`line` (`file` is `file_len`
- * bytes, not NUL-terminated) and stops the machine. Never returns.
- */
-extern void gupio_panic(const uint8_t *file, uintptr_t file_len, uint32_t line);
-#endif
-
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus
 
 #endif  /* GUPIO_H */
 
-/* The kernel's panic hook, called only by a static library built with the
- * `panic-handler` feature, and only for a bug in gupio (no call panics on
- * bad input): print `file`:`line` (`file_len` bytes, not NUL-terminated)
- * and stop. Never returns. */
+/* The layout this header states, checked by the C compiler (once). */
+#ifndef GUPIO_H_LAYOUT_CHECKED
+#define GUPIO_H_LAYOUT_CHECKED
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L && !defined(__cplusplus)
-_Noreturn
+_Static_assert(sizeof(struct gupio_page_counters) == GUPIO_PAGE_COUNTERS_SIZE &&
+                   _Alignof(struct gupio_page_counters) == GUPIO_OPAQUE_ALIGN &&
+                   _Alignof(struct gupio_bio) == GUPIO_OPAQUE_ALIGN &&
+                   sizeof(struct gupio_bvec) == sizeof(uintptr_t) + 2 * sizeof(uint32_t),
+               "gupio.h: the opaque types' layout differs from the library's");
 #endif
-void gupio_panic(const uint8_t *file, uintptr_t file_len, uint32_t line);
+#endif

@@ -3,7 +3,8 @@
 
 use core::ffi::c_void;
 
-use gupio::bio::{Bio, BioLimits, BioOp, BioStatus, BioVec, BvecSlice};
+use gupio::bio::{Bio, BioLimits, BioOp, BioStatus, BioVec};
+use gupio::embed::BvecStorage;
 use gupio::pfn::{Origin, PageGeometry};
 use gupio::pin::{GupFlags, PageRange, UserAddr};
 use gupio::release::{check_pages_dirty, CompletedBio, DeferredList, SubmittedBio};
@@ -18,7 +19,7 @@ use crate::space::{gupio_address_space, Space};
 /// and an offset (Linux's `struct bio_vec`, with the page pointer replaced
 /// by the tagged word): 16 bytes on 64-bit targets, 12 on 32-bit ones. The
 /// caller provides the array a bio fills; read it with
-/// [`gupio_bvec_decode`], never write it while the bio holds it.
+/// `gupio_bvec_decode`, never write it while the bio holds it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct gupio_bvec {
@@ -174,7 +175,56 @@ pub enum gupio_bio_state {
     GUPIO_BIO_RELEASED = 5,
 }
 
-type Storage = BvecSlice<'static>;
+/// The caller's bvec array, kept as a raw pointer rather than a `&mut`
+/// slice: the driver reads the array between calls (to program the DMA),
+/// which a unique borrow held across calls would forbid. Each access
+/// derives a fresh slice for the length of the call.
+pub(crate) struct Storage {
+    slots: *mut BioVec,
+    capacity: usize,
+    len: usize,
+}
+
+impl BvecStorage for Storage {
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn as_slice(&self) -> &[BioVec] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: `gupio_bio_init`'s contract: the array holds `capacity`
+        // bvecs, valid until the bio is released, and nobody writes it
+        // meanwhile; `len <= capacity`, and the first `len` were written.
+        unsafe { core::slice::from_raw_parts(self.slots, self.len) }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [BioVec] {
+        if self.len == 0 {
+            return &mut [];
+        }
+        // SAFETY: as in `as_slice`; the bio's `&mut self` makes this the
+        // only Rust reference for the call, and the caller does not touch
+        // the array during a call into the bio.
+        unsafe { core::slice::from_raw_parts_mut(self.slots, self.len) }
+    }
+
+    fn push(&mut self, bvec: BioVec) -> Result<(), BioVec> {
+        if self.len == self.capacity {
+            return Err(bvec);
+        }
+        // SAFETY: `len < capacity`: a slot of the caller's array, writable
+        // per `gupio_bio_init`'s contract.
+        unsafe { self.slots.add(self.len).write(bvec) };
+        self.len += 1;
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+}
 
 /// The Rust value behind a `gupio_bio`.
 pub(crate) enum Slot {
@@ -206,15 +256,15 @@ impl Slot {
     }
 }
 
-/// Words in a [`gupio_bio`].
+/// Words in a `gupio_bio`.
 pub const GUPIO_BIO_WORDS: usize = 16;
 
-/// A block I/O request over a caller-provided array of [`gupio_bvec`]s.
-/// Opaque; set up by [`gupio_bio_init`]. One thread uses a bio at a time:
-/// the builder, then (after [`gupio_bio_submit`]) the driver, then the
+/// A block I/O request over a caller-provided array of `gupio_bvec`s.
+/// Opaque; set up by `gupio_bio_init`. One thread uses a bio at a time:
+/// the builder, then (after `gupio_bio_submit`) the driver, then the
 /// completion; the bvec array must stay valid and untouched until the bio
 /// is released.
-#[repr(C)]
+#[repr(C, align(8))]
 pub struct gupio_bio {
     opaque: [u64; GUPIO_BIO_WORDS],
 }
@@ -239,13 +289,13 @@ fn wrong_state() -> Fail {
 
 /// Sets up `bio` as an empty `op` (a `gupio_op`) bio at `sector` over the
 /// array `bvecs` of `capacity` entries, with the device's `limits` (null:
-/// defaults). Overwrites whatever `bio` held: a bio that still holds pages
-/// must be released first (its state is checked when it is a live bio).
+/// defaults). Never reads what `bio` held (it may be uninitialised
+/// memory): a bio that still holds pages must be released first, or their
+/// pins and references leak.
 ///
 /// Returns 0, or a negative errno: the pointer errors,
 /// `GUPIO_ERR_INVALID_ARGUMENT` (an op or a limit that names nothing),
-/// `GUPIO_ERR_BIO_REFUSED` (a limit gupio refuses), `GUPIO_ERR_WRONG_STATE`
-/// (the bio is live and not released).
+/// `GUPIO_ERR_BIO_REFUSED` (a limit gupio refuses).
 ///
 /// # Safety
 /// `bio` is null or valid for writes of a `gupio_bio` and not used by
@@ -265,13 +315,6 @@ pub unsafe extern "C" fn gupio_bio_init(
 ) -> isize {
     let result = (|| {
         cell::check_ptr(bio)?;
-        // SAFETY: `bio` is valid for reads (it is writable and may hold
-        // anything; the magic check refuses what `init` did not write).
-        if let Ok(live) = unsafe { slot(bio) } {
-            if !matches!(live, Slot::Released) {
-                return Err(wrong_state());
-            }
-        }
         let op = match op {
             0 => BioOp::Read,
             1 => BioOp::Write,
@@ -284,24 +327,19 @@ pub unsafe extern "C" fn gupio_bio_init(
             // SAFETY: non-null, aligned, points to limits.
             to_limits(unsafe { &*limits })?
         };
-        let table: &'static mut [BioVec] = if capacity == 0 {
-            &mut []
-        } else {
+        if capacity != 0 {
             cell::check_ptr(bvecs)?;
-            // SAFETY: valid for `capacity` bvecs until the bio is released
-            // and used by nothing else (the contract): the `'static` is
-            // that promise. `gupio_bvec` has `BioVec`'s layout (asserted),
-            // and every bit pattern is a valid `BioVec` (a word and two
-            // integers; decoding checks the word).
-            unsafe { core::slice::from_raw_parts_mut(bvecs.cast::<BioVec>(), capacity) }
+        }
+        // `gupio_bvec` has `BioVec`'s layout (asserted), and every bit
+        // pattern is a valid `BioVec` (a word and two integers; decoding
+        // checks the word).
+        let storage = Storage {
+            slots: bvecs.cast::<BioVec>(),
+            capacity,
+            len: 0,
         };
-        let new = Bio::new(
-            BvecSlice::new(table),
-            op,
-            gupio::bio::Sector(sector),
-            limits,
-        );
-        // SAFETY: `bio` is writable; a live bio was checked released above.
+        let new = Bio::new(storage, op, gupio::bio::Sector(sector), limits);
+        // SAFETY: `bio` is writable per the contract.
         unsafe { cell::init(bio, Slot::Building(new)) }?;
         Ok(0)
     })();
@@ -364,7 +402,7 @@ pub unsafe extern "C" fn gupio_bio_add_page(
 ///
 /// Returns the bytes added (fewer than `len` when the bio filled up or a
 /// later page failed: submit and continue with a new bio), or a negative
-/// errno when nothing was added: the errors of [`gupio_pin_user_pages`](crate::gupio_pin_user_pages),
+/// errno when nothing was added: the errors of `gupio_pin_user_pages`,
 /// `GUPIO_ERR_BIO_FULL`, `GUPIO_ERR_BIO_REFUSED`, `GUPIO_ERR_WRONG_STATE`,
 /// and `GUPIO_ERR_INVALID_ARGUMENT` when the space's page size is not the
 /// bio's.
@@ -418,7 +456,7 @@ pub unsafe extern "C" fn gupio_bio_add_user_range(
 /// each folio's lock. Process context. Returns 0 or a negative errno.
 ///
 /// # Safety
-/// As [`gupio_bio_add_page`].
+/// As `gupio_bio_add_page`.
 #[no_mangle]
 pub unsafe extern "C" fn gupio_bio_set_pages_dirty(
     bio: *mut gupio_bio,
@@ -440,7 +478,7 @@ pub unsafe extern "C" fn gupio_bio_set_pages_dirty(
 }
 
 /// Hands a building bio to the device: from now on only the driver reads
-/// its bvecs, and only [`gupio_bio_complete`] moves it on. A bio the block
+/// its bvecs, and only `gupio_bio_complete` moves it on. A bio the block
 /// layer refuses (empty, not a block multiple) stays building.
 ///
 /// Returns 0, or a negative errno: `GUPIO_ERR_BIO_REFUSED`,
@@ -477,14 +515,14 @@ pub unsafe extern "C" fn gupio_bio_submit(bio: *mut gupio_bio, cause: *mut gupio
 
 /// Records that the device finished a submitted bio with `status` (a
 /// `gupio_status`); the bio is then completed, waiting for its release.
-/// Call it once the bio's [`gupio_completion`](crate::gupio_completion)
+/// Call it once the bio's `gupio_completion`
 /// says it finished. May run in interrupt context.
 ///
 /// Returns 0, or a negative errno: `GUPIO_ERR_INVALID_ARGUMENT` (status),
 /// `GUPIO_ERR_WRONG_STATE` (not submitted), the pointer errors.
 ///
 /// # Safety
-/// As [`gupio_bio_submit`].
+/// As `gupio_bio_submit`.
 #[no_mangle]
 pub unsafe extern "C" fn gupio_bio_complete(
     bio: *mut gupio_bio,
@@ -544,7 +582,7 @@ impl From<gupio::release::ReleaseStats> for gupio_release_stats {
 /// failed, `GUPIO_ERR_WRONG_STATE` (not completed), the pointer errors.
 ///
 /// # Safety
-/// As [`gupio_bio_add_page`]; `stats` is null or writable.
+/// As `gupio_bio_add_page`; `stats` is null or writable.
 #[no_mangle]
 pub unsafe extern "C" fn gupio_bio_release(
     bio: *mut gupio_bio,
@@ -579,24 +617,24 @@ pub unsafe extern "C" fn gupio_bio_release(
     unsafe { finish(result, cause) }
 }
 
-/// Capacity of a [`gupio_deferred_list`].
+/// Capacity of a `gupio_deferred_list`.
 pub const GUPIO_DEFERRED_CAPACITY: usize = 64;
 
 /// A pointer to a deferred C bio.
 pub(crate) struct Deferred(*mut gupio_bio);
 
-/// Words in a [`gupio_deferred_list`].
+/// Words in a `gupio_deferred_list`.
 pub const GUPIO_DEFERRED_LIST_WORDS: usize = 72;
 
 /// A list of completed direct-I/O read bios whose release waits for process
 /// context (a page was cleaned while the device wrote into it: it must be
 /// re-dirtied under its lock). Filled from interrupt context by
-/// [`gupio_bio_complete_dio_read`], drained by [`gupio_deferred_drain`].
-/// Opaque; set up by [`gupio_deferred_init`]; holds at most
+/// `gupio_bio_complete_dio_read`, drained by `gupio_deferred_drain`.
+/// Opaque; set up by `gupio_deferred_init`; holds at most
 /// `GUPIO_DEFERRED_CAPACITY` bios. Shared between threads once set up
 /// (a short spin lock; disable interrupts around it where an interrupt
 /// handler on the same CPU also pushes).
-#[repr(C)]
+#[repr(C, align(8))]
 pub struct gupio_deferred_list {
     opaque: [u64; GUPIO_DEFERRED_LIST_WORDS],
 }
@@ -627,7 +665,7 @@ pub unsafe extern "C" fn gupio_deferred_init(
 /// Completes a direct-I/O read at interrupt time (Linux's
 /// `bio_check_pages_dirty`): if every page is still dirty, releases the
 /// bio at once (returns 0; its bvec array is the caller's again);
-/// otherwise queues it on `list` (returns 1) for [`gupio_deferred_drain`],
+/// otherwise queues it on `list` (returns 1) for `gupio_deferred_drain`,
 /// which re-dirties and releases it and then reports it.
 ///
 /// Returns 0, 1, or a negative errno: `GUPIO_ERR_DEFERRED_FULL` (the bio
@@ -636,7 +674,7 @@ pub unsafe extern "C" fn gupio_deferred_init(
 /// immediate release, the pointer errors.
 ///
 /// # Safety
-/// As [`gupio_bio_add_page`]; `list` is null or points to a
+/// As `gupio_bio_add_page`; `list` is null or points to a
 /// `gupio_deferred_list`; a queued bio must stay valid, and be used by
 /// nothing else, until the drain reports it.
 #[no_mangle]
@@ -747,7 +785,7 @@ pub unsafe extern "C" fn gupio_deferred_drain(
 /// `GUPIO_ERR_NOT_INITIALIZED`).
 ///
 /// # Safety
-/// As [`gupio_bio_submit`].
+/// As `gupio_bio_submit`.
 #[no_mangle]
 pub unsafe extern "C" fn gupio_bio_get_state(
     bio: *mut gupio_bio,
@@ -778,7 +816,7 @@ pub struct gupio_bio_info {
 /// pointer errors).
 ///
 /// # Safety
-/// As [`gupio_bio_submit`]; `info` is null or writable.
+/// As `gupio_bio_submit`; `info` is null or writable.
 #[no_mangle]
 pub unsafe extern "C" fn gupio_bio_get_info(
     bio: *mut gupio_bio,

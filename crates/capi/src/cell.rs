@@ -68,7 +68,7 @@ pub(crate) unsafe fn init<O: Opaque>(ptr: *mut O, value: O::Value) -> Result<(),
 ///
 /// # Safety
 /// `ptr` is null or valid for reads of `O` for `'a`, and when it holds
-/// `O::MAGIC` it was initialised by [`init`] and no `&mut` to it exists
+/// `O::MAGIC` it was initialised by `init` and no `&mut` to it exists
 /// during `'a`.
 pub(crate) unsafe fn get<'a, O: Opaque>(ptr: *const O) -> Result<&'a O::Value, Fail> {
     let () = O::FITS;
@@ -88,7 +88,7 @@ pub(crate) unsafe fn get<'a, O: Opaque>(ptr: *const O) -> Result<&'a O::Value, F
 /// The value of an initialised object, exclusive.
 ///
 /// # Safety
-/// As [`get`], and no other reference to the object exists during `'a`.
+/// As `get`, and no other reference to the object exists during `'a`.
 pub(crate) unsafe fn get_mut<'a, O: Opaque>(ptr: *mut O) -> Result<&'a mut O::Value, Fail> {
     // SAFETY: forwarded: the caller's guarantees are `get`'s and more.
     unsafe { get::<O>(ptr)? };

@@ -10,14 +10,14 @@ use crate::cell::{self, Opaque};
 use crate::error::{finish, gupio_error, Fail};
 use crate::ops::{gupio_tracker, kernel_of};
 
-/// Words in a [`gupio_completion`].
+/// Words in a `gupio_completion`.
 pub const GUPIO_COMPLETION_WORDS: usize = 4;
 
 /// Counts a bio's outstanding parts (its own I/O and each chained child),
 /// keeps the first error, and tells exactly one reporter that the bio
-/// finished. Opaque; set up by [`gupio_completion_init`]. Lock-free: every
+/// finished. Opaque; set up by `gupio_completion_init`. Lock-free: every
 /// call but init may run in interrupt context, from any CPU.
-#[repr(C)]
+#[repr(C, align(8))]
 pub struct gupio_completion {
     opaque: [u64; GUPIO_COMPLETION_WORDS],
 }
@@ -127,14 +127,14 @@ pub(crate) struct Link {
     token: UnsafeCell<Option<ChildToken>>,
 }
 
-/// Words in a [`gupio_chain_link`].
+/// Words in a `gupio_chain_link`.
 pub const GUPIO_CHAIN_LINK_WORDS: usize = 4;
 
 /// A chained child bio's claim on its parent's completion (Linux's
 /// `bio_chain`): the parent finishes only after every child reported
-/// through its link. Opaque; set up by [`gupio_completion_chain`], used up
-/// by [`gupio_chain_complete`].
-#[repr(C)]
+/// through its link. Opaque; set up by `gupio_completion_chain`, used up
+/// by `gupio_chain_complete`.
+#[repr(C, align(8))]
 pub struct gupio_chain_link {
     opaque: [u64; GUPIO_CHAIN_LINK_WORDS],
 }
@@ -145,7 +145,7 @@ impl Opaque for gupio_chain_link {
 }
 
 /// Chains a child to the in-flight `parent`: the parent now waits for one
-/// more report, made through `link` with [`gupio_chain_complete`]. Returns
+/// more report, made through `link` with `gupio_chain_complete`. Returns
 /// 0, or a negative errno: `GUPIO_ERR_CHAIN_REFUSED` (parent not in flight,
 /// or too many children), pointer errors.
 ///
@@ -188,7 +188,7 @@ pub unsafe extern "C" fn gupio_completion_chain(
 ///
 /// # Safety
 /// `link` is null or points to a `gupio_chain_link` set up by
-/// [`gupio_completion_chain`] whose parent is still valid; `tracker` is
+/// `gupio_completion_chain` whose parent is still valid; `tracker` is
 /// null or points to a `gupio_tracker`; `final_status` and `cause` are
 /// null or writable.
 #[no_mangle]

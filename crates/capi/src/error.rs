@@ -1,5 +1,5 @@
 //! Error codes: a negative errno for the C caller's control flow, a
-//! [`gupio_error`] naming the cause.
+//! `gupio_error` naming the cause.
 
 use core::ffi::c_char;
 
@@ -32,7 +32,7 @@ pub const GUPIO_EOVERFLOW: i32 = 75;
 pub const GUPIO_EALREADY: i32 = 114;
 
 /// Why a call failed. Every entry point returns a negative errno-style code
-/// on failure (see [`gupio_error_errno`]) and, when its last argument
+/// on failure (see `gupio_error_errno`) and, when its last argument
 /// `cause` is not null, stores one of these there (`GUPIO_OK` on success).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,10 +12,10 @@ use crate::error::{finish, gupio_error, Fail};
 /// The counters gupio keeps for one page: embed one in each `struct page`
 /// (or in an array beside the page array). Opaque: only the `gupio_counters_*`
 /// functions read or change it. Zero-filled memory is a free small page;
-/// [`gupio_counters_init`] or [`gupio_folio_prepare`] set one up when the
+/// `gupio_counters_init` or `gupio_folio_prepare` set one up when the
 /// page allocator hands the page out. 16 bytes, aligned to 8, on every
 /// target.
-#[repr(C)]
+#[repr(C, align(8))]
 pub struct gupio_page_counters {
     opaque: [u64; 2],
 }
@@ -26,9 +26,9 @@ const _: () = assert!(
         && core::mem::align_of::<PageCounters>() <= core::mem::align_of::<gupio_page_counters>()
 );
 
-/// Size in bytes of [`gupio_page_counters`].
+/// Size in bytes of `gupio_page_counters`.
 pub const GUPIO_PAGE_COUNTERS_SIZE: usize = 16;
-/// Alignment in bytes of [`gupio_page_counters`] (and of every opaque type).
+/// Alignment in bytes of `gupio_page_counters` (and of every opaque type).
 pub const GUPIO_OPAQUE_ALIGN: usize = 8;
 
 const _: () = assert!(
@@ -36,7 +36,7 @@ const _: () = assert!(
         && core::mem::align_of::<gupio_page_counters>() == GUPIO_OPAQUE_ALIGN
 );
 
-/// What went wrong, in a [`gupio_warning`].
+/// What went wrong, in a `gupio_warning`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum gupio_warning_kind {
@@ -155,7 +155,7 @@ impl From<Warning> for gupio_warning {
 }
 
 /// The kernel's memory map and page hooks, filled in by the kernel and
-/// copied by [`gupio_tracker_init`]. Every callback gets the table's `ctx`
+/// copied by `gupio_tracker_init`. Every callback gets the table's `ctx`
 /// first. Required: `counters`, `free_folio`, `warn`. The lock hooks are
 /// all three or none (none: gupio spins on the lock bit in the counters);
 /// a null `mark_folio_dirty` sets the dirty bit in the counters.
@@ -163,8 +163,8 @@ impl From<Warning> for gupio_warning {
 /// Every hook but the lock hooks and `mark_folio_dirty` may be called from
 /// interrupt context (a completion) and must not sleep; those three run
 /// only for the calls that dirty pages (`mark_dirty` releases, the
-/// `*_dirty_lock` calls, [`gupio_bio_set_pages_dirty`](crate::gupio_bio_set_pages_dirty),
-/// [`gupio_deferred_drain`](crate::gupio_deferred_drain)), which belong in
+/// `*_dirty_lock` calls, `gupio_bio_set_pages_dirty`,
+/// `gupio_deferred_drain`), which belong in
 /// process context.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -333,14 +333,14 @@ impl PageOps for Kernel {
     }
 }
 
-/// Words in a [`gupio_tracker`].
+/// Words in a `gupio_tracker`.
 pub const GUPIO_TRACKER_WORDS: usize = 16;
 
-/// A pin tracker over the kernel's [`gupio_page_ops`]: takes and drops
+/// A pin tracker over the kernel's `gupio_page_ops`: takes and drops
 /// references and pins with Linux's semantics. Opaque; set up by
-/// [`gupio_tracker_init`]. Shared freely between threads and interrupt
+/// `gupio_tracker_init`. Shared freely between threads and interrupt
 /// handlers once set up (it holds only the table).
-#[repr(C)]
+#[repr(C, align(8))]
 pub struct gupio_tracker {
     opaque: [u64; GUPIO_TRACKER_WORDS],
 }

@@ -8,14 +8,14 @@ use crate::error::{finish, gupio_error, Fail};
 use crate::ops::{gupio_page_counters, gupio_tracker, kernel_of, Kernel};
 use crate::space::{gupio_address_space, Space};
 
-/// [`gupio_counters_flags`]: the folio's contents differ from the backing
+/// `gupio_counters_flags`: the folio's contents differ from the backing
 /// store.
 pub const GUPIO_PAGE_DIRTY: u32 = 1;
-/// [`gupio_counters_flags`]: the folio lock is held.
+/// `gupio_counters_flags`: the folio lock is held.
 pub const GUPIO_PAGE_LOCKED: u32 = 2;
-/// [`gupio_counters_flags`]: writeback of the folio is in flight.
+/// `gupio_counters_flags`: writeback of the folio is in flight.
 pub const GUPIO_PAGE_WRITEBACK: u32 = 4;
-/// [`gupio_counters_flags`]: the contents are valid.
+/// `gupio_counters_flags`: the contents are valid.
 pub const GUPIO_PAGE_UPTODATE: u32 = 8;
 /// The largest folio order.
 pub const GUPIO_MAX_ORDER: u32 = 24;
@@ -96,7 +96,7 @@ pub unsafe extern "C" fn gupio_counters_init(
 /// Reads one of a page's counters.
 ///
 /// # Safety
-/// As [`counters`]; `cause` is null or writable.
+/// As `counters`; `cause` is null or writable.
 unsafe fn read(
     page: *const gupio_page_counters,
     cause: *mut gupio_error,
@@ -127,7 +127,7 @@ pub unsafe extern "C" fn gupio_counters_refcount(
 /// negative errno.
 ///
 /// # Safety
-/// As [`gupio_counters_refcount`].
+/// As `gupio_counters_refcount`.
 #[no_mangle]
 pub unsafe extern "C" fn gupio_counters_pincount(
     page: *const gupio_page_counters,
@@ -141,7 +141,7 @@ pub unsafe extern "C" fn gupio_counters_pincount(
 /// errno.
 ///
 /// # Safety
-/// As [`gupio_counters_refcount`].
+/// As `gupio_counters_refcount`.
 #[no_mangle]
 pub unsafe extern "C" fn gupio_counters_flags(
     page: *const gupio_page_counters,
@@ -156,7 +156,7 @@ pub unsafe extern "C" fn gupio_counters_flags(
 /// unknown bits).
 ///
 /// # Safety
-/// As [`gupio_counters_refcount`].
+/// As `gupio_counters_refcount`.
 #[no_mangle]
 pub unsafe extern "C" fn gupio_counters_update_flags(
     page: *const gupio_page_counters,
@@ -514,10 +514,10 @@ pub unsafe extern "C" fn gupio_put_pages(
 /// Unpins each page of an array, first locking and dirtying each folio not
 /// yet dirty when `make_dirty` (Linux's `unpin_user_pages_dirty_lock`).
 /// Process context only (it may take folio locks). Returns 0 or a negative
-/// errno as [`gupio_unpin_pages`].
+/// errno as `gupio_unpin_pages`.
 ///
 /// # Safety
-/// As [`gupio_unpin_pages`].
+/// As `gupio_unpin_pages`.
 #[no_mangle]
 pub unsafe extern "C" fn gupio_unpin_pages_dirty_lock(
     tracker: *const gupio_tracker,
@@ -561,7 +561,7 @@ pub unsafe extern "C" fn gupio_maybe_dma_pinned(
 /// Pins (`pin` true) or references the user pages into `pages`.
 ///
 /// # Safety
-/// As [`gupio_pin_user_pages`].
+/// As `gupio_pin_user_pages`.
 unsafe fn user_pages(
     tracker: *const gupio_tracker,
     space: *const gupio_address_space,
@@ -570,56 +570,52 @@ unsafe fn user_pages(
     flags: u32,
     pages: *mut usize,
     pin: bool,
-    cause: *mut gupio_error,
-) -> isize {
-    let result = (|| {
-        // SAFETY: forwarded.
-        let kernel = unsafe { kernel_of(tracker) }?;
-        // SAFETY: forwarded.
-        let space = unsafe { Space::from_c(space) }?;
-        let flags = GupFlags::from_bits(flags).ok_or(Fail::from(
-            gupio::pin::PinError::UnknownGupFlags { bits: flags },
-        ))?;
-        let out: &mut [usize] = if nr_pages == 0 {
-            &mut []
-        } else {
-            cell::check_ptr(pages)?;
-            // SAFETY: valid for `nr_pages` writes per the contract, non-null
-            // and aligned; nothing else refers to it during the call.
-            unsafe { core::slice::from_raw_parts_mut(pages, nr_pages) }
+) -> Result<isize, Fail> {
+    // SAFETY: forwarded.
+    let kernel = unsafe { kernel_of(tracker) }?;
+    // SAFETY: forwarded.
+    let space = unsafe { Space::from_c(space) }?;
+    let flags =
+        GupFlags::from_bits(flags).ok_or(Fail::from(gupio::pin::PinError::UnknownGupFlags {
+            bits: flags,
+        }))?;
+    let out: &mut [usize] = if nr_pages == 0 {
+        &mut []
+    } else {
+        cell::check_ptr(pages)?;
+        // SAFETY: valid for `nr_pages` writes per the contract, non-null
+        // and aligned; nothing else refers to it during the call.
+        unsafe { core::slice::from_raw_parts_mut(pages, nr_pages) }
+    };
+    let tracker = kernel.tracker();
+    let start = gupio::pin::UserAddr::new(start);
+    let runs = if pin {
+        tracker.pin_user_pages(&space, start, nr_pages, flags)?
+    } else {
+        tracker.get_user_pages(&space, start, nr_pages, flags)?
+    };
+    let mut done = 0usize;
+    for run in runs {
+        let run = match run {
+            Ok(run) => run,
+            Err(error) if done == 0 => return Err(error.into()),
+            // Partial success: the pages so far are the caller's.
+            Err(_) => break,
         };
-        let tracker = kernel.tracker();
-        let start = gupio::pin::UserAddr::new(start);
-        let runs = if pin {
-            tracker.pin_user_pages(&space, start, nr_pages, flags)?
-        } else {
-            tracker.get_user_pages(&space, start, nr_pages, flags)?
-        };
-        let mut done = 0usize;
-        for run in runs {
-            let run = match run {
-                Ok(run) => run,
-                Err(error) if done == 0 => return Err(error.into()),
-                // Partial success: the pages so far are the caller's.
-                Err(_) => break,
-            };
-            // The caller now owns the pins: it releases them by pfn.
-            let (range, _) = run.into_raw();
-            for (slot, offset) in out.iter_mut().skip(done).zip(0..range.len()) {
-                *slot = range.first().get() + offset;
-            }
-            done += range.len();
+        // The caller now owns the pins: it releases them by pfn.
+        let (range, _) = run.into_raw();
+        for (slot, offset) in out.iter_mut().skip(done).zip(0..range.len()) {
+            *slot = range.first().get() + offset;
         }
-        Ok(isize::try_from(done).unwrap_or(isize::MAX))
-    })();
-    // SAFETY: `cause` is null or writable.
-    unsafe { finish(result, cause) }
+        done += range.len();
+    }
+    Ok(isize::try_from(done).unwrap_or(isize::MAX))
 }
 
 /// Pins `nr_pages` user pages from `start` through `space` (Linux's
 /// `pin_user_pages`) and writes their page-frame numbers into `pages`.
 /// `flags`: `GUPIO_GUP_WRITE`, `GUPIO_GUP_LONGTERM`. The caller releases
-/// them with [`gupio_unpin_pages`] (or a bio releases them by origin).
+/// them with `gupio_unpin_pages` (or a bio releases them by origin).
 ///
 /// Returns the number pinned (fewer than asked when a later page failed:
 /// the caller meets that failure on its next call), or a negative errno
@@ -646,15 +642,17 @@ pub unsafe extern "C" fn gupio_pin_user_pages(
     cause: *mut gupio_error,
 ) -> isize {
     // SAFETY: forwarded.
-    unsafe { user_pages(tracker, space, start, nr_pages, flags, pages, true, cause) }
+    let result = unsafe { user_pages(tracker, space, start, nr_pages, flags, pages, true) };
+    // SAFETY: `cause` is null or writable.
+    unsafe { finish(result, cause) }
 }
 
-/// As [`gupio_pin_user_pages`], taking plain references (Linux's
-/// `get_user_pages`): the caller releases them with [`gupio_put_pages`].
+/// As `gupio_pin_user_pages`, taking plain references (Linux's
+/// `get_user_pages`): the caller releases them with `gupio_put_pages`.
 /// `GUPIO_GUP_LONGTERM` is refused (`GUPIO_ERR_GUP_FLAGS`).
 ///
 /// # Safety
-/// As [`gupio_pin_user_pages`].
+/// As `gupio_pin_user_pages`.
 #[no_mangle]
 pub unsafe extern "C" fn gupio_get_user_pages(
     tracker: *const gupio_tracker,
@@ -666,5 +664,7 @@ pub unsafe extern "C" fn gupio_get_user_pages(
     cause: *mut gupio_error,
 ) -> isize {
     // SAFETY: forwarded.
-    unsafe { user_pages(tracker, space, start, nr_pages, flags, pages, false, cause) }
+    let result = unsafe { user_pages(tracker, space, start, nr_pages, flags, pages, false) };
+    // SAFETY: `cause` is null or writable.
+    unsafe { finish(result, cause) }
 }

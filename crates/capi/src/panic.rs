@@ -4,12 +4,6 @@
 //! not unwind into C (the static library is built with `panic = "abort"`),
 //! so it ends in the kernel's `gupio_panic` hook, which never returns.
 
-extern "C" {
-    /// The kernel's panic hook: prints `file`:`line` (`file` is `file_len`
-    /// bytes, not NUL-terminated) and stops the machine. Never returns.
-    fn gupio_panic(file: *const u8, file_len: usize, line: u32) -> !;
-}
-
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     let (file, line) = info
@@ -18,5 +12,5 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     // SAFETY: the kernel provides `gupio_panic` with this signature (the
     // header declares it); `file` is valid for `file.len()` bytes for the
     // call.
-    unsafe { gupio_panic(file.as_ptr(), file.len(), line) }
+    unsafe { crate::gupio_panic(file.as_ptr(), file.len(), line) }
 }
