@@ -207,9 +207,8 @@ pub unsafe extern "C" fn gupio_chain_complete(
         let status = to_status(status)?;
         // SAFETY: the parent stays valid until the link reports.
         let parent = unsafe { cell::get::<gupio_completion>(link.parent) }?;
-        // AcqRel: exactly one reporter wins the token; the winner sees the
-        // chain's write of it (Acquire), which the Release of the chain's
-        // hand-over to the child's submitter ordered before.
+        // AcqRel: exactly one reporter swaps the flag off and takes the
+        // token; a losing reporter is refused without touching it.
         if !link.armed.swap(false, Ordering::AcqRel) {
             gupio::embed::PageOps::warn(kernel, gupio::pin::Warning::DoubleCompletion);
             return Err(gupio_error::GUPIO_ERR_DOUBLE_COMPLETION.into());
