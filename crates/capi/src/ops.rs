@@ -4,7 +4,7 @@
 use core::ffi::c_void;
 
 use gupio::pfn::Pfn;
-use gupio::pin::{Folio, MemoryMap, PageCounters, PageOps, Tracker, Warning};
+use gupio::pin::{FolioRef, MemoryMap, PageCounters, PageOps, Tracker, Warning};
 
 use crate::cell::{self, Opaque};
 use crate::error::{finish, gupio_error, Fail};
@@ -268,7 +268,7 @@ impl MemoryMap for Kernel {
 }
 
 impl PageOps for Kernel {
-    fn free_folio(&self, folio: Folio<'_>) {
+    fn free_folio(&self, folio: FolioRef<'_>) {
         // SAFETY: the kernel's callback with its own context.
         unsafe { (self.free_folio)(self.ops.ctx, folio.head().get(), folio.order().get()) }
     }
@@ -294,7 +294,7 @@ impl PageOps for Kernel {
         }
     }
 
-    fn lock_folio(&self, folio: Folio<'_>) {
+    fn lock_folio(&self, folio: FolioRef<'_>) {
         match self.ops.lock_folio {
             // SAFETY: the kernel's callback with its own context.
             Some(f) => unsafe { f(self.ops.ctx, folio.head().get(), folio.order().get()) },
@@ -306,7 +306,7 @@ impl PageOps for Kernel {
         }
     }
 
-    fn try_lock_folio(&self, folio: Folio<'_>) -> bool {
+    fn try_lock_folio(&self, folio: FolioRef<'_>) -> bool {
         match self.ops.try_lock_folio {
             // SAFETY: the kernel's callback with its own context.
             Some(f) => unsafe { f(self.ops.ctx, folio.head().get(), folio.order().get()) },
@@ -314,7 +314,7 @@ impl PageOps for Kernel {
         }
     }
 
-    fn unlock_folio(&self, folio: Folio<'_>) {
+    fn unlock_folio(&self, folio: FolioRef<'_>) {
         match self.ops.unlock_folio {
             // SAFETY: the kernel's callback with its own context.
             Some(f) => unsafe { f(self.ops.ctx, folio.head().get(), folio.order().get()) },
@@ -322,7 +322,7 @@ impl PageOps for Kernel {
         }
     }
 
-    fn mark_folio_dirty(&self, folio: Folio<'_>) {
+    fn mark_folio_dirty(&self, folio: FolioRef<'_>) {
         match self.ops.mark_folio_dirty {
             // SAFETY: the kernel's callback with its own context.
             Some(f) => unsafe { f(self.ops.ctx, folio.head().get(), folio.order().get()) },
