@@ -33,11 +33,23 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
-# Debian packages: a C++ compiler for libFuzzer, QEMU and the FAT tools for
+# cbindgen, which generates the C ABI's header (crates/capi/include/gupio.h):
+# pinned, since another release may format the header differently and
+# `cargo xtask test` fails on any difference (xtask/src/capi.rs names the
+# same version).
+cbindgen_version=0.29.2
+if [ "$(cbindgen --version 2>/dev/null)" != "cbindgen $cbindgen_version" ]; then
+    cargo install cbindgen --version "$cbindgen_version" --locked
+fi
+
+# Debian packages: a C compiler for the C ABI's tests, a C++ compiler for libFuzzer, QEMU and the FAT tools for
 # the demo kernel.
 # The preinstalled qemu-utils conflicts with the qemu-system-misc version from
 # the same suite, hence `qemu-utils-` (remove it).
 apt_packages=()
+if ! command -v cc >/dev/null; then
+    apt_packages+=(gcc)
+fi
 if ! command -v c++ >/dev/null; then
     apt_packages+=(g++)
 fi

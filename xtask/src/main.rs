@@ -9,6 +9,7 @@
 //! of its steps and a one-line count.
 
 mod bench;
+mod capi;
 mod ci;
 mod cli;
 mod cmd;

@@ -2,6 +2,7 @@
 
 use std::env;
 
+use crate::capi;
 use crate::cli::Args;
 use crate::cmd::Cmd;
 use crate::layout::{self, Crate};
@@ -13,7 +14,8 @@ use crate::Failure;
 pub const USAGE: &str = "  test [--allow-skip]
       fmt, clippy, tests (unit, integration, doc), the rmw-stats counter's
       test (an rmw-stats build), rustdoc, no_std builds for every bare-metal
-      target, loom models, miri (64- and 32-bit), gupio-pin's two-word
+      target, the C ABI (header drift, C tests against the static library,
+      the static library for every bare-metal target), loom models, miri (64- and 32-bit), gupio-pin's two-word
       counter layout (tests, loom, miri), fuzz seed replay; --allow-skip
       skips (loudly) the steps whose tools are missing";
 
@@ -38,6 +40,12 @@ const MIRIFLAGS: &str = "-Zmiri-strict-provenance";
 
 /// The fuzz crate's manifest (it is its own workspace).
 const FUZZ_MANIFEST: &str = "fuzz/Cargo.toml";
+
+/// The C compiler the C ABI's header and tests are compiled with.
+const CC: Tool = Tool::Program {
+    name: "cc",
+    package: "gcc",
+};
 
 /// libFuzzer, built by the fuzz crate's libfuzzer-sys, is C++.
 const CXX: Tool = Tool::Program {
@@ -68,6 +76,12 @@ pub fn run(runner: &mut Runner) -> Result<(), Failure> {
             no_std_build(target)
         })?;
     }
+    runner.step("capi header drift", &[Tool::Cbindgen], capi::header_drift)?;
+    runner.step("capi C tests", &[CC], capi::c_tests)?;
+    let targets: Vec<Tool> = NO_STD_TARGETS.map(Tool::StableTarget).to_vec();
+    runner.step("capi static library, bare metal", &targets, |log| {
+        capi::bare_metal(log, &NO_STD_TARGETS)
+    })?;
     runner.step("loom", &[], loom)?;
     let host = host_triple();
     for target in [host.as_str(), MIRI_32_BIT_TARGET] {

@@ -48,6 +48,8 @@ pub enum Tool {
         /// The Debian package to install.
         package: &'static str,
     },
+    /// cbindgen at the release the committed C header was generated with.
+    Cbindgen,
     /// A program on `PATH` that has no `--version` that exits with 0
     /// (`mkfs.fat`, `fsck.fat`): found by looking for the file.
     Executable {
@@ -107,6 +109,19 @@ impl Tool {
                 Cmd::cargo().args(["fuzz", "--version"]).probe().is_some(),
                 "cargo-fuzz".to_owned(),
                 "cargo install cargo-fuzz --locked".to_owned(),
+            ),
+            Self::Cbindgen => (
+                Cmd::new("cbindgen")
+                    .arg("--version")
+                    .probe()
+                    .is_some_and(|v| {
+                        v.split_whitespace().nth(1) == Some(crate::capi::CBINDGEN_VERSION)
+                    }),
+                format!("cbindgen {}", crate::capi::CBINDGEN_VERSION),
+                format!(
+                    "cargo install cbindgen --version {} --locked",
+                    crate::capi::CBINDGEN_VERSION
+                ),
             ),
             Self::Program { name, package } => (
                 Cmd::new(name).arg("--version").probe().is_some(),
