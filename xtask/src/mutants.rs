@@ -9,6 +9,8 @@
 use std::fs;
 use std::path::Path;
 
+use lexopt::prelude::*;
+
 use crate::cli::Args;
 use crate::cmd::Cmd;
 use crate::layout;
@@ -166,8 +168,13 @@ const MUTATIONS: &[Mutation] = &[
 
 /// Parses `mutants`' arguments and runs it.
 pub fn main(runner: &mut Runner, mut args: Args) -> Result<(), Failure> {
-    let only = args.next_positional();
-    args.finish()?;
+    let mut only = None;
+    while let Some(arg) = args.next()? {
+        match arg {
+            Value(name) if only.is_none() => only = Some(name.string()?),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
     if let Some(name) = &only {
         if !MUTATIONS.iter().any(|m| m.name == name) {
             let names: Vec<_> = MUTATIONS.iter().map(|m| m.name).collect();

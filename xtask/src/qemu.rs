@@ -32,13 +32,16 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::process::{ExitStatus, Output};
+use std::sync::{mpsc, Arc};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::cli::Args;
-use crate::cmd::shell_quote;
+use lexopt::prelude::*;
+use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
+
+use crate::cli::{self, Args};
+use crate::cmd::Cmd;
 use crate::step::{Runner, StepLog};
 use crate::tools::Tool;
 use crate::Failure;
@@ -70,8 +73,6 @@ const QEMU_PACKAGE: &str = "qemu-system-misc";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Guest RAM; the kernel reads the size from the device tree.
 const GUEST_MEMORY: &str = "128M";
-/// How often the QEMU process is polled for exit.
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// Mismatching bytes listed in an image-check failure.
 const MISMATCHES_SHOWN: usize = 8;
 /// Size of the FAT image in KiB: FAT32 with 4 KiB clusters needs at least
@@ -114,10 +115,14 @@ impl Default for Options {
 /// Parses `qemu`'s arguments and runs it.
 pub fn main(runner: &mut Runner, mut args: Args) -> Result<(), Failure> {
     let mut options = Options::default();
-    if let Some(seconds) = args.count("--timeout")? {
-        options.timeout = Duration::from_secs(seconds);
+    while let Some(arg) = args.next()? {
+        match arg {
+            Long("timeout") => {
+                options.timeout = Duration::from_secs(cli::count(&mut args, "--timeout")?);
+            }
+            _ => return Err(arg.unexpected().into()),
+        }
     }
-    args.finish()?;
     run(runner, &options)
 }
 
@@ -240,18 +245,6 @@ fn workspace_root() -> PathBuf {
     manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
 
-/// Prints `command` (and its working directory, if set) as a shell line.
-fn show(command: &Command) {
-    let mut line = String::from("$");
-    if let Some(dir) = command.get_current_dir() {
-        let _ = write!(line, " cd {} &&", shell_quote(dir));
-    }
-    for part in std::iter::once(command.get_program()).chain(command.get_args()) {
-        let _ = write!(line, " {}", shell_quote(part));
-    }
-    println!("{line}");
-}
-
 /// Builds the kernel (release) and returns the ELF's path.
 fn build_kernel(root: &Path) -> Result<PathBuf, String> {
     let kernel_dir = root.join("crates").join("demo-kernel");
@@ -260,7 +253,7 @@ fn build_kernel(root: &Path) -> Result<PathBuf, String> {
     let target_dir = kernel_dir.join("target");
     // Cargo reads `.cargo/config.toml` from the working directory up, so the
     // build runs in the kernel's directory; `--target` repeats its setting.
-    crate::cmd::Cmd::cargo()
+    Cmd::cargo()
         .in_dir("crates/demo-kernel")
         .args(["build", "--release", "--locked", "--target", KERNEL_TARGET])
         .arg("--target-dir")
@@ -410,15 +403,20 @@ fn checksum_of(bytes: &[u8]) -> u32 {
 }
 
 /// Runs a FAT tool; its output, or an error naming the package to install.
-fn fat_tool(command: &mut Command, package: &str) -> Result<std::process::Output, String> {
-    command.env("MTOOLS_SKIP_CHECK", "1");
-    show(command);
-    command.output().map_err(|error| {
-        format!(
-            "qemu: cannot run `{}`: {error}\n(install it with `apt-get install {package}`; see ci/install.sh)",
-            command.get_program().to_string_lossy()
-        )
-    })
+fn fat_tool(command: Cmd, package: &str) -> Result<Output, String> {
+    command
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .capture()
+        .map_err(|error| {
+            format!(
+                "qemu: {error}\n(install it with `apt-get install {package}`; see ci/install.sh)"
+            )
+        })
+}
+
+/// `path` as a command argument.
+fn path_arg(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
 }
 
 /// Makes the FAT32 image with `mkfs.fat` and copies the seeded files into
@@ -431,9 +429,9 @@ fn write_fat_image(path: &Path, staging: &Path) -> Result<Vec<SeedFile>, String>
         Err(error) => return Err(format!("qemu: cannot remove {}: {error}", path.display())),
     }
     let output = fat_tool(
-        Command::new("mkfs.fat")
+        Cmd::new("mkfs.fat")
             .args(["-F", "32", "-s", FAT_CLUSTER_SECTORS, "-n", "GUPIO", "-C"])
-            .arg(path)
+            .arg(path_arg(path))
             .arg(FAT_IMAGE_KIB.to_string()),
         "dosfstools",
     )?;
@@ -452,10 +450,10 @@ fn write_fat_image(path: &Path, staging: &Path) -> Result<Vec<SeedFile>, String>
         fs::write(&file, &seed.bytes)
             .map_err(|error| format!("qemu: cannot write {}: {error}", file.display()))?;
         let output = fat_tool(
-            Command::new("mcopy")
+            Cmd::new("mcopy")
                 .arg("-i")
-                .arg(path)
-                .arg(&file)
+                .arg(path_arg(path))
+                .arg(path_arg(&file))
                 .arg(format!("::/{}", seed.name)),
             "mtools",
         )?;
@@ -528,7 +526,10 @@ fn parse_manifest(uart: &str) -> Result<Vec<ManifestEntry>, String> {
 /// its size and checksum, the seeded files are intact and the deleted
 /// ones gone.
 fn check_fat_image(path: &Path, uart: &str, seeds: &[SeedFile]) -> Result<(), String> {
-    let fsck = fat_tool(Command::new("fsck.fat").arg("-n").arg(path), "dosfstools")?;
+    let fsck = fat_tool(
+        Cmd::new("fsck.fat").arg("-n").arg(path_arg(path)),
+        "dosfstools",
+    )?;
     let fsck_log = format!(
         "{}{}",
         String::from_utf8_lossy(&fsck.stdout),
@@ -548,10 +549,9 @@ fn check_fat_image(path: &Path, uart: &str, seeds: &[SeedFile]) -> Result<(), St
         match entry {
             ManifestEntry::File(name, size, sum) => {
                 let output = fat_tool(
-                    Command::new("mcopy")
-                        .arg("-n")
-                        .arg("-i")
-                        .arg(path)
+                    Cmd::new("mcopy")
+                        .args(["-n", "-i"])
+                        .arg(path_arg(path))
                         .arg(format!("::/{name}"))
                         .arg("-"),
                     "mtools",
@@ -573,9 +573,9 @@ fn check_fat_image(path: &Path, uart: &str, seeds: &[SeedFile]) -> Result<(), St
             }
             ManifestEntry::Gone(name) => {
                 let output = fat_tool(
-                    Command::new("mdir")
+                    Cmd::new("mdir")
                         .arg("-i")
-                        .arg(path)
+                        .arg(path_arg(path))
                         .arg(format!("::/{name}")),
                     "mtools",
                 )?;
@@ -656,52 +656,39 @@ impl Outcome {
     }
 }
 
-/// Copies `source` into a shared buffer until EOF, echoing it if `echo`.
-fn capture(
-    mut source: impl Read + Send + 'static,
-    echo: bool,
-) -> (Arc<Mutex<Vec<u8>>>, JoinHandle<()>) {
-    let buffer = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&buffer);
-    let handle = thread::spawn(move || {
-        let mut chunk = [0u8; 4096];
-        loop {
-            match source.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(len) => {
-                    if echo {
-                        let mut stdout = std::io::stdout().lock();
-                        let _ = stdout.write_all(&chunk[..len]);
-                        let _ = stdout.flush();
-                    }
-                    sink.lock()
-                        .unwrap_or_else(|poison| poison.into_inner())
-                        .extend_from_slice(&chunk[..len]);
-                }
+/// Copies the UART to our standard output as it arrives, and returns it.
+///
+/// By hand: duct captures a stream or passes it through, not both; the
+/// UART must show live (a hung kernel is diagnosed from it) and be checked
+/// afterwards.
+fn tee(mut uart: impl Read) -> Vec<u8> {
+    let mut captured = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match uart.read(&mut chunk) {
+            Ok(0) | Err(_) => return captured,
+            Ok(len) => {
+                let mut stdout = std::io::stdout().lock();
+                let _ = stdout.write_all(&chunk[..len]);
+                let _ = stdout.flush();
+                captured.extend_from_slice(&chunk[..len]);
             }
         }
-    });
-    (buffer, handle)
+    }
 }
 
-fn collected(buffer: &Arc<Mutex<Vec<u8>>>) -> String {
-    let bytes = buffer.lock().unwrap_or_else(|poison| poison.into_inner());
-    String::from_utf8_lossy(&bytes).replace('\r', "")
-}
-
-/// Boots the kernel, echoing the UART; kills QEMU at the timeout.
-fn run_qemu(
+/// The QEMU command line.
+fn qemu_command(
     options: &Options,
     kernel: &Path,
     image: &Path,
     fat_image: &Path,
     bootargs: &str,
-) -> Result<Outcome, String> {
+) -> Cmd {
     // QEMU's option parser takes `,,` for a literal comma in a value.
-    let image_arg = image.to_string_lossy().replace(',', ",,");
-    let fat_arg = fat_image.to_string_lossy().replace(',', ",,");
-    let mut command = Command::new(&options.qemu);
-    command
+    let image_arg = path_arg(image).replace(',', ",,");
+    let fat_arg = path_arg(fat_image).replace(',', ",,");
+    Cmd::new(&options.qemu)
         .args([
             "-machine",
             "virt",
@@ -714,7 +701,7 @@ fn run_qemu(
         ])
         .args(["-nographic", "-monitor", "none", "-no-reboot"])
         .arg("-kernel")
-        .arg(kernel)
+        .arg(path_arg(kernel))
         // The kernel takes the first block device in slot order for phases
         // 1 and 2, the second for phase 3. QEMU `virt` gives virtio-mmio
         // slots from the top down in command-line order, so the FAT drive
@@ -728,44 +715,56 @@ fn run_qemu(
         .arg("-append")
         .arg(bootargs)
         .args(["-global", "virtio-mmio.force-legacy=false"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    show(&command);
-    let mut child: Child = command.spawn().map_err(|error| {
-        format!(
-            "qemu: cannot run `{}`: {error}\n(install it with `apt-get install qemu-system-misc`; see ci/install.sh)",
-            options.qemu
-        )
-    })?;
-    let (stdout, stdout_reader) = capture(child.stdout.take().expect("stdout is piped"), true);
-    let (stderr, stderr_reader) = capture(child.stderr.take().expect("stderr is piped"), false);
+}
 
-    let deadline = Instant::now() + options.timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() >= deadline => {
-                // Killing can only fail if QEMU has exited meanwhile.
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            Ok(None) => thread::sleep(POLL_INTERVAL),
-            Err(error) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("qemu: cannot wait for QEMU: {error}"));
-            }
-        }
+/// Boots the kernel, echoing the UART; kills QEMU at the timeout.
+fn run_qemu(
+    options: &Options,
+    kernel: &Path,
+    image: &Path,
+    fat_image: &Path,
+    bootargs: &str,
+) -> Result<Outcome, String> {
+    let command = qemu_command(options, kernel, image, fat_image, bootargs);
+    println!("$ {command}");
+    let qemu = command
+        .expression()
+        .stdin_null()
+        .stderr_capture()
+        .reader()
+        .map_err(|error| {
+            format!(
+                "qemu: cannot run `{}`: {error}\n(install it with `apt-get install {QEMU_PACKAGE}`; see ci/install.sh)",
+                options.qemu
+            )
+        })?;
+    let qemu = Arc::new(qemu);
+    // The UART reaches end of file when QEMU exits (or is killed).
+    let (exited, exit) = mpsc::channel();
+    let uart_reader = {
+        let qemu = Arc::clone(&qemu);
+        thread::spawn(move || {
+            let uart = tee(&*qemu);
+            let _ = exited.send(());
+            uart
+        })
     };
-    // QEMU is gone, so both pipes are at EOF and the readers finish.
-    let _ = stdout_reader.join();
-    let _ = stderr_reader.join();
+    let killed = exit.recv_timeout(options.timeout).is_err();
+    if killed {
+        // Killing can only fail if QEMU has exited meanwhile.
+        let _ = qemu.kill();
+    }
+    let uart = uart_reader
+        .join()
+        .map_err(|_| "qemu: the UART reader panicked".to_owned())?;
+    let output = qemu
+        .try_wait()
+        .map_err(|error| format!("qemu: cannot wait for QEMU: {error}"))?
+        .ok_or("qemu: QEMU closed its output but did not exit")?;
     Ok(Outcome {
-        status,
-        uart: collected(&stdout),
-        stderr: collected(&stderr),
+        status: (!killed).then_some(output.status),
+        uart: String::from_utf8_lossy(&uart).replace('\r', ""),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     })
 }
 
@@ -786,151 +785,53 @@ fn describe_status(status: ExitStatus) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// ELF section and per-crate .text sizes, read from the kernel's ELF.
+// ELF section and per-crate .text sizes, read from the kernel's ELF with
+// `object`; symbol names demangled with `rustc-demangle`.
 
-/// A section of a 64-bit little-endian ELF file.
-struct Section {
-    name: String,
-    kind: u32,
-    address: u64,
-    offset: u64,
-    size: u64,
-    link: u32,
-}
-
-/// ELF section type: symbol table.
-const SHT_SYMTAB: u32 = 2;
-/// ELF section type: occupies no file space (.bss).
-const SHT_NOBITS: u32 = 8;
-/// ELF symbol type: function.
-const STT_FUNC: u8 = 2;
-
-fn field<const N: usize>(bytes: &[u8], offset: u64) -> Result<[u8; N], String> {
-    usize::try_from(offset)
-        .ok()
-        .and_then(|start| bytes.get(start..start.checked_add(N)?))
-        .and_then(|slice| slice.try_into().ok())
-        .ok_or_else(|| format!("ELF field at {offset:#x} is out of bounds"))
-}
-
-fn u16_at(bytes: &[u8], offset: u64) -> Result<u16, String> {
-    field(bytes, offset).map(u16::from_le_bytes)
-}
-
-fn u32_at(bytes: &[u8], offset: u64) -> Result<u32, String> {
-    field(bytes, offset).map(u32::from_le_bytes)
-}
-
-fn u64_at(bytes: &[u8], offset: u64) -> Result<u64, String> {
-    field(bytes, offset).map(u64::from_le_bytes)
-}
-
-fn c_string(bytes: &[u8], offset: u64) -> Result<String, String> {
-    let start = usize::try_from(offset).map_err(|_| "ELF string offset too large".to_owned())?;
-    let tail = bytes
-        .get(start..)
-        .ok_or_else(|| format!("ELF string at {offset:#x} is out of bounds"))?;
-    let len = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
-    Ok(String::from_utf8_lossy(&tail[..len]).into_owned())
-}
-
-fn sections(elf: &[u8]) -> Result<Vec<Section>, String> {
-    // e_ident: magic, ELFCLASS64 (2), ELFDATA2LSB (1).
-    if elf.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1]) {
-        return Err("not a 64-bit little-endian ELF file".to_owned());
-    }
-    let table = u64_at(elf, 0x28)?;
-    let entry_size = u64::from(u16_at(elf, 0x3a)?);
-    let count = u64::from(u16_at(elf, 0x3c)?);
-    let names_index = u64::from(u16_at(elf, 0x3e)?);
-    let header = |index: u64| table + index * entry_size;
-    let names_offset = u64_at(elf, header(names_index) + 24)?;
-    (0..count)
-        .map(|index| {
-            let at = header(index);
-            Ok(Section {
-                name: c_string(elf, names_offset + u64::from(u32_at(elf, at)?))?,
-                kind: u32_at(elf, at + 4)?,
-                address: u64_at(elf, at + 16)?,
-                offset: u64_at(elf, at + 24)?,
-                size: u64_at(elf, at + 32)?,
-                link: u32_at(elf, at + 40)?,
-            })
-        })
-        .collect()
-}
-
-/// The crate a mangled Rust symbol belongs to, or a bucket for others.
+/// The crate a Rust symbol belongs to, or a bucket for others.
 ///
-/// Handles both manglings in the kernel: legacy (`_ZN`, the kernel and its
-/// dependencies) and v0 (`_R`, the precompiled `core` and
-/// `compiler_builtins`). For `<T as Trait>` impls it names T's crate, or the
-/// trait's when T is generic.
+/// Both manglings in the kernel demangle to a path: legacy (`_ZN`, the
+/// kernel and its dependencies) and v0 (`_R`, the precompiled `core` and
+/// `compiler_builtins`). The crate is the path's first segment; for a
+/// `<T as Trait>` impl it is T's crate, or the trait's when T is generic
+/// (a bare name without `::`).
 fn crate_of(symbol: &str) -> String {
-    if let Some(rest) = symbol.strip_prefix("_ZN") {
-        legacy_crate(rest).unwrap_or_else(|| "(unknown Rust)".to_owned())
-    } else if let Some(rest) = symbol.strip_prefix("_R") {
-        v0_crate(rest).unwrap_or_else(|| "(unknown Rust)".to_owned())
+    let Ok(demangled) = rustc_demangle::try_demangle(symbol) else {
+        let rust = symbol.starts_with("_ZN") || symbol.starts_with("_R");
+        return if rust { "(unknown Rust)" } else { "(not Rust)" }.to_owned();
+    };
+    // `{:#}` leaves out the legacy mangling's hash.
+    let path = format!("{demangled:#}");
+    let Some(qualified) = path.strip_prefix('<') else {
+        return first_segment(&path);
+    };
+    // `<&mut T as Trait>`, `<[T]>` and the like: look through references,
+    // pointers, slices and tuples to the type's path.
+    let mut subject = qualified;
+    while let Some(rest) = ["&", "mut ", "*const ", "*mut ", "dyn ", "[", "("]
+        .iter()
+        .find_map(|prefix| subject.strip_prefix(prefix))
+    {
+        subject = rest;
+    }
+    let (subject, trait_path) = subject.split_once(" as ").unwrap_or((subject, ""));
+    if subject.contains("::") || trait_path.is_empty() {
+        first_segment(subject)
     } else {
-        "(not Rust)".to_owned()
+        first_segment(trait_path)
     }
 }
 
-fn legacy_crate(rest: &str) -> Option<String> {
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    let len: usize = rest[..digits].parse().ok()?;
-    let first = rest.get(digits..digits.checked_add(len)?)?;
-    let Some(impl_of) = first.strip_prefix("_$LT$") else {
-        return Some(first.to_owned());
-    };
-    // `<&mut T as Trait>` and the like: look through references and pointers.
-    let mut subject = impl_of;
-    for prefix in ["$RF$", "$BP$", "mut$u20$", "const$u20$"] {
-        subject = subject.strip_prefix(prefix).unwrap_or(subject);
-    }
-    let (subject, trait_path) = subject.split_once("$u20$as$u20$").unwrap_or((subject, ""));
-    let path = if subject.contains("..") {
-        subject
+/// The first `::`-separated segment of a demangled path.
+fn first_segment(path: &str) -> String {
+    let end = path
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(path.len());
+    if end == 0 {
+        "(unknown Rust)".to_owned()
     } else {
-        trait_path
-    };
-    let end = path.find("..").unwrap_or(path.len());
-    (end > 0).then(|| path[..end].to_owned())
-}
-
-fn v0_crate(rest: &str) -> Option<String> {
-    // The innermost path comes first, so the first crate root `C` (an
-    // optional `s<base-62>_` disambiguator, then `<length><name>`) is the
-    // crate the item is defined in.
-    let bytes = rest.as_bytes();
-    'roots: for start in (0..bytes.len()).filter(|&i| bytes[i] == b'C') {
-        let mut at = start + 1;
-        if bytes.get(at) == Some(&b's') {
-            at += 1;
-            while bytes.get(at).is_some_and(u8::is_ascii_alphanumeric) {
-                at += 1;
-            }
-            if bytes.get(at) != Some(&b'_') {
-                continue 'roots;
-            }
-            at += 1;
-        }
-        let digits = bytes[at..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        let Ok(len) = rest[at..at + digits].parse::<usize>() else {
-            continue 'roots;
-        };
-        at += digits;
-        if bytes.get(at) == Some(&b'_') {
-            at += 1;
-        }
-        if let Some(name) = rest.get(at..at + len) {
-            return Some(name.to_owned());
-        }
+        path[..end].to_owned()
     }
-    None
 }
 
 /// Whether `krate` is one of gupio's crates (the demo kernel is not).
@@ -941,59 +842,48 @@ fn is_gupio_crate(krate: &str) -> bool {
 /// Prints the kernel's section sizes and its `.text` by crate, and notes
 /// gupio's share in the step's summary.
 fn report_sizes(kernel: &Path, log: &mut StepLog) -> Result<(), String> {
-    let elf = fs::read(kernel)
+    let bytes = fs::read(kernel)
         .map_err(|error| format!("qemu: cannot read {}: {error}", kernel.display()))?;
-    let sections =
-        sections(&elf).map_err(|error| format!("qemu: {}: {error}", kernel.display()))?;
+    let elf = object::File::parse(bytes.as_slice())
+        .map_err(|error| format!("qemu: {}: {error}", kernel.display()))?;
     let mut line = String::from("qemu: kernel sections:");
-    for section in sections.iter().filter(|s| s.address != 0 && s.size != 0) {
-        let _ = write!(line, " {} {} B", section.name, section.size);
+    for section in elf.sections().filter(|s| s.address() != 0 && s.size() != 0) {
+        let name = section.name().unwrap_or("?");
+        let _ = write!(line, " {name} {} B", section.size());
     }
     println!("{line}");
 
-    let Some((text_index, text)) = sections.iter().enumerate().find(|(_, s)| s.name == ".text")
-    else {
+    let Some(text) = elf.section_by_name(".text") else {
         return Err("qemu: the kernel has no .text section".to_owned());
     };
-    let Some(symtab) = sections.iter().find(|s| s.kind == SHT_SYMTAB) else {
+    if elf.symbol_table().is_none() {
         println!("qemu: kernel has no symbol table; no per-crate .text breakdown");
         return Ok(());
-    };
-    let strings = sections
-        .get(usize::try_from(symtab.link).unwrap_or(usize::MAX))
-        .filter(|s| s.kind != SHT_NOBITS)
-        .ok_or("qemu: kernel symbol table has no string table")?;
+    }
     let mut by_crate: Vec<(String, u64)> = Vec::new();
     // Identical-code folding and aliases (memcpy) give one address several names.
     let mut seen = std::collections::HashSet::new();
-    for at in (symtab.offset..symtab.offset + symtab.size).step_by(24) {
-        let info = field::<1>(&elf, at + 4)?[0];
-        let section_index = u64::from(u16_at(&elf, at + 6)?);
-        let address = u64_at(&elf, at + 8)?;
-        let size = u64_at(&elf, at + 16)?;
-        if info & 0xf != STT_FUNC || section_index != text_index as u64 || size == 0 {
+    for symbol in elf.symbols() {
+        let function = symbol.kind() == SymbolKind::Text
+            && symbol.section_index() == Some(text.index())
+            && symbol.size() != 0;
+        if !function || !seen.insert(symbol.address()) {
             continue;
         }
-        if !seen.insert(address) {
-            continue;
-        }
-        let name = c_string(&elf, strings.offset + u64::from(u32_at(&elf, at)?))?;
-        let krate = crate_of(&name);
+        let krate = crate_of(symbol.name().unwrap_or(""));
         match by_crate.iter_mut().find(|(name, _)| *name == krate) {
-            Some((_, total)) => *total += size,
-            None => by_crate.push((krate, size)),
+            Some((_, total)) => *total += symbol.size(),
+            None => by_crate.push((krate, symbol.size())),
         }
     }
     by_crate.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let counted: u64 = by_crate.iter().map(|(_, size)| size).sum();
-    println!(
-        "qemu: kernel .text is {} B; functions by crate (they cover {counted} B):",
-        text.size
-    );
+    let text_size = text.size();
+    println!("qemu: kernel .text is {text_size} B; functions by crate (they cover {counted} B):");
     for (krate, size) in &by_crate {
         // Display only: the lossy float conversion cannot matter.
         #[allow(clippy::cast_precision_loss)]
-        let percent = 100.0 * *size as f64 / text.size as f64;
+        let percent = 100.0 * *size as f64 / text_size as f64;
         println!("  {krate:<24} {size:>7} B {percent:>5.1}%");
     }
     let gupio: u64 = by_crate
@@ -1003,14 +893,12 @@ fn report_sizes(kernel: &Path, log: &mut StepLog) -> Result<(), String> {
         .sum();
     // Display only: the lossy float conversion cannot matter.
     #[allow(clippy::cast_precision_loss)]
-    let percent = 100.0 * gupio as f64 / text.size as f64;
+    let percent = 100.0 * gupio as f64 / text_size as f64;
     println!(
-        "qemu: gupio's crates are {gupio} B of the kernel's {} B of .text ({percent:.1}%)",
-        text.size
+        "qemu: gupio's crates are {gupio} B of the kernel's {text_size} B of .text ({percent:.1}%)"
     );
     log.note(&format!(
-        ".text {} B, gupio {gupio} B ({percent:.1}%)",
-        text.size
+        ".text {text_size} B, gupio {gupio} B ({percent:.1}%)"
     ));
     Ok(())
 }
@@ -1052,6 +940,11 @@ mod tests {
     fn other_symbols_are_bucketed() {
         assert_eq!(crate_of("memcpy"), "(not Rust)");
         assert_eq!(crate_of("_ZNnot-a-length"), "(unknown Rust)");
+        assert_eq!(
+            crate_of("_RINvNtCs1_4core3ptr13drop_in_placeNtCs2_9gupio_pin7TrackerEB4_"),
+            "core",
+            "a generic instance belongs to the generic's crate"
+        );
     }
 
     #[test]
