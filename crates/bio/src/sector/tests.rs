@@ -1,0 +1,33 @@
+use super::*;
+
+#[test]
+fn sector_arithmetic_is_checked_at_both_ends() {
+    assert_eq!(Sector(0).checked_sub(SectorCount(1)), None);
+    assert_eq!(
+        Sector(u64::MAX - 1).checked_add(SectorCount(1)),
+        Some(Sector(u64::MAX))
+    );
+    assert_eq!(
+        Sector(u64::MAX).checked_add(SectorCount(0)),
+        Some(Sector(u64::MAX))
+    );
+    assert_eq!(
+        Sector(u64::MAX >> 9).byte_address(),
+        Some((u64::MAX >> 9) << 9)
+    );
+    assert_eq!(Sector((u64::MAX >> 9) + 1).byte_address(), None);
+}
+
+#[test]
+fn sector_count_converts_bytes_both_ways() {
+    assert_eq!(SectorCount::from_bytes(511), SectorCount(0));
+    assert_eq!(
+        SectorCount::from_bytes(u32::MAX),
+        SectorCount(u32::MAX >> 9)
+    );
+    assert_eq!(
+        SectorCount(u32::MAX >> 9).bytes(),
+        Some((u32::MAX >> 9) << 9)
+    );
+    assert_eq!(SectorCount((u32::MAX >> 9) + 1).bytes(), None);
+}

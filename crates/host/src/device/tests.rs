@@ -1,0 +1,150 @@
+use super::*;
+use gupio::prelude::*;
+
+fn machine(config: DeviceConfig) -> (Arc<Memory>, Device) {
+    let memory = Arc::new(Memory::new(8).unwrap());
+    let device = Device::new(memory.clone(), 128, config);
+    (memory, device)
+}
+
+fn bio_of(op: BioOp, sector: u64, pages: &[Pfn], origin: Origin) -> Bio<OwnedBvecs> {
+    let mut bio = Bio::new(
+        OwnedBvecs::with_capacity(pages.len()),
+        op,
+        Sector(sector),
+        BioLimits::default(),
+    );
+    for &page in pages {
+        let _ = bio.add_page(page, 4096, 0, origin).unwrap();
+    }
+    bio
+}
+
+fn release_into(memory: &Arc<Memory>, results: &Arc<Mutex<Vec<BioStatus>>>) -> EndIo {
+    let (memory, results) = (memory.clone(), results.clone());
+    Box::new(move |done: CompletedBio<OwnedBvecs>| {
+        let status = done.status();
+        let released = done.release(&Tracker::new(&*memory), false);
+        assert!(released.result.is_ok());
+        lock(&results).push(status);
+    })
+}
+
+#[test]
+fn read_then_write_round_trips_through_the_disk() {
+    let (memory, device) = machine(DeviceConfig::synchronous());
+    let page = memory.alloc_folio(0, true).unwrap();
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let bio = bio_of(BioOp::Read, 16, &[page], Origin::Borrowed);
+    device.submit(
+        SubmittedBio::submit(bio).unwrap(),
+        None,
+        release_into(&memory, &results),
+    );
+    assert_eq!(device.queued(), 1);
+    assert!(device.process_one());
+    let frame = memory.frame(page).unwrap();
+    assert_eq!(frame.snapshot(), device.disk().read_words(16, 512).unwrap());
+    frame.store(0, 42);
+    let bio = bio_of(BioOp::Write, 64, &[page], Origin::Borrowed);
+    let sums = bio_checksums(&memory, &bio);
+    device.submit(
+        SubmittedBio::submit(bio).unwrap(),
+        Some(sums),
+        release_into(&memory, &results),
+    );
+    device.wait_idle();
+    assert_eq!(device.disk().read_words(64, 1).unwrap(), [42]);
+    assert_eq!(*lock(&results), [BioStatus::Ok, BioStatus::Ok]);
+    let stats = device.stats();
+    assert_eq!((stats.reads, stats.writes, stats.unstable_pages), (1, 1, 0));
+    assert_eq!(stats.bytes_read + stats.bytes_written, 8192);
+}
+
+#[test]
+fn a_wrong_checksum_is_counted_as_an_unstable_write() {
+    let (memory, device) = machine(DeviceConfig::synchronous());
+    let page = memory.alloc_folio(0, true).unwrap();
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let bio = bio_of(BioOp::Write, 8, &[page], Origin::Borrowed);
+    device.submit(
+        SubmittedBio::submit(bio).unwrap(),
+        Some(vec![1]),
+        release_into(&memory, &results),
+    );
+    device.wait_idle();
+    assert_eq!(device.stats().unstable_pages, 1);
+    assert_eq!(device.unstable_writes()[0].sector, 8);
+}
+
+#[test]
+fn injected_failure_and_out_of_range_sectors_complete_with_errors_and_release() {
+    let (memory, device) = machine(DeviceConfig::synchronous());
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let a = memory.alloc_folio(0, true).unwrap();
+    let b = memory.alloc_folio(0, true).unwrap();
+    device.inject(Fault::Fail(BioStatus::Medium));
+    let bio = bio_of(BioOp::Read, 0, &[a], Origin::Referenced);
+    device.submit(
+        SubmittedBio::submit(bio).unwrap(),
+        None,
+        release_into(&memory, &results),
+    );
+    let bio = bio_of(BioOp::Read, 127, &[b], Origin::Referenced);
+    device.submit(
+        SubmittedBio::submit(bio).unwrap(),
+        None,
+        release_into(&memory, &results),
+    );
+    device.wait_idle();
+    assert_eq!(*lock(&results), [BioStatus::Medium, BioStatus::Invalid]);
+    assert_eq!(device.stats().failed, 2);
+    assert!(memory.allocated_folios().is_empty(), "both released");
+}
+
+#[test]
+fn a_second_completion_is_refused_and_nothing_is_released_twice() {
+    let (memory, device) = machine(DeviceConfig::synchronous());
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let page = memory.alloc_folio(0, true).unwrap();
+    device.inject(Fault::CompleteTwice);
+    let bio = bio_of(BioOp::Read, 0, &[page], Origin::Referenced);
+    device.submit(
+        SubmittedBio::submit(bio).unwrap(),
+        None,
+        release_into(&memory, &results),
+    );
+    device.wait_idle();
+    assert_eq!(lock(&results).len(), 1);
+    assert_eq!(
+        device.take_completion_errors(),
+        [ReleaseError::DoubleCompletion]
+    );
+    assert_eq!(memory.take_warnings(), [Warning::DoubleCompletion]);
+    assert!(memory.bad_frees().is_empty());
+}
+
+#[test]
+fn a_gate_holds_a_threaded_transfer_half_done() {
+    let (memory, device) = machine(DeviceConfig::threaded(1, Duration::ZERO));
+    let page = memory.alloc_folio(0, true).unwrap();
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let gate = device.gate(BioOp::Read, 2); // 2 KiB of 4
+    let bio = bio_of(BioOp::Read, 0, &[page], Origin::Borrowed);
+    device.submit(
+        SubmittedBio::submit(bio).unwrap(),
+        None,
+        release_into(&memory, &results),
+    );
+    gate.wait_reached().unwrap();
+    let frame = memory.frame(page).unwrap();
+    let disk = device.disk().read_words(0, 512).unwrap();
+    assert_eq!(frame.snapshot()[..256], disk[..256], "first half copied");
+    assert!(
+        frame.snapshot()[256..].iter().all(|&w| w == 0),
+        "second half not yet"
+    );
+    gate.release();
+    device.wait_idle();
+    assert_eq!(frame.snapshot(), disk);
+}

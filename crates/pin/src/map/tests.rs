@@ -1,0 +1,117 @@
+use super::*;
+use crate::PageRange;
+
+fn order(n: u32) -> FolioOrder {
+    FolioOrder::try_new(n).unwrap()
+}
+
+#[test]
+fn folio_lookup_finds_head_from_every_tail() {
+    let map = ArrayMemoryMap::<16>::new(Pfn::new(32));
+    map.prepare_folio(Pfn::new(40), order(3)).unwrap();
+    for pfn in 40..48 {
+        let folio = map.folio(Pfn::new(pfn)).unwrap();
+        assert_eq!(folio.head(), Pfn::new(40));
+        assert_eq!(folio.order(), order(3));
+        assert_eq!(folio.pages_from(Pfn::new(pfn)), 48 - pfn);
+    }
+    assert_eq!(map.folio(Pfn::new(39)).unwrap().head(), Pfn::new(39));
+}
+
+#[test]
+fn folio_lookup_reports_pfn_outside_map() {
+    let map = ArrayMemoryMap::<4>::new(Pfn::new(4));
+    assert_eq!(
+        map.folio(Pfn::new(3)).unwrap_err(),
+        PinError::NotInMemoryMap { pfn: Pfn::new(3) }
+    );
+    assert_eq!(
+        map.folio(Pfn::new(8)).unwrap_err(),
+        PinError::NotInMemoryMap { pfn: Pfn::new(8) }
+    );
+}
+
+#[test]
+fn folio_lookup_detects_a_tail_whose_head_disagrees() {
+    let map = ArrayMemoryMap::<4>::new(Pfn::new(0));
+    map.prepare_folio(Pfn::new(0), order(2)).unwrap();
+    // Re-shape the head as a small page behind the tails' back.
+    map.counters(Pfn::new(0))
+        .unwrap()
+        .init(1, FolioShape::SMALL);
+    assert_eq!(
+        map.folio(Pfn::new(2)).unwrap_err(),
+        PinError::CorruptCounters { pfn: Pfn::new(2) }
+    );
+    // A tail whose head would lie before the map.
+    let stray = ArrayMemoryMap::<2>::new(Pfn::new(0));
+    stray
+        .counters(Pfn::new(0))
+        .unwrap()
+        .init(0, FolioShape::new(order(2), 3).unwrap());
+    assert_eq!(
+        stray.folio(Pfn::new(0)).unwrap_err(),
+        PinError::CorruptCounters { pfn: Pfn::new(0) }
+    );
+}
+
+#[test]
+fn prepare_refuses_folio_past_the_map_and_pages_in_use() {
+    let map = ArrayMemoryMap::<4>::new(Pfn::new(0));
+    assert!(matches!(
+        map.prepare_folio(Pfn::new(2), order(2)),
+        Err(PinError::NotInMemoryMap { .. })
+    ));
+    assert_eq!(
+        map.prepare_folio(Pfn::new(9), order(0)),
+        Err(PinError::NotInMemoryMap { pfn: Pfn::new(9) })
+    );
+    map.prepare_folio(Pfn::new(0), order(1)).unwrap();
+    assert_eq!(
+        map.prepare_folio(Pfn::new(0), order(2)),
+        Err(PinError::PageInUse { pfn: Pfn::new(0) })
+    );
+    // Nothing changed: page 2 is still a free small page.
+    assert_eq!(
+        map.counters(Pfn::new(2)).unwrap().shape(),
+        FolioShape::SMALL
+    );
+    // Once the folio is free, its pages may be re-shaped.
+    map.counters(Pfn::new(0)).unwrap().try_sub(1, 0).unwrap();
+    map.prepare_folio(Pfn::new(1), order(0)).unwrap();
+    assert_eq!(map.folio(Pfn::new(1)).unwrap().head(), Pfn::new(1));
+}
+
+#[test]
+fn zero_page_and_movable_range_are_reported() {
+    let map = ArrayMemoryMap::<8>::new(Pfn::new(0))
+        .with_zero_page(Pfn::new(7))
+        .with_movable(PageRange::new(Pfn::new(2), 3));
+    assert!(map.is_zero_page(Pfn::new(7)));
+    assert!(!map.is_zero_page(Pfn::new(6)));
+    let pinnable: Vec<bool> = (0..8)
+        .map(|p| map.is_longterm_pinnable(Pfn::new(p)))
+        .collect();
+    assert_eq!(
+        pinnable,
+        [true, true, false, false, false, true, true, true]
+    );
+}
+
+#[test]
+fn maybe_dma_pinned_is_false_for_the_zero_page_even_with_many_references() {
+    let map = ArrayMemoryMap::<1>::new(Pfn::new(0)).with_zero_page(Pfn::new(0));
+    map.counters(Pfn::new(0))
+        .unwrap()
+        .init(5000, FolioShape::SMALL);
+    assert_eq!(maybe_dma_pinned(&map, Pfn::new(0)), Ok(false));
+}
+
+#[test]
+fn pin_stats_track_in_flight_pins() {
+    let stats = PinStats::default();
+    stats.record_acquired(10);
+    stats.record_released(4);
+    assert_eq!(stats.in_flight(), 6);
+    assert!(format!("{stats:?}").contains("acquired: 10"));
+}
