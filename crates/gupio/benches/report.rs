@@ -26,7 +26,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::{
     build_bios, dio_write, gup_pin, gup_unpin, plain_words, query_all, release_all, tagged_words,
@@ -37,6 +37,7 @@ use gupio::pfn::{Origin, Pfn, TaggedPfn};
 use gupio::pin::{PageRange, Tracker};
 use gupio::release::Completion;
 use gupio::sync::atomic::{AtomicUsize, Ordering};
+use serde::Serialize;
 
 /// Samples per scenario unless `--samples` says otherwise.
 const DEFAULT_SAMPLES: usize = 51;
@@ -584,6 +585,9 @@ const LINUX: &[(&str, &str, &str, f64)] = &[
     ),
 ];
 
+/// The `atomics` bench's counts. Tab-separated by hand, not JSON: three
+/// columns handed from one bench binary to the next in the same run, which
+/// a `split('\t')` reads back and a person can `cat`.
 fn read_atomics(dir: &Path) -> (Vec<(String, Atomics)>, Option<PathBuf>) {
     let path = dir.join("atomics.tsv");
     let Ok(text) = fs::read_to_string(&path) else {
@@ -618,22 +622,9 @@ fn output_dir() -> PathBuf {
 
 /// Today (UTC) as YYYY-MM-DD, from the system clock.
 fn today() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    // Days since 1970-01-01 to a civil date (proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    let mut stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    stamp.truncate("YYYY-MM-DD".len());
+    stamp
 }
 
 fn fmt_ns(ns: f64) -> String {
@@ -814,133 +805,149 @@ fn thp_time_verdicts(report: &Report, verdicts: &mut Vec<(String, bool, String)>
     }
 }
 
-fn json_string(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// `report.json`: the report as data. Its shape (`schema`
+/// `gupio-bench/1`) is what readers of the file rely on; serde writes it.
+#[derive(Serialize)]
+struct Json<'a> {
+    schema: &'static str,
+    date: &'a str,
+    cores: usize,
+    kernel: Option<String>,
+    arch: String,
+    bytes_per_bvec: usize,
+    samples: usize,
+    unit: &'static str,
+    atomics_source: Option<String>,
+    seconds: f64,
+    rows: Vec<JsonRow<'a>>,
+    targets: Vec<JsonTarget>,
+    skipped: Vec<JsonSkipped<'a>>,
+    linux_reference: Vec<JsonLinux>,
 }
 
-fn json_number(value: Option<f64>) -> String {
-    match value {
-        Some(value) if value.is_finite() => format!("{value:.4}"),
-        _ => "null".into(),
-    }
+/// A row: ns per page and atomics per page, to four decimals.
+#[derive(Serialize)]
+struct JsonRow<'a> {
+    id: &'a str,
+    group: &'a str,
+    scenario: &'a str,
+    pages: usize,
+    ns_per_page: JsonStats,
+    floor: Option<&'a str>,
+    ratio_to_floor: Option<f64>,
+    atomics_per_page: JsonAtomics,
+    note: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonStats {
+    median: Option<f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct JsonAtomics {
+    pin: Option<f64>,
+    release: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct JsonTarget {
+    target: String,
+    met: bool,
+    measured: String,
+}
+
+#[derive(Serialize)]
+struct JsonSkipped<'a> {
+    what: &'a str,
+    why: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonLinux {
+    hardware: &'static str,
+    source: &'static str,
+    setup: &'static str,
+    ns_per_page: Option<f64>,
+    compare_with: &'static str,
+}
+
+/// `value` rounded to `decimals` places, or `None` (JSON `null`) if it is
+/// not finite.
+fn rounded(value: Option<f64>, decimals: i32) -> Option<f64> {
+    let scale = 10f64.powi(decimals);
+    value
+        .filter(|value| value.is_finite())
+        .map(|value| (value * scale).round() / scale)
 }
 
 fn json(report: &Report, date: &str, cores: usize, total: Duration) -> String {
-    let mut out = String::from("{\n");
-    let _ = writeln!(out, "  \"schema\": \"gupio-bench/1\",");
-    let _ = writeln!(out, "  \"date\": {},", json_string(date));
-    let _ = writeln!(out, "  \"cores\": {cores},");
-    let _ = writeln!(
-        out,
-        "  \"kernel\": {},",
-        linux::kernel_release().map_or("null".into(), |release| json_string(&release))
-    );
-    let _ = writeln!(
-        out,
-        "  \"arch\": {},",
-        json_string(&format!(
-            "{}-{}",
-            std::env::consts::ARCH,
-            std::env::consts::OS
-        ))
-    );
-    let _ = writeln!(out, "  \"bytes_per_bvec\": {},", size_of::<BioVec>());
-    let _ = writeln!(out, "  \"samples\": {},", report.samples);
-    let _ = writeln!(out, "  \"unit\": \"ns per 4 KiB page\",");
-    let _ = writeln!(
-        out,
-        "  \"atomics_source\": {},",
-        report
+    let four = |value: Option<f64>| rounded(value, 4);
+    let document = Json {
+        schema: "gupio-bench/1",
+        date,
+        cores,
+        kernel: linux::kernel_release(),
+        arch: format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS),
+        bytes_per_bvec: size_of::<BioVec>(),
+        samples: report.samples,
+        unit: "ns per 4 KiB page",
+        atomics_source: report
             .atomics_source
             .as_ref()
-            .map_or("null".into(), |path| json_string(
-                &path.display().to_string()
-            ))
-    );
-    let _ = writeln!(out, "  \"seconds\": {:.1},", total.as_secs_f64());
-    out.push_str("  \"rows\": [\n");
-    for (index, row) in report.rows.iter().enumerate() {
-        let _ = write!(
-            out,
-            "    {{\"id\": {}, \"group\": {}, \"scenario\": {}, \"pages\": {}, \
-             \"ns_per_page\": {{\"median\": {}, \"min\": {}, \"max\": {}}}, \
-             \"floor\": {}, \"ratio_to_floor\": {}, \
-             \"atomics_per_page\": {{\"pin\": {}, \"release\": {}}}, \"note\": {}}}",
-            json_string(&row.id),
-            json_string(row.group),
-            json_string(&row.scenario),
-            row.pages,
-            json_number(Some(row.stats.median)),
-            json_number(Some(row.stats.min)),
-            json_number(Some(row.stats.max)),
-            row.floor.as_deref().map_or("null".into(), json_string),
-            json_number(row.ratio),
-            json_number(row.atomics.pin),
-            json_number(row.atomics.release),
-            json_string(&row.note),
-        );
-        out.push_str(if index + 1 < report.rows.len() {
-            ",\n"
-        } else {
-            "\n"
-        });
-    }
-    out.push_str("  ],\n  \"targets\": [\n");
-    let verdicts = verdicts(report);
-    for (index, (target, met, measured)) in verdicts.iter().enumerate() {
-        let _ = write!(
-            out,
-            "    {{\"target\": {}, \"met\": {met}, \"measured\": {}}}",
-            json_string(target),
-            json_string(measured)
-        );
-        out.push_str(if index + 1 < verdicts.len() {
-            ",\n"
-        } else {
-            "\n"
-        });
-    }
-    out.push_str("  ],\n  \"skipped\": [\n");
-    for (index, (what, why)) in report.skipped.iter().enumerate() {
-        let _ = write!(
-            out,
-            "    {{\"what\": {}, \"why\": {}}}",
-            json_string(what),
-            json_string(why)
-        );
-        out.push_str(if index + 1 < report.skipped.len() {
-            ",\n"
-        } else {
-            "\n"
-        });
-    }
-    out.push_str("  ],\n  \"linux_reference\": [\n");
-    for (index, &(id, source, setup, ns)) in LINUX.iter().enumerate() {
-        let _ = write!(
-            out,
-            "    {{\"hardware\": \"other\", \"source\": {}, \"setup\": {}, \"ns_per_page\": {ns:.1}, \
-             \"compare_with\": {}}}",
-            json_string(source),
-            json_string(setup),
-            json_string(id)
-        );
-        out.push_str(if index + 1 < LINUX.len() { ",\n" } else { "\n" });
-    }
-    out.push_str("  ]\n}\n");
-    out
+            .map(|path| path.display().to_string()),
+        seconds: rounded(Some(total.as_secs_f64()), 1).unwrap_or(0.0),
+        rows: report
+            .rows
+            .iter()
+            .map(|row| JsonRow {
+                id: &row.id,
+                group: row.group,
+                scenario: &row.scenario,
+                pages: row.pages,
+                ns_per_page: JsonStats {
+                    median: four(Some(row.stats.median)),
+                    min: four(Some(row.stats.min)),
+                    max: four(Some(row.stats.max)),
+                },
+                floor: row.floor.as_deref(),
+                ratio_to_floor: four(row.ratio),
+                atomics_per_page: JsonAtomics {
+                    pin: four(row.atomics.pin),
+                    release: four(row.atomics.release),
+                },
+                note: &row.note,
+            })
+            .collect(),
+        targets: verdicts(report)
+            .into_iter()
+            .map(|(target, met, measured)| JsonTarget {
+                target,
+                met,
+                measured,
+            })
+            .collect(),
+        skipped: report
+            .skipped
+            .iter()
+            .map(|(what, why)| JsonSkipped { what, why })
+            .collect(),
+        linux_reference: LINUX
+            .iter()
+            .map(|&(id, source, setup, ns)| JsonLinux {
+                hardware: "other",
+                source,
+                setup,
+                ns_per_page: rounded(Some(ns), 1),
+                compare_with: id,
+            })
+            .collect(),
+    };
+    let mut text = serde_json::to_string_pretty(&document).expect("the report serializes");
+    text.push('\n');
+    text
 }
 
 /// The command line: `--samples N`, `--only GROUP` (repeatable).
@@ -951,11 +958,6 @@ struct Options {
 
 impl Options {
     fn parse() -> Self {
-        let mut args = std::env::args().skip(1);
-        let mut options = Self {
-            samples: DEFAULT_SAMPLES,
-            only: Vec::new(),
-        };
         let usage = |message: &str| -> ! {
             eprintln!(
                 "report: {message}\nusage: report [--samples N] [--only {}]...",
@@ -963,25 +965,35 @@ impl Options {
             );
             std::process::exit(2);
         };
-        while let Some(arg) = args.next() {
-            match arg.as_str() {
+        Self::parse_from(lexopt::Parser::from_env()).unwrap_or_else(|message| usage(&message))
+    }
+
+    fn parse_from(mut args: lexopt::Parser) -> Result<Self, String> {
+        use lexopt::prelude::*;
+        let mut options = Self {
+            samples: DEFAULT_SAMPLES,
+            only: Vec::new(),
+        };
+        while let Some(arg) = args.next().map_err(|e| e.to_string())? {
+            match arg {
                 // cargo bench passes --bench to every bench binary.
-                "--bench" => {}
-                "--samples" => {
+                Long("bench") => {}
+                Long("samples") => {
                     options.samples = args
-                        .next()
-                        .and_then(|value| value.parse().ok())
+                        .value()
+                        .ok()
+                        .and_then(|value| value.parse::<usize>().ok())
                         .filter(|&n| n > 0)
-                        .unwrap_or_else(|| usage("--samples needs a whole number above zero"));
+                        .ok_or("--samples needs a whole number above zero")?;
                 }
-                "--only" => match args.next() {
-                    Some(group) if GROUPS.contains(&group.as_str()) => options.only.push(group),
-                    _ => usage("--only needs a group"),
+                Long("only") => match args.value().map(|value| value.string()) {
+                    Ok(Ok(group)) if GROUPS.contains(&group.as_str()) => options.only.push(group),
+                    _ => return Err("--only needs a group".to_owned()),
                 },
-                other => usage(&format!("unknown argument `{other}`")),
+                _ => return Err(arg.unexpected().to_string()),
             }
         }
-        options
+        Ok(options)
     }
 
     fn runs(&self, group: &str) -> bool {
