@@ -1,4 +1,4 @@
-//! The command line after `cargo xtask`, read with [`lexopt`].
+//! The command line after `cargo xtask`, read with `lexopt`.
 //!
 //! lexopt rather than clap or argh: it has no dependencies and no proc
 //! macro, so xtask's first build stays short, and it only splits the
@@ -6,7 +6,7 @@
 //! usage text to the hand-written `USAGE` each subcommand keeps beside its
 //! code (clap would generate a second one that drifts from it). Each
 //! subcommand's `main` reads its own options in a `match` on
-//! [`lexopt::Arg`].
+//! `lexopt::Arg`.
 
 use crate::Failure;
 

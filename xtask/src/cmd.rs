@@ -1,7 +1,7 @@
 //! External commands: built, printed as a shell line, run from the
 //! repository root.
 //!
-//! [`duct`] runs them (exit statuses, captured output, the merged output of
+//! `duct` runs them (exit statuses, captured output, the merged output of
 //! a run expected to fail, and the deadline of `cargo xtask qemu`); [`Cmd`]
 //! only records what it needs to print the command first as a line a shell
 //! would run, environment and working directory included, which duct's

@@ -1,8 +1,8 @@
 //! gupio's build, test, fuzz and CI entry point: `cargo xtask <subcommand>`.
 //!
 //! Std-only, with a few small host crates for what is not gupio's own
-//! business: [`lexopt`] reads the command line, [`duct`] runs the commands,
-//! [`serde_json`] reads cargo's JSON, [`object`] and [`rustc_demangle`] read
+//! business: `lexopt` reads the command line, `duct` runs the commands,
+//! `serde_json` reads cargo's JSON, `object` and `rustc-demangle` read
 //! the demo kernel's ELF. Every subcommand is a sequence of named steps. A step checks that the tools
 //! it needs are installed, prints each command before it runs it, and is
 //! timed; the first failing step stops the run and is named. A step whose tool
