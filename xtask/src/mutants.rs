@@ -303,6 +303,11 @@ fn model(mutation: &Mutation, copy: &Path, target: &Path) -> Cmd {
 /// `text` with `from` replaced by `to` inside every function whose opening
 /// line contains `function` (up to the closing brace at that line's
 /// indentation); returns the text and how many replacements it made.
+///
+/// By hand rather than with cargo-mutants: that tool mutates with its own
+/// catalogue of operators and asks only that some test fail, while each
+/// mutation here weakens one documented ordering and names the model that
+/// must be the one to catch it.
 fn mutate(text: &str, function: &str, from: &str, to: &str) -> (String, usize) {
     let mut out = Vec::new();
     let mut changes = 0;

@@ -354,6 +354,10 @@ struct SeedFile {
 }
 
 /// Bytes from a xorshift generator started at `seed` (never zero).
+///
+/// By hand: three shifts give the seeded files bytes that differ from page
+/// to page and are the same in every run; `rand` would add several crates
+/// for it.
 fn noise(seed: u64, len: usize) -> Vec<u8> {
     let mut state = seed | 1;
     (0..len)
@@ -499,7 +503,8 @@ enum ManifestEntry {
     Gone(String),
 }
 
-/// The manifest lines of the UART log.
+/// The manifest lines of the UART log (a format of the kernel's own,
+/// `src/checksum.rs`; read by hand).
 fn parse_manifest(uart: &str) -> Result<Vec<ManifestEntry>, String> {
     uart.lines()
         .filter_map(|line| line.trim_end().strip_prefix(checksum::MANIFEST_PREFIX))
