@@ -47,7 +47,8 @@
 
 use gupio_bio::{
     AddError, Added, Bio, BioError, BioLimits, BioOp, BioStatus, BioVec, BvecIter, BvecSlice,
-    BvecStorage, Folio, Origin, OriginSet, PageGeometry, Pfn, Sector, SectorCount,
+    BvecStorage, Folio, FolioOrder, Origin, OriginSet, PageGeometry, Pfn, PfnError, Sector,
+    SectorCount,
 };
 
 /// The most operations one input runs.
@@ -532,18 +533,19 @@ fn add_folio<S: BvecStorage>(bio: &mut Bio<S>, model: &mut Model, input: &mut In
     let Some(head_pfn) = encodable(head) else {
         return;
     };
-    let folio_ok =
-        order <= Folio::MAX_ORDER && pages != 0 && head % pages == 0 && head + pages - 1 < top;
-    let folio = Folio::new(head_pfn, order);
+    let order_ok = order <= FolioOrder::MAX.get();
+    let folio_ok = order_ok && pages != 0 && head % pages == 0 && head + pages - 1 < top;
+    let folio = FolioOrder::try_new(order).and_then(|o| Folio::new(head_pfn, o));
     if !folio_ok {
-        assert_eq!(
-            folio,
-            Err(BioError::InvalidFolio {
+        let want = if order_ok {
+            PfnError::UnalignedFolio {
                 head: head_pfn.get(),
-                order
-            }),
-            "Folio::new({head:#x}, {order})"
-        );
+                order,
+            }
+        } else {
+            PfnError::OrderTooLarge { order }
+        };
+        assert_eq!(folio, Err(want), "Folio::new({head:#x}, {order})");
         return;
     }
     let folio = folio.unwrap_or_else(|e| panic!("valid folio {head:#x}/{order} refused: {e}"));

@@ -4,9 +4,9 @@
 use core::cell::Cell;
 use core::fmt;
 
-use gupio_pfn::{Origin, PageGeometry, Pfn};
+use gupio_pfn::{Folio, Origin, PageGeometry, Pfn};
 
-use crate::bvec::{in_page, page_index, BioVec, Folio};
+use crate::bvec::{in_page, page_index, BioVec};
 use crate::error::{AddError, BioError};
 use crate::iter::{BvecIter, Pages, Segments};
 use crate::limits::BioLimits;
@@ -480,15 +480,15 @@ impl<S: BvecStorage> Bio<S> {
     /// head page with the origin, length and offset passed.
     ///
     /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Folio, Origin, PageGeometry, Pfn, Sector};
+    /// use gupio_bio::{Bio, BioLimits, BioOp, Folio, FolioOrder, Origin, PageGeometry, Pfn, Sector};
     /// let mut table = heapless::Vec::<_, 4>::new();
     /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
-    /// let folio = Folio::new(Pfn::new(0x400), 4)?; // 16 pages, 64 KiB
+    /// let folio = Folio::new(Pfn::new(0x400), FolioOrder::try_new(4)?)?; // 16 pages, 64 KiB
     /// let _ = bio.add_folio(folio, 16384, 8192, Origin::Pinned).unwrap();
     /// let bv = bio.bvecs()[0];
     /// assert_eq!((bv.page(), bv.offset(), bv.len()), (Some(Pfn::new(0x402)), 0, 16384));
     /// assert_eq!(bio.pages().count(), 4);
-    /// # Ok::<(), gupio_bio::BioError>(())
+    /// # Ok::<(), gupio_bio::PfnError>(())
     /// ```
     pub fn add_folio(
         &mut self,

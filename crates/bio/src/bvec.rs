@@ -1,11 +1,9 @@
-//! `BioVec`, the 16-byte descriptor of one physically contiguous byte range,
-//! and `Folio`, the page run `add_folio` takes.
+//! `BioVec`, the 16-byte descriptor of one physically contiguous byte range.
 
 use core::fmt;
 
-use gupio_pfn::{Origin, PageGeometry, Pfn, TaggedPfn, TAG_BITS};
+use gupio_pfn::{Origin, PageGeometry, Pfn, TaggedPfn};
 
-use crate::error::BioError;
 use crate::iter::{BvecIter, Pages};
 use crate::sector::Sector;
 
@@ -25,7 +23,7 @@ use crate::sector::Sector;
 /// page, every page encodable) for the bvecs it stores. The no-page bvec
 /// [`BioVec::NONE`] is representable, always has length 0, and is handled
 /// everywhere: it has no pages, iteration skips it, and adding it to a bio is
-/// [`BioError::NoPage`].
+/// [`BioError::NoPage`](crate::BioError::NoPage).
 ///
 /// ```
 /// use gupio_bio::{BioVec, Origin, PageGeometry, Pfn};
@@ -344,127 +342,6 @@ impl fmt::Debug for BioVec {
                 "BioVec {{ page: {pfn:#x}, origin: {origin:?}, len: {}, offset: {} }}",
                 self.len, self.offset
             ),
-        }
-    }
-}
-
-/// A naturally aligned run of `2^order` physically contiguous pages: what
-/// [`Bio::add_folio`](crate::Bio::add_folio) adds from.
-///
-/// ```
-/// use gupio_bio::{Folio, PageGeometry, Pfn};
-/// let folio = Folio::new(Pfn::new(0x200), 9).unwrap(); // a 2 MiB folio of 4 KiB pages
-/// assert_eq!(folio.pages(), 512);
-/// assert_eq!(folio.size(PageGeometry::FOUR_KIB), 2 << 20);
-/// assert!(Folio::new(Pfn::new(0x201), 9).is_err()); // head not aligned
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Folio {
-    head: Pfn,
-    order: u32,
-}
-
-impl Folio {
-    /// The largest order: a folio may cover at most half the encodable
-    /// page-frame range (a power of two below the tag bits).
-    ///
-    /// ```
-    /// use gupio_bio::{Folio, Pfn};
-    /// assert!(Folio::new(Pfn::new(0), Folio::MAX_ORDER).is_ok());
-    /// assert!(Folio::new(Pfn::new(0), Folio::MAX_ORDER + 1).is_err());
-    /// ```
-    pub const MAX_ORDER: u32 = usize::BITS - TAG_BITS - 1;
-
-    /// The folio of `2^order` pages starting at `head`.
-    ///
-    /// # Errors
-    /// [`BioError::InvalidFolio`] if `order` is above [`Folio::MAX_ORDER`],
-    /// `head` is not a multiple of `2^order`, or the last page is not
-    /// encodable.
-    ///
-    /// ```
-    /// use gupio_bio::{BioError, Folio, Pfn};
-    /// assert!(Folio::new(Pfn::new(16), 4).is_ok());
-    /// assert_eq!(Folio::new(Pfn::new(8), 4), Err(BioError::InvalidFolio { head: 8, order: 4 }));
-    /// ```
-    #[inline]
-    pub const fn new(head: Pfn, order: u32) -> Result<Self, BioError> {
-        let invalid = BioError::InvalidFolio {
-            head: head.get(),
-            order,
-        };
-        if order > Self::MAX_ORDER {
-            return Err(invalid);
-        }
-        let pages = 1usize << order;
-        if head.get() & (pages - 1) != 0 || head.checked_add(pages - 1).is_none() {
-            return Err(invalid);
-        }
-        Ok(Self { head, order })
-    }
-
-    /// A folio of one page (order 0): any encodable page is one.
-    ///
-    /// ```
-    /// use gupio_bio::{Folio, Pfn};
-    /// assert_eq!(Folio::single(Pfn::new(3)).pages(), 1);
-    /// ```
-    #[inline]
-    pub const fn single(pfn: Pfn) -> Self {
-        Self {
-            head: pfn,
-            order: 0,
-        }
-    }
-
-    /// The first page.
-    ///
-    /// ```
-    /// use gupio_bio::{Folio, Pfn};
-    /// assert_eq!(Folio::new(Pfn::new(4), 2).unwrap().head(), Pfn::new(4));
-    /// ```
-    #[inline]
-    pub const fn head(&self) -> Pfn {
-        self.head
-    }
-
-    /// log2 of the number of pages.
-    ///
-    /// ```
-    /// use gupio_bio::{Folio, Pfn};
-    /// assert_eq!(Folio::new(Pfn::new(4), 2).unwrap().order(), 2);
-    /// ```
-    #[inline]
-    pub const fn order(&self) -> u32 {
-        self.order
-    }
-
-    /// The number of pages, `2^order`.
-    ///
-    /// ```
-    /// use gupio_bio::{Folio, Pfn};
-    /// assert_eq!(Folio::new(Pfn::new(4), 2).unwrap().pages(), 4);
-    /// ```
-    #[inline]
-    pub const fn pages(&self) -> usize {
-        1 << self.order
-    }
-
-    /// The size in bytes.
-    ///
-    /// ```
-    /// use gupio_bio::{Folio, PageGeometry, Pfn};
-    /// let folio = Folio::new(Pfn::new(4), 2).unwrap();
-    /// assert_eq!(folio.size(PageGeometry::SIXTEEN_KIB), 64 * 1024);
-    /// ```
-    #[inline]
-    pub const fn size(&self, geometry: PageGeometry) -> u64 {
-        // order <= 61 and shift <= 16 could overflow u64: saturate.
-        let shift = self.order + geometry.shift();
-        if shift >= u64::BITS {
-            u64::MAX
-        } else {
-            1 << shift
         }
     }
 }

@@ -66,14 +66,6 @@ pub enum BioError {
         /// Pages in the run.
         pages: u64,
     },
-    /// A folio whose head is not aligned to its size, or whose pages are
-    /// not all encodable.
-    InvalidFolio {
-        /// The head page-frame number passed.
-        head: usize,
-        /// The order passed.
-        order: u32,
-    },
     /// The operation does not allow this: pages on a flush or discard, a
     /// discard range on a read or write.
     OpMismatch {
@@ -180,10 +172,6 @@ impl fmt::Display for BioError {
             Self::PfnOutOfRange { pfn, pages } => write!(
                 f,
                 "{pages} pages from pfn {pfn:#x} leave the encodable pfn range"
-            ),
-            Self::InvalidFolio { head, order } => write!(
-                f,
-                "no folio of order {order} has head pfn {head:#x} (unaligned or unencodable)"
             ),
             Self::OpMismatch { op } => write!(f, "not allowed on a {op:?} bio"),
             Self::TooManyVecs { max_vecs } => {

@@ -83,7 +83,7 @@ mod split;
 mod storage;
 
 pub use bio::{Added, Bio, BioOp, BioStatus, OriginSet};
-pub use bvec::{BioVec, Folio};
+pub use bvec::BioVec;
 pub use error::{AddError, BioError, Limit};
 pub use iter::{BvecIter, Pages, Segments};
 pub use limits::BioLimits;
@@ -91,7 +91,7 @@ pub use sector::{Sector, SectorCount, SECTOR_SHIFT, SECTOR_SIZE};
 pub use split::BioSplit;
 pub use storage::{BvecSlice, BvecStorage};
 
-pub use gupio_pfn::{Origin, PageGeometry, Pfn, TaggedPfn};
+pub use gupio_pfn::{Folio, FolioOrder, Origin, PageGeometry, Pfn, PfnError, TaggedPfn};
 
 /// The most bvecs one bio holds (Linux's `BIO_MAX_VECS`).
 ///

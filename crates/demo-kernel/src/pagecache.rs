@@ -45,7 +45,7 @@ use gupio::bio::{
     Sector as BioSector,
 };
 use gupio::pfn::Pfn;
-use gupio::pin::{Folio, FolioOrder, MemoryMap, PageFlags, Tracker};
+use gupio::pin::{FolioOrder, FolioRef, MemoryMap, PageFlags, Tracker};
 use gupio::release::{Completion, Ending, ReleaseStats, SubmittedBio};
 use gupio::writeback::{
     PinnedAction, PinnedPolicy, Writeback, WritebackIo, WritebackStats, WritebackSummary,
@@ -543,20 +543,20 @@ impl<'m, 'u> PageCache<'m, 'u> {
 impl WritebackIo for PageCache<'_, '_> {
     type Error = CacheError;
 
-    fn write_protect(&self, folio: Folio<'_>) {
+    fn write_protect(&self, folio: FolioRef<'_>) {
         if let Some(user) = self.user {
             let protected = user.write_protect(folio.head());
             self.update(|stats| stats.write_protected += protected);
         }
     }
 
-    fn write_in_place(&self, folio: Folio<'_>) -> Result<(), CacheError> {
+    fn write_in_place(&self, folio: FolioRef<'_>) -> Result<(), CacheError> {
         let head = folio.head();
         let page = self.page_of(head).ok_or(CacheError::NotCached(head))?;
         self.page_io(BioOp::Write, head, Origin::Referenced, page)
     }
 
-    fn write_bounced(&self, folio: Folio<'_>) -> Result<(), CacheError> {
+    fn write_bounced(&self, folio: FolioRef<'_>) -> Result<(), CacheError> {
         let head = folio.head();
         let page = self.page_of(head).ok_or(CacheError::NotCached(head))?;
         // The bounce page is writeback's own: lent to the bio (borrowed),
@@ -576,7 +576,7 @@ impl WritebackIo for PageCache<'_, '_> {
         written.and(freed)
     }
 
-    fn wait_until_unpinned(&self, folio: Folio<'_>) -> bool {
+    fn wait_until_unpinned(&self, folio: FolioRef<'_>) -> bool {
         // One hart, polled I/O: nothing can unpin while this waits.
         !folio.maybe_dma_pinned()
     }

@@ -27,7 +27,8 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 use gupio::pfn::{PageGeometry, Pfn};
 use gupio::pin::{
-    Folio, FolioOrder, FolioShape, MemoryMap, PageCounters, PageFlags, PageOps, PinStats, Warning,
+    FolioOrder, FolioRef, FolioShape, MemoryMap, PageCounters, PageFlags, PageOps, PinStats,
+    Warning,
 };
 
 use crate::mem::{FrameRun, PAGE_SIZE};
@@ -430,7 +431,7 @@ impl MemoryMap for PageMap {
 }
 
 impl PageOps for PageMap {
-    fn free_folio(&self, folio: Folio<'_>) {
+    fn free_folio(&self, folio: FolioRef<'_>) {
         let head = folio.head();
         let count = folio.nr_pages();
         let run = self

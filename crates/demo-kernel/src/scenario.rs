@@ -52,8 +52,8 @@ use core::ops::Range;
 use core::time::Duration;
 
 use gupio::bio::{
-    AddError, Bio, BioError, BioLimits, BioOp, BioStatus, BioVec, BvecSlice, BvecStorage,
-    Folio as BioFolio, Origin, Sector as BioSector,
+    AddError, Bio, BioError, BioLimits, BioOp, BioStatus, BioVec, BvecSlice, BvecStorage, Folio,
+    Origin, Sector as BioSector,
 };
 use gupio::pfn::Pfn;
 use gupio::pin::{
@@ -1283,7 +1283,9 @@ impl<'m> Scenario<'m, '_> {
     fn read_back_into(&mut self, folio: Pfn) -> Result<(), ScenarioError> {
         const STEP: &str = "read-back";
         let touched = BACK_LEN.div_ceil(PAGE_SIZE);
-        let bio_folio = BioFolio::new(folio, BACK_ORDER).map_err(gupio_error(STEP))?;
+        let bio_folio = FolioOrder::try_new(BACK_ORDER)
+            .and_then(|order| Folio::new(folio, order))
+            .map_err(gupio_error(STEP))?;
         let completion = Completion::new();
         completion.start().map_err(gupio_error(STEP))?;
         let mut table = [BioVec::NONE; BIO_VECS];

@@ -57,7 +57,7 @@
 //!
 //! ```
 //! use gupio::prelude::*;
-//! use gupio::pin::{FaultKind, Folio, Mapping, MappingFlags, UserAddr};
+//! use gupio::pin::{FaultKind, FolioRef, Mapping, MappingFlags, UserAddr};
 //!
 //! // 1-2. The machine: 64 frames from pfn 0x1000 with the kernel's hooks.
 //! struct Kernel {
@@ -72,7 +72,7 @@
 //!     }
 //! }
 //! impl PageOps for Kernel {
-//!     fn free_folio(&self, folio: Folio<'_>) {
+//!     fn free_folio(&self, folio: FolioRef<'_>) {
 //!         PageOps::free_folio(&self.ram, folio) // back to the page allocator
 //!     }
 //!     fn warn(&self, warning: Warning) {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use gupio::bio::{Bio, BioLimits, BioOp, BioStatus, Sector};
 use gupio::embed::{MemoryMap, PageOps, WritebackIo};
 use gupio::pfn::{Origin, Pfn};
-use gupio::pin::{Folio, PageFlags, PageRange, Tracker};
+use gupio::pin::{FolioRef, PageFlags, PageRange, Tracker};
 use gupio::release::{release_pages, SubmittedBio};
 use gupio::sync::atomic::{fence, AtomicUsize, Ordering};
 use gupio::writeback::{
@@ -514,7 +514,8 @@ impl PageCache {
             Sector(file.sector(first)),
             BioLimits::default(),
         );
-        let read = gupio::bio::Folio::new(head, order)
+        let read = gupio::bio::FolioOrder::try_new(order)
+            .and_then(|order| gupio::bio::Folio::new(head, order))
             .map_err(HostError::from)
             .and_then(|folio| {
                 let bytes = u32::try_from(pages * crate::data::PAGE_SIZE)
@@ -755,7 +756,7 @@ impl PageCache {
     fn untracked_writeback_folio(
         &self,
         io: &FileIo<'_>,
-        folio: Folio<'_>,
+        folio: FolioRef<'_>,
     ) -> Result<bool, IoError> {
         let counters = folio.counters();
         self.memory.lock_folio(folio);
@@ -785,7 +786,7 @@ impl PageCache {
 
     /// Writes `folio` of `file` to its place on disk through a bio, from
     /// the folio itself or from a bounce copy, and waits for it.
-    fn write_folio(&self, file: &File, folio: Folio<'_>, bounce: bool) -> Result<(), IoError> {
+    fn write_folio(&self, file: &File, folio: FolioRef<'_>, bounce: bool) -> Result<(), IoError> {
         let head = folio.head();
         let index = file
             .index_of_head(head)
@@ -834,8 +835,8 @@ impl PageCache {
             BioLimits::default(),
         );
         let bytes = u32::try_from(pages * crate::data::PAGE_SIZE).unwrap_or(u32::MAX);
-        let built = gupio::bio::Folio::new(source, order)
-            .map_err(|error| IoError::Bio { error })
+        let built = gupio::bio::Folio::new(source, folio.order())
+            .map_err(|error| IoError::Folio { error })
             .and_then(|run| {
                 bio.add_folio(run, bytes, 0, Origin::Referenced)
                     .map_err(|refused| IoError::Bio {
@@ -983,21 +984,21 @@ impl fmt::Debug for PageCache {
 impl WritebackIo for FileIo<'_> {
     type Error = IoError;
 
-    fn write_protect(&self, folio: Folio<'_>) {
+    fn write_protect(&self, folio: FolioRef<'_>) {
         if let Some(first) = self.file.index_of_head(folio.head()) {
             self.file.write_protect(first, folio.nr_pages());
         }
     }
 
-    fn write_in_place(&self, folio: Folio<'_>) -> Result<(), IoError> {
+    fn write_in_place(&self, folio: FolioRef<'_>) -> Result<(), IoError> {
         self.cache.write_folio(self.file, folio, false)
     }
 
-    fn write_bounced(&self, folio: Folio<'_>) -> Result<(), IoError> {
+    fn write_bounced(&self, folio: FolioRef<'_>) -> Result<(), IoError> {
         self.cache.write_folio(self.file, folio, true)
     }
 
-    fn wait_until_unpinned(&self, folio: Folio<'_>) -> bool {
+    fn wait_until_unpinned(&self, folio: FolioRef<'_>) -> bool {
         for _ in 0..WAIT_POLLS {
             if !folio.maybe_dma_pinned() {
                 return true;

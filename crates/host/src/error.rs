@@ -43,6 +43,12 @@ pub enum IoError {
         /// Why.
         error: BioError,
     },
+    /// The bounce copy or the folio is not a folio of the order written
+    /// (an allocator handing out unaligned folios).
+    Folio {
+        /// Why.
+        error: PfnError,
+    },
     /// The device shut down before it completed the bio.
     DeviceGone,
 }
@@ -56,6 +62,7 @@ impl fmt::Display for IoError {
             }
             Self::NotInFile { pfn } => write!(f, "folio {pfn:#x} is not in the file's cache"),
             Self::Bio { error } => write!(f, "building the write bio: {error}"),
+            Self::Folio { error } => write!(f, "building the write bio: {error}"),
             Self::DeviceGone => f.write_str("the device shut down before completing the bio"),
         }
     }

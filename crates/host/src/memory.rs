@@ -9,7 +9,7 @@ use std::thread;
 
 use gupio::embed::{MemoryMap, PageOps};
 use gupio::pfn::Pfn;
-use gupio::pin::{Folio, FolioOrder, FolioShape, PageCounters, PinStats, Warning};
+use gupio::pin::{FolioOrder, FolioRef, FolioShape, PageCounters, PinStats, Warning};
 use gupio::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::data::{fnv1a_atomic, WORDS_PER_PAGE};
@@ -626,7 +626,7 @@ impl PageOps for Memory {
     /// Returns the folio's frames to the allocator, poisoning their data;
     /// a free of a frame that is not an allocated head of that order is
     /// recorded in [`Memory::bad_frees`] and changes nothing.
-    fn free_folio(&self, folio: Folio<'_>) {
+    fn free_folio(&self, folio: FolioRef<'_>) {
         let pfn = folio.head();
         let freed = folio.order().get();
         let Some(index) = self.index_of(pfn).filter(|&index| index != 0) else {
@@ -686,7 +686,7 @@ impl PageOps for Memory {
 
     /// Takes the folio lock bit, yielding the CPU while another thread holds
     /// it (writeback holds it for a whole write).
-    fn lock_folio(&self, folio: Folio<'_>) {
+    fn lock_folio(&self, folio: FolioRef<'_>) {
         if folio.counters().try_lock() {
             return;
         }
@@ -697,7 +697,7 @@ impl PageOps for Memory {
         }
     }
 
-    fn mark_folio_dirty(&self, folio: Folio<'_>) {
+    fn mark_folio_dirty(&self, folio: FolioRef<'_>) {
         let was = folio.counters().set_flags(gupio::pin::PageFlags::DIRTY);
         // Relaxed: statistics; they order nothing.
         self.dirtied.fetch_add(1, Ordering::Relaxed);

@@ -4,7 +4,7 @@
 
 mod common;
 
-use gupio::bio::{BioError, Folio as BioFolio, SectorCount};
+use gupio::bio::{BioError, Folio, SectorCount};
 use gupio::pfn::{PfnError, TAG_MASK};
 use gupio::pin::{FaultKind, PinError, UserAddr, REFCOUNT_MAX};
 use gupio::prelude::*;
@@ -23,6 +23,10 @@ fn core(error: HostError) -> gupio::Error<gupio_host::IoError> {
         HostError::Core(error) => error,
         other => panic!("not a gupio error: {other}"),
     }
+}
+
+fn folio(head: Pfn, order: u32) -> Folio {
+    Folio::new(head, FolioOrder::try_new(order).unwrap()).unwrap()
 }
 
 #[test]
@@ -122,7 +126,7 @@ fn an_offset_or_length_past_the_page_run_is_refused_and_the_reference_handed_bac
         .unwrap();
 
     let head = machine.memory().alloc_folio(2, true).unwrap();
-    let folio = BioFolio::new(head, 2).unwrap();
+    let folio = folio(head, 2);
     let refused = b
         .add_folio(folio, 16384, 4096, Origin::Referenced)
         .unwrap_err();
@@ -184,7 +188,7 @@ fn a_full_bio_names_the_limit_and_hands_back_the_pins_it_did_not_take() {
     let head = machine.memory().alloc_folio(1, true).unwrap();
     let small_segments = BioLimits::default().with_max_segment_size(4096).unwrap();
     let refused = bio(BioOp::Write, small_segments)
-        .add_folio(BioFolio::new(head, 1).unwrap(), 8192, 0, Origin::Borrowed)
+        .add_folio(folio(head, 1), 8192, 0, Origin::Borrowed)
         .unwrap_err();
     assert_eq!(
         refused.error(),
@@ -215,8 +219,8 @@ fn a_bio_growing_past_u32_max_bytes_is_refused() {
     let mut b = bio(BioOp::Write, BioLimits::default());
     // Two 2 GiB folios (borrowed: nothing to release, nothing to map).
     let half = 1u32 << 31;
-    let first = BioFolio::new(Pfn::new(1 << 20), 19).unwrap();
-    let second = BioFolio::new(Pfn::new(3 << 20), 19).unwrap();
+    let first = folio(Pfn::new(1 << 20), 19);
+    let second = folio(Pfn::new(3 << 20), 19);
     assert_eq!(
         b.add_folio(first, half, 0, Origin::Borrowed),
         Ok(Added::NewVec)
@@ -268,7 +272,7 @@ fn splitting_outside_the_bio_or_off_a_block_boundary_is_refused() {
     let limits = BioLimits::default().with_logical_block_size(4096).unwrap();
     let mut b = bio(BioOp::Write, limits);
     let _ = b
-        .add_folio(BioFolio::new(head, 1).unwrap(), 8192, 0, Origin::Borrowed)
+        .add_folio(folio(head, 1), 8192, 0, Origin::Borrowed)
         .unwrap();
     for sectors in [0, 16, 17] {
         assert_eq!(
@@ -619,11 +623,8 @@ fn a_double_free_is_recorded_and_frees_nothing() {
     let page = memory.alloc_folio(0, true).unwrap();
     machine.tracker().put_page(page).unwrap();
     let free_pages = memory.free_pages();
-    let folio = gupio::pin::Folio::new(
-        page,
-        FolioOrder::SMALL,
-        memory.frame(page).unwrap().counters(),
-    );
+    let folio =
+        gupio::pin::FolioRef::new(Folio::single(page), memory.frame(page).unwrap().counters());
     memory.free_folio(folio);
     let refused = memory.take_bad_frees();
     assert_eq!(refused.len(), 1);

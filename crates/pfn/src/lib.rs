@@ -37,6 +37,10 @@
 
 use core::fmt;
 
+mod folio;
+
+pub use folio::{Folio, FolioOrder};
+
 /// Number of high bits of the word spent on the origin tag.
 pub const TAG_BITS: u32 = 2;
 /// The pin bit (the highest bit): the page came from `pin_user_pages`.
@@ -88,6 +92,18 @@ pub enum PfnError {
         /// The rejected tag value.
         tag: u8,
     },
+    /// A folio order above [`FolioOrder::MAX`].
+    OrderTooLarge {
+        /// The rejected order.
+        order: u32,
+    },
+    /// A folio head that is not a multiple of the folio's page count.
+    UnalignedFolio {
+        /// The rejected head page-frame number.
+        head: usize,
+        /// The folio's order.
+        order: u32,
+    },
 }
 
 impl fmt::Display for PfnError {
@@ -116,6 +132,15 @@ impl fmt::Display for PfnError {
                 write!(f, "page shift {shift} is not 12, 14 or 16")
             }
             Self::UnknownOrigin { tag } => write!(f, "tag {tag:#x} names no origin"),
+            Self::OrderTooLarge { order } => write!(
+                f,
+                "folio order {order} is above the largest, {}",
+                FolioOrder::MAX.get()
+            ),
+            Self::UnalignedFolio { head, order } => write!(
+                f,
+                "folio head {head:#x} is not a multiple of 2^{order} pages"
+            ),
         }
     }
 }

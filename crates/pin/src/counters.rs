@@ -3,6 +3,7 @@
 
 use core::fmt;
 
+use gupio_pfn::FolioOrder;
 use gupio_sync::atomic::{fence, AtomicU32, Ordering};
 
 use crate::PinError;
@@ -52,75 +53,6 @@ bitflags::bitflags! {
         const WRITEBACK = 1 << 2;
         /// The contents are valid (read from the backing store or written).
         const UPTODATE = 1 << 3;
-    }
-}
-
-/// The order of a folio: it spans `2^order` physically contiguous pages.
-///
-/// Order 0 is a small page. Orders above [`FolioOrder::MAX`] are refused.
-///
-/// ```
-/// use gupio_pin::FolioOrder;
-/// let pmd = FolioOrder::try_new(9).unwrap();
-/// assert_eq!(pmd.nr_pages(), 512);
-/// assert!(pmd.is_large());
-/// assert!(FolioOrder::try_new(25).is_err());
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct FolioOrder(u8);
-
-impl FolioOrder {
-    /// A small page (one page).
-    pub const SMALL: FolioOrder = FolioOrder(0);
-    /// The largest order: 2^24 pages (64 GiB of 4 KiB pages).
-    pub const MAX: FolioOrder = FolioOrder(24);
-
-    /// The order `order`.
-    ///
-    /// # Errors
-    /// [`PinError::InvalidFolioShape`] if `order > FolioOrder::MAX`.
-    ///
-    /// ```
-    /// use gupio_pin::FolioOrder;
-    /// assert_eq!(FolioOrder::try_new(0), Ok(FolioOrder::SMALL));
-    /// ```
-    pub const fn try_new(order: u32) -> Result<Self, PinError> {
-        if order > Self::MAX.0 as u32 {
-            return Err(PinError::InvalidFolioShape { order, index: 0 });
-        }
-        let bytes = order.to_le_bytes();
-        Ok(Self(bytes[0]))
-    }
-
-    /// The order as a number.
-    ///
-    /// ```
-    /// assert_eq!(gupio_pin::FolioOrder::MAX.get(), 24);
-    /// ```
-    #[inline]
-    pub const fn get(self) -> u32 {
-        self.0 as u32
-    }
-
-    /// How many pages the folio spans.
-    ///
-    /// ```
-    /// assert_eq!(gupio_pin::FolioOrder::SMALL.nr_pages(), 1);
-    /// ```
-    #[inline]
-    pub const fn nr_pages(self) -> usize {
-        1 << self.0
-    }
-
-    /// Whether this is a large folio (more than one page). Large folios keep
-    /// an exact pin count; small pages count pins in the refcount.
-    ///
-    /// ```
-    /// assert!(!gupio_pin::FolioOrder::SMALL.is_large());
-    /// ```
-    #[inline]
-    pub const fn is_large(self) -> bool {
-        self.0 > 0
     }
 }
 
@@ -216,12 +148,21 @@ impl FolioShape {
         (self.index << 8) | self.order.get()
     }
 
-    /// Unpacks a word written by [`to_word`](Self::to_word).
+    /// Unpacks a word written by [`to_word`](Self::to_word). Only
+    /// `to_word` writes the word, so the order is valid; were it not, the
+    /// shape reads as a tail no folio lookup accepts (index `u32::MAX`), and
+    /// the lookup reports the page's counters as corrupt.
     const fn from_word(word: u32) -> Self {
         let bytes = word.to_le_bytes();
-        Self {
-            order: FolioOrder(bytes[0]),
-            index: word >> 8,
+        match FolioOrder::try_new(bytes[0] as u32) {
+            Ok(order) => Self {
+                order,
+                index: word >> 8,
+            },
+            Err(_) => Self {
+                order: FolioOrder::SMALL,
+                index: u32::MAX,
+            },
         }
     }
 }

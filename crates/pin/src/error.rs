@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use gupio_pfn::Pfn;
+use gupio_pfn::{Pfn, PfnError};
 
 use crate::gup::{FaultKind, UserAddr};
 
@@ -29,7 +29,13 @@ pub enum PinError {
         /// The number of pages asked for.
         count: usize,
     },
-    /// A folio order above `FolioOrder::MAX`, or a page index outside its folio.
+    /// A folio order or head that does not make a folio (from
+    /// [`Folio::new`](crate::Folio::new) or [`FolioOrder::try_new`](crate::FolioOrder::try_new)).
+    InvalidFolio {
+        /// What was wrong.
+        error: PfnError,
+    },
+    /// A page index outside its folio.
     InvalidFolioShape {
         /// The order given.
         order: u32,
@@ -148,6 +154,12 @@ pub enum PinError {
     },
 }
 
+impl From<PfnError> for PinError {
+    fn from(error: PfnError) -> Self {
+        Self::InvalidFolio { error }
+    }
+}
+
 impl fmt::Display for PinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
@@ -156,6 +168,7 @@ impl fmt::Display for PinError {
                 f,
                 "{count} pages from pfn {first:#x} run past the largest pfn"
             ),
+            Self::InvalidFolio { error } => write!(f, "not a folio: {error}"),
             Self::InvalidFolioShape { order, index } => {
                 write!(
                     f,

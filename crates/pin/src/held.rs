@@ -4,7 +4,7 @@ use core::fmt;
 
 use gupio_pfn::{Origin, Pfn};
 
-use crate::{Folio, GrabKind, PageOps, PageRange, PinAccount, PinError, Tracker, Warning};
+use crate::{FolioRef, GrabKind, PageOps, PageRange, PinAccount, PinError, Tracker, Warning};
 
 /// A run of pages of one folio that the caller holds pinned (or referenced),
 /// as [`Tracker::pin_user_pages`] and [`Tracker::get_user_pages`] hand them
@@ -47,7 +47,7 @@ use crate::{Folio, GrabKind, PageOps, PageRange, PinAccount, PinError, Tracker, 
 #[must_use = "a HeldRun holds pins: add it to a bio or release it with Tracker::release_held"]
 pub struct HeldRun<'a, M: PageOps + ?Sized> {
     tracker: Tracker<'a, M>,
-    folio: Folio<'a>,
+    folio: FolioRef<'a>,
     first: Pfn,
     pages: usize,
     kind: GrabKind,
@@ -61,7 +61,7 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
     /// A run the tracker has just grabbed.
     pub(crate) fn new(
         tracker: Tracker<'a, M>,
-        folio: Folio<'a>,
+        folio: FolioRef<'a>,
         first: Pfn,
         pages: usize,
         kind: GrabKind,
@@ -101,7 +101,7 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
 
     /// The folio the run belongs to.
     #[inline]
-    pub fn folio(&self) -> Folio<'a> {
+    pub fn folio(&self) -> FolioRef<'a> {
         self.folio
     }
 
@@ -228,7 +228,7 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
 #[inline(never)]
 fn release_charged<'a, M: PageOps + ?Sized>(
     tracker: Tracker<'a, M>,
-    folio: Folio<'a>,
+    folio: FolioRef<'a>,
     pages: usize,
     kind: GrabKind,
     make_dirty: bool,

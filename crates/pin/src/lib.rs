@@ -75,15 +75,14 @@ pub mod testing;
 pub use account::{PinAccount, ACCOUNT_UNIT};
 #[cfg(all(feature = "rmw-stats", not(loom)))]
 pub use counters::rmw_stats;
-pub use counters::{
-    FolioOrder, FolioShape, PageCounters, PageFlags, GUP_PIN_COUNTING_BIAS, REFCOUNT_MAX,
-};
+pub use counters::{FolioShape, PageCounters, PageFlags, GUP_PIN_COUNTING_BIAS, REFCOUNT_MAX};
 pub use error::{PinError, Warning};
 pub use fork::{fork_action, ForkAction};
 pub use gup::{
     AddressSpace, FaultKind, GupFlags, MappedRun, Mapping, MappingFlags, MappingKind, UserAddr,
     UserPages, FAULT_RETRIES,
 };
+pub use gupio_pfn::{Folio, FolioOrder};
 pub use held::HeldRun;
-pub use map::{maybe_dma_pinned, ArrayMemoryMap, Folio, MemoryMap, PageOps, PinStats};
+pub use map::{maybe_dma_pinned, ArrayMemoryMap, FolioRef, MemoryMap, PageOps, PinStats};
 pub use tracker::{GrabKind, PageRange, Tracker};

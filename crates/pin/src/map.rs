@@ -3,10 +3,10 @@
 
 use core::fmt;
 
-use gupio_pfn::Pfn;
+use gupio_pfn::{Folio, FolioOrder, Pfn};
 use gupio_sync::atomic::{AtomicUsize, Ordering};
 
-use crate::counters::{FolioOrder, FolioShape, PageCounters, PageFlags, GUP_PIN_COUNTING_BIAS};
+use crate::counters::{FolioShape, PageCounters, PageFlags, GUP_PIN_COUNTING_BIAS};
 use crate::{PinError, Warning};
 
 /// The embedder's memory map: where the [`PageCounters`] of each page live,
@@ -86,20 +86,22 @@ pub trait MemoryMap {
     /// let folio = map.folio(Pfn::new(6)).unwrap();
     /// assert_eq!((folio.head(), folio.nr_pages()), (Pfn::new(4), 4));
     /// ```
-    fn folio(&self, pfn: Pfn) -> Result<Folio<'_>, PinError> {
+    fn folio(&self, pfn: Pfn) -> Result<FolioRef<'_>, PinError> {
         let counters = self.counters(pfn).ok_or(PinError::NotInMemoryMap { pfn })?;
         let shape = counters.shape();
-        if shape.is_head() {
-            return Ok(Folio::new(pfn, shape.order(), counters));
-        }
         let corrupt = PinError::CorruptCounters { pfn };
+        if shape.is_head() {
+            let folio = Folio::new(pfn, shape.order()).map_err(|_| corrupt)?;
+            return Ok(FolioRef::new(folio, counters));
+        }
         let index = usize::try_from(shape.index()).map_err(|_| corrupt)?;
         let head = pfn.checked_sub(index).ok_or(corrupt)?;
         let head_counters = self.counters(head).ok_or(corrupt)?;
         if head_counters.shape() != FolioShape::head(shape.order()) {
             return Err(corrupt);
         }
-        Ok(Folio::new(head, shape.order(), head_counters))
+        let folio = Folio::new(head, shape.order()).map_err(|_| corrupt)?;
+        Ok(FolioRef::new(folio, head_counters))
     }
 }
 
@@ -122,7 +124,7 @@ pub trait MemoryMap {
 /// ```
 /// use gupio_pfn::Pfn;
 /// use gupio_pin::{
-///     ArrayMemoryMap, Folio, MemoryMap, PageCounters, PageOps, PinStats, Tracker, Warning,
+///     ArrayMemoryMap, FolioRef, MemoryMap, PageCounters, PageOps, PinStats, Tracker, Warning,
 /// };
 ///
 /// struct Machine {
@@ -140,7 +142,7 @@ pub trait MemoryMap {
 /// }
 ///
 /// impl PageOps for Machine {
-///     fn free_folio(&self, folio: Folio<'_>) {
+///     fn free_folio(&self, folio: FolioRef<'_>) {
 ///         // Hand the folio back to the page allocator.
 ///         let _ = folio.head();
 ///     }
@@ -166,7 +168,7 @@ pub trait PageOps: MemoryMap {
     /// Frees `folio`: its last reference dropped. Called exactly once per
     /// drop to zero, after an Acquire fence, so every former holder's
     /// accesses happen before it.
-    fn free_folio(&self, folio: Folio<'_>);
+    fn free_folio(&self, folio: FolioRef<'_>);
 
     /// Reports a broken invariant (Linux's `WARN_ON_ONCE`): a bug in the
     /// caller or the embedder. The operation also fails with a [`PinError`].
@@ -193,7 +195,7 @@ pub trait PageOps: MemoryMap {
     /// m.unlock_folio(folio);
     /// assert!(folio.counters().flags().is_empty());
     /// ```
-    fn lock_folio(&self, folio: Folio<'_>) {
+    fn lock_folio(&self, folio: FolioRef<'_>) {
         while !folio.counters().try_lock() {
             gupio_sync::spin_loop();
         }
@@ -213,25 +215,26 @@ pub trait PageOps: MemoryMap {
     /// assert!(!m.try_lock_folio(folio), "already held");
     /// m.unlock_folio(folio);
     /// ```
-    fn try_lock_folio(&self, folio: Folio<'_>) -> bool {
+    fn try_lock_folio(&self, folio: FolioRef<'_>) -> bool {
         folio.counters().try_lock()
     }
 
     /// Unlocks `folio` (Linux's `folio_unlock`). The default clears the
     /// [`PageFlags::LOCKED`] bit.
-    fn unlock_folio(&self, folio: Folio<'_>) {
+    fn unlock_folio(&self, folio: FolioRef<'_>) {
         folio.counters().unlock();
     }
 
     /// Marks the locked `folio` dirty (Linux's `folio_mark_dirty`); a file
     /// page also tells its filesystem here. The default sets
     /// [`PageFlags::DIRTY`].
-    fn mark_folio_dirty(&self, folio: Folio<'_>) {
+    fn mark_folio_dirty(&self, folio: FolioRef<'_>) {
         folio.counters().set_flags(PageFlags::DIRTY);
     }
 }
 
-/// A folio: its head page, its order, and the head's counters.
+/// A folio together with its head's counters: what [`MemoryMap::folio`]
+/// answers, and what the tracker counts on.
 ///
 /// ```
 /// use gupio_pfn::Pfn;
@@ -244,133 +247,75 @@ pub trait PageOps: MemoryMap {
 /// assert_eq!(folio.counters().refcount(), 1);
 /// ```
 #[derive(Clone, Copy)]
-pub struct Folio<'a> {
-    head: Pfn,
-    order: FolioOrder,
+pub struct FolioRef<'a> {
+    folio: Folio,
     counters: &'a PageCounters,
 }
 
-impl<'a> Folio<'a> {
-    /// The folio at `head` of order `order` whose head counters are `counters`
-    /// (for embedders that implement [`MemoryMap::folio`] themselves).
+impl<'a> FolioRef<'a> {
+    /// `folio` with its head counters `counters` (for embedders that
+    /// implement [`MemoryMap::folio`] themselves).
     ///
     /// ```
-    /// use gupio_pfn::Pfn;
-    /// use gupio_pin::{Folio, FolioOrder, PageCounters};
+    /// use gupio_pfn::{Folio, Pfn};
+    /// use gupio_pin::{FolioRef, PageCounters};
     /// let head = PageCounters::new();
-    /// let folio = Folio::new(Pfn::new(4), FolioOrder::SMALL, &head);
+    /// let folio = FolioRef::new(Folio::single(Pfn::new(4)), &head);
     /// assert_eq!(folio.nr_pages(), 1);
     /// ```
-    pub const fn new(head: Pfn, order: FolioOrder, counters: &'a PageCounters) -> Self {
-        Self {
-            head,
-            order,
-            counters,
-        }
+    pub const fn new(folio: Folio, counters: &'a PageCounters) -> Self {
+        Self { folio, counters }
+    }
+
+    /// The folio: its head and order.
+    #[inline]
+    pub const fn folio(&self) -> Folio {
+        self.folio
     }
 
     /// The head page's frame number.
-    ///
-    /// ```
-    /// # use gupio_pfn::Pfn;
-    /// # use gupio_pin::{Folio, FolioOrder, PageCounters};
-    /// let c = PageCounters::new();
-    /// assert_eq!(Folio::new(Pfn::new(4), FolioOrder::SMALL, &c).head(), Pfn::new(4));
-    /// ```
     #[inline]
     pub const fn head(&self) -> Pfn {
-        self.head
+        self.folio.head()
     }
 
     /// The folio's order.
-    ///
-    /// ```
-    /// # use gupio_pfn::Pfn;
-    /// # use gupio_pin::{Folio, FolioOrder, PageCounters};
-    /// let c = PageCounters::new();
-    /// let f = Folio::new(Pfn::new(0), FolioOrder::MAX, &c);
-    /// assert_eq!(f.order(), FolioOrder::MAX);
-    /// ```
     #[inline]
     pub const fn order(&self) -> FolioOrder {
-        self.order
+        self.folio.order()
     }
 
     /// How many pages the folio spans.
-    ///
-    /// ```
-    /// # use gupio_pfn::Pfn;
-    /// # use gupio_pin::{Folio, FolioOrder, PageCounters};
-    /// let c = PageCounters::new();
-    /// let f = Folio::new(Pfn::new(0), FolioOrder::try_new(3).unwrap(), &c);
-    /// assert_eq!(f.nr_pages(), 8);
-    /// ```
     #[inline]
     pub const fn nr_pages(&self) -> usize {
-        self.order.nr_pages()
+        self.folio.nr_pages()
     }
 
     /// Whether the folio keeps an exact pin count (it is large) rather than
     /// counting each pin as [`GUP_PIN_COUNTING_BIAS`] references.
-    ///
-    /// ```
-    /// # use gupio_pfn::Pfn;
-    /// # use gupio_pin::{Folio, FolioOrder, PageCounters};
-    /// let c = PageCounters::new();
-    /// assert!(!Folio::new(Pfn::new(0), FolioOrder::SMALL, &c).has_pincount());
-    /// ```
     #[inline]
     pub const fn has_pincount(&self) -> bool {
-        self.order.is_large()
+        self.folio.is_large()
     }
 
     /// The head's counters, which hold the folio's counts and flags.
-    ///
-    /// ```
-    /// # use gupio_pfn::Pfn;
-    /// # use gupio_pin::{Folio, FolioOrder, PageCounters};
-    /// let c = PageCounters::new();
-    /// assert_eq!(Folio::new(Pfn::new(0), FolioOrder::SMALL, &c).counters().refcount(), 0);
-    /// ```
     #[inline]
     pub const fn counters(&self) -> &'a PageCounters {
         self.counters
     }
 
-    /// Whether `pfn` is one of the folio's pages. A folio is physically
-    /// contiguous, so this needs no lookup.
-    ///
-    /// ```
-    /// # use gupio_pfn::Pfn;
-    /// # use gupio_pin::{Folio, FolioOrder, PageCounters};
-    /// let c = PageCounters::new();
-    /// let f = Folio::new(Pfn::new(4), FolioOrder::try_new(2).unwrap(), &c);
-    /// assert!(f.contains(Pfn::new(7)) && !f.contains(Pfn::new(3)));
-    /// ```
+    /// Whether `pfn` is one of the folio's pages (no lookup: a folio is
+    /// physically contiguous).
     #[inline]
     pub const fn contains(&self, pfn: Pfn) -> bool {
-        match pfn.get().checked_sub(self.head.get()) {
-            Some(index) => index < self.nr_pages(),
-            None => false,
-        }
+        self.folio.contains(pfn)
     }
 
     /// How many of the folio's pages lie at or after `pfn` (0 if `pfn` is
     /// not in the folio).
-    ///
-    /// ```
-    /// # use gupio_pfn::Pfn;
-    /// # use gupio_pin::{Folio, FolioOrder, PageCounters};
-    /// let c = PageCounters::new();
-    /// let f = Folio::new(Pfn::new(4), FolioOrder::try_new(2).unwrap(), &c);
-    /// assert_eq!(f.pages_from(Pfn::new(5)), 3);
-    /// ```
     #[inline]
     pub const fn pages_from(&self, pfn: Pfn) -> usize {
-        match pfn.get().checked_sub(self.head.get()) {
-            Some(index) if index < self.nr_pages() => self.nr_pages() - index,
-            _ => 0,
-        }
+        self.folio.pages_from(pfn)
     }
 
     /// Whether a device may hold a pin on the folio (Linux's
@@ -381,14 +326,6 @@ impl<'a> Folio<'a> {
     ///
     /// Use [`maybe_dma_pinned`](crate::maybe_dma_pinned), which also knows
     /// the zero page is never pinned.
-    ///
-    /// ```
-    /// # use gupio_pfn::Pfn;
-    /// # use gupio_pin::{Folio, FolioOrder, FolioShape, PageCounters};
-    /// let c = PageCounters::new();
-    /// c.init(1024, FolioShape::SMALL);
-    /// assert!(Folio::new(Pfn::new(0), FolioOrder::SMALL, &c).maybe_dma_pinned());
-    /// ```
     #[inline]
     pub fn maybe_dma_pinned(&self) -> bool {
         if self.has_pincount() {
@@ -399,11 +336,11 @@ impl<'a> Folio<'a> {
     }
 }
 
-impl fmt::Debug for Folio<'_> {
+impl fmt::Debug for FolioRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Folio")
-            .field("head", &self.head)
-            .field("order", &self.order.get())
+        f.debug_struct("FolioRef")
+            .field("head", &self.head())
+            .field("order", &self.order().get())
             .field("counters", self.counters)
             .finish()
     }
@@ -773,6 +710,7 @@ impl<const N: usize> ArrayMemoryMap<N> {
     /// );
     /// ```
     pub fn prepare_folio(&self, head: Pfn, order: FolioOrder) -> Result<(), PinError> {
+        Folio::new(head, order)?;
         let first = self
             .index_of(head)
             .ok_or(PinError::NotInMemoryMap { pfn: head })?;
@@ -825,7 +763,7 @@ impl<const N: usize> MemoryMap for ArrayMemoryMap<N> {
 }
 
 impl<const N: usize> PageOps for ArrayMemoryMap<N> {
-    fn free_folio(&self, _folio: Folio<'_>) {
+    fn free_folio(&self, _folio: FolioRef<'_>) {
         // The pages are free again now that the count is zero:
         // `prepare_folio` may hand them out.
         // Relaxed: a statistic; it orders nothing.

@@ -7,7 +7,7 @@ use gupio_sync::atomic::{AtomicU32, Ordering};
 use gupio_sync::Mutex;
 
 use crate::{
-    ArrayMemoryMap, Folio, FolioOrder, MemoryMap, PageCounters, PageOps, PinStats, Warning,
+    ArrayMemoryMap, FolioOrder, FolioRef, MemoryMap, PageCounters, PageOps, PinStats, Warning,
 };
 
 /// Words of data each page of a [`TestMachine`] holds: one per user a model
@@ -167,7 +167,7 @@ impl<const N: usize> MemoryMap for TestMachine<N> {
 }
 
 impl<const N: usize> PageOps for TestMachine<N> {
-    fn free_folio(&self, folio: Folio<'_>) {
+    fn free_folio(&self, folio: FolioRef<'_>) {
         let index = self.map.index_of(folio.head()).expect("freed folio in map");
         assert_eq!(folio.counters().refcount(), 0, "freed with references");
         // The allocator reads the memory it takes back: every former
@@ -197,7 +197,7 @@ impl<const N: usize> PageOps for TestMachine<N> {
         self.stats.record_released(pages);
     }
 
-    fn lock_folio(&self, folio: Folio<'_>) {
+    fn lock_folio(&self, folio: FolioRef<'_>) {
         // Relaxed: a test statistic.
         self.locks.fetch_add(1, Ordering::Relaxed);
         while !folio.counters().try_lock() {
@@ -205,7 +205,7 @@ impl<const N: usize> PageOps for TestMachine<N> {
         }
     }
 
-    fn mark_folio_dirty(&self, folio: Folio<'_>) {
+    fn mark_folio_dirty(&self, folio: FolioRef<'_>) {
         assert!(
             folio.counters().flags().contains(crate::PageFlags::LOCKED),
             "dirtied without the folio lock"

@@ -8,7 +8,7 @@ use gupio_pfn::{Origin, Pfn};
 use gupio_sync::atomic::{fence, Ordering};
 
 use crate::counters::{AddRefsError, SubError, GUP_PIN_COUNTING_BIAS};
-use crate::{maybe_dma_pinned, Folio, PageFlags, PageOps, PinAccount, PinError, Warning};
+use crate::{maybe_dma_pinned, FolioRef, PageFlags, PageOps, PinAccount, PinError, Warning};
 
 /// A run of physically contiguous pages: a first frame and a page count.
 ///
@@ -275,7 +275,7 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// #     fn is_zero_page(&self, _: Pfn) -> bool { false }
     /// # }
     /// # impl PageOps for M {
-    /// #     fn free_folio(&self, _: Folio<'_>) {}
+    /// #     fn free_folio(&self, _: FolioRef<'_>) {}
     /// #     fn warn(&self, _: Warning) {}
     /// #     fn pins_acquired(&self, _: usize) {}
     /// #     fn pins_released(&self, _: usize) {}
@@ -301,7 +301,7 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// #     fn is_zero_page(&self, _: Pfn) -> bool { false }
     /// # }
     /// # impl PageOps for M {
-    /// #     fn free_folio(&self, _: Folio<'_>) {}
+    /// #     fn free_folio(&self, _: FolioRef<'_>) {}
     /// #     fn warn(&self, _: Warning) {}
     /// #     fn pins_acquired(&self, _: usize) {}
     /// #     fn pins_released(&self, _: usize) {}
@@ -760,7 +760,7 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// The release of a [`HeldRun`](crate::HeldRun)'s parts.
     pub(crate) fn release_held_parts(
         &self,
-        folio: Folio<'a>,
+        folio: FolioRef<'a>,
         pages: usize,
         kind: GrabKind,
         make_dirty: bool,
@@ -890,7 +890,7 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
 
     /// Looks up the folio of `pfn`, warning if the map's answer is
     /// inconsistent.
-    pub(crate) fn lookup(&self, pfn: Pfn) -> Result<Folio<'a>, PinError> {
+    pub(crate) fn lookup(&self, pfn: Pfn) -> Result<FolioRef<'a>, PinError> {
         match self.ops.folio(pfn) {
             Ok(folio) if folio.contains(pfn) => Ok(folio),
             Ok(_) | Err(PinError::CorruptCounters { .. }) => {
@@ -906,7 +906,7 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     fn for_each_run(
         &self,
         pages: Pages<'_>,
-        mut visit: impl FnMut(Result<Folio<'a>, PinError>, usize, usize) -> ControlFlow<()>,
+        mut visit: impl FnMut(Result<FolioRef<'a>, PinError>, usize, usize) -> ControlFlow<()>,
     ) {
         match pages {
             Pages::Array(pfns) => {
@@ -982,7 +982,7 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// a pin). Returns the pins to account.
     pub(crate) fn grab_run(
         &self,
-        folio: Folio<'a>,
+        folio: FolioRef<'a>,
         pages: usize,
         kind: GrabKind,
     ) -> Result<usize, PinError> {
@@ -1060,7 +1060,7 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// answers consistently; otherwise `None`, and the general walk looks
     /// the pages up again and reports (and warns about) what is wrong.
     #[inline]
-    fn single_run(&self, range: PageRange) -> Option<Folio<'a>> {
+    fn single_run(&self, range: PageRange) -> Option<FolioRef<'a>> {
         if range.is_empty() {
             return None;
         }
@@ -1096,7 +1096,7 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// an unpin), dirtying it first if asked. Returns the pins to account.
     pub(crate) fn release_run(
         &self,
-        folio: Folio<'a>,
+        folio: FolioRef<'a>,
         pages: usize,
         kind: GrabKind,
         make_dirty: bool,
@@ -1155,7 +1155,7 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// (`refcount` is the count seen).
     fn refuse_release(
         &self,
-        folio: &Folio<'a>,
+        folio: &FolioRef<'a>,
         pages: usize,
         refs: u64,
         kind: GrabKind,
@@ -1186,7 +1186,7 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// The caller's update took the count to zero (and ran the Acquire
     /// fence): free the folio, unless pins remain, which only a bug causes;
     /// then it is leaked rather than freed under a device.
-    fn last_reference_dropped(&self, folio: Folio<'a>) -> Result<(), PinError> {
+    fn last_reference_dropped(&self, folio: FolioRef<'a>) -> Result<(), PinError> {
         if folio.has_pincount() {
             let pincount = folio.counters().pincount();
             if pincount != 0 {
@@ -1201,7 +1201,7 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
 }
 
 /// The references `pages` gets or pins of `folio` amount to, saturating.
-fn refs_needed(folio: &Folio<'_>, pages: usize, kind: GrabKind) -> u64 {
+fn refs_needed(folio: &FolioRef<'_>, pages: usize, kind: GrabKind) -> u64 {
     let pages = widen(pages);
     match kind {
         GrabKind::Pin if !folio.has_pincount() => {

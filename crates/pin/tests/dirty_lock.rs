@@ -15,7 +15,7 @@ use std::cell::RefCell;
 
 use gupio_pfn::Pfn;
 use gupio_pin::{
-    ArrayMemoryMap, Folio, FolioOrder, MemoryMap, PageCounters, PageFlags, PageOps, PageRange,
+    ArrayMemoryMap, FolioOrder, FolioRef, MemoryMap, PageCounters, PageFlags, PageOps, PageRange,
     Tracker, Warning,
 };
 
@@ -64,7 +64,7 @@ impl MemoryMap for LockWitness {
 }
 
 impl PageOps for LockWitness {
-    fn free_folio(&self, folio: Folio<'_>) {
+    fn free_folio(&self, folio: FolioRef<'_>) {
         panic!("folio {:?} freed: the tests keep a reference", folio.head());
     }
 
@@ -76,21 +76,21 @@ impl PageOps for LockWitness {
 
     fn pins_released(&self, _pages: usize) {}
 
-    fn lock_folio(&self, folio: Folio<'_>) {
+    fn lock_folio(&self, folio: FolioRef<'_>) {
         // Single-threaded: a held lock here would spin forever.
         assert!(folio.counters().try_lock(), "folio locked twice");
         self.held.borrow_mut().push(folio.head());
         *self.locks.borrow_mut() += 1;
     }
 
-    fn unlock_folio(&self, folio: Folio<'_>) {
+    fn unlock_folio(&self, folio: FolioRef<'_>) {
         let mut held = self.held.borrow_mut();
         let at = held.iter().position(|&head| head == folio.head());
         held.remove(at.expect("unlocked a folio the caller does not hold"));
         folio.counters().unlock();
     }
 
-    fn mark_folio_dirty(&self, folio: Folio<'_>) {
+    fn mark_folio_dirty(&self, folio: FolioRef<'_>) {
         assert!(
             self.held.borrow().contains(&folio.head())
                 && folio.counters().flags().contains(PageFlags::LOCKED),

@@ -138,7 +138,8 @@ fn large_folio_bvec_releases_every_page_pin_on_the_head() {
     assert_eq!(pincount(&map, 64), 5);
     let mut table = heapless::Vec::new();
     let mut bio = new_bio(&mut table, BioOp::Read);
-    let folio = gupio_bio::Folio::new(Pfn::new(64), 3).unwrap();
+    let folio =
+        gupio_bio::Folio::new(Pfn::new(64), gupio_bio::FolioOrder::try_new(3).unwrap()).unwrap();
     let _ = bio
         .add_folio(folio, 5 * PAGE, PAGE, Origin::Pinned)
         .unwrap();

@@ -3,7 +3,7 @@
 use core::fmt;
 
 use gupio_pfn::Pfn;
-use gupio_pin::{Folio, PageFlags, PageOps, PageRange, PinError, Warning};
+use gupio_pin::{FolioRef, PageFlags, PageOps, PageRange, PinError, Warning};
 use gupio_sync::atomic::{fence, Ordering};
 
 use crate::{
@@ -169,21 +169,21 @@ enum Step {
 /// ```
 /// use core::cell::Cell;
 /// use gupio_pfn::Pfn;
-/// use gupio_pin::{ArrayMemoryMap, Folio, FolioOrder, MemoryMap, PageFlags, Tracker};
+/// use gupio_pin::{ArrayMemoryMap, FolioRef, FolioOrder, MemoryMap, PageFlags, Tracker};
 /// use gupio_writeback::{Outcome, PinnedAction, Writeback, WritebackIo, WritebackStats};
 ///
 /// #[derive(Default)]
 /// struct Disk { writes: Cell<usize>, bounces: Cell<usize> }
 /// impl WritebackIo for Disk {
 ///     type Error = i32;
-///     fn write_protect(&self, _: Folio<'_>) {}
-///     fn write_in_place(&self, _: Folio<'_>) -> Result<(), i32> {
+///     fn write_protect(&self, _: FolioRef<'_>) {}
+///     fn write_in_place(&self, _: FolioRef<'_>) -> Result<(), i32> {
 ///         Ok(self.writes.set(self.writes.get() + 1))
 ///     }
-///     fn write_bounced(&self, _: Folio<'_>) -> Result<(), i32> {
+///     fn write_bounced(&self, _: FolioRef<'_>) -> Result<(), i32> {
 ///         Ok(self.bounces.set(self.bounces.get() + 1))
 ///     }
-///     fn wait_until_unpinned(&self, _: Folio<'_>) -> bool { false }
+///     fn wait_until_unpinned(&self, _: FolioRef<'_>) -> bool { false }
 /// }
 ///
 /// // gupio-pin's ready-made memory map; a kernel implements `PageOps` on its own.
@@ -241,14 +241,14 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
     /// ```
     /// # mod setup {
     /// #     use gupio_pfn::Pfn;
-    /// #     use gupio_pin::{ArrayMemoryMap, Folio, FolioOrder, MemoryMap, PageFlags};
+    /// #     use gupio_pin::{ArrayMemoryMap, FolioRef, FolioOrder, MemoryMap, PageFlags};
     /// #     pub struct Disk;
     /// #     impl gupio_writeback::WritebackIo for Disk {
     /// #         type Error = i32;
-    /// #         fn write_protect(&self, _: Folio<'_>) {}
-    /// #         fn write_in_place(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn write_bounced(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn wait_until_unpinned(&self, _: Folio<'_>) -> bool { false }
+    /// #         fn write_protect(&self, _: FolioRef<'_>) {}
+    /// #         fn write_in_place(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn write_bounced(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn wait_until_unpinned(&self, _: FolioRef<'_>) -> bool { false }
     /// #     }
     /// #     pub fn dirty(m: &ArrayMemoryMap<16>, head: usize, order: u32) -> Pfn {
     /// #         let head = Pfn::new(head);
@@ -279,14 +279,14 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
     /// ```
     /// # mod setup {
     /// #     use gupio_pfn::Pfn;
-    /// #     use gupio_pin::{ArrayMemoryMap, Folio, FolioOrder, MemoryMap, PageFlags};
+    /// #     use gupio_pin::{ArrayMemoryMap, FolioRef, FolioOrder, MemoryMap, PageFlags};
     /// #     pub struct Disk;
     /// #     impl gupio_writeback::WritebackIo for Disk {
     /// #         type Error = i32;
-    /// #         fn write_protect(&self, _: Folio<'_>) {}
-    /// #         fn write_in_place(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn write_bounced(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn wait_until_unpinned(&self, _: Folio<'_>) -> bool { false }
+    /// #         fn write_protect(&self, _: FolioRef<'_>) {}
+    /// #         fn write_in_place(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn write_bounced(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn wait_until_unpinned(&self, _: FolioRef<'_>) -> bool { false }
     /// #     }
     /// #     pub fn dirty(m: &ArrayMemoryMap<16>, head: usize, order: u32) -> Pfn {
     /// #         let head = Pfn::new(head);
@@ -313,14 +313,14 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
     /// ```
     /// # mod setup {
     /// #     use gupio_pfn::Pfn;
-    /// #     use gupio_pin::{ArrayMemoryMap, Folio, FolioOrder, MemoryMap, PageFlags};
+    /// #     use gupio_pin::{ArrayMemoryMap, FolioRef, FolioOrder, MemoryMap, PageFlags};
     /// #     pub struct Disk;
     /// #     impl gupio_writeback::WritebackIo for Disk {
     /// #         type Error = i32;
-    /// #         fn write_protect(&self, _: Folio<'_>) {}
-    /// #         fn write_in_place(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn write_bounced(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn wait_until_unpinned(&self, _: Folio<'_>) -> bool { false }
+    /// #         fn write_protect(&self, _: FolioRef<'_>) {}
+    /// #         fn write_in_place(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn write_bounced(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn wait_until_unpinned(&self, _: FolioRef<'_>) -> bool { false }
     /// #     }
     /// #     pub fn dirty(m: &ArrayMemoryMap<16>, head: usize, order: u32) -> Pfn {
     /// #         let head = Pfn::new(head);
@@ -345,14 +345,14 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
     /// ```
     /// # mod setup {
     /// #     use gupio_pfn::Pfn;
-    /// #     use gupio_pin::{ArrayMemoryMap, Folio, FolioOrder, MemoryMap, PageFlags};
+    /// #     use gupio_pin::{ArrayMemoryMap, FolioRef, FolioOrder, MemoryMap, PageFlags};
     /// #     pub struct Disk;
     /// #     impl gupio_writeback::WritebackIo for Disk {
     /// #         type Error = i32;
-    /// #         fn write_protect(&self, _: Folio<'_>) {}
-    /// #         fn write_in_place(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn write_bounced(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn wait_until_unpinned(&self, _: Folio<'_>) -> bool { false }
+    /// #         fn write_protect(&self, _: FolioRef<'_>) {}
+    /// #         fn write_in_place(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn write_bounced(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn wait_until_unpinned(&self, _: FolioRef<'_>) -> bool { false }
     /// #     }
     /// #     pub fn dirty(m: &ArrayMemoryMap<16>, head: usize, order: u32) -> Pfn {
     /// #         let head = Pfn::new(head);
@@ -388,14 +388,14 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
     /// ```
     /// # mod setup {
     /// #     use gupio_pfn::Pfn;
-    /// #     use gupio_pin::{ArrayMemoryMap, Folio, FolioOrder, MemoryMap, PageFlags};
+    /// #     use gupio_pin::{ArrayMemoryMap, FolioRef, FolioOrder, MemoryMap, PageFlags};
     /// #     pub struct Disk;
     /// #     impl gupio_writeback::WritebackIo for Disk {
     /// #         type Error = i32;
-    /// #         fn write_protect(&self, _: Folio<'_>) {}
-    /// #         fn write_in_place(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn write_bounced(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn wait_until_unpinned(&self, _: Folio<'_>) -> bool { false }
+    /// #         fn write_protect(&self, _: FolioRef<'_>) {}
+    /// #         fn write_in_place(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn write_bounced(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn wait_until_unpinned(&self, _: FolioRef<'_>) -> bool { false }
     /// #     }
     /// #     pub fn dirty(m: &ArrayMemoryMap<16>, head: usize, order: u32) -> Pfn {
     /// #         let head = Pfn::new(head);
@@ -436,14 +436,14 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
     /// ```
     /// # mod setup {
     /// #     use gupio_pfn::Pfn;
-    /// #     use gupio_pin::{ArrayMemoryMap, Folio, FolioOrder, MemoryMap, PageFlags};
+    /// #     use gupio_pin::{ArrayMemoryMap, FolioRef, FolioOrder, MemoryMap, PageFlags};
     /// #     pub struct Disk;
     /// #     impl gupio_writeback::WritebackIo for Disk {
     /// #         type Error = i32;
-    /// #         fn write_protect(&self, _: Folio<'_>) {}
-    /// #         fn write_in_place(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn write_bounced(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn wait_until_unpinned(&self, _: Folio<'_>) -> bool { false }
+    /// #         fn write_protect(&self, _: FolioRef<'_>) {}
+    /// #         fn write_in_place(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn write_bounced(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn wait_until_unpinned(&self, _: FolioRef<'_>) -> bool { false }
     /// #     }
     /// #     pub fn dirty(m: &ArrayMemoryMap<16>, head: usize, order: u32) -> Pfn {
     /// #         let head = Pfn::new(head);
@@ -495,14 +495,14 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
     /// ```
     /// # mod setup {
     /// #     use gupio_pfn::Pfn;
-    /// #     use gupio_pin::{ArrayMemoryMap, Folio, FolioOrder, MemoryMap, PageFlags};
+    /// #     use gupio_pin::{ArrayMemoryMap, FolioRef, FolioOrder, MemoryMap, PageFlags};
     /// #     pub struct Disk;
     /// #     impl gupio_writeback::WritebackIo for Disk {
     /// #         type Error = i32;
-    /// #         fn write_protect(&self, _: Folio<'_>) {}
-    /// #         fn write_in_place(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn write_bounced(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn wait_until_unpinned(&self, _: Folio<'_>) -> bool { false }
+    /// #         fn write_protect(&self, _: FolioRef<'_>) {}
+    /// #         fn write_in_place(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn write_bounced(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
+    /// #         fn wait_until_unpinned(&self, _: FolioRef<'_>) -> bool { false }
     /// #     }
     /// #     pub fn dirty(m: &ArrayMemoryMap<16>, head: usize, order: u32) -> Pfn {
     /// #         let head = Pfn::new(head);
@@ -549,7 +549,7 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
     }
 
     /// The folio holding `pfn`, warning if the map contradicts itself.
-    fn lookup(&self, pfn: Pfn) -> Result<Folio<'a>, WritebackError<W::Error>> {
+    fn lookup(&self, pfn: Pfn) -> Result<FolioRef<'a>, WritebackError<W::Error>> {
         match self.ops.folio(pfn) {
             Ok(folio) if folio.contains(pfn) => Ok(folio),
             Err(PinError::NotInMemoryMap { .. }) => Err(WritebackError::NotInMemoryMap { pfn }),
@@ -563,7 +563,7 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
     /// The whole protocol for one folio, including at most one wait.
     fn writeback<P: PinnedPolicy + ?Sized>(
         &self,
-        folio: Folio<'a>,
+        folio: FolioRef<'a>,
         policy: &P,
     ) -> Result<Outcome, WritebackError<W::Error>> {
         let first = self.locked_pass(folio, Attempt::First, || {
@@ -589,7 +589,7 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
     /// The locked pass after a wait; it never asks for another wait.
     fn after_wait(
         &self,
-        folio: Folio<'a>,
+        folio: FolioRef<'a>,
         choose: impl FnOnce() -> PinnedAction,
     ) -> Result<Outcome, WritebackError<W::Error>> {
         match self.locked_pass(folio, Attempt::AfterWait, choose)? {
@@ -602,7 +602,7 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
     /// Steps 1 and 8 of the protocol: lock, run the pass, unlock.
     fn locked_pass(
         &self,
-        folio: Folio<'a>,
+        folio: FolioRef<'a>,
         attempt: Attempt,
         choose: impl FnOnce() -> PinnedAction,
     ) -> Result<Step, WritebackError<W::Error>> {
@@ -623,7 +623,7 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
     /// the folio under writeback, run the pass, end writeback.
     fn claim(
         &self,
-        folio: Folio<'a>,
+        folio: FolioRef<'a>,
         attempt: Attempt,
         choose: impl FnOnce() -> PinnedAction,
     ) -> Result<Step, WritebackError<W::Error>> {
@@ -656,7 +656,7 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
     /// write-protect, check for a pin, write in place or follow the policy.
     fn write(
         &self,
-        folio: Folio<'a>,
+        folio: FolioRef<'a>,
         attempt: Attempt,
         choose: impl FnOnce() -> PinnedAction,
     ) -> Result<Step, WritebackError<W::Error>> {
@@ -699,14 +699,14 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
     }
 
     /// Whether a device may hold a pin on `folio` (never the zero page).
-    fn maybe_pinned(&self, folio: Folio<'a>) -> bool {
+    fn maybe_pinned(&self, folio: FolioRef<'a>) -> bool {
         !self.ops.is_zero_page(folio.head()) && folio.maybe_dma_pinned()
     }
 
     /// Puts back the dirty bit taken in step 2. The engine's own bit: the
     /// folio never stopped being dirty as far as the filesystem knows, so
     /// no `PageOps::mark_folio_dirty` (the outcome tells the caller).
-    fn redirty(&self, folio: Folio<'a>) {
+    fn redirty(&self, folio: FolioRef<'a>) {
         // AcqRel (set_flags): published to the next lock holder by the
         // unlock; to lock-free readers by the RMW itself.
         folio.counters().set_flags(PageFlags::DIRTY);

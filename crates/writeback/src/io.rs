@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use gupio_pin::Folio;
+use gupio_pin::FolioRef;
 
 /// What the embedder does for writeback: write-protect a folio's user
 /// mappings, write it (in place or through a bounce copy), and wait for a
@@ -19,7 +19,7 @@ use gupio_pin::Folio;
 ///
 /// ```
 /// use core::cell::Cell;
-/// use gupio_pin::Folio;
+/// use gupio_pin::FolioRef;
 /// use gupio_writeback::WritebackIo;
 ///
 /// /// A block device that counts what it was asked to write.
@@ -31,19 +31,19 @@ use gupio_pin::Folio;
 ///
 /// impl WritebackIo for Disk {
 ///     type Error = i32; // an errno
-///     fn write_protect(&self, _folio: Folio<'_>) {
+///     fn write_protect(&self, _folio: FolioRef<'_>) {
 ///         // Clear the writable bit in every PTE mapping the folio, flush TLBs.
 ///     }
-///     fn write_in_place(&self, _folio: Folio<'_>) -> Result<(), i32> {
+///     fn write_in_place(&self, _folio: FolioRef<'_>) -> Result<(), i32> {
 ///         self.in_place.set(self.in_place.get() + 1);
 ///         Ok(())
 ///     }
-///     fn write_bounced(&self, _folio: Folio<'_>) -> Result<(), i32> {
+///     fn write_bounced(&self, _folio: FolioRef<'_>) -> Result<(), i32> {
 ///         // Copy the folio into a bounce buffer, write the buffer.
 ///         self.bounced.set(self.bounced.get() + 1);
 ///         Ok(())
 ///     }
-///     fn wait_until_unpinned(&self, folio: Folio<'_>) -> bool {
+///     fn wait_until_unpinned(&self, folio: FolioRef<'_>) -> bool {
 ///         !folio.maybe_dma_pinned() // this disk never sleeps: a quick look
 ///     }
 /// }
@@ -68,19 +68,19 @@ pub trait WritebackIo {
     /// about whether a folio needs writing.
     ///
     /// ```
-    /// # use gupio_pin::Folio;
+    /// # use gupio_pin::FolioRef;
     /// # struct NoMappings;
     /// # impl gupio_writeback::WritebackIo for NoMappings {
     /// #     type Error = i32;
-    /// fn write_protect(&self, _folio: Folio<'_>) {
+    /// fn write_protect(&self, _folio: FolioRef<'_>) {
     ///     // A kernel without user mappings of page-cache folios has nothing to do.
     /// }
-    /// #     fn write_in_place(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
-    /// #     fn write_bounced(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
-    /// #     fn wait_until_unpinned(&self, _: Folio<'_>) -> bool { false }
+    /// #     fn write_in_place(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
+    /// #     fn write_bounced(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
+    /// #     fn wait_until_unpinned(&self, _: FolioRef<'_>) -> bool { false }
     /// # }
     /// ```
-    fn write_protect(&self, folio: Folio<'_>);
+    fn write_protect(&self, folio: FolioRef<'_>);
 
     /// Writes `folio`'s pages to the backing store straight from the folio.
     /// Called only when no device may be writing into it; on success the
@@ -90,20 +90,20 @@ pub trait WritebackIo {
     /// The embedder's I/O error.
     ///
     /// ```
-    /// # use gupio_pin::Folio;
+    /// # use gupio_pin::FolioRef;
     /// # struct ReadOnlyMedium;
     /// # impl gupio_writeback::WritebackIo for ReadOnlyMedium {
     /// #     type Error = i32;
-    /// #     fn write_protect(&self, _: Folio<'_>) {}
-    /// fn write_in_place(&self, _folio: Folio<'_>) -> Result<(), i32> {
+    /// #     fn write_protect(&self, _: FolioRef<'_>) {}
+    /// fn write_in_place(&self, _folio: FolioRef<'_>) -> Result<(), i32> {
     ///     const EROFS: i32 = 30;
     ///     Err(EROFS)
     /// }
-    /// #     fn write_bounced(&self, _: Folio<'_>) -> Result<(), i32> { Err(30) }
-    /// #     fn wait_until_unpinned(&self, _: Folio<'_>) -> bool { false }
+    /// #     fn write_bounced(&self, _: FolioRef<'_>) -> Result<(), i32> { Err(30) }
+    /// #     fn wait_until_unpinned(&self, _: FolioRef<'_>) -> bool { false }
     /// # }
     /// ```
-    fn write_in_place(&self, folio: Folio<'_>) -> Result<(), Self::Error>;
+    fn write_in_place(&self, folio: FolioRef<'_>) -> Result<(), Self::Error>;
 
     /// Copies `folio`'s pages into a bounce buffer and writes the copy, so
     /// the bytes the device (and any checksum or parity computed on the way)
@@ -116,23 +116,23 @@ pub trait WritebackIo {
     /// The embedder's I/O error (including running out of bounce buffers).
     ///
     /// ```
-    /// # use gupio_pin::Folio;
+    /// # use gupio_pin::FolioRef;
     /// # struct NoBounceBuffers;
     /// # impl gupio_writeback::WritebackIo for NoBounceBuffers {
     /// #     type Error = i32;
-    /// #     fn write_protect(&self, _: Folio<'_>) {}
-    /// #     fn write_in_place(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
-    /// fn write_bounced(&self, _folio: Folio<'_>) -> Result<(), i32> {
+    /// #     fn write_protect(&self, _: FolioRef<'_>) {}
+    /// #     fn write_in_place(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
+    /// fn write_bounced(&self, _folio: FolioRef<'_>) -> Result<(), i32> {
     ///     const ENOMEM: i32 = 12;
     ///     Err(ENOMEM)
     /// }
-    /// #     fn wait_until_unpinned(&self, _: Folio<'_>) -> bool { false }
+    /// #     fn wait_until_unpinned(&self, _: FolioRef<'_>) -> bool { false }
     /// # }
     /// ```
-    fn write_bounced(&self, folio: Folio<'_>) -> Result<(), Self::Error>;
+    fn write_bounced(&self, folio: FolioRef<'_>) -> Result<(), Self::Error>;
 
     /// Waits, within the embedder's own bound, until `folio` is no longer
-    /// pinned ([`Folio::maybe_dma_pinned`] turns false); returns whether it
+    /// pinned ([`FolioRef::maybe_dma_pinned`] turns false); returns whether it
     /// saw that happen. `false` means it gave up.
     ///
     /// Runs with the folio unlocked: the completion that will unpin may need
@@ -140,18 +140,18 @@ pub trait WritebackIo {
     /// the pin itself afterwards, so a `true` is a hint, never trusted.
     ///
     /// ```
-    /// # use gupio_pin::Folio;
+    /// # use gupio_pin::FolioRef;
     /// # struct Impatient;
     /// # impl gupio_writeback::WritebackIo for Impatient {
     /// #     type Error = i32;
-    /// #     fn write_protect(&self, _: Folio<'_>) {}
-    /// #     fn write_in_place(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
-    /// #     fn write_bounced(&self, _: Folio<'_>) -> Result<(), i32> { Ok(()) }
-    /// fn wait_until_unpinned(&self, folio: Folio<'_>) -> bool {
+    /// #     fn write_protect(&self, _: FolioRef<'_>) {}
+    /// #     fn write_in_place(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
+    /// #     fn write_bounced(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
+    /// fn wait_until_unpinned(&self, folio: FolioRef<'_>) -> bool {
     ///     // Poll a bounded number of times; a kernel sleeps on a wait queue.
     ///     (0..100).any(|_| !folio.maybe_dma_pinned())
     /// }
     /// # }
     /// ```
-    fn wait_until_unpinned(&self, folio: Folio<'_>) -> bool;
+    fn wait_until_unpinned(&self, folio: FolioRef<'_>) -> bool;
 }

@@ -15,7 +15,7 @@
 //! ```
 //! use core::cell::Cell;
 //! use gupio_pfn::Pfn;
-//! use gupio_pin::{ArrayMemoryMap, Folio, FolioOrder, MemoryMap, PageFlags, PageRange, Tracker};
+//! use gupio_pin::{ArrayMemoryMap, FolioRef, FolioOrder, MemoryMap, PageFlags, PageRange, Tracker};
 //! use gupio_writeback::{Attempt, PinnedAction, Writeback, WritebackIo, WritebackStats};
 //!
 //! /// The block device: counts writes; waits by looking once.
@@ -23,14 +23,14 @@
 //! struct Disk { in_place: Cell<usize>, bounced: Cell<usize> }
 //! impl WritebackIo for Disk {
 //!     type Error = i32;
-//!     fn write_protect(&self, _: Folio<'_>) { /* clear the PTEs' write bits */ }
-//!     fn write_in_place(&self, _: Folio<'_>) -> Result<(), i32> {
+//!     fn write_protect(&self, _: FolioRef<'_>) { /* clear the PTEs' write bits */ }
+//!     fn write_in_place(&self, _: FolioRef<'_>) -> Result<(), i32> {
 //!         Ok(self.in_place.set(self.in_place.get() + 1))
 //!     }
-//!     fn write_bounced(&self, _: Folio<'_>) -> Result<(), i32> {
+//!     fn write_bounced(&self, _: FolioRef<'_>) -> Result<(), i32> {
 //!         Ok(self.bounced.set(self.bounced.get() + 1))
 //!     }
-//!     fn wait_until_unpinned(&self, folio: Folio<'_>) -> bool { !folio.maybe_dma_pinned() }
+//!     fn wait_until_unpinned(&self, folio: FolioRef<'_>) -> bool { !folio.maybe_dma_pinned() }
 //! }
 //!
 //! // gupio-pin's ready-made memory map (a kernel implements `PageOps` over
@@ -47,7 +47,7 @@
 //! tracker.pin_page(Pfn::new(12)).unwrap();
 //!
 //! // Wait for short pins, bounce what stays pinned.
-//! let policy = |_: Folio<'_>, attempt: Attempt| match attempt {
+//! let policy = |_: FolioRef<'_>, attempt: Attempt| match attempt {
 //!     Attempt::First => PinnedAction::Wait,
 //!     Attempt::AfterWait => PinnedAction::Bounce,
 //! };
@@ -95,7 +95,7 @@
 //! 3. Set `WRITEBACK`.
 //! 4. Write-protect the folio's user mappings ([`WritebackIo::write_protect`]),
 //!    then a `SeqCst` fence.
-//! 5. Ask whether a device may hold a pin ([`Folio::maybe_dma_pinned`]:
+//! 5. Ask whether a device may hold a pin ([`FolioRef::maybe_dma_pinned`]:
 //!    `Acquire` loads of the reference or pin count; the zero page never
 //!    is). Not pinned: write in place ([`WritebackIo::write_in_place`]); the
 //!    folio is now clean ([`Outcome::WrittenInPlace`]), or, if the write
@@ -173,7 +173,7 @@
 //! folio is copied, so the copy can hold a mix, but it is the exact bytes
 //! written (checksums match), and the folio stays dirty so a pass after the
 //! unpin writes the final contents. Policies compose: a closure
-//! `Fn(Folio<'_>, Attempt) -> PinnedAction` can wait first and bounce what
+//! `Fn(FolioRef<'_>, Attempt) -> PinnedAction` can wait first and bounce what
 //! stays pinned, or bounce large folios and skip small ones.
 //!
 //! The answer is conservative where `maybe_dma_pinned` is: a small page
@@ -196,7 +196,7 @@
 //! [`PageOps::try_lock_folio`]: gupio_pin::PageOps::try_lock_folio
 //! [`PageOps::unlock_folio`]: gupio_pin::PageOps::unlock_folio
 //! [`PageCounters::clear_flags`]: gupio_pin::PageCounters::clear_flags
-//! [`Folio::maybe_dma_pinned`]: gupio_pin::Folio::maybe_dma_pinned
+//! [`FolioRef::maybe_dma_pinned`]: gupio_pin::FolioRef::maybe_dma_pinned
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -1,6 +1,6 @@
 //! What to do with a dirty folio that a device may still be writing into.
 
-use gupio_pin::Folio;
+use gupio_pin::FolioRef;
 
 /// One of the things writeback can safely do with a dirty folio that may be
 /// DMA-pinned. None of them marks the folio clean while a pin may remain:
@@ -11,9 +11,9 @@ use gupio_pin::Folio;
 /// ```
 /// use gupio_writeback::{Attempt, PinnedAction, PinnedPolicy};
 /// # use gupio_pfn::Pfn;
-/// # use gupio_pin::{Folio, FolioOrder, PageCounters};
+/// # use gupio_pin::{Folio, FolioRef, PageCounters};
 /// # let c = PageCounters::new();
-/// # let folio = Folio::new(Pfn::new(0), FolioOrder::SMALL, &c);
+/// # let folio = FolioRef::new(Folio::single(Pfn::new(0)), &c);
 /// assert_eq!(PinnedAction::Skip.action(folio, Attempt::First), PinnedAction::Skip);
 /// ```
 #[non_exhaustive]
@@ -72,17 +72,17 @@ pub enum Attempt {
 /// and dirty again, so no answer can lose data. A policy chooses among the
 /// safe [`PinnedAction`]s; it may look at the folio (its size, its counters)
 /// and at its own state (a sync mode, a per-file setting). Implement it on
-/// your own type, or pass a closure `Fn(Folio<'_>, Attempt) -> PinnedAction`.
+/// your own type, or pass a closure `Fn(FolioRef<'_>, Attempt) -> PinnedAction`.
 ///
 /// ```
-/// use gupio_pin::Folio;
+/// use gupio_pin::FolioRef;
 /// use gupio_writeback::{Attempt, PinnedAction, PinnedPolicy};
 ///
 /// /// Data-integrity sync: wait for short pins, bounce what stays pinned.
 /// struct Integrity;
 ///
 /// impl PinnedPolicy for Integrity {
-///     fn action(&self, _folio: Folio<'_>, attempt: Attempt) -> PinnedAction {
+///     fn action(&self, _folio: FolioRef<'_>, attempt: Attempt) -> PinnedAction {
 ///         match attempt {
 ///             Attempt::First => PinnedAction::Wait,
 ///             Attempt::AfterWait => PinnedAction::Bounce,
@@ -91,13 +91,13 @@ pub enum Attempt {
 /// }
 ///
 /// // Background writeback: bounce large folios (copying pays off), skip small ones.
-/// let background = |folio: Folio<'_>, _: Attempt| {
+/// let background = |folio: FolioRef<'_>, _: Attempt| {
 ///     if folio.nr_pages() > 1 { PinnedAction::Bounce } else { PinnedAction::Skip }
 /// };
 /// # use gupio_pfn::Pfn;
-/// # use gupio_pin::{FolioOrder, PageCounters};
+/// # use gupio_pin::{Folio, PageCounters};
 /// # let c = PageCounters::new();
-/// # let small = Folio::new(Pfn::new(0), FolioOrder::SMALL, &c);
+/// # let small = FolioRef::new(Folio::single(Pfn::new(0)), &c);
 /// assert_eq!(background.action(small, Attempt::First), PinnedAction::Skip);
 /// assert_eq!(Integrity.action(small, Attempt::AfterWait), PinnedAction::Bounce);
 /// ```
@@ -107,27 +107,27 @@ pub trait PinnedPolicy {
     /// ```
     /// use gupio_writeback::{Attempt, PinnedAction, PinnedPolicy};
     /// # use gupio_pfn::Pfn;
-    /// # use gupio_pin::{Folio, FolioOrder, PageCounters};
+    /// # use gupio_pin::{Folio, FolioRef, PageCounters};
     /// # let c = PageCounters::new();
-    /// # let folio = Folio::new(Pfn::new(0), FolioOrder::SMALL, &c);
+    /// # let folio = FolioRef::new(Folio::single(Pfn::new(0)), &c);
     /// assert_eq!(PinnedAction::Bounce.action(folio, Attempt::AfterWait), PinnedAction::Bounce);
     /// ```
-    fn action(&self, folio: Folio<'_>, attempt: Attempt) -> PinnedAction;
+    fn action(&self, folio: FolioRef<'_>, attempt: Attempt) -> PinnedAction;
 }
 
 impl PinnedPolicy for PinnedAction {
     /// Always `self`. For [`PinnedAction::Wait`], asking again after the
     /// wait answers `Wait`, which gives up: the folio stays dirty.
-    fn action(&self, _folio: Folio<'_>, _attempt: Attempt) -> PinnedAction {
+    fn action(&self, _folio: FolioRef<'_>, _attempt: Attempt) -> PinnedAction {
         *self
     }
 }
 
 impl<F> PinnedPolicy for F
 where
-    F: Fn(Folio<'_>, Attempt) -> PinnedAction,
+    F: Fn(FolioRef<'_>, Attempt) -> PinnedAction,
 {
-    fn action(&self, folio: Folio<'_>, attempt: Attempt) -> PinnedAction {
+    fn action(&self, folio: FolioRef<'_>, attempt: Attempt) -> PinnedAction {
         self(folio, attempt)
     }
 }

@@ -6,7 +6,7 @@ use std::vec::Vec;
 
 use gupio_pfn::Pfn;
 use gupio_pin::{
-    ArrayMemoryMap, Folio, FolioOrder, MemoryMap, PageCounters, PageFlags, PageOps, Warning,
+    ArrayMemoryMap, FolioOrder, FolioRef, MemoryMap, PageCounters, PageFlags, PageOps, Warning,
 };
 
 use crate::WritebackIo;
@@ -88,7 +88,7 @@ impl MemoryMap for Machine {
 }
 
 impl PageOps for Machine {
-    fn free_folio(&self, folio: Folio<'_>) {
+    fn free_folio(&self, folio: FolioRef<'_>) {
         panic!(
             "test folio {:?} freed: the tests keep a reference",
             folio.head()
@@ -104,7 +104,7 @@ impl PageOps for Machine {
 
     fn pins_released(&self, _pages: usize) {}
 
-    fn lock_folio(&self, folio: Folio<'_>) {
+    fn lock_folio(&self, folio: FolioRef<'_>) {
         // Single-threaded tests: a held lock here would spin forever.
         assert!(folio.counters().try_lock(), "test folio already locked");
     }
@@ -119,7 +119,7 @@ pub(crate) enum Call {
     Wait(Pfn),
 }
 
-type WaitHook<'a> = Box<dyn FnMut(Folio<'_>) -> bool + 'a>;
+type WaitHook<'a> = Box<dyn FnMut(FolioRef<'_>) -> bool + 'a>;
 
 /// Records every call; writes succeed unless told to fail; the wait calls
 /// a hook (by default: gives up at once).
@@ -165,11 +165,11 @@ impl<'a> RecordingIo<'a> {
         self.fail_bounced.set(Some(error));
     }
 
-    pub(crate) fn on_wait(&self, hook: impl FnMut(Folio<'_>) -> bool + 'a) {
+    pub(crate) fn on_wait(&self, hook: impl FnMut(FolioRef<'_>) -> bool + 'a) {
         *self.on_wait.borrow_mut() = Box::new(hook);
     }
 
-    fn write(&self, call: Call, folio: Folio<'_>, fail: Option<i32>) -> Result<(), i32> {
+    fn write(&self, call: Call, folio: FolioRef<'_>, fail: Option<i32>) -> Result<(), i32> {
         self.calls.borrow_mut().push(call);
         self.flags_at_writes
             .borrow_mut()
@@ -181,21 +181,21 @@ impl<'a> RecordingIo<'a> {
 impl WritebackIo for RecordingIo<'_> {
     type Error = i32;
 
-    fn write_protect(&self, folio: Folio<'_>) {
+    fn write_protect(&self, folio: FolioRef<'_>) {
         self.calls
             .borrow_mut()
             .push(Call::WriteProtect(folio.head()));
     }
 
-    fn write_in_place(&self, folio: Folio<'_>) -> Result<(), i32> {
+    fn write_in_place(&self, folio: FolioRef<'_>) -> Result<(), i32> {
         self.write(Call::InPlace(folio.head()), folio, self.fail_in_place.get())
     }
 
-    fn write_bounced(&self, folio: Folio<'_>) -> Result<(), i32> {
+    fn write_bounced(&self, folio: FolioRef<'_>) -> Result<(), i32> {
         self.write(Call::Bounced(folio.head()), folio, self.fail_bounced.get())
     }
 
-    fn wait_until_unpinned(&self, folio: Folio<'_>) -> bool {
+    fn wait_until_unpinned(&self, folio: FolioRef<'_>) -> bool {
         self.calls.borrow_mut().push(Call::Wait(folio.head()));
         (self.on_wait.borrow_mut())(folio)
     }

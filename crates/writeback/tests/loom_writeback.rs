@@ -24,8 +24,8 @@ use std::sync::atomic::AtomicBool;
 use gupio_pfn::{PageGeometry, Pfn};
 use gupio_pin::testing::TestMachine;
 use gupio_pin::{
-    AddressSpace, FaultKind, Folio, GupFlags, Mapping, MappingFlags, MemoryMap, PageFlags, PageOps,
-    PageRange, Tracker, UserAddr,
+    AddressSpace, FaultKind, FolioRef, GupFlags, Mapping, MappingFlags, MemoryMap, PageFlags,
+    PageOps, PageRange, Tracker, UserAddr,
 };
 use gupio_sync::atomic::{fence, Ordering};
 use gupio_writeback::{Outcome, PinnedAction, Writeback, WritebackIo, WritebackStats};
@@ -42,19 +42,19 @@ struct Disk {
 impl WritebackIo for Disk {
     type Error = i32;
 
-    fn write_protect(&self, _folio: Folio<'_>) {}
+    fn write_protect(&self, _folio: FolioRef<'_>) {}
 
-    fn write_in_place(&self, _folio: Folio<'_>) -> Result<(), i32> {
+    fn write_in_place(&self, _folio: FolioRef<'_>) -> Result<(), i32> {
         self.in_place.set(self.in_place.get() + 1);
         Ok(())
     }
 
-    fn write_bounced(&self, _folio: Folio<'_>) -> Result<(), i32> {
+    fn write_bounced(&self, _folio: FolioRef<'_>) -> Result<(), i32> {
         self.bounced.set(self.bounced.get() + 1);
         Ok(())
     }
 
-    fn wait_until_unpinned(&self, _folio: Folio<'_>) -> bool {
+    fn wait_until_unpinned(&self, _folio: FolioRef<'_>) -> bool {
         false
     }
 }

@@ -77,22 +77,6 @@ fn pieces_stop_at_the_end_of_the_encodable_range() {
 }
 
 #[test]
-fn folio_rejects_unaligned_heads_big_orders_and_unencodable_tails() {
-    assert!(Folio::new(Pfn::new(0), Folio::MAX_ORDER).is_ok());
-    assert!(Folio::new(Pfn::new(0), Folio::MAX_ORDER + 1).is_err());
-    assert!(Folio::new(Pfn::new(6), 1).is_ok());
-    assert!(Folio::new(Pfn::new(6), 2).is_err());
-    // The last aligned 4-page run below Pfn::MAX is fine, one further is not.
-    let last_run = Pfn::new(Pfn::MAX.get() - 3);
-    assert!(Folio::new(last_run, 2).is_ok());
-    assert_eq!(Folio::single(Pfn::MAX).pages(), 1);
-    assert_eq!(
-        Folio::new(Pfn::new(0), Folio::MAX_ORDER).map(|f| f.size(G4)),
-        Ok(1u64.checked_shl(Folio::MAX_ORDER + 12).unwrap_or(u64::MAX))
-    );
-}
-
-#[test]
 fn debug_shows_page_origin_len_offset() {
     let bv = BioVec::new(Pfn::new(0x2a), Origin::Borrowed, 8, 16);
     assert_eq!(

@@ -14,7 +14,7 @@ use std::hint::black_box;
 use gupio::bio::{Bio, BioLimits, BioOp, BioStatus, BioVec, Sector};
 use gupio::pfn::{Origin, PageGeometry, Pfn, TaggedPfn, PFN_MASK, PIN_BIT};
 use gupio::pin::{
-    maybe_dma_pinned, AddressSpace, FaultKind, Folio, FolioOrder, FolioShape, GupFlags, HeldRun,
+    maybe_dma_pinned, AddressSpace, FaultKind, FolioOrder, FolioRef, FolioShape, GupFlags, HeldRun,
     MappedRun, Mapping, MappingFlags, MemoryMap, PageCounters, PageOps, Tracker, UserAddr, Warning,
     GUP_PIN_COUNTING_BIAS,
 };
@@ -133,7 +133,7 @@ impl MemoryMap for Cpu<'_> {
 }
 
 impl PageOps for Cpu<'_> {
-    fn free_folio(&self, folio: Folio<'_>) {
+    fn free_folio(&self, folio: FolioRef<'_>) {
         panic!("the bench still owns every folio, yet {folio:?} was freed");
     }
 

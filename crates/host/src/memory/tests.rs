@@ -1,4 +1,5 @@
 use super::*;
+use gupio::pin::Folio;
 use gupio::pin::{PageRange, Tracker};
 
 #[test]
@@ -33,11 +34,7 @@ fn last_put_frees_and_poisons_and_a_second_free_is_recorded() {
     assert_eq!(memory.frame(page).unwrap().load(0), POISON);
     assert!(memory.allocated_folios().is_empty());
     // Free it again behind gupio's back: recorded, not a panic.
-    let folio = Folio::new(
-        page,
-        FolioOrder::SMALL,
-        memory.frame(page).unwrap().counters(),
-    );
+    let folio = FolioRef::new(Folio::single(page), memory.frame(page).unwrap().counters());
     memory.free_folio(folio);
     assert_eq!(
         memory.take_bad_frees(),
@@ -55,10 +52,13 @@ fn frees_of_tails_wrong_orders_and_the_zero_page_are_refused() {
     let head = memory.alloc_folio(2, true).unwrap();
     let counters = memory.frame(head).unwrap().counters();
     let tail = Pfn::new(head.get() + 1);
-    memory.free_folio(Folio::new(tail, FolioOrder::SMALL, counters));
-    memory.free_folio(Folio::new(head, FolioOrder::try_new(1).unwrap(), counters));
+    memory.free_folio(FolioRef::new(Folio::single(tail), counters));
+    memory.free_folio(FolioRef::new(
+        Folio::new(head, FolioOrder::try_new(1).unwrap()).unwrap(),
+        counters,
+    ));
     let zero = memory.zero_page();
-    memory.free_folio(Folio::new(zero, FolioOrder::SMALL, counters));
+    memory.free_folio(FolioRef::new(Folio::single(zero), counters));
     let kinds: Vec<_> = memory.take_bad_frees().iter().map(|b| b.kind).collect();
     assert_eq!(
         kinds,

@@ -1,16 +1,14 @@
 use super::*;
 
 #[test]
-fn folio_order_rejects_above_max() {
-    assert_eq!(FolioOrder::try_new(24).unwrap(), FolioOrder::MAX);
-    assert_eq!(
-        FolioOrder::try_new(25),
-        Err(PinError::InvalidFolioShape {
-            order: 25,
-            index: 0
-        })
-    );
-    assert_eq!(FolioOrder::MAX.nr_pages(), 1 << 24);
+fn a_shape_word_with_an_order_above_max_reads_as_a_tail_no_lookup_accepts() {
+    let shape = FolioShape::from_word(25 | (3 << 8));
+    assert_eq!(shape.order(), FolioOrder::SMALL);
+    assert_eq!(shape.index(), u32::MAX);
+    assert!(!shape.is_head());
+    // The largest valid order still round-trips.
+    let max = FolioShape::head(FolioOrder::MAX);
+    assert_eq!(FolioShape::from_word(max.to_word()), max);
 }
 
 #[test]

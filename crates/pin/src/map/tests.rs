@@ -59,9 +59,15 @@ fn folio_lookup_detects_a_tail_whose_head_disagrees() {
 fn prepare_refuses_folio_past_the_map_and_pages_in_use() {
     let map = ArrayMemoryMap::<4>::new(Pfn::new(0));
     assert!(matches!(
-        map.prepare_folio(Pfn::new(2), order(2)),
+        map.prepare_folio(Pfn::new(4), order(2)),
         Err(PinError::NotInMemoryMap { .. })
     ));
+    assert_eq!(
+        map.prepare_folio(Pfn::new(2), order(2)),
+        Err(PinError::InvalidFolio {
+            error: gupio_pfn::PfnError::UnalignedFolio { head: 2, order: 2 }
+        })
+    );
     assert_eq!(
         map.prepare_folio(Pfn::new(9), order(0)),
         Err(PinError::NotInMemoryMap { pfn: Pfn::new(9) })

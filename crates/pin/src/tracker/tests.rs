@@ -513,7 +513,7 @@ impl MemoryMap for OwnerLetsGo<'_> {
 }
 
 impl PageOps for OwnerLetsGo<'_> {
-    fn free_folio(&self, folio: Folio<'_>) {
+    fn free_folio(&self, folio: FolioRef<'_>) {
         self.inner.free_folio(folio);
     }
     fn warn(&self, warning: Warning) {

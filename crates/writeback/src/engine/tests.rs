@@ -278,7 +278,7 @@ fn policy_can_bounce_after_a_wait_gives_up() {
     io.on_wait(|_| false);
     let stats = WritebackStats::new();
     let wb = Writeback::new(&m, &io, &stats);
-    let wait_then_bounce = |_: Folio<'_>, attempt: Attempt| match attempt {
+    let wait_then_bounce = |_: FolioRef<'_>, attempt: Attempt| match attempt {
         Attempt::First => PinnedAction::Wait,
         Attempt::AfterWait => PinnedAction::Bounce,
     };
@@ -312,7 +312,7 @@ fn bounce_after_a_failed_wait_writes_in_place_if_the_pin_went_away_meanwhile() {
     });
     let stats = WritebackStats::new();
     let wb = Writeback::new(&m, &io, &stats);
-    let wait_then_bounce = |_: Folio<'_>, attempt: Attempt| match attempt {
+    let wait_then_bounce = |_: FolioRef<'_>, attempt: Attempt| match attempt {
         Attempt::First => PinnedAction::Wait,
         Attempt::AfterWait => PinnedAction::Bounce,
     };
@@ -359,7 +359,7 @@ fn policy_sees_the_folio_and_can_choose_by_size() {
     let io = RecordingIo::new(&m);
     let stats = WritebackStats::new();
     let wb = Writeback::new(&m, &io, &stats);
-    let by_size = |folio: Folio<'_>, _: Attempt| {
+    let by_size = |folio: FolioRef<'_>, _: Attempt| {
         if folio.nr_pages() > 1 {
             PinnedAction::Bounce
         } else {
@@ -378,7 +378,7 @@ fn policy_is_not_asked_about_unpinned_or_clean_folios() {
     let io = RecordingIo::new(&m);
     let stats = WritebackStats::new();
     let wb = Writeback::new(&m, &io, &stats);
-    let never = |_: Folio<'_>, _: Attempt| -> PinnedAction { panic!("policy asked") };
+    let never = |_: FolioRef<'_>, _: Attempt| -> PinnedAction { panic!("policy asked") };
     assert_eq!(
         wb.writeback_folio(dirty, &never),
         Ok(Outcome::WrittenInPlace)

@@ -1,11 +1,12 @@
 use super::*;
 use gupio_pfn::Pfn;
+use gupio_pin::Folio;
 use gupio_pin::{FolioOrder, PageCounters};
 
 #[test]
 fn constant_policy_answers_itself_on_every_attempt() {
     let c = PageCounters::new();
-    let folio = Folio::new(Pfn::new(0), FolioOrder::SMALL, &c);
+    let folio = FolioRef::new(Folio::single(Pfn::new(0)), &c);
     for action in [PinnedAction::Bounce, PinnedAction::Skip, PinnedAction::Wait] {
         for attempt in [Attempt::First, Attempt::AfterWait] {
             assert_eq!(action.action(folio, attempt), action);
@@ -17,8 +18,8 @@ fn constant_policy_answers_itself_on_every_attempt() {
 fn closure_policy_sees_the_folio_and_the_attempt() {
     let c = PageCounters::new();
     let order = FolioOrder::try_new(4).unwrap();
-    let large = Folio::new(Pfn::new(16), order, &c);
-    let policy = |folio: Folio<'_>, attempt: Attempt| match (folio.nr_pages(), attempt) {
+    let large = FolioRef::new(Folio::new(Pfn::new(16), order).unwrap(), &c);
+    let policy = |folio: FolioRef<'_>, attempt: Attempt| match (folio.nr_pages(), attempt) {
         (16, Attempt::First) => PinnedAction::Wait,
         (16, Attempt::AfterWait) => PinnedAction::Bounce,
         _ => PinnedAction::Skip,
@@ -28,6 +29,6 @@ fn closure_policy_sees_the_folio_and_the_attempt() {
         policy.action(large, Attempt::AfterWait),
         PinnedAction::Bounce
     );
-    let small = Folio::new(Pfn::new(0), FolioOrder::SMALL, &c);
+    let small = FolioRef::new(Folio::single(Pfn::new(0)), &c);
     assert_eq!(policy.action(small, Attempt::First), PinnedAction::Skip);
 }
