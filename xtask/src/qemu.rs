@@ -820,6 +820,11 @@ fn crate_of(symbol: &str) -> String {
         subject = rest;
     }
     let (subject, trait_path) = subject.split_once(" as ").unwrap_or((subject, ""));
+    // The type's own path ends where its brackets or the impl's `>` close.
+    let subject = subject
+        .split([']', ';', ')', ',', '>'])
+        .next()
+        .unwrap_or(subject);
     if subject.contains("::") || trait_path.is_empty() {
         first_segment(subject)
     } else {
@@ -827,15 +832,21 @@ fn crate_of(symbol: &str) -> String {
     }
 }
 
+/// Rust's primitive types: an inherent impl on one is `core`'s.
+const PRIMITIVES: &[&str] = &[
+    "bool", "char", "str", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64",
+    "i128", "isize", "f32", "f64",
+];
+
 /// The first `::`-separated segment of a demangled path.
 fn first_segment(path: &str) -> String {
     let end = path
         .find(|c: char| !(c.is_alphanumeric() || c == '_'))
         .unwrap_or(path.len());
-    if end == 0 {
-        "(unknown Rust)".to_owned()
-    } else {
-        path[..end].to_owned()
+    match &path[..end] {
+        "" => "(unknown Rust)".to_owned(),
+        primitive if PRIMITIVES.contains(&primitive) => "core".to_owned(),
+        name => name.to_owned(),
     }
 }
 
@@ -938,6 +949,19 @@ mod tests {
         assert_eq!(
             crate_of("_RNvCs9_17compiler_builtins6memcpy"),
             "compiler_builtins"
+        );
+    }
+
+    #[test]
+    fn impls_on_primitives_are_cores() {
+        // From the kernel's ELF: `<u128>::_fmt_inner`, `<char>::escape_debug_ext`.
+        assert_eq!(
+            crate_of("_RNvMs0_NtNtCsduH8GDKzQ6M_4core3fmt3numo10__fmt_inner"),
+            "core"
+        );
+        assert_eq!(
+            crate_of("_RNvMNtNtCsduH8GDKzQ6M_4core4char7methodsc16escape_debug_ext"),
+            "core"
         );
     }
 
