@@ -15,20 +15,25 @@
 //! 3. **micro**: the divan microbenchmarks, each held to a short time
 //!    (skipped with `--no-micro`).
 
-use crate::cli::Args;
+use lexopt::prelude::*;
+use serde::Deserialize;
+
+use crate::cli::{self, Args};
 use crate::cmd::Cmd;
 use crate::layout;
 use crate::step::Runner;
 use crate::Failure;
 
 /// Usage line.
-pub const USAGE: &str = "  bench [--samples N] [--no-micro]
+pub const USAGE: &str = "  bench [--samples N] [--no-micro] [--instructions] [--only GROUP]...
       release-build benchmarks of the README's performance targets: counts atomics per page
       (rmw-stats build), times every scenario against its floor and the host
       kernel's io_uring buffer registration against gupio (Linux only), prints
       the table and writes target/gupio-bench/report.json (N samples per
       scenario, default 51), then runs the divan microbenchmarks unless
-      --no-micro";
+      --no-micro; --only times just the GROUPs (encoding, pbr, linux, query,
+      scaling, gup) and writes report-only.json instead; --instructions counts
+      instructions per page under callgrind instead of timing";
 
 /// Seconds divan may spend on each microbenchmark.
 const MICRO_MAX_SECONDS: &str = "0.5";
@@ -42,6 +47,8 @@ pub struct Options {
     pub micro: bool,
     /// Count instructions per page under callgrind instead of timing.
     pub instructions: bool,
+    /// The report's groups to time (`--only`, passed on); all when empty.
+    pub only: Vec<String>,
 }
 
 /// Parses `bench`'s arguments and runs it.
@@ -50,15 +57,22 @@ pub fn main(runner: &mut Runner, args: Args) -> Result<(), Failure> {
 }
 
 fn parse(mut args: Args) -> Result<Options, Failure> {
-    let samples = args.count("--samples")?;
-    let micro = !args.flag("--no-micro");
-    let instructions = args.flag("--instructions");
-    args.finish()?;
-    Ok(Options {
-        samples,
-        micro,
-        instructions,
-    })
+    let mut options = Options {
+        samples: None,
+        micro: true,
+        instructions: false,
+        only: Vec::new(),
+    };
+    while let Some(arg) = args.next()? {
+        match arg {
+            Long("samples") => options.samples = Some(cli::count(&mut args, "--samples")?),
+            Long("no-micro") => options.micro = false,
+            Long("instructions") => options.instructions = true,
+            Long("only") => options.only.push(cli::string(&mut args)?),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    Ok(options)
 }
 
 /// Runs the benchmark steps.
@@ -73,8 +87,14 @@ pub fn run(runner: &mut Runner, options: &Options) -> Result<(), Failure> {
     }
     runner.step("bench atomics (rmw-stats build)", &[], |_| atomics().run())?;
     runner.step("bench report", &[], |log| {
-        report(options.samples).run()?;
-        let json = layout::target_dir().join("gupio-bench").join("report.json");
+        report(options.samples, &options.only).run()?;
+        // A partial run writes a file of its own, never the full report.
+        let file = if options.only.is_empty() {
+            "report.json"
+        } else {
+            "report-only.json"
+        };
+        let json = layout::target_dir().join("gupio-bench").join(file);
         log.note(&format!("wrote {}", layout::display(&json)));
         Ok(())
     })?;
@@ -100,12 +120,19 @@ fn atomics() -> Cmd {
 }
 
 /// The timed report, without the counter.
-fn report(samples: Option<u64>) -> Cmd {
-    let cmd = Cmd::cargo().args(["bench", "-p", "gupio", "--bench", "report"]);
-    match samples {
-        Some(samples) => cmd.args(["--", "--samples"]).arg(samples.to_string()),
-        None => cmd,
+fn report(samples: Option<u64>, only: &[String]) -> Cmd {
+    let mut cmd = Cmd::cargo().args(["bench", "-p", "gupio", "--bench", "report"]);
+    if samples.is_none() && only.is_empty() {
+        return cmd;
     }
+    cmd = cmd.arg("--");
+    if let Some(samples) = samples {
+        cmd = cmd.arg("--samples").arg(samples.to_string());
+    }
+    for group in only {
+        cmd = cmd.arg("--only").arg(group.as_str());
+    }
+    cmd
 }
 
 /// Pages and repetitions of each counted scenario: 80 Ki pages in all, in
@@ -131,15 +158,8 @@ fn instructions() -> Result<String, String> {
             "--message-format=json",
         ])
         .read()?;
-    let binary = built
-        .lines()
-        .filter(|line| line.contains("\"name\":\"instructions\""))
-        .find_map(|line| {
-            let start = line.find("\"executable\":\"")? + "\"executable\":\"".len();
-            let end = start + line[start..].find('"')?;
-            Some(line[start..end].to_owned())
-        })
-        .ok_or("cargo did not report the instructions binary")?;
+    let binary =
+        instructions_binary(&built).ok_or("cargo did not report the instructions binary")?;
     let out = layout::target_dir().join("gupio-bench");
     let mut table = String::from("scenario (4 KiB pages)     instructions/page\n");
     for (scenario, what) in [
@@ -176,6 +196,34 @@ fn instructions() -> Result<String, String> {
     Ok(table)
 }
 
+/// One line of cargo's `--message-format=json` (the fields read here).
+#[derive(Deserialize)]
+struct CargoMessage {
+    reason: String,
+    target: Option<MessageTarget>,
+    executable: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MessageTarget {
+    name: String,
+}
+
+/// The `instructions` bench binary among cargo's JSON messages.
+fn instructions_binary(messages: &str) -> Option<String> {
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<CargoMessage>(line).ok())
+        .filter(|message| message.reason == "compiler-artifact")
+        .filter(|message| {
+            message
+                .target
+                .as_ref()
+                .is_some_and(|t| t.name == "instructions")
+        })
+        .find_map(|message| message.executable)
+}
+
 /// The divan microbenchmarks, each held to [`MICRO_MAX_SECONDS`].
 fn micro() -> Cmd {
     Cmd::cargo().args([
@@ -201,16 +249,16 @@ mod tests {
             "cargo bench -p gupio --features rmw-stats --bench atomics"
         );
         assert_eq!(
-            report(None).to_string(),
+            report(None, &[]).to_string(),
             "cargo bench -p gupio --bench report"
         );
-        assert!(!report(Some(5)).to_string().contains("rmw-stats"));
+        assert!(!report(Some(5), &[]).to_string().contains("rmw-stats"));
     }
 
     #[test]
     fn samples_reach_the_report_and_micro_is_time_limited() {
         assert_eq!(
-            report(Some(5)).to_string(),
+            report(Some(5), &[]).to_string(),
             "cargo bench -p gupio --bench report -- --samples 5"
         );
         assert_eq!(
@@ -221,30 +269,58 @@ mod tests {
 
     #[test]
     fn options_parse_samples_and_no_micro() {
-        let options = parse(Args::from_list(&["--samples", "7", "--no-micro"])).unwrap();
+        let options = parse(cli::from_list(&["--samples", "7", "--no-micro"])).unwrap();
         assert_eq!(
             options,
             Options {
                 samples: Some(7),
                 micro: false,
                 instructions: false,
+                only: Vec::new(),
             }
         );
-        let defaults = parse(Args::from_list(&[])).unwrap();
+        let defaults = parse(cli::from_list(&[])).unwrap();
         assert_eq!((defaults.samples, defaults.micro), (None, true));
         assert!(!defaults.instructions);
         assert!(
-            parse(Args::from_list(&["--instructions"]))
+            parse(cli::from_list(&["--instructions"]))
                 .unwrap()
                 .instructions
         );
         assert!(matches!(
-            parse(Args::from_list(&["--samples", "0"])),
+            parse(cli::from_list(&["--samples", "0"])),
             Err(Failure::Usage(_))
         ));
         assert!(matches!(
-            parse(Args::from_list(&["--fast"])),
+            parse(cli::from_list(&["--fast"])),
             Err(Failure::Usage(_))
         ));
+    }
+
+    #[test]
+    fn the_instructions_binary_is_found_in_cargos_messages() {
+        let messages = concat!(
+            r#"{"reason":"compiler-artifact","target":{"name":"gupio"},"executable":null}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","target":{"name":"instructions"},"#,
+            r#""executable":"/t/release/deps/instructions-0a1b"}"#,
+            "\n",
+            r#"{"reason":"build-finished","success":true}"#,
+        );
+        assert_eq!(
+            instructions_binary(messages).as_deref(),
+            Some("/t/release/deps/instructions-0a1b")
+        );
+        assert_eq!(instructions_binary("not json"), None);
+    }
+
+    #[test]
+    fn only_groups_reach_the_report_in_order() {
+        let options = parse(cli::from_list(&["--only", "pbr", "--only=gup"])).unwrap();
+        assert_eq!(options.only, ["pbr", "gup"]);
+        assert_eq!(
+            report(Some(3), &options.only).to_string(),
+            "cargo bench -p gupio --bench report -- --samples 3 --only pbr --only gup"
+        );
     }
 }

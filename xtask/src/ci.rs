@@ -1,7 +1,7 @@
 //! `cargo xtask ci`: exactly what CI runs once `ci/install.sh` has installed
 //! the tools.
 
-use crate::cli::Args;
+use crate::cli::{self, Args};
 use crate::step::Runner;
 use crate::{demo, fuzz, mutants, qemu, test, Failure};
 
@@ -51,7 +51,7 @@ fn fuzz_every_target(runner: &mut Runner) -> Result<(), Failure> {
 
 /// Parses `ci`'s arguments (there are none) and runs every stage.
 pub fn main(runner: &mut Runner, args: Args) -> Result<(), Failure> {
-    args.finish()?;
+    cli::finish(args)?;
     runner.set_allow_skip(false);
     for (name, stage) in STAGES {
         println!("\n######## ci stage {name}");

@@ -1,119 +1,101 @@
-//! The command line after `cargo xtask`, consumed as each part is recognised.
-
-use std::collections::VecDeque;
+//! The command line after `cargo xtask`, read with `lexopt`.
+//!
+//! lexopt rather than clap or argh: it has no dependencies and no proc
+//! macro, so xtask's first build stays short, and it only splits the
+//! arguments (`--seconds 5`, `--seconds=5`, `--`, positionals), leaving the
+//! usage text to the hand-written `USAGE` each subcommand keeps beside its
+//! code (clap would generate a second one that drifts from it). Each
+//! subcommand's `main` reads its own options in a `match` on
+//! `lexopt::Arg`.
 
 use crate::Failure;
 
 /// The remaining command-line arguments.
-#[derive(Debug)]
-pub struct Args {
-    items: VecDeque<String>,
+pub type Args = lexopt::Parser;
+
+/// The process's arguments after the program name.
+pub fn from_env() -> Args {
+    lexopt::Parser::from_env()
 }
 
-impl Args {
-    /// The process's arguments after the program name.
-    pub fn from_env() -> Result<Self, String> {
-        let items = std::env::args_os()
-            .skip(1)
-            .map(|arg| {
-                arg.into_string()
-                    .map_err(|arg| format!("argument {arg:?} is not UTF-8"))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self { items })
-    }
+/// Arguments from a list (for tests).
+#[cfg(test)]
+pub fn from_list(items: &[&str]) -> Args {
+    lexopt::Parser::from_args(items.iter().copied())
+}
 
-    /// Arguments from a list (for tests).
-    #[cfg(test)]
-    pub fn from_list(items: &[&str]) -> Self {
-        Self {
-            items: items.iter().map(|&item| item.to_owned()).collect(),
-        }
+impl From<lexopt::Error> for Failure {
+    fn from(error: lexopt::Error) -> Self {
+        Self::Usage(error.to_string())
     }
+}
 
-    /// Removes and returns the first argument that is not an option.
-    pub fn next_positional(&mut self) -> Option<String> {
-        let index = self.items.iter().position(|item| !item.starts_with('-'))?;
-        self.items.remove(index)
+/// The value of the option `name` just read, as a count above zero.
+pub fn count(args: &mut Args, name: &str) -> Result<u64, Failure> {
+    let value = args.value()?;
+    let value = value.to_string_lossy();
+    match value.parse::<u64>() {
+        Ok(count) if count > 0 => Ok(count),
+        _ => Err(Failure::Usage(format!(
+            "`{name}` needs a whole number above zero, not `{value}`"
+        ))),
     }
+}
 
-    /// Removes every `name` flag; whether there was one.
-    pub fn flag(&mut self, name: &str) -> bool {
-        let before = self.items.len();
-        self.items.retain(|item| item != name);
-        self.items.len() != before
-    }
+/// The value of the option just read, as UTF-8.
+pub fn string(args: &mut Args) -> Result<String, Failure> {
+    Ok(lexopt::ValueExt::string(args.value()?)?)
+}
 
-    /// Removes `name VALUE` or `name=VALUE` and parses the value as a count.
-    pub fn count(&mut self, name: &str) -> Result<Option<u64>, Failure> {
-        let Some(value) = self.value(name)? else {
-            return Ok(None);
-        };
-        match value.parse::<u64>() {
-            Ok(count) if count > 0 => Ok(Some(count)),
-            _ => Err(Failure::Usage(format!(
-                "`{name}` needs a whole number above zero, not `{value}`"
-            ))),
-        }
-    }
+/// Every argument not read yet, verbatim (for a subcommand that passes
+/// them on).
+pub fn rest(args: &mut Args) -> Result<Vec<String>, Failure> {
+    args.raw_args()?
+        .map(|arg| {
+            arg.into_string()
+                .map_err(|arg| Failure::Usage(format!("argument {arg:?} is not UTF-8")))
+        })
+        .collect()
+}
 
-    /// Removes `name VALUE` or `name=VALUE`; the value if there was one.
-    fn value(&mut self, name: &str) -> Result<Option<String>, Failure> {
-        let prefix = format!("{name}=");
-        let Some(index) = self
-            .items
-            .iter()
-            .position(|item| item == name || item.starts_with(&prefix))
-        else {
-            return Ok(None);
-        };
-        let item = self.items.remove(index).unwrap_or_default();
-        if let Some(value) = item.strip_prefix(&prefix) {
-            return Ok(Some(value.to_owned()));
-        }
-        match self.items.remove(index) {
-            Some(value) if !value.starts_with('-') => Ok(Some(value)),
-            _ => Err(Failure::Usage(format!("`{name}` needs a value"))),
-        }
-    }
-
-    /// Every argument not consumed yet, in order (for a subcommand that
-    /// passes them on).
-    pub fn rest(self) -> Vec<String> {
-        self.items.into_iter().collect()
-    }
-
-    /// Fails on anything not consumed yet.
-    pub fn finish(self) -> Result<(), Failure> {
-        if self.items.is_empty() {
-            Ok(())
-        } else {
-            let rest: Vec<String> = self.items.into_iter().collect();
-            Err(Failure::Usage(format!(
-                "unexpected argument(s): {}",
-                rest.join(" ")
-            )))
-        }
+/// Fails on any argument left (for a subcommand that takes none).
+pub fn finish(mut args: Args) -> Result<(), Failure> {
+    match args.next()? {
+        None => Ok(()),
+        Some(arg) => Err(arg.unexpected().into()),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use lexopt::prelude::*;
+
     use super::*;
 
-    #[test]
-    fn positional_skips_options() {
-        let mut args = Args::from_list(&["--seconds", "5", "pfn_encoding"]);
-        assert_eq!(args.count("--seconds"), Ok(Some(5)));
-        assert_eq!(args.next_positional().as_deref(), Some("pfn_encoding"));
-        assert_eq!(args.finish(), Ok(()));
+    /// `--seconds N` and one positional, in any order, as `fuzz` reads them.
+    fn seconds_and_target(list: &[&str]) -> Result<(Option<u64>, Option<String>), Failure> {
+        let mut args = from_list(list);
+        let (mut seconds, mut target) = (None, None);
+        while let Some(arg) = args.next()? {
+            match arg {
+                Long("seconds") => seconds = Some(count(&mut args, "--seconds")?),
+                Value(value) if target.is_none() => target = Some(value.string()?),
+                _ => return Err(arg.unexpected().into()),
+            }
+        }
+        Ok((seconds, target))
     }
 
     #[test]
-    fn count_accepts_equals_form() {
-        let mut args = Args::from_list(&["--seconds=30"]);
-        assert_eq!(args.count("--seconds"), Ok(Some(30)));
-        assert_eq!(args.finish(), Ok(()));
+    fn options_and_positionals_mix_in_any_order() {
+        let expected = (Some(5), Some("pfn_encoding".to_owned()));
+        for list in [
+            &["--seconds", "5", "pfn_encoding"][..],
+            &["pfn_encoding", "--seconds=5"],
+        ] {
+            assert_eq!(seconds_and_target(list), Ok(expected.clone()), "{list:?}");
+        }
+        assert_eq!(seconds_and_target(&[]), Ok((None, None)));
     }
 
     #[test]
@@ -124,31 +106,37 @@ mod tests {
             &["--seconds", "0"],
             &["--seconds=ten"],
         ] {
-            let mut args = Args::from_list(list);
             assert!(
-                matches!(args.count("--seconds"), Err(Failure::Usage(_))),
+                matches!(seconds_and_target(list), Err(Failure::Usage(_))),
                 "{list:?}"
             );
         }
     }
 
     #[test]
-    fn absent_count_is_none() {
-        let mut args = Args::from_list(&["target"]);
-        assert_eq!(args.count("--seconds"), Ok(None));
+    fn unknown_options_and_extra_arguments_are_usage_errors() {
+        let error = seconds_and_target(&["--frobnicate"]).unwrap_err();
+        assert!(
+            matches!(&error, Failure::Usage(m) if m.contains("--frobnicate")),
+            "{error:?}"
+        );
+        assert!(seconds_and_target(&["one", "two"]).is_err());
+        assert!(matches!(
+            finish(from_list(&["--allow-skip"])),
+            Err(Failure::Usage(m)) if m.contains("--allow-skip")
+        ));
+        assert_eq!(finish(from_list(&[])), Ok(()));
     }
 
     #[test]
-    fn flag_is_consumed() {
-        let mut args = Args::from_list(&["--allow-skip"]);
-        assert!(args.flag("--allow-skip"));
-        assert!(!args.flag("--allow-skip"));
-        assert_eq!(args.finish(), Ok(()));
-    }
-
-    #[test]
-    fn leftover_arguments_are_a_usage_error() {
-        let args = Args::from_list(&["--frobnicate"]);
-        assert!(matches!(args.finish(), Err(Failure::Usage(m)) if m.contains("--frobnicate")));
+    fn rest_keeps_every_argument_verbatim() {
+        let mut args = from_list(&["demo", "--pages", "256", "--policy=skip", "--", "-x"]);
+        assert!(matches!(args.next(), Ok(Some(Value(_)))));
+        assert_eq!(
+            rest(&mut args),
+            Ok(["--pages", "256", "--policy=skip", "--", "-x"]
+                .map(str::to_owned)
+                .to_vec())
+        );
     }
 }

@@ -1,9 +1,15 @@
 //! External commands: built, printed as a shell line, run from the
 //! repository root.
+//!
+//! `duct` runs them (exit statuses, captured output, the merged output of
+//! a run expected to fail, and the deadline of `cargo xtask qemu`); [`Cmd`]
+//! only records what it needs to print the command first as a line a shell
+//! would run, environment and working directory included, which duct's
+//! `Debug` output is not.
 
 use std::ffi::OsStr;
 use std::fmt;
-use std::process::{Command, Stdio};
+use std::process::Output;
 
 use crate::layout;
 
@@ -62,35 +68,43 @@ impl Cmd {
         self
     }
 
-    fn command(&self) -> Command {
-        let mut command = Command::new(&self.program);
+    /// The command as a duct expression, run from the repository root (or
+    /// its directory), exit status unchecked: each method below judges it.
+    pub fn expression(&self) -> duct::Expression {
         let root = layout::root();
         let dir = match &self.dir {
             Some(dir) => root.join(dir),
             None => root.to_path_buf(),
         };
-        command.args(&self.args).current_dir(dir);
         // `cargo run` points CARGO at the cargo that built xtask; cargo-miri
         // and others would use it instead of the `+toolchain` one asked for.
-        command.env_remove("CARGO");
+        let mut expression = duct::cmd(&self.program, &self.args)
+            .dir(dir)
+            .env_remove("CARGO")
+            .unchecked();
         for (key, value) in &self.envs {
-            command.env(key, value);
+            expression = expression.env(key, value);
         }
-        command
+        expression
+    }
+
+    /// Runs `expression` (this command with its streams redirected),
+    /// failing only if it cannot start.
+    fn output(&self, expression: &duct::Expression) -> Result<Output, String> {
+        expression
+            .run()
+            .map_err(|e| format!("cannot start `{self}`: {e}"))
     }
 
     /// Prints the command, runs it with inherited stdio, and fails unless it
     /// exits successfully.
     pub fn run(&self) -> Result<(), String> {
         println!("$ {self}");
-        let status = self
-            .command()
-            .status()
-            .map_err(|e| format!("cannot start `{self}`: {e}"))?;
-        if status.success() {
+        let output = self.output(&self.expression())?;
+        if output.status.success() {
             Ok(())
         } else {
-            Err(format!("`{self}` failed ({status})"))
+            Err(format!("`{self}` failed ({})", output.status))
         }
     }
 
@@ -98,11 +112,7 @@ impl Cmd {
     /// standard error goes to ours).
     pub fn read(&self) -> Result<String, String> {
         println!("$ {self}");
-        let output = self
-            .command()
-            .stderr(Stdio::inherit())
-            .output()
-            .map_err(|e| format!("cannot start `{self}`: {e}"))?;
+        let output = self.output(&self.expression().stdout_capture())?;
         if !output.status.success() {
             return Err(format!("`{self}` failed ({})", output.status));
         }
@@ -110,28 +120,43 @@ impl Cmd {
     }
 
     /// Prints the command, runs it, and returns whether it succeeded with
-    /// its standard output and standard error together (for a run that is
-    /// expected to fail).
+    /// its standard output and standard error interleaved as printed (for a
+    /// run that is expected to fail).
     pub fn outcome(&self) -> Result<(bool, String), String> {
         println!("$ {self}");
-        let output = self
-            .command()
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot start `{self}`: {e}"))?;
-        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&output.stderr));
+        let output = self.output(
+            &self
+                .expression()
+                .stdin_null()
+                .stderr_to_stdout()
+                .stdout_capture(),
+        )?;
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
         Ok((output.status.success(), text))
+    }
+
+    /// Prints the command, runs it, and returns its exit status and both
+    /// output streams as bytes, whatever the status.
+    pub fn capture(&self) -> Result<Output, String> {
+        println!("$ {self}");
+        self.output(
+            &self
+                .expression()
+                .stdin_null()
+                .stdout_capture()
+                .stderr_capture(),
+        )
     }
 
     /// Runs the command silently: its standard output if it succeeded.
     /// For probing whether a tool is installed.
     pub fn probe(&self) -> Option<String> {
         let output = self
-            .command()
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
+            .expression()
+            .stdin_null()
+            .stderr_null()
+            .stdout_capture()
+            .run()
             .ok()?;
         if output.status.success() {
             String::from_utf8(output.stdout).ok()
@@ -159,6 +184,11 @@ impl fmt::Display for Cmd {
 }
 
 /// `word` quoted for a POSIX shell, or as it is when no quoting is needed.
+///
+/// By hand rather than with shlex (in the lock file through cc): shlex also
+/// quotes `=` and `,` (safe inside brace expansions), so every
+/// `--target=...` and QEMU's `file=...,if=none` would print in quotes; these
+/// lines are read by people, and the eight lines below keep them plain.
 pub fn shell_quote(word: impl AsRef<OsStr>) -> String {
     let word = word.as_ref().to_string_lossy();
     let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%^".contains(c);

@@ -1,7 +1,7 @@
 //! `cargo xtask demo`: the end-to-end demo on gupio-host's simulated
 //! machine, built in release mode; every option is passed on to it.
 
-use crate::cli::Args;
+use crate::cli::{self, Args};
 use crate::cmd::Cmd;
 use crate::step::Runner;
 use crate::Failure;
@@ -24,8 +24,8 @@ pub const USAGE: &str = "  demo [OPTIONS]
       lists its options)";
 
 /// Runs the demo with the remaining arguments.
-pub fn main(runner: &mut Runner, args: Args) -> Result<(), Failure> {
-    run(runner, &args.rest())
+pub fn main(runner: &mut Runner, mut args: Args) -> Result<(), Failure> {
+    run(runner, &cli::rest(&mut args)?)
 }
 
 /// The demo with its defaults, as a CI stage.
@@ -63,7 +63,13 @@ mod tests {
 
     #[test]
     fn options_are_passed_on_to_the_demo_in_order() {
-        let args = Args::from_list(&["--pages", "256", "--policy=skip", "--quiet"]).rest();
+        let args = cli::rest(&mut cli::from_list(&[
+            "--pages",
+            "256",
+            "--policy=skip",
+            "--quiet",
+        ]))
+        .unwrap();
         assert_eq!(
             command(&args).to_string(),
             "cargo run --release -p gupio-host --bin gupio-demo -- --pages 256 --policy=skip --quiet"

@@ -11,7 +11,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::cli::Args;
+use lexopt::prelude::*;
+
+use crate::cli::{self, Args};
 use crate::cmd::Cmd;
 use crate::layout;
 use crate::step::Runner;
@@ -84,10 +86,18 @@ impl Build {
 
 /// Parses `fuzz`'s arguments and runs it.
 pub fn main(runner: &mut Runner, mut args: Args) -> Result<(), Failure> {
-    let seconds = args.count("--seconds")?.unwrap_or(DEFAULT_SECONDS);
-    let target = args.next_positional();
-    args.finish()?;
-    run(runner, &Options { seconds, target })
+    let mut options = Options {
+        seconds: DEFAULT_SECONDS,
+        target: None,
+    };
+    while let Some(arg) = args.next()? {
+        match arg {
+            Long("seconds") => options.seconds = cli::count(&mut args, "--seconds")?,
+            Value(target) if options.target.is_none() => options.target = Some(target.string()?),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    run(runner, &options)
 }
 
 /// Fuzzes the chosen targets, one step each.

@@ -1,9 +1,14 @@
-//! Where things are in the repository, and what the steps discover there:
-//! the `no_std` library crates and the loom models.
+//! Where things are in the repository, and what the steps discover there
+//! (through `cargo metadata`): the `no_std` library crates and the loom
+//! models.
 
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+
+use crate::cmd::Cmd;
 
 /// Crates under `crates/` that are not `no_std` libraries even if their
 /// `lib.rs` mentions it: the std-only host harness and the bare-metal demo
@@ -54,37 +59,92 @@ pub struct LoomModel {
     pub test: String,
 }
 
-/// Every crate `crates/<dir>/` with a `Cargo.toml`, sorted by directory.
-fn crates(root: &Path) -> Result<Vec<Crate>, String> {
-    let mut crates = Vec::new();
-    for dir in sorted_dir(&root.join("crates"))? {
-        let manifest_path = dir.join("Cargo.toml");
-        if !manifest_path.is_file() {
-            continue;
-        }
-        let manifest = read(&manifest_path)?;
-        let package = package_name(&manifest)
-            .ok_or_else(|| format!("{} has no [package] name", manifest_path.display()))?;
-        crates.push(Crate { package, dir });
-    }
-    Ok(crates)
+/// What `cargo metadata` says of the workspace (the fields xtask reads).
+#[derive(Clone, Debug, Deserialize)]
+struct Metadata {
+    packages: Vec<Package>,
 }
 
-/// The `no_std` library crates: those whose `src/lib.rs` has a `no_std`
+/// A workspace member.
+#[derive(Clone, Debug, Deserialize)]
+struct Package {
+    name: String,
+    manifest_path: PathBuf,
+    targets: Vec<Target>,
+}
+
+/// A build target of a package (its library, a test, a bench...).
+#[derive(Clone, Debug, Deserialize)]
+struct Target {
+    name: String,
+    kind: Vec<String>,
+    src_path: PathBuf,
+}
+
+impl Package {
+    fn dir(&self) -> &Path {
+        self.manifest_path.parent().unwrap_or(&self.manifest_path)
+    }
+
+    fn targets_of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Target> + 'a {
+        self.targets
+            .iter()
+            .filter(move |target| target.kind.iter().any(|k| k == kind))
+    }
+}
+
+/// The workspace members under `root/crates/`, sorted by directory, from
+/// `cargo metadata --no-deps` (read once per run for the repository).
+fn crates(root: &Path) -> Result<Vec<Package>, String> {
+    static REPOSITORY: OnceLock<Result<Vec<Package>, String>> = OnceLock::new();
+    if root == self::root() {
+        REPOSITORY.get_or_init(|| query_crates(root)).clone()
+    } else {
+        query_crates(root)
+    }
+}
+
+fn query_crates(root: &Path) -> Result<Vec<Package>, String> {
+    let manifest = root.join("Cargo.toml");
+    let json = Cmd::cargo()
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--manifest-path",
+        ])
+        .arg(manifest.to_string_lossy())
+        .read()?;
+    let metadata: Metadata = serde_json::from_str(&json)
+        .map_err(|e| format!("cannot read `cargo metadata`'s output: {e}"))?;
+    let crates_dir = root.join("crates");
+    let mut packages: Vec<Package> = metadata
+        .packages
+        .into_iter()
+        .filter(|package| package.dir().starts_with(&crates_dir))
+        .collect();
+    packages.sort_by(|a, b| a.dir().cmp(b.dir()));
+    Ok(packages)
+}
+
+/// The `no_std` library crates: those whose library root has a `no_std`
 /// crate attribute, minus [`NOT_CORE_CRATES`].
 pub fn no_std_crates(root: &Path) -> Result<Vec<Crate>, String> {
     let mut found = Vec::new();
-    for krate in crates(root)? {
-        let excluded = krate
-            .dir
+    for package in crates(root)? {
+        let excluded = package
+            .dir()
             .file_name()
             .is_some_and(|name| NOT_CORE_CRATES.iter().any(|&n| name == n));
-        let lib = krate.dir.join("src/lib.rs");
-        if excluded || !lib.is_file() {
+        let Some(lib) = package.targets_of_kind("lib").next() else {
             continue;
-        }
-        if has_no_std_attribute(&read(&lib)?) {
-            found.push(krate);
+        };
+        if !excluded && has_no_std_attribute(&read(&lib.src_path)?) {
+            found.push(Crate {
+                package: package.name.clone(),
+                dir: package.dir().to_path_buf(),
+            });
         }
     }
     if found.is_empty() {
@@ -96,85 +156,31 @@ pub fn no_std_crates(root: &Path) -> Result<Vec<Crate>, String> {
     Ok(found)
 }
 
-/// Every `crates/*/tests/loom_*.rs`.
+/// Every integration test named `loom_*` of a crate under `crates/`.
 pub fn loom_models(root: &Path) -> Result<Vec<LoomModel>, String> {
     let mut models = Vec::new();
-    for krate in crates(root)? {
-        let tests = krate.dir.join("tests");
-        if !tests.is_dir() {
-            continue;
-        }
-        for file in sorted_dir(&tests)? {
-            let is_model = file.extension().is_some_and(|ext| ext == "rs")
-                && file
-                    .file_stem()
-                    .and_then(|stem| stem.to_str())
-                    .is_some_and(|stem| stem.starts_with("loom_"));
-            if is_model {
-                let test = file
-                    .file_stem()
-                    .and_then(|stem| stem.to_str())
-                    .unwrap_or_default()
-                    .to_owned();
-                models.push(LoomModel {
-                    package: krate.package.clone(),
-                    test,
-                });
-            }
-        }
+    for package in crates(root)? {
+        let mut tests: Vec<&Target> = package
+            .targets_of_kind("test")
+            .filter(|test| test.name.starts_with("loom_"))
+            .collect();
+        tests.sort_by(|a, b| a.name.cmp(&b.name));
+        models.extend(tests.into_iter().map(|test| LoomModel {
+            package: package.name.clone(),
+            test: test.name.clone(),
+        }));
     }
     Ok(models)
 }
 
 /// Whether a crate root has an inner attribute naming `no_std` (plain or
-/// under `cfg_attr`).
+/// under `cfg_attr`). By hand: cargo does not record it, and a line scan
+/// of the crate root's attributes is all it takes.
 fn has_no_std_attribute(lib_rs: &str) -> bool {
     lib_rs.lines().any(|line| {
         let line = line.trim_start();
         line.starts_with("#![") && line.contains("no_std")
     })
-}
-
-/// The `name` of the `[package]` table of a manifest.
-fn package_name(manifest: &str) -> Option<String> {
-    let mut in_package = false;
-    for line in manifest.lines() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            in_package = line == "[package]";
-            continue;
-        }
-        if !in_package {
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        if key.trim() == "name" {
-            let value = value.trim();
-            let value = value.split('#').next().unwrap_or(value).trim();
-            return value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .map(str::to_owned);
-        }
-    }
-    None
-}
-
-/// The entries of `dir`, sorted; an absent directory has none.
-fn sorted_dir(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("cannot list {}: {e}", dir.display())),
-    };
-    let mut paths = entries
-        .map(|entry| entry.map(|e| e.path()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
-    paths.sort();
-    Ok(paths)
 }
 
 fn read(path: &Path) -> Result<String, String> {
@@ -203,10 +209,24 @@ mod tests {
             fs::write(path, text).unwrap();
         }
 
+        /// A workspace of the crates under `crates/`, without the demo
+        /// kernel (as in the repository).
+        fn workspace(name: &str) -> Self {
+            let scratch = Self::new(name);
+            scratch.write(
+                "Cargo.toml",
+                "[workspace]\nresolver = \"2\"\nmembers = [\"crates/*\"]\n\
+                 exclude = [\"crates/demo-kernel\"]\n",
+            );
+            scratch
+        }
+
         fn add_crate(&self, dir: &str, package: &str, lib_rs: &str) {
             self.write(
                 &format!("crates/{dir}/Cargo.toml"),
-                &format!("[package]\nname = \"{package}\"\n\n[dependencies]\nname = \"x\"\n"),
+                &format!(
+                    "[package]\nname = \"{package}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"
+                ),
             );
             self.write(&format!("crates/{dir}/src/lib.rs"), lib_rs);
         }
@@ -219,16 +239,8 @@ mod tests {
     }
 
     #[test]
-    fn package_name_comes_from_the_package_table() {
-        let manifest = "[workspace]\nname = \"no\"\n[package]\n# name = \"comment\"\n\
-                        name = \"gupio-pfn\" # trailing\nversion = \"0.1.0\"\n";
-        assert_eq!(package_name(manifest).as_deref(), Some("gupio-pfn"));
-        assert_eq!(package_name("[workspace]\nmembers = []\n"), None);
-    }
-
-    #[test]
     fn no_std_discovery_skips_std_crates_and_the_host_and_demo_kernel() {
-        let scratch = Scratch::new("no-std");
+        let scratch = Scratch::workspace("no-std");
         scratch.add_crate(
             "pfn",
             "gupio-pfn",
@@ -248,13 +260,14 @@ mod tests {
 
     #[test]
     fn no_std_discovery_fails_when_nothing_is_found() {
-        let scratch = Scratch::new("empty");
+        let scratch = Scratch::workspace("empty");
+        scratch.add_crate("tool", "gupio-tool", "//! std only.\n");
         assert!(no_std_crates(&scratch.0).is_err());
     }
 
     #[test]
     fn loom_models_are_found_by_file_name() {
-        let scratch = Scratch::new("loom");
+        let scratch = Scratch::workspace("loom");
         scratch.add_crate("pin", "gupio-pin", "#![no_std]\n");
         scratch.write("crates/pin/tests/loom_unpin.rs", "");
         scratch.write("crates/pin/tests/loom_overflow.rs", "");

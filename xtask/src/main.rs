@@ -1,7 +1,9 @@
 //! gupio's build, test, fuzz and CI entry point: `cargo xtask <subcommand>`.
 //!
-//! Std-only and dependency-free, so it builds wherever the workspace does.
-//! Every subcommand is a sequence of named steps. A step checks that the tools
+//! Std-only, with a few small host crates for what is not gupio's own
+//! business: `lexopt` reads the command line, `duct` runs the commands,
+//! `serde_json` reads cargo's JSON, `object` and `rustc-demangle` read
+//! the demo kernel's ELF. Every subcommand is a sequence of named steps. A step checks that the tools
 //! it needs are installed, prints each command before it runs it, and is
 //! timed; the first failing step stops the run and is named. A step whose tool
 //! is missing fails with the command that installs it, or, under
@@ -25,6 +27,7 @@ mod tools;
 use std::process::ExitCode;
 
 use cli::Args;
+use lexopt::prelude::*;
 use step::Runner;
 
 /// Why a subcommand stopped early.
@@ -87,18 +90,28 @@ fn usage() -> String {
 fn main() -> ExitCode {
     const USAGE_ERROR: u8 = 2;
 
-    let mut args = match Args::from_env() {
-        Ok(args) => args,
+    let mut args = cli::from_env();
+    let name = match args.next() {
+        Ok(Some(Value(name))) => name.to_string_lossy().into_owned(),
+        Ok(Some(Long("help") | Short('h'))) => "help".to_owned(),
+        Ok(None) => {
+            eprint!("{}", usage());
+            return ExitCode::from(USAGE_ERROR);
+        }
+        Ok(Some(arg)) => {
+            let message = arg.unexpected();
+            eprintln!(
+                "error: {message} (the subcommand comes first)\n\n{}",
+                usage()
+            );
+            return ExitCode::from(USAGE_ERROR);
+        }
         Err(message) => {
             eprintln!("error: {message}\n\n{}", usage());
             return ExitCode::from(USAGE_ERROR);
         }
     };
-    let Some(name) = args.next_positional() else {
-        eprint!("{}", usage());
-        return ExitCode::from(USAGE_ERROR);
-    };
-    if matches!(name.as_str(), "help" | "--help" | "-h") {
+    if name == "help" {
         print!("{}", usage());
         return ExitCode::from(USAGE_ERROR);
     }

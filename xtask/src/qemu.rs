@@ -32,13 +32,17 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::process::ExitStatus;
+use std::sync::{mpsc, Arc};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::cli::Args;
-use crate::cmd::shell_quote;
+use lexopt::prelude::*;
+
+use self::fat::{check_fat_image, path_arg, seed_bootargs, write_fat_image};
+use self::sizes::report_sizes;
+use crate::cli::{self, Args};
+use crate::cmd::Cmd;
 use crate::step::{Runner, StepLog};
 use crate::tools::Tool;
 use crate::Failure;
@@ -48,11 +52,10 @@ mod pattern {
     include!("../../crates/demo-kernel/src/pattern.rs");
 }
 
-/// The file checksum and the FAT scenario's command-line and manifest
-/// formats, shared with the kernel (see the file's header).
-mod checksum {
-    include!("../../crates/demo-kernel/src/checksum.rs");
-}
+/// The FAT image: made and seeded before the boot, checked after it.
+mod fat;
+/// The kernel's ELF sections and `.text` by crate.
+mod sizes;
 
 /// Target triple the kernel builds for (set in its `.cargo/config.toml`).
 const KERNEL_TARGET: &str = "riscv64gc-unknown-none-elf";
@@ -70,16 +73,8 @@ const QEMU_PACKAGE: &str = "qemu-system-misc";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Guest RAM; the kernel reads the size from the device tree.
 const GUEST_MEMORY: &str = "128M";
-/// How often the QEMU process is polled for exit.
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// Mismatching bytes listed in an image-check failure.
 const MISMATCHES_SHOWN: usize = 8;
-/// Size of the FAT image in KiB: FAT32 with 4 KiB clusters needs at least
-/// 65525 clusters (embedded-sdmmc, like the FAT specification, tells the
-/// FAT type by the cluster count), so 300 MiB; the file is sparse.
-const FAT_IMAGE_KIB: u64 = 300 * 1024;
-/// Sectors per cluster: 4 KiB clusters, one page each, page aligned.
-const FAT_CLUSTER_SECTORS: &str = "8";
 
 /// Usage line.
 pub const USAGE: &str = "  qemu [--timeout SECONDS]
@@ -114,10 +109,14 @@ impl Default for Options {
 /// Parses `qemu`'s arguments and runs it.
 pub fn main(runner: &mut Runner, mut args: Args) -> Result<(), Failure> {
     let mut options = Options::default();
-    if let Some(seconds) = args.count("--timeout")? {
-        options.timeout = Duration::from_secs(seconds);
+    while let Some(arg) = args.next()? {
+        match arg {
+            Long("timeout") => {
+                options.timeout = Duration::from_secs(cli::count(&mut args, "--timeout")?);
+            }
+            _ => return Err(arg.unexpected().into()),
+        }
     }
-    args.finish()?;
     run(runner, &options)
 }
 
@@ -240,18 +239,6 @@ fn workspace_root() -> PathBuf {
     manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
 
-/// Prints `command` (and its working directory, if set) as a shell line.
-fn show(command: &Command) {
-    let mut line = String::from("$");
-    if let Some(dir) = command.get_current_dir() {
-        let _ = write!(line, " cd {} &&", shell_quote(dir));
-    }
-    for part in std::iter::once(command.get_program()).chain(command.get_args()) {
-        let _ = write!(line, " {}", shell_quote(part));
-    }
-    println!("{line}");
-}
-
 /// Builds the kernel (release) and returns the ELF's path.
 fn build_kernel(root: &Path) -> Result<PathBuf, String> {
     let kernel_dir = root.join("crates").join("demo-kernel");
@@ -260,7 +247,7 @@ fn build_kernel(root: &Path) -> Result<PathBuf, String> {
     let target_dir = kernel_dir.join("target");
     // Cargo reads `.cargo/config.toml` from the working directory up, so the
     // build runs in the kernel's directory; `--target` repeats its setting.
-    crate::cmd::Cmd::cargo()
+    Cmd::cargo()
         .in_dir("crates/demo-kernel")
         .args(["build", "--release", "--locked", "--target", KERNEL_TARGET])
         .arg("--target-dir")
@@ -352,281 +339,6 @@ fn check_image(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// A file `cargo xtask qemu` seeds the FAT image with.
-struct SeedFile {
-    /// Its 8.3 name in the root directory.
-    name: &'static str,
-    /// Its contents.
-    bytes: Vec<u8>,
-}
-
-/// Bytes from a xorshift generator started at `seed` (never zero).
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()[3]
-        })
-        .collect()
-}
-
-/// The seeded files: text, binary across many clusters, a small binary,
-/// and the one the kernel deletes.
-fn seed_files() -> Vec<SeedFile> {
-    let readme: String = (1..=40)
-        .map(|line| format!("gupio demo kernel, seeded line {line:02}: the page cache keeps it\n"))
-        .collect();
-    let old: String = (1..=100)
-        .map(|line| format!("old line {line:03}, deleted by the kernel\n"))
-        .collect();
-    vec![
-        SeedFile {
-            name: "README.TXT",
-            bytes: readme.into_bytes(),
-        },
-        SeedFile {
-            name: "BIG.BIN",
-            bytes: noise(0x6775_7069_6f21, 200 * 1024 + 123),
-        },
-        SeedFile {
-            name: "KEEP.DAT",
-            bytes: noise(0x5eed, 9000),
-        },
-        SeedFile {
-            name: checksum::DELETED_SEED,
-            bytes: old.into_bytes(),
-        },
-    ]
-}
-
-/// The FNV-1a checksum of `bytes`.
-fn checksum_of(bytes: &[u8]) -> u32 {
-    let mut sum = checksum::Checksum::new();
-    sum.update(bytes);
-    sum.get()
-}
-
-/// Runs a FAT tool; its output, or an error naming the package to install.
-fn fat_tool(command: &mut Command, package: &str) -> Result<std::process::Output, String> {
-    command.env("MTOOLS_SKIP_CHECK", "1");
-    show(command);
-    command.output().map_err(|error| {
-        format!(
-            "qemu: cannot run `{}`: {error}\n(install it with `apt-get install {package}`; see ci/install.sh)",
-            command.get_program().to_string_lossy()
-        )
-    })
-}
-
-/// Makes the FAT32 image with `mkfs.fat` and copies the seeded files into
-/// its root with `mcopy` (staged in `staging`); returns them.
-fn write_fat_image(path: &Path, staging: &Path) -> Result<Vec<SeedFile>, String> {
-    // mkfs.fat -C refuses to overwrite.
-    match fs::remove_file(path) {
-        Ok(()) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => return Err(format!("qemu: cannot remove {}: {error}", path.display())),
-    }
-    let output = fat_tool(
-        Command::new("mkfs.fat")
-            .args(["-F", "32", "-s", FAT_CLUSTER_SECTORS, "-n", "GUPIO", "-C"])
-            .arg(path)
-            .arg(FAT_IMAGE_KIB.to_string()),
-        "dosfstools",
-    )?;
-    if !output.status.success() {
-        return Err(format!(
-            "qemu: mkfs.fat failed:\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    fs::create_dir_all(staging)
-        .map_err(|error| format!("qemu: cannot create {}: {error}", staging.display()))?;
-    let seeds = seed_files();
-    for seed in &seeds {
-        let file = staging.join(seed.name);
-        fs::write(&file, &seed.bytes)
-            .map_err(|error| format!("qemu: cannot write {}: {error}", file.display()))?;
-        let output = fat_tool(
-            Command::new("mcopy")
-                .arg("-i")
-                .arg(path)
-                .arg(&file)
-                .arg(format!("::/{}", seed.name)),
-            "mtools",
-        )?;
-        if !output.status.success() {
-            return Err(format!(
-                "qemu: mcopy of {} failed: {}",
-                seed.name,
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-    }
-    println!(
-        "qemu: {} is FAT32 ({} MiB, 4 KiB clusters) with {} seeded files",
-        path.display(),
-        FAT_IMAGE_KIB / 1024,
-        seeds.len()
-    );
-    Ok(seeds)
-}
-
-/// The kernel command line naming the seeded files, their sizes and checksums.
-fn seed_bootargs(seeds: &[SeedFile]) -> String {
-    let list: Vec<String> = seeds
-        .iter()
-        .map(|seed| {
-            format!(
-                "{}:{}:{:08x}",
-                seed.name,
-                seed.bytes.len(),
-                checksum_of(&seed.bytes)
-            )
-        })
-        .collect();
-    format!("{}{}", checksum::SEED_KEY, list.join(","))
-}
-
-/// One line of the kernel's manifest.
-#[derive(Debug, PartialEq, Eq)]
-enum ManifestEntry {
-    /// A file the kernel left: path, size, checksum.
-    File(String, u64, u32),
-    /// A file the kernel deleted.
-    Gone(String),
-}
-
-/// The manifest lines of the UART log.
-fn parse_manifest(uart: &str) -> Result<Vec<ManifestEntry>, String> {
-    uart.lines()
-        .filter_map(|line| line.trim_end().strip_prefix(checksum::MANIFEST_PREFIX))
-        .map(|entry| {
-            let words: Vec<&str> = entry.split_whitespace().collect();
-            match words.as_slice() {
-                ["file", name, size, sum] => {
-                    let size = size
-                        .parse()
-                        .map_err(|_| format!("manifest: bad size in `{entry}`"))?;
-                    let sum = u32::from_str_radix(sum, 16)
-                        .map_err(|_| format!("manifest: bad checksum in `{entry}`"))?;
-                    Ok(ManifestEntry::File((*name).to_owned(), size, sum))
-                }
-                ["gone", name] => Ok(ManifestEntry::Gone((*name).to_owned())),
-                _ => Err(format!("manifest: cannot parse `{entry}`")),
-            }
-        })
-        .collect()
-}
-
-/// The oracle of the FAT scenario: `fsck.fat -n` finds no error, every
-/// file of the kernel's manifest reads back from the image (mtools) with
-/// its size and checksum, the seeded files are intact and the deleted
-/// ones gone.
-fn check_fat_image(path: &Path, uart: &str, seeds: &[SeedFile]) -> Result<(), String> {
-    let fsck = fat_tool(Command::new("fsck.fat").arg("-n").arg(path), "dosfstools")?;
-    let fsck_log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&fsck.stdout),
-        String::from_utf8_lossy(&fsck.stderr)
-    );
-    print!("{fsck_log}");
-    if !fsck.status.success() {
-        return Err(format!(
-            "fsck.fat -n found errors in {} ({}):\n{fsck_log}",
-            path.display(),
-            fsck.status
-        ));
-    }
-    let manifest = parse_manifest(uart)?;
-    let mut problems = Vec::new();
-    for entry in &manifest {
-        match entry {
-            ManifestEntry::File(name, size, sum) => {
-                let output = fat_tool(
-                    Command::new("mcopy")
-                        .arg("-n")
-                        .arg("-i")
-                        .arg(path)
-                        .arg(format!("::/{name}"))
-                        .arg("-"),
-                    "mtools",
-                )?;
-                if !output.status.success() {
-                    problems.push(format!(
-                        "{name}: mcopy failed: {}",
-                        String::from_utf8_lossy(&output.stderr).trim()
-                    ));
-                    continue;
-                }
-                let found = (output.stdout.len() as u64, checksum_of(&output.stdout));
-                if found != (*size, *sum) {
-                    problems.push(format!(
-                        "{name}: the image holds {} bytes, sum {:08x}; the kernel's manifest says {size} bytes, sum {sum:08x}",
-                        found.0, found.1
-                    ));
-                }
-            }
-            ManifestEntry::Gone(name) => {
-                let output = fat_tool(
-                    Command::new("mdir")
-                        .arg("-i")
-                        .arg(path)
-                        .arg(format!("::/{name}")),
-                    "mtools",
-                )?;
-                if output.status.success() {
-                    problems.push(format!(
-                        "{name}: deleted by the kernel, but still in the image"
-                    ));
-                }
-            }
-        }
-    }
-    for seed in seeds {
-        let expected = if seed.name == checksum::DELETED_SEED {
-            ManifestEntry::Gone(seed.name.to_owned())
-        } else {
-            ManifestEntry::File(
-                seed.name.to_owned(),
-                seed.bytes.len() as u64,
-                checksum_of(&seed.bytes),
-            )
-        };
-        if !manifest.contains(&expected) {
-            problems.push(format!(
-                "seeded {}: not in the manifest as {expected:?}",
-                seed.name
-            ));
-        }
-    }
-    let files = manifest
-        .iter()
-        .filter(|entry| matches!(entry, ManifestEntry::File(..)))
-        .count();
-    if files <= seeds.len() {
-        problems.push(format!(
-            "the manifest lists {files} files: the kernel's own are missing"
-        ));
-    }
-    if !problems.is_empty() {
-        return Err(format!(
-            "the FAT image differs from the kernel's manifest:\n  {}\n----- fsck.fat -n -----\n{fsck_log}",
-            problems.join("\n  ")
-        ));
-    }
-    println!(
-        "qemu: FAT check: fsck.fat -n clean; {files} files of the manifest match the image (mtools), \
-         {} deleted files gone, seeded files intact",
-        manifest.len() - files
-    );
-    Ok(())
-}
-
 /// What a QEMU run produced.
 struct Outcome {
     /// Exit status; `None` if QEMU was killed at the timeout.
@@ -656,52 +368,39 @@ impl Outcome {
     }
 }
 
-/// Copies `source` into a shared buffer until EOF, echoing it if `echo`.
-fn capture(
-    mut source: impl Read + Send + 'static,
-    echo: bool,
-) -> (Arc<Mutex<Vec<u8>>>, JoinHandle<()>) {
-    let buffer = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&buffer);
-    let handle = thread::spawn(move || {
-        let mut chunk = [0u8; 4096];
-        loop {
-            match source.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(len) => {
-                    if echo {
-                        let mut stdout = std::io::stdout().lock();
-                        let _ = stdout.write_all(&chunk[..len]);
-                        let _ = stdout.flush();
-                    }
-                    sink.lock()
-                        .unwrap_or_else(|poison| poison.into_inner())
-                        .extend_from_slice(&chunk[..len]);
-                }
+/// Copies the UART to our standard output as it arrives, and returns it.
+///
+/// By hand: duct captures a stream or passes it through, not both; the
+/// UART must show live (a hung kernel is diagnosed from it) and be checked
+/// afterwards.
+fn tee(mut uart: impl Read) -> Vec<u8> {
+    let mut captured = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match uart.read(&mut chunk) {
+            Ok(0) | Err(_) => return captured,
+            Ok(len) => {
+                let mut stdout = std::io::stdout().lock();
+                let _ = stdout.write_all(&chunk[..len]);
+                let _ = stdout.flush();
+                captured.extend_from_slice(&chunk[..len]);
             }
         }
-    });
-    (buffer, handle)
+    }
 }
 
-fn collected(buffer: &Arc<Mutex<Vec<u8>>>) -> String {
-    let bytes = buffer.lock().unwrap_or_else(|poison| poison.into_inner());
-    String::from_utf8_lossy(&bytes).replace('\r', "")
-}
-
-/// Boots the kernel, echoing the UART; kills QEMU at the timeout.
-fn run_qemu(
+/// The QEMU command line.
+fn qemu_command(
     options: &Options,
     kernel: &Path,
     image: &Path,
     fat_image: &Path,
     bootargs: &str,
-) -> Result<Outcome, String> {
+) -> Cmd {
     // QEMU's option parser takes `,,` for a literal comma in a value.
-    let image_arg = image.to_string_lossy().replace(',', ",,");
-    let fat_arg = fat_image.to_string_lossy().replace(',', ",,");
-    let mut command = Command::new(&options.qemu);
-    command
+    let image_arg = path_arg(image).replace(',', ",,");
+    let fat_arg = path_arg(fat_image).replace(',', ",,");
+    Cmd::new(&options.qemu)
         .args([
             "-machine",
             "virt",
@@ -714,7 +413,7 @@ fn run_qemu(
         ])
         .args(["-nographic", "-monitor", "none", "-no-reboot"])
         .arg("-kernel")
-        .arg(kernel)
+        .arg(path_arg(kernel))
         // The kernel takes the first block device in slot order for phases
         // 1 and 2, the second for phase 3. QEMU `virt` gives virtio-mmio
         // slots from the top down in command-line order, so the FAT drive
@@ -728,44 +427,56 @@ fn run_qemu(
         .arg("-append")
         .arg(bootargs)
         .args(["-global", "virtio-mmio.force-legacy=false"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    show(&command);
-    let mut child: Child = command.spawn().map_err(|error| {
-        format!(
-            "qemu: cannot run `{}`: {error}\n(install it with `apt-get install qemu-system-misc`; see ci/install.sh)",
-            options.qemu
-        )
-    })?;
-    let (stdout, stdout_reader) = capture(child.stdout.take().expect("stdout is piped"), true);
-    let (stderr, stderr_reader) = capture(child.stderr.take().expect("stderr is piped"), false);
+}
 
-    let deadline = Instant::now() + options.timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() >= deadline => {
-                // Killing can only fail if QEMU has exited meanwhile.
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            Ok(None) => thread::sleep(POLL_INTERVAL),
-            Err(error) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("qemu: cannot wait for QEMU: {error}"));
-            }
-        }
+/// Boots the kernel, echoing the UART; kills QEMU at the timeout.
+fn run_qemu(
+    options: &Options,
+    kernel: &Path,
+    image: &Path,
+    fat_image: &Path,
+    bootargs: &str,
+) -> Result<Outcome, String> {
+    let command = qemu_command(options, kernel, image, fat_image, bootargs);
+    println!("$ {command}");
+    let qemu = command
+        .expression()
+        .stdin_null()
+        .stderr_capture()
+        .reader()
+        .map_err(|error| {
+            format!(
+                "qemu: cannot run `{}`: {error}\n(install it with `apt-get install {QEMU_PACKAGE}`; see ci/install.sh)",
+                options.qemu
+            )
+        })?;
+    let qemu = Arc::new(qemu);
+    // The UART reaches end of file when QEMU exits (or is killed).
+    let (exited, exit) = mpsc::channel();
+    let uart_reader = {
+        let qemu = Arc::clone(&qemu);
+        thread::spawn(move || {
+            let uart = tee(&*qemu);
+            let _ = exited.send(());
+            uart
+        })
     };
-    // QEMU is gone, so both pipes are at EOF and the readers finish.
-    let _ = stdout_reader.join();
-    let _ = stderr_reader.join();
+    let killed = exit.recv_timeout(options.timeout).is_err();
+    if killed {
+        // Killing can only fail if QEMU has exited meanwhile.
+        let _ = qemu.kill();
+    }
+    let uart = uart_reader
+        .join()
+        .map_err(|_| "qemu: the UART reader panicked".to_owned())?;
+    let output = qemu
+        .try_wait()
+        .map_err(|error| format!("qemu: cannot wait for QEMU: {error}"))?
+        .ok_or("qemu: QEMU closed its output but did not exit")?;
     Ok(Outcome {
-        status,
-        uart: collected(&stdout),
-        stderr: collected(&stderr),
+        status: (!killed).then_some(output.status),
+        uart: String::from_utf8_lossy(&uart).replace('\r', ""),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     })
 }
 
@@ -785,290 +496,9 @@ fn describe_status(status: ExitStatus) -> String {
     format!("status {code} ({meaning})")
 }
 
-// ---------------------------------------------------------------------------
-// ELF section and per-crate .text sizes, read from the kernel's ELF.
-
-/// A section of a 64-bit little-endian ELF file.
-struct Section {
-    name: String,
-    kind: u32,
-    address: u64,
-    offset: u64,
-    size: u64,
-    link: u32,
-}
-
-/// ELF section type: symbol table.
-const SHT_SYMTAB: u32 = 2;
-/// ELF section type: occupies no file space (.bss).
-const SHT_NOBITS: u32 = 8;
-/// ELF symbol type: function.
-const STT_FUNC: u8 = 2;
-
-fn field<const N: usize>(bytes: &[u8], offset: u64) -> Result<[u8; N], String> {
-    usize::try_from(offset)
-        .ok()
-        .and_then(|start| bytes.get(start..start.checked_add(N)?))
-        .and_then(|slice| slice.try_into().ok())
-        .ok_or_else(|| format!("ELF field at {offset:#x} is out of bounds"))
-}
-
-fn u16_at(bytes: &[u8], offset: u64) -> Result<u16, String> {
-    field(bytes, offset).map(u16::from_le_bytes)
-}
-
-fn u32_at(bytes: &[u8], offset: u64) -> Result<u32, String> {
-    field(bytes, offset).map(u32::from_le_bytes)
-}
-
-fn u64_at(bytes: &[u8], offset: u64) -> Result<u64, String> {
-    field(bytes, offset).map(u64::from_le_bytes)
-}
-
-fn c_string(bytes: &[u8], offset: u64) -> Result<String, String> {
-    let start = usize::try_from(offset).map_err(|_| "ELF string offset too large".to_owned())?;
-    let tail = bytes
-        .get(start..)
-        .ok_or_else(|| format!("ELF string at {offset:#x} is out of bounds"))?;
-    let len = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
-    Ok(String::from_utf8_lossy(&tail[..len]).into_owned())
-}
-
-fn sections(elf: &[u8]) -> Result<Vec<Section>, String> {
-    // e_ident: magic, ELFCLASS64 (2), ELFDATA2LSB (1).
-    if elf.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1]) {
-        return Err("not a 64-bit little-endian ELF file".to_owned());
-    }
-    let table = u64_at(elf, 0x28)?;
-    let entry_size = u64::from(u16_at(elf, 0x3a)?);
-    let count = u64::from(u16_at(elf, 0x3c)?);
-    let names_index = u64::from(u16_at(elf, 0x3e)?);
-    let header = |index: u64| table + index * entry_size;
-    let names_offset = u64_at(elf, header(names_index) + 24)?;
-    (0..count)
-        .map(|index| {
-            let at = header(index);
-            Ok(Section {
-                name: c_string(elf, names_offset + u64::from(u32_at(elf, at)?))?,
-                kind: u32_at(elf, at + 4)?,
-                address: u64_at(elf, at + 16)?,
-                offset: u64_at(elf, at + 24)?,
-                size: u64_at(elf, at + 32)?,
-                link: u32_at(elf, at + 40)?,
-            })
-        })
-        .collect()
-}
-
-/// The crate a mangled Rust symbol belongs to, or a bucket for others.
-///
-/// Handles both manglings in the kernel: legacy (`_ZN`, the kernel and its
-/// dependencies) and v0 (`_R`, the precompiled `core` and
-/// `compiler_builtins`). For `<T as Trait>` impls it names T's crate, or the
-/// trait's when T is generic.
-fn crate_of(symbol: &str) -> String {
-    if let Some(rest) = symbol.strip_prefix("_ZN") {
-        legacy_crate(rest).unwrap_or_else(|| "(unknown Rust)".to_owned())
-    } else if let Some(rest) = symbol.strip_prefix("_R") {
-        v0_crate(rest).unwrap_or_else(|| "(unknown Rust)".to_owned())
-    } else {
-        "(not Rust)".to_owned()
-    }
-}
-
-fn legacy_crate(rest: &str) -> Option<String> {
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    let len: usize = rest[..digits].parse().ok()?;
-    let first = rest.get(digits..digits.checked_add(len)?)?;
-    let Some(impl_of) = first.strip_prefix("_$LT$") else {
-        return Some(first.to_owned());
-    };
-    // `<&mut T as Trait>` and the like: look through references and pointers.
-    let mut subject = impl_of;
-    for prefix in ["$RF$", "$BP$", "mut$u20$", "const$u20$"] {
-        subject = subject.strip_prefix(prefix).unwrap_or(subject);
-    }
-    let (subject, trait_path) = subject.split_once("$u20$as$u20$").unwrap_or((subject, ""));
-    let path = if subject.contains("..") {
-        subject
-    } else {
-        trait_path
-    };
-    let end = path.find("..").unwrap_or(path.len());
-    (end > 0).then(|| path[..end].to_owned())
-}
-
-fn v0_crate(rest: &str) -> Option<String> {
-    // The innermost path comes first, so the first crate root `C` (an
-    // optional `s<base-62>_` disambiguator, then `<length><name>`) is the
-    // crate the item is defined in.
-    let bytes = rest.as_bytes();
-    'roots: for start in (0..bytes.len()).filter(|&i| bytes[i] == b'C') {
-        let mut at = start + 1;
-        if bytes.get(at) == Some(&b's') {
-            at += 1;
-            while bytes.get(at).is_some_and(u8::is_ascii_alphanumeric) {
-                at += 1;
-            }
-            if bytes.get(at) != Some(&b'_') {
-                continue 'roots;
-            }
-            at += 1;
-        }
-        let digits = bytes[at..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        let Ok(len) = rest[at..at + digits].parse::<usize>() else {
-            continue 'roots;
-        };
-        at += digits;
-        if bytes.get(at) == Some(&b'_') {
-            at += 1;
-        }
-        if let Some(name) = rest.get(at..at + len) {
-            return Some(name.to_owned());
-        }
-    }
-    None
-}
-
-/// Whether `krate` is one of gupio's crates (the demo kernel is not).
-fn is_gupio_crate(krate: &str) -> bool {
-    krate == "gupio" || (krate.starts_with("gupio_") && krate != "gupio_demo_kernel")
-}
-
-/// Prints the kernel's section sizes and its `.text` by crate, and notes
-/// gupio's share in the step's summary.
-fn report_sizes(kernel: &Path, log: &mut StepLog) -> Result<(), String> {
-    let elf = fs::read(kernel)
-        .map_err(|error| format!("qemu: cannot read {}: {error}", kernel.display()))?;
-    let sections =
-        sections(&elf).map_err(|error| format!("qemu: {}: {error}", kernel.display()))?;
-    let mut line = String::from("qemu: kernel sections:");
-    for section in sections.iter().filter(|s| s.address != 0 && s.size != 0) {
-        let _ = write!(line, " {} {} B", section.name, section.size);
-    }
-    println!("{line}");
-
-    let Some((text_index, text)) = sections.iter().enumerate().find(|(_, s)| s.name == ".text")
-    else {
-        return Err("qemu: the kernel has no .text section".to_owned());
-    };
-    let Some(symtab) = sections.iter().find(|s| s.kind == SHT_SYMTAB) else {
-        println!("qemu: kernel has no symbol table; no per-crate .text breakdown");
-        return Ok(());
-    };
-    let strings = sections
-        .get(usize::try_from(symtab.link).unwrap_or(usize::MAX))
-        .filter(|s| s.kind != SHT_NOBITS)
-        .ok_or("qemu: kernel symbol table has no string table")?;
-    let mut by_crate: Vec<(String, u64)> = Vec::new();
-    // Identical-code folding and aliases (memcpy) give one address several names.
-    let mut seen = std::collections::HashSet::new();
-    for at in (symtab.offset..symtab.offset + symtab.size).step_by(24) {
-        let info = field::<1>(&elf, at + 4)?[0];
-        let section_index = u64::from(u16_at(&elf, at + 6)?);
-        let address = u64_at(&elf, at + 8)?;
-        let size = u64_at(&elf, at + 16)?;
-        if info & 0xf != STT_FUNC || section_index != text_index as u64 || size == 0 {
-            continue;
-        }
-        if !seen.insert(address) {
-            continue;
-        }
-        let name = c_string(&elf, strings.offset + u64::from(u32_at(&elf, at)?))?;
-        let krate = crate_of(&name);
-        match by_crate.iter_mut().find(|(name, _)| *name == krate) {
-            Some((_, total)) => *total += size,
-            None => by_crate.push((krate, size)),
-        }
-    }
-    by_crate.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let counted: u64 = by_crate.iter().map(|(_, size)| size).sum();
-    println!(
-        "qemu: kernel .text is {} B; functions by crate (they cover {counted} B):",
-        text.size
-    );
-    for (krate, size) in &by_crate {
-        // Display only: the lossy float conversion cannot matter.
-        #[allow(clippy::cast_precision_loss)]
-        let percent = 100.0 * *size as f64 / text.size as f64;
-        println!("  {krate:<24} {size:>7} B {percent:>5.1}%");
-    }
-    let gupio: u64 = by_crate
-        .iter()
-        .filter(|(krate, _)| is_gupio_crate(krate))
-        .map(|(_, size)| size)
-        .sum();
-    // Display only: the lossy float conversion cannot matter.
-    #[allow(clippy::cast_precision_loss)]
-    let percent = 100.0 * gupio as f64 / text.size as f64;
-    println!(
-        "qemu: gupio's crates are {gupio} B of the kernel's {} B of .text ({percent:.1}%)",
-        text.size
-    );
-    log.note(&format!(
-        ".text {} B, gupio {gupio} B ({percent:.1}%)",
-        text.size
-    ));
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A legacy-mangled symbol whose first path component is `first`.
-    fn legacy(first: &str) -> String {
-        format!("_ZN{}{first}4main17h0123456789abcdefE", first.len())
-    }
-
-    #[test]
-    fn legacy_symbols_name_their_crate() {
-        assert_eq!(crate_of(&legacy("gupio_demo_kernel")), "gupio_demo_kernel");
-        assert_eq!(crate_of(&legacy("gupio_pin")), "gupio_pin");
-    }
-
-    #[test]
-    fn trait_impls_name_the_type_crate_or_the_trait_crate_for_generics() {
-        let concrete =
-            "_$LT$gupio_demo_kernel..pagemap..PageMap$u20$as$u20$gupio_pin..map..PageOps$GT$";
-        assert_eq!(crate_of(&legacy(concrete)), "gupio_demo_kernel");
-        let generic = "_$LT$T$u20$as$u20$gupio_release..Warn$GT$";
-        assert_eq!(crate_of(&legacy(generic)), "gupio_release");
-    }
-
-    #[test]
-    fn v0_symbols_name_their_innermost_crate() {
-        assert_eq!(crate_of("_RNvNtCs1a2b_4core3fmt5write"), "core");
-        assert_eq!(
-            crate_of("_RNvCs9_17compiler_builtins6memcpy"),
-            "compiler_builtins"
-        );
-    }
-
-    #[test]
-    fn other_symbols_are_bucketed() {
-        assert_eq!(crate_of("memcpy"), "(not Rust)");
-        assert_eq!(crate_of("_ZNnot-a-length"), "(unknown Rust)");
-    }
-
-    #[test]
-    fn gupio_share_counts_the_core_crates_but_not_the_kernel() {
-        for krate in [
-            "gupio",
-            "gupio_pin",
-            "gupio_bio",
-            "gupio_release",
-            "gupio_pfn",
-        ] {
-            assert!(is_gupio_crate(krate), "{krate}");
-        }
-        for krate in ["gupio_demo_kernel", "core", "virtio_drivers", "gupiox"] {
-            assert!(!is_gupio_crate(krate), "{krate}");
-        }
-    }
 
     #[test]
     fn written_ranges_are_disjoint_inside_the_image_and_visible() {
@@ -1093,33 +523,6 @@ mod tests {
                 assert_eq!(pattern::expected_final_byte(sector, offset), expected);
             }
         }
-    }
-
-    #[test]
-    fn manifest_lines_parse_and_other_lines_are_ignored() {
-        let uart = "boot\nfs manifest: file LOGS/EVENTS.TXT 8000 6654bbab\r\n\
-                    fs manifest: gone OLD.TXT\nsummary\n";
-        assert_eq!(
-            parse_manifest(uart).unwrap(),
-            vec![
-                ManifestEntry::File("LOGS/EVENTS.TXT".to_owned(), 8000, 0x6654_bbab),
-                ManifestEntry::Gone("OLD.TXT".to_owned()),
-            ]
-        );
-        assert!(parse_manifest("fs manifest: file X.TXT ten 0").is_err());
-        assert!(parse_manifest("fs manifest: renamed X.TXT").is_err());
-    }
-
-    #[test]
-    fn seed_bootargs_name_every_seed_with_size_and_checksum() {
-        let seeds = seed_files();
-        let line = seed_bootargs(&seeds);
-        let list = line.strip_prefix(checksum::SEED_KEY).unwrap();
-        assert!(!line.contains(' '), "one word on the command line");
-        assert_eq!(list.split(',').count(), seeds.len());
-        assert!(list.contains(&format!("{}:", checksum::DELETED_SEED)));
-        // FNV-1a's published test vector.
-        assert_eq!(checksum_of(b"a"), 0xe40c_292c);
     }
 
     #[test]

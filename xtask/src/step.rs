@@ -129,6 +129,8 @@ impl Runner {
         print!("{}", self.summary(title, self.started.elapsed()));
     }
 
+    /// The table is formatted by hand: three left- or right-aligned columns
+    /// are what `format!` widths do, without a table crate.
     fn summary(&self, title: &str, total: Duration) -> String {
         let status_text = |status: &Status| match status {
             Status::Passed { note: None } => "ok".to_owned(),

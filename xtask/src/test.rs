@@ -2,6 +2,8 @@
 
 use std::env;
 
+use lexopt::prelude::*;
+
 use crate::capi;
 use crate::cli::Args;
 use crate::cmd::Cmd;
@@ -55,8 +57,13 @@ const CXX: Tool = Tool::Program {
 
 /// Parses `test`'s arguments and runs it.
 pub fn main(runner: &mut Runner, mut args: Args) -> Result<(), Failure> {
-    let allow_skip = args.flag("--allow-skip");
-    args.finish()?;
+    let mut allow_skip = false;
+    while let Some(arg) = args.next()? {
+        match arg {
+            Long("allow-skip") => allow_skip = true,
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
     runner.set_allow_skip(allow_skip);
     run(runner)
 }

@@ -178,7 +178,8 @@ fn contains_file_starting_with(dir: &Path, prefix: &str) -> bool {
     })
 }
 
-/// Whether a file `name` is in a directory of `PATH`.
+/// Whether a file `name` is in a directory of `PATH` (three lines: the
+/// `which` crate would add its own dependencies for them).
 fn on_path(name: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))

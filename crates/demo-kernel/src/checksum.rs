@@ -9,6 +9,9 @@
 // `//!` docs (`include!` takes items only).
 
 /// FNV-1a, 32 bits: a running checksum of a file's bytes.
+///
+/// By hand: the `fnv` crate is a 64-bit `Hasher` for hash maps, and this
+/// file must stay plain `core` code that both builds `include!`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Checksum(u32);
 

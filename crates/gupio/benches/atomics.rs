@@ -165,6 +165,8 @@ fn main() {
         }
     }
 
+    // Tab-separated for the report bench to read back (see its
+    // `read_atomics`): three columns need no serializer.
     let field = |value: Option<f64>| value.map_or("-".to_owned(), |v| v.to_string());
     let mut tsv = String::from("# id\tpin\trelease: atomic RMWs of page counts per 4 KiB page\n");
     println!(

@@ -20,13 +20,14 @@
 //! linux, query, scaling, gup; such a partial run writes `report-only.json`).
 
 mod common;
+mod json;
 mod linux;
 
 use std::fmt::Write as _;
 use std::fs;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::{
     build_bios, dio_write, gup_pin, gup_unpin, plain_words, query_all, release_all, tagged_words,
@@ -584,6 +585,9 @@ const LINUX: &[(&str, &str, &str, f64)] = &[
     ),
 ];
 
+/// The `atomics` bench's counts. Tab-separated by hand, not JSON: three
+/// columns handed from one bench binary to the next in the same run, which
+/// a `split('\t')` reads back and a person can `cat`.
 fn read_atomics(dir: &Path) -> (Vec<(String, Atomics)>, Option<PathBuf>) {
     let path = dir.join("atomics.tsv");
     let Ok(text) = fs::read_to_string(&path) else {
@@ -618,22 +622,9 @@ fn output_dir() -> PathBuf {
 
 /// Today (UTC) as YYYY-MM-DD, from the system clock.
 fn today() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    // Days since 1970-01-01 to a civil date (proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    let mut stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    stamp.truncate("YYYY-MM-DD".len());
+    stamp
 }
 
 fn fmt_ns(ns: f64) -> String {
@@ -814,135 +805,6 @@ fn thp_time_verdicts(report: &Report, verdicts: &mut Vec<(String, bool, String)>
     }
 }
 
-fn json_string(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn json_number(value: Option<f64>) -> String {
-    match value {
-        Some(value) if value.is_finite() => format!("{value:.4}"),
-        _ => "null".into(),
-    }
-}
-
-fn json(report: &Report, date: &str, cores: usize, total: Duration) -> String {
-    let mut out = String::from("{\n");
-    let _ = writeln!(out, "  \"schema\": \"gupio-bench/1\",");
-    let _ = writeln!(out, "  \"date\": {},", json_string(date));
-    let _ = writeln!(out, "  \"cores\": {cores},");
-    let _ = writeln!(
-        out,
-        "  \"kernel\": {},",
-        linux::kernel_release().map_or("null".into(), |release| json_string(&release))
-    );
-    let _ = writeln!(
-        out,
-        "  \"arch\": {},",
-        json_string(&format!(
-            "{}-{}",
-            std::env::consts::ARCH,
-            std::env::consts::OS
-        ))
-    );
-    let _ = writeln!(out, "  \"bytes_per_bvec\": {},", size_of::<BioVec>());
-    let _ = writeln!(out, "  \"samples\": {},", report.samples);
-    let _ = writeln!(out, "  \"unit\": \"ns per 4 KiB page\",");
-    let _ = writeln!(
-        out,
-        "  \"atomics_source\": {},",
-        report
-            .atomics_source
-            .as_ref()
-            .map_or("null".into(), |path| json_string(
-                &path.display().to_string()
-            ))
-    );
-    let _ = writeln!(out, "  \"seconds\": {:.1},", total.as_secs_f64());
-    out.push_str("  \"rows\": [\n");
-    for (index, row) in report.rows.iter().enumerate() {
-        let _ = write!(
-            out,
-            "    {{\"id\": {}, \"group\": {}, \"scenario\": {}, \"pages\": {}, \
-             \"ns_per_page\": {{\"median\": {}, \"min\": {}, \"max\": {}}}, \
-             \"floor\": {}, \"ratio_to_floor\": {}, \
-             \"atomics_per_page\": {{\"pin\": {}, \"release\": {}}}, \"note\": {}}}",
-            json_string(&row.id),
-            json_string(row.group),
-            json_string(&row.scenario),
-            row.pages,
-            json_number(Some(row.stats.median)),
-            json_number(Some(row.stats.min)),
-            json_number(Some(row.stats.max)),
-            row.floor.as_deref().map_or("null".into(), json_string),
-            json_number(row.ratio),
-            json_number(row.atomics.pin),
-            json_number(row.atomics.release),
-            json_string(&row.note),
-        );
-        out.push_str(if index + 1 < report.rows.len() {
-            ",\n"
-        } else {
-            "\n"
-        });
-    }
-    out.push_str("  ],\n  \"targets\": [\n");
-    let verdicts = verdicts(report);
-    for (index, (target, met, measured)) in verdicts.iter().enumerate() {
-        let _ = write!(
-            out,
-            "    {{\"target\": {}, \"met\": {met}, \"measured\": {}}}",
-            json_string(target),
-            json_string(measured)
-        );
-        out.push_str(if index + 1 < verdicts.len() {
-            ",\n"
-        } else {
-            "\n"
-        });
-    }
-    out.push_str("  ],\n  \"skipped\": [\n");
-    for (index, (what, why)) in report.skipped.iter().enumerate() {
-        let _ = write!(
-            out,
-            "    {{\"what\": {}, \"why\": {}}}",
-            json_string(what),
-            json_string(why)
-        );
-        out.push_str(if index + 1 < report.skipped.len() {
-            ",\n"
-        } else {
-            "\n"
-        });
-    }
-    out.push_str("  ],\n  \"linux_reference\": [\n");
-    for (index, &(id, source, setup, ns)) in LINUX.iter().enumerate() {
-        let _ = write!(
-            out,
-            "    {{\"hardware\": \"other\", \"source\": {}, \"setup\": {}, \"ns_per_page\": {ns:.1}, \
-             \"compare_with\": {}}}",
-            json_string(source),
-            json_string(setup),
-            json_string(id)
-        );
-        out.push_str(if index + 1 < LINUX.len() { ",\n" } else { "\n" });
-    }
-    out.push_str("  ]\n}\n");
-    out
-}
-
 /// The command line: `--samples N`, `--only GROUP` (repeatable).
 struct Options {
     samples: usize,
@@ -951,11 +813,6 @@ struct Options {
 
 impl Options {
     fn parse() -> Self {
-        let mut args = std::env::args().skip(1);
-        let mut options = Self {
-            samples: DEFAULT_SAMPLES,
-            only: Vec::new(),
-        };
         let usage = |message: &str| -> ! {
             eprintln!(
                 "report: {message}\nusage: report [--samples N] [--only {}]...",
@@ -963,25 +820,35 @@ impl Options {
             );
             std::process::exit(2);
         };
-        while let Some(arg) = args.next() {
-            match arg.as_str() {
+        Self::parse_from(lexopt::Parser::from_env()).unwrap_or_else(|message| usage(&message))
+    }
+
+    fn parse_from(mut args: lexopt::Parser) -> Result<Self, String> {
+        use lexopt::prelude::*;
+        let mut options = Self {
+            samples: DEFAULT_SAMPLES,
+            only: Vec::new(),
+        };
+        while let Some(arg) = args.next().map_err(|e| e.to_string())? {
+            match arg {
                 // cargo bench passes --bench to every bench binary.
-                "--bench" => {}
-                "--samples" => {
+                Long("bench") => {}
+                Long("samples") => {
                     options.samples = args
-                        .next()
-                        .and_then(|value| value.parse().ok())
+                        .value()
+                        .ok()
+                        .and_then(|value| value.parse::<usize>().ok())
                         .filter(|&n| n > 0)
-                        .unwrap_or_else(|| usage("--samples needs a whole number above zero"));
+                        .ok_or("--samples needs a whole number above zero")?;
                 }
-                "--only" => match args.next() {
-                    Some(group) if GROUPS.contains(&group.as_str()) => options.only.push(group),
-                    _ => usage("--only needs a group"),
+                Long("only") => match args.value().map(|value| value.string()) {
+                    Ok(Ok(group)) if GROUPS.contains(&group.as_str()) => options.only.push(group),
+                    _ => return Err("--only needs a group".to_owned()),
                 },
-                other => usage(&format!("unknown argument `{other}`")),
+                _ => return Err(arg.unexpected().to_string()),
             }
         }
-        options
+        Ok(options)
     }
 
     fn runs(&self, group: &str) -> bool {
@@ -1083,7 +950,7 @@ fn main() {
         "report-only.json"
     });
     let written = fs::create_dir_all(&dir)
-        .and_then(|()| fs::write(&path, json(&report, &date, cores, total)));
+        .and_then(|()| fs::write(&path, json::report(&report, &date, cores, total)));
     match written {
         Ok(()) => println!("wrote {} ({:.1} s)", path.display(), total.as_secs_f64()),
         Err(error) => {

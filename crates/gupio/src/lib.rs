@@ -20,6 +20,13 @@
 //! most code needs, [`embed`] gathers the traits an embedder implements,
 //! and [`Error`] is one error type every crate's error converts into.
 //!
+//! The design is written up in the repository's `docs/` directory:
+//! `docs/architecture.md` (the crate map, the data path from pin to release
+//! with the types that own the pages, the embedder traits),
+//! `docs/ordering.md` (each memory-ordering argument and the loom model,
+//! test or `cargo xtask mutants` mutation that fails without it) and
+//! `docs/linux.md` (what gupio takes from Linux and where it differs).
+//!
 //! # Embedding gupio in a kernel
 //!
 //! 1. **Embed the counters.** Put a [`pin::PageCounters`] (16 bytes:

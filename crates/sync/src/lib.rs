@@ -2,8 +2,8 @@
 //!
 //! Every other gupio crate takes its synchronisation primitives from here and
 //! never names `core::sync::atomic` directly. In a normal build the items are
-//! `core`'s atomics and a [`spin`] mutex; built with `RUSTFLAGS="--cfg loom"`
-//! they are [`loom`](https://docs.rs/loom)'s, so loom models explore every
+//! `core`'s atomics and a `spin` mutex; built with `RUSTFLAGS="--cfg loom"`
+//! they are the loom crate's, so loom models explore every
 //! interleaving of the real code paths. The lock has one API in both builds:
 //! [`Mutex::new`], [`Mutex::lock`], [`Mutex::try_lock`] and
 //! [`Mutex::into_inner`].
