@@ -4,9 +4,6 @@ use core::fmt;
 
 use gupio_pfn::{Origin, PageGeometry, Pfn, TaggedPfn};
 
-use crate::iter::{BvecIter, Pages};
-use crate::sector::Sector;
-
 /// One physically contiguous byte range and where its pages came from: the
 /// 2019 proposal's `struct bio_vec { bv_pfn; bv_len; bv_offset }`.
 ///
@@ -247,30 +244,6 @@ impl BioVec {
         let pages = ((self.end_u64() - 1) >> shift) - (self.offset_u64() >> shift) + 1;
         // At most (2^32 + 2^32) >> 12 = 2^21 pages: fits every usize.
         usize::try_from(pages).unwrap_or(usize::MAX)
-    }
-
-    /// The single-page view: one bvec per page touched, clipped to the page,
-    /// each carrying this bvec's origin (the proposal's `bvec_iter_pfn`,
-    /// which added the page index under the tag).
-    ///
-    /// Yields nothing for an empty or no-page bvec. It stops early at a page
-    /// that is not encodable, which no bvec a [`Bio`](crate::Bio) accepted
-    /// has.
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, Origin, PageGeometry, Pfn};
-    /// let bv = BioVec::new(Pfn::new(2), Origin::Borrowed, 8192, 0);
-    /// let pages: Vec<_> = bv.pages(PageGeometry::FOUR_KIB).filter_map(|p| p.page()).collect();
-    /// assert_eq!(pages, [Pfn::new(2), Pfn::new(3)]);
-    /// assert_eq!(BioVec::NONE.pages(PageGeometry::FOUR_KIB).count(), 0);
-    /// ```
-    #[inline]
-    pub fn pages(&self, geometry: PageGeometry) -> Pages<'_> {
-        Pages::new(
-            core::slice::from_ref(self),
-            BvecIter::new(Sector(0), self.len),
-            geometry,
-        )
     }
 
     /// The bytes `skip .. skip + len` of this bvec as a bvec whose offset is

@@ -2,8 +2,8 @@
 
 use core::fmt;
 
-use crate::bio::BioOp;
 use crate::bvec::BioVec;
+use crate::op::BioOp;
 
 /// Which of a [`BioLimits`](crate::BioLimits) value's limits was set to an
 /// unusable value.

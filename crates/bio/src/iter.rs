@@ -494,5 +494,32 @@ impl Iterator for Pages<'_> {
 
 impl FusedIterator for Pages<'_> {}
 
+// The walk of a single bvec lives here, with the iterator it is built on.
+impl BioVec {
+    /// The single-page view: one bvec per page touched, clipped to the page,
+    /// each carrying this bvec's origin (the proposal's `bvec_iter_pfn`,
+    /// which added the page index under the tag).
+    ///
+    /// Yields nothing for an empty or no-page bvec. It stops early at a page
+    /// that is not encodable, which no bvec a [`Bio`](crate::Bio) accepted
+    /// has.
+    ///
+    /// ```
+    /// use gupio_bio::{BioVec, Origin, PageGeometry, Pfn};
+    /// let bv = BioVec::new(Pfn::new(2), Origin::Borrowed, 8192, 0);
+    /// let pages: Vec<_> = bv.pages(PageGeometry::FOUR_KIB).filter_map(|p| p.page()).collect();
+    /// assert_eq!(pages, [Pfn::new(2), Pfn::new(3)]);
+    /// assert_eq!(BioVec::NONE.pages(PageGeometry::FOUR_KIB).count(), 0);
+    /// ```
+    #[inline]
+    pub fn pages(&self, geometry: PageGeometry) -> Pages<'_> {
+        Pages::new(
+            core::slice::from_ref(self),
+            BvecIter::new(Sector(0), self.len()),
+            geometry,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests;

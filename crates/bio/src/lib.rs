@@ -78,27 +78,19 @@ mod bvec;
 mod error;
 mod iter;
 mod limits;
+mod op;
 mod sector;
 mod split;
 mod storage;
 
-pub use bio::{Added, Bio, BioOp, BioStatus, OriginSet};
+pub use bio::{Added, Bio};
 pub use bvec::BioVec;
 pub use error::{AddError, BioError, Limit};
 pub use iter::{BvecIter, Pages, Segments};
-pub use limits::BioLimits;
+pub use limits::{BioLimits, BIO_MAX_VECS};
+pub use op::{BioOp, BioStatus, OriginSet};
 pub use sector::{Sector, SectorCount, SECTOR_SHIFT, SECTOR_SIZE};
 pub use split::BioSplit;
 pub use storage::{BvecSlice, BvecStorage};
 
 pub use gupio_pfn::{Folio, FolioOrder, Origin, PageGeometry, Pfn, PfnError, TaggedPfn};
-
-/// The most bvecs one bio holds (Linux's `BIO_MAX_VECS`).
-///
-/// ```
-/// use gupio_bio::{Bio, BioLimits, BioOp, Sector, BIO_MAX_VECS};
-/// let mut table = heapless::Vec::<_, 1024>::new();
-/// let bio = Bio::new(&mut table, BioOp::Write, Sector(0), BioLimits::default());
-/// assert_eq!(bio.max_vecs(), BIO_MAX_VECS);
-/// ```
-pub const BIO_MAX_VECS: usize = 256;

@@ -4,7 +4,16 @@ use gupio_pfn::PageGeometry;
 
 use crate::error::{BioError, Limit};
 use crate::sector::SECTOR_SIZE;
-use crate::BIO_MAX_VECS;
+
+/// The most bvecs one bio holds (Linux's `BIO_MAX_VECS`).
+///
+/// ```
+/// use gupio_bio::{Bio, BioLimits, BioOp, Sector, BIO_MAX_VECS};
+/// let mut table = heapless::Vec::<_, 1024>::new();
+/// let bio = Bio::new(&mut table, BioOp::Write, Sector(0), BioLimits::default());
+/// assert_eq!(bio.max_vecs(), BIO_MAX_VECS);
+/// ```
+pub const BIO_MAX_VECS: usize = 256;
 
 /// The page geometry and device limits a [`Bio`](crate::Bio) is built
 /// under; chosen once by the embedder and checked when set.

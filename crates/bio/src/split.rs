@@ -2,11 +2,11 @@
 
 use gupio_pfn::PageGeometry;
 
-use crate::bio::{BioOp, BioStatus};
 use crate::bvec::BioVec;
 use crate::error::BioError;
 use crate::iter::{BvecIter, Pages, Segments};
 use crate::limits::BioLimits;
+use crate::op::{BioOp, BioStatus};
 use crate::sector::{Sector, SectorCount, SECTOR_SHIFT, SECTOR_SIZE};
 
 /// A part split off a [`Bio`](crate::Bio) (or off another split): a window
@@ -42,11 +42,8 @@ pub struct BioSplit<'a> {
     advanced: u32,
 }
 
-// A part can be handed to another thread (a driver's queue); the owner,
-// whose iterator is a Cell, can move but not be shared.
+// A part can be handed to another thread (a driver's queue).
 static_assertions::assert_impl_all!(BioSplit<'static>: Send, Sync);
-static_assertions::assert_impl_all!(crate::Bio<heapless::Vec<BioVec, 4>>: Send);
-static_assertions::assert_not_impl_any!(crate::Bio<heapless::Vec<BioVec, 4>>: Sync);
 
 impl<'a> BioSplit<'a> {
     pub(crate) fn new(bvecs: &'a [BioVec], iter: BvecIter, op: BioOp, limits: BioLimits) -> Self {
