@@ -83,7 +83,8 @@ mod sector;
 mod split;
 mod storage;
 
-pub use bio::{Added, Bio};
+pub use bio::build::Added;
+pub use bio::Bio;
 pub use bvec::BioVec;
 pub use error::{AddError, BioError, Limit};
 pub use iter::{BvecIter, Pages, Segments};

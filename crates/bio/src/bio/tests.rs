@@ -1,6 +1,7 @@
-use super::*;
-use crate::{BvecSlice, Limit, BIO_MAX_VECS};
-use gupio_pfn::PageGeometry;
+use crate::{
+    Added, Bio, BioError, BioLimits, BioOp, BioStatus, BioVec, BvecIter, BvecSlice, BvecStorage,
+    Folio, Limit, Origin, OriginSet, PageGeometry, Pfn, Sector, SectorCount, BIO_MAX_VECS,
+};
 
 const G4: PageGeometry = PageGeometry::FOUR_KIB;
 type Table<const N: usize> = heapless::Vec<BioVec, N>;
