@@ -23,10 +23,6 @@ const CBINDGEN_CONFIG: &str = "crates/capi/cbindgen.toml";
 /// The C test program.
 const C_TEST: &str = "crates/capi/tests/capi_test.c";
 
-/// The cbindgen release the header is generated with (`ci/install.sh`
-/// installs this one; another release may format the header differently).
-pub const CBINDGEN_VERSION: &str = "0.29.2";
-
 /// The warnings the C code compiles under, all errors.
 const C_FLAGS: [&str; 5] = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic"];
 

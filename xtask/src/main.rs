@@ -23,6 +23,7 @@ mod qemu;
 mod step;
 mod test;
 mod tools;
+mod workspace;
 
 use std::process::ExitCode;
 

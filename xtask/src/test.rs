@@ -7,9 +7,10 @@ use lexopt::prelude::*;
 use crate::capi;
 use crate::cli::Args;
 use crate::cmd::Cmd;
-use crate::layout::{self, Crate};
+use crate::layout;
 use crate::step::{Runner, StepLog};
 use crate::tools::{self, Tool};
+use crate::workspace::{self, Crate};
 use crate::Failure;
 
 /// Usage line.
@@ -176,7 +177,7 @@ fn rustdoc() -> Result<(), String> {
 
 /// Every `no_std` crate builds for the bare-metal `target`.
 fn no_std_build(target: &str) -> Result<(), String> {
-    let crates = layout::no_std_crates(layout::root())?;
+    let crates = workspace::no_std_crates(layout::root())?;
     Cmd::cargo()
         .arg("build")
         .args(package_args(&crates))
@@ -242,7 +243,7 @@ fn split_counts(log: &mut StepLog) -> Result<(), String> {
         .env("CARGO_TARGET_DIR", dir("split-counts").as_str())
         .args(["test", "-p", "gupio-pin", "--lib", "--tests"])
         .run()?;
-    let models = layout::loom_models(layout::root())?;
+    let models = workspace::loom_models(layout::root())?;
     let preemptions =
         non_empty_env("LOOM_MAX_PREEMPTIONS").unwrap_or_else(|| LOOM_MAX_PREEMPTIONS.to_owned());
     let mut ran = 0;
@@ -279,7 +280,7 @@ fn non_empty_env(key: &str) -> Option<String> {
 /// Runs every loom model in release mode, in its own target directory
 /// (its `RUSTFLAGS` differ from the ordinary build's).
 fn loom(log: &mut StepLog) -> Result<(), String> {
-    let models = layout::loom_models(layout::root())?;
+    let models = workspace::loom_models(layout::root())?;
     if models.is_empty() {
         log.note("no models yet");
         return Ok(());
@@ -309,7 +310,7 @@ fn loom(log: &mut StepLog) -> Result<(), String> {
 /// `target` (doc tests are left to the ordinary test step: under miri each
 /// is a separate slow interpreter run).
 fn miri(target: &str, is_host: bool) -> Result<(), String> {
-    let crates = layout::no_std_crates(layout::root())?;
+    let crates = workspace::no_std_crates(layout::root())?;
     let flags = non_empty_env("MIRIFLAGS").unwrap_or_else(|| MIRIFLAGS.to_owned());
     let target_dir = layout::display(&layout::target_dir().join("miri"));
     let mut cmd = Cmd::cargo()

@@ -26,6 +26,10 @@ pub fn nightly() -> String {
     }
 }
 
+/// The cbindgen release the header is generated with (`ci/install.sh`
+/// installs this one; another release may format the header differently).
+pub const CBINDGEN_VERSION: &str = "0.29.2";
+
 /// Something a step needs installed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tool {
@@ -114,13 +118,11 @@ impl Tool {
                 Cmd::new("cbindgen")
                     .arg("--version")
                     .probe()
-                    .is_some_and(|v| {
-                        v.split_whitespace().nth(1) == Some(crate::capi::CBINDGEN_VERSION)
-                    }),
-                format!("cbindgen {}", crate::capi::CBINDGEN_VERSION),
+                    .is_some_and(|v| v.split_whitespace().nth(1) == Some(CBINDGEN_VERSION)),
+                format!("cbindgen {}", CBINDGEN_VERSION),
                 format!(
                     "cargo install cbindgen --version {} --locked",
-                    crate::capi::CBINDGEN_VERSION
+                    CBINDGEN_VERSION
                 ),
             ),
             Self::Program { name, package } => (

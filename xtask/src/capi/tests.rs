@@ -1,4 +1,5 @@
 use super::*;
+use crate::tools::CBINDGEN_VERSION;
 
 #[test]
 fn first_difference_names_the_first_differing_line() {
