@@ -22,7 +22,8 @@ pub(crate) mod build;
 /// A `Bio` owns the page references its bvecs describe; only the owner
 /// releases them, and it must release every page in [`bvecs`](Self::bvecs),
 /// wherever the iterator stands. Parts cut off with [`split`](Self::split)
-/// are [`BioSplit`] views that share the table but have no way to release.
+/// are [`BioSplit`](crate::BioSplit) views that share the table but have no
+/// way to release.
 /// `split` takes `&self` (the iterator sits in a `Cell`, so a `Bio` is not
 /// `Sync`), so the front parts and the rest can be in flight together,
 /// while the borrow they hold keeps the owner from adding pages, changing
@@ -93,284 +94,121 @@ impl<S: BvecStorage> Bio<S> {
     }
 
     /// The operation.
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Sector};
-    /// let mut table = heapless::Vec::<_, 1>::new();
-    /// assert_eq!(Bio::new(&mut table, BioOp::Flush, Sector(0), BioLimits::default()).op(), BioOp::Flush);
-    /// ```
     #[inline]
     pub fn op(&self) -> BioOp {
         self.op
     }
 
     /// The completion status (`bi_status`).
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, BioStatus, Sector};
-    /// let mut table = heapless::Vec::<_, 1>::new();
-    /// assert_eq!(Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default()).status(), BioStatus::Ok);
-    /// ```
     #[inline]
     pub fn status(&self) -> BioStatus {
         self.status
     }
 
     /// Records the completion status.
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, BioStatus, Sector};
-    /// let mut table = heapless::Vec::<_, 1>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
-    /// bio.set_status(BioStatus::Medium);
-    /// assert!(bio.status().is_err());
-    /// ```
     #[inline]
     pub fn set_status(&mut self, status: BioStatus) {
         self.status = status;
     }
 
     /// The device sector the bio's bytes left start at.
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Sector};
-    /// let mut table = heapless::Vec::<_, 1>::new();
-    /// assert_eq!(Bio::new(&mut table, BioOp::Read, Sector(7), BioLimits::default()).sector(), Sector(7));
-    /// ```
     #[inline]
     pub fn sector(&self) -> Sector {
         self.iter.get().sector()
     }
 
     /// Moves the bio to another device sector (a remap by a stacking driver).
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Sector};
-    /// let mut table = heapless::Vec::<_, 1>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(7), BioLimits::default());
-    /// bio.set_sector(Sector(1000));
-    /// assert_eq!(bio.sector(), Sector(1000));
-    /// ```
     #[inline]
     pub fn set_sector(&mut self, sector: Sector) {
         self.iter.get_mut().set_sector(sector);
     }
 
     /// The bytes left to transfer (`bi_size`).
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector};
-    /// let mut table = heapless::Vec::<_, 1>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
-    /// let _ = bio.add_page(Pfn::new(1), 512, 0, Origin::Pinned).unwrap();
-    /// assert_eq!(bio.size(), 512);
-    /// ```
     #[inline]
     pub fn size(&self) -> u32 {
         self.iter.get().size()
     }
 
     /// A copy of the iterator (sector, bytes left, position in the table).
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Sector};
-    /// let mut table = heapless::Vec::<_, 1>::new();
-    /// let bio = Bio::new(&mut table, BioOp::Read, Sector(3), BioLimits::default());
-    /// assert_eq!(bio.iter().sector(), Sector(3));
-    /// ```
     #[inline]
     pub fn iter(&self) -> BvecIter {
         self.iter.get()
     }
 
     /// How many bvecs the table holds (`bi_vcnt`).
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Sector};
-    /// let mut table = heapless::Vec::<_, 1>::new();
-    /// assert_eq!(Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default()).vcnt(), 0);
-    /// ```
     #[inline]
     pub fn vcnt(&self) -> usize {
         self.storage.len()
     }
 
     /// The most bvecs this bio can hold: the limit, capped by the storage.
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Sector};
-    /// let mut table = heapless::Vec::<_, 1000>::new();
-    /// let bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
-    /// assert_eq!(bio.max_vecs(), 256);
-    /// ```
     #[inline]
     pub fn max_vecs(&self) -> usize {
         self.limits.max_vecs().min(self.storage.capacity())
     }
 
-    /// Whether the table has no room for another bvec (a fragment may
-    /// still merge into the last one).
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector};
-    /// let mut table = heapless::Vec::<_, 1>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
-    /// let _ = bio.add_page(Pfn::new(1), 512, 0, Origin::Pinned).unwrap();
-    /// assert!(bio.is_full());
-    /// ```
+    /// Whether the table has no room for another bvec (a fragment may still merge).
     #[inline]
     pub fn is_full(&self) -> bool {
         self.vcnt() >= self.max_vecs()
     }
 
     /// The origins of every page the bio holds.
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, OriginSet, Pfn, Sector};
-    /// let mut table = heapless::Vec::<_, 2>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
-    /// let _ = bio.add_page(Pfn::new(1), 512, 0, Origin::Referenced).unwrap();
-    /// assert_eq!(bio.origins(), OriginSet::REFERENCED);
-    /// ```
     #[inline]
     pub fn origins(&self) -> OriginSet {
         self.origins
     }
 
-    /// Whether completion has anything to release (any pinned or referenced
-    /// page), in O(1).
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector};
-    /// let mut table = heapless::Vec::<_, 2>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Write, Sector(0), BioLimits::default());
-    /// let _ = bio.add_page(Pfn::new(1), 512, 0, Origin::Borrowed).unwrap();
-    /// assert!(!bio.needs_release());
-    /// ```
+    /// Whether completion has a pinned or referenced page to release, in O(1).
     #[inline]
     pub fn needs_release(&self) -> bool {
         self.origins.needs_release()
     }
 
-    /// Always true: a `Bio` owns its page references (a [`BioSplit`] does
-    /// not).
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Sector};
-    /// let mut table = heapless::Vec::<_, 1>::new();
-    /// assert!(Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default()).is_owner());
-    /// ```
+    /// Always true: a `Bio` owns its page references (a split part does not).
     #[inline]
     pub const fn is_owner(&self) -> bool {
         true
     }
 
     /// The limits the bio was built under.
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Sector};
-    /// let mut table = heapless::Vec::<_, 1>::new();
-    /// let bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
-    /// assert_eq!(bio.limits(), BioLimits::default());
-    /// ```
     #[inline]
     pub fn limits(&self) -> BioLimits {
         self.limits
     }
 
     /// The page geometry.
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, PageGeometry, Sector};
-    /// let mut table = heapless::Vec::<_, 1>::new();
-    /// let limits = BioLimits::new(PageGeometry::SIXTEEN_KIB);
-    /// assert_eq!(Bio::new(&mut table, BioOp::Read, Sector(0), limits).geometry().size(), 16384);
-    /// ```
     #[inline]
     pub fn geometry(&self) -> PageGeometry {
         self.limits.geometry()
     }
 
-    /// The whole bvec table, whatever the iterator's position: what the
-    /// release path walks, since every page must be released even after the
-    /// bio was advanced or split.
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector};
-    /// let mut table = heapless::Vec::<_, 2>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
-    /// let _ = bio.add_page(Pfn::new(1), 512, 0, Origin::Pinned).unwrap();
-    /// bio.advance(512)?;
-    /// assert_eq!(bio.size(), 0);
-    /// assert_eq!(bio.bvecs().len(), 1);
-    /// # Ok::<(), gupio_bio::BioError>(())
-    /// ```
+    /// The whole bvec table, wherever the iterator stands (what release walks).
     #[inline]
     pub fn bvecs(&self) -> &[BioVec] {
         self.storage.as_slice()
     }
 
     /// The multi-page segments of the bytes left (`bio_for_each_bvec`).
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector};
-    /// let mut table = heapless::Vec::<_, 2>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
-    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
-    /// let _ = bio.add_page(Pfn::new(2), 4096, 0, Origin::Pinned).unwrap();
-    /// assert_eq!(bio.segments().map(|s| s.len()).collect::<Vec<_>>(), [8192]);
-    /// ```
     #[inline]
     pub fn segments(&self) -> Segments<'_> {
         self.iter().segments(self.bvecs(), self.geometry())
     }
 
-    /// The single-page segments of the bytes left (`bio_for_each_segment`),
-    /// each keeping its bvec's origin.
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector};
-    /// let mut table = heapless::Vec::<_, 2>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
-    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
-    /// let _ = bio.add_page(Pfn::new(2), 4096, 0, Origin::Pinned).unwrap();
-    /// assert_eq!(bio.pages().map(|p| p.len()).collect::<Vec<_>>(), [4096, 4096]);
-    /// ```
+    /// The single-page segments of the bytes left (`bio_for_each_segment`).
     #[inline]
     pub fn pages(&self) -> Pages<'_> {
         self.iter().pages(self.bvecs(), self.geometry())
     }
 
-    /// The single-page segments of the whole table, whatever the iterator's
-    /// position (`bio_for_each_segment_all`): one item per page per bvec,
-    /// the unit the release path releases.
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector};
-    /// let mut table = heapless::Vec::<_, 2>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
-    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
-    /// bio.advance(4096)?;
-    /// assert_eq!(bio.pages().count(), 0);
-    /// assert_eq!(bio.all_pages().count(), 1);
-    /// # Ok::<(), gupio_bio::BioError>(())
-    /// ```
+    /// Every page of every bvec, wherever the iterator stands (`..._segment_all`).
     #[inline]
     pub fn all_pages(&self) -> Pages<'_> {
         let whole = BvecIter::new(self.iter().sector(), self.total_data_bytes());
         whole.pages(self.bvecs(), self.geometry())
     }
 
-    /// Gives the storage back, with the table still in it (for reuse once
-    /// the pages are released).
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector};
-    /// let mut table = heapless::Vec::<_, 2>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
-    /// let _ = bio.add_page(Pfn::new(1), 512, 0, Origin::Pinned).unwrap();
-    /// assert_eq!(bio.into_storage().len(), 1);
-    /// ```
+    /// Gives the storage back, table included, for reuse after release.
     #[inline]
     pub fn into_storage(self) -> S {
         self.storage

@@ -53,12 +53,6 @@ static_assertions::const_assert!(usize::BITS >= u32::BITS);
 
 impl BioVec {
     /// The no-page bvec: the sentinel word, length 0, offset 0.
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, TaggedPfn};
-    /// assert_eq!(BioVec::NONE.tagged(), TaggedPfn::NONE);
-    /// assert_eq!(BioVec::default(), BioVec::NONE);
-    /// ```
     pub const NONE: BioVec = BioVec {
         word: TaggedPfn::NONE,
         len: 0,
@@ -87,13 +81,6 @@ impl BioVec {
     /// A bvec from an already tagged word. The sentinel gives
     /// [`BioVec::NONE`], whatever `len` and `offset` say: a bvec without a
     /// page has no bytes.
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, Origin, Pfn, TaggedPfn};
-    /// let word = TaggedPfn::new(Pfn::new(3), Origin::Borrowed);
-    /// assert_eq!(BioVec::from_tagged(word, 8, 0).origin(), Some(Origin::Borrowed));
-    /// assert_eq!(BioVec::from_tagged(TaggedPfn::NONE, 8, 0), BioVec::NONE);
-    /// ```
     #[inline]
     pub const fn from_tagged(word: TaggedPfn, len: u32, offset: u32) -> Self {
         if word.is_none() {
@@ -104,105 +91,54 @@ impl BioVec {
     }
 
     /// The tagged word, as a descriptor stores it.
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, Origin, Pfn, TaggedPfn};
-    /// let bv = BioVec::new(Pfn::new(3), Origin::Pinned, 1, 0);
-    /// assert_eq!(bv.tagged(), TaggedPfn::new(Pfn::new(3), Origin::Pinned));
-    /// ```
     #[inline]
     pub const fn tagged(&self) -> TaggedPfn {
         self.word
     }
 
-    /// The first page of the bvec as stored (the page `offset` counts from),
-    /// or `None` for [`BioVec::NONE`].
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, Origin, Pfn};
-    /// assert_eq!(BioVec::new(Pfn::new(3), Origin::Pinned, 1, 0).page(), Some(Pfn::new(3)));
-    /// assert_eq!(BioVec::NONE.page(), None);
-    /// ```
+    /// The page `offset` counts from, or `None` for [`BioVec::NONE`].
     #[inline]
     pub const fn page(&self) -> Option<Pfn> {
         self.word.pfn()
     }
 
     /// Where the bvec's pages came from, or `None` for [`BioVec::NONE`].
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, Origin, Pfn};
-    /// assert_eq!(BioVec::new(Pfn::new(3), Origin::Pinned, 1, 0).origin(), Some(Origin::Pinned));
-    /// ```
     #[inline]
     pub const fn origin(&self) -> Option<Origin> {
         self.word.origin()
     }
 
     /// The page and the origin, or `None` for [`BioVec::NONE`].
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, Origin, Pfn};
-    /// let bv = BioVec::new(Pfn::new(5), Origin::Borrowed, 1, 0);
-    /// assert_eq!(bv.decode(), Some((Pfn::new(5), Origin::Borrowed)));
-    /// ```
     #[inline]
     pub const fn decode(&self) -> Option<(Pfn, Origin)> {
         self.word.decode()
     }
 
     /// Whether this is the no-page bvec.
-    ///
-    /// ```
-    /// assert!(gupio_bio::BioVec::NONE.is_none());
-    /// ```
     #[inline]
     pub const fn is_none(&self) -> bool {
         self.word.is_none()
     }
 
     /// The length in bytes (`bv_len`).
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, Origin, Pfn};
-    /// assert_eq!(BioVec::new(Pfn::new(5), Origin::Pinned, 100, 0).len(), 100);
-    /// ```
     #[inline]
     pub const fn len(&self) -> u32 {
         self.len
     }
 
     /// Whether the bvec covers no bytes ([`BioVec::NONE`] never does).
-    ///
-    /// ```
-    /// assert!(gupio_bio::BioVec::NONE.is_empty());
-    /// ```
     #[inline]
     pub const fn is_empty(&self) -> bool {
         self.len == 0
     }
 
-    /// The offset of the first byte from the start of [`page`](Self::page)
-    /// (`bv_offset`). In a bvec a [`Bio`](crate::Bio) stores or yields it is
-    /// below the page size.
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, Origin, Pfn};
-    /// assert_eq!(BioVec::new(Pfn::new(5), Origin::Pinned, 100, 8).offset(), 8);
-    /// ```
+    /// The first byte's offset into [`page`](Self::page) (`bv_offset`).
     #[inline]
     pub const fn offset(&self) -> u32 {
         self.offset
     }
 
-    /// The page holding the first byte, or `None` for an empty bvec, the
-    /// no-page bvec, or one whose first byte lies past the encodable range.
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, Origin, PageGeometry, Pfn};
-    /// let bv = BioVec::new(Pfn::new(5), Origin::Pinned, 100, 8192);
-    /// assert_eq!(bv.first_page(PageGeometry::FOUR_KIB), Some(Pfn::new(7)));
-    /// ```
+    /// The page holding the first byte; `None` if empty, without a page, or not encodable.
     #[inline]
     pub fn first_page(&self, geometry: PageGeometry) -> Option<Pfn> {
         if self.is_empty() {
@@ -211,14 +147,7 @@ impl BioVec {
         self.pfn_at(self.offset_u64(), geometry)
     }
 
-    /// The page holding the last byte, with the same `None` cases as
-    /// [`first_page`](Self::first_page).
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, Origin, PageGeometry, Pfn};
-    /// let bv = BioVec::new(Pfn::new(5), Origin::Pinned, 4098, 4095); // bytes 4095..=8192
-    /// assert_eq!(bv.last_page(PageGeometry::FOUR_KIB), Some(Pfn::new(7)));
-    /// ```
+    /// The page holding the last byte; `None` as for [`first_page`](Self::first_page).
     #[inline]
     pub fn last_page(&self, geometry: PageGeometry) -> Option<Pfn> {
         if self.is_empty() {
@@ -228,13 +157,6 @@ impl BioVec {
     }
 
     /// How many pages the bytes touch: 0 for an empty or no-page bvec.
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, Origin, PageGeometry, Pfn};
-    /// let g = PageGeometry::FOUR_KIB;
-    /// assert_eq!(BioVec::new(Pfn::new(5), Origin::Pinned, 4096, 0).page_count(g), 1);
-    /// assert_eq!(BioVec::new(Pfn::new(5), Origin::Pinned, 4096, 1).page_count(g), 2);
-    /// ```
     #[inline]
     pub fn page_count(&self, geometry: PageGeometry) -> usize {
         if self.is_empty() {

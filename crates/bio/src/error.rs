@@ -7,12 +7,6 @@ use crate::op::BioOp;
 
 /// Which of a [`BioLimits`](crate::BioLimits) value's limits was set to an
 /// unusable value.
-///
-/// ```
-/// use gupio_bio::{BioError, BioLimits, Limit};
-/// let err = BioLimits::default().with_max_vecs(0).unwrap_err();
-/// assert_eq!(err, BioError::InvalidLimit { limit: Limit::MaxVecs, value: 0 });
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Limit {
     /// The most bvecs a bio may hold (1 to 256).
@@ -37,12 +31,6 @@ impl fmt::Display for Limit {
 }
 
 /// Everything a caller can get wrong when building, moving or splitting a bio.
-///
-/// ```
-/// use gupio_bio::BioError;
-/// let err = BioError::TooManyVecs { max_vecs: 256 };
-/// assert_eq!(err.to_string(), "bio full: it already holds max_vecs = 256 bvecs");
-/// ```
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BioError {
@@ -249,17 +237,6 @@ impl fmt::Display for BioError {
 /// The bio took nothing: the caller still owns the page reference (pin,
 /// reference or loan) that [`rejected`](Self::rejected) describes, and must
 /// release it or add it elsewhere.
-///
-/// ```
-/// use gupio_bio::{Bio, BioError, BioLimits, BioOp, Origin, Pfn, Sector};
-/// let mut table = heapless::Vec::<_, 4>::new();
-/// let mut bio = Bio::new(&mut table, BioOp::Write, Sector(0), BioLimits::default());
-/// let err = bio.add_page(Pfn::new(9), 0, 0, Origin::Pinned).unwrap_err();
-/// assert_eq!(err.error(), BioError::ZeroLength);
-/// // The pin on page 9 is still the caller's.
-/// assert_eq!(err.rejected().page(), Some(Pfn::new(9)));
-/// assert_eq!(err.rejected().origin(), Some(Origin::Pinned));
-/// ```
 #[must_use = "the rejected page reference is handed back: release it or add it elsewhere"]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AddError {
@@ -273,29 +250,12 @@ impl AddError {
     }
 
     /// Why the add was refused.
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioError, BioLimits, BioOp, Origin, Pfn, Sector};
-    /// let mut table = heapless::Vec::<_, 1>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Flush, Sector(0), BioLimits::default());
-    /// let err = bio.add_page(Pfn::new(1), 512, 0, Origin::Borrowed).unwrap_err();
-    /// assert_eq!(err.error(), BioError::OpMismatch { op: BioOp::Flush });
-    /// ```
     #[inline]
     pub const fn error(&self) -> BioError {
         self.error
     }
 
-    /// The fragment that was refused, as passed: page (the folio's head for
-    /// `add_folio`), origin, length and offset.
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector};
-    /// let mut table = heapless::Vec::<_, 1>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
-    /// let err = bio.add_page(Pfn::new(1), 512, 4000, Origin::Referenced).unwrap_err();
-    /// assert_eq!((err.rejected().len(), err.rejected().offset()), (512, 4000));
-    /// ```
+    /// The fragment as passed (for `add_folio`, the folio's head page).
     #[inline]
     pub const fn rejected(&self) -> BioVec {
         self.rejected

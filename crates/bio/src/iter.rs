@@ -89,50 +89,30 @@ impl BvecIter {
     }
 
     /// The device sector (`bi_sector`).
-    ///
-    /// ```
-    /// assert_eq!(gupio_bio::BvecIter::new(gupio_bio::Sector(3), 0).sector().0, 3);
-    /// ```
     #[inline]
     pub const fn sector(&self) -> Sector {
         self.sector
     }
 
     /// The bytes left (`bi_size`).
-    ///
-    /// ```
-    /// assert_eq!(gupio_bio::BvecIter::new(gupio_bio::Sector(0), 9).size(), 9);
-    /// ```
     #[inline]
     pub const fn size(&self) -> u32 {
         self.size
     }
 
     /// The index of the current bvec (`bi_idx`).
-    ///
-    /// ```
-    /// assert_eq!(gupio_bio::BvecIter::new(gupio_bio::Sector(0), 9).idx(), 0);
-    /// ```
     #[inline]
     pub const fn idx(&self) -> usize {
         self.idx
     }
 
     /// The bytes of the current bvec already done (`bi_bvec_done`).
-    ///
-    /// ```
-    /// assert_eq!(gupio_bio::BvecIter::new(gupio_bio::Sector(0), 9).bvec_done(), 0);
-    /// ```
     #[inline]
     pub const fn bvec_done(&self) -> u32 {
         self.bvec_done
     }
 
     /// Whether no bytes are left.
-    ///
-    /// ```
-    /// assert!(gupio_bio::BvecIter::new(gupio_bio::Sector(0), 0).is_empty());
-    /// ```
     #[inline]
     pub const fn is_empty(&self) -> bool {
         self.size == 0
@@ -292,17 +272,6 @@ impl BvecIter {
 
     /// Iterates the multi-page segments from here to the end of the bytes
     /// left (`bio_for_each_bvec`). Does not move `self`.
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, BvecIter, Origin, PageGeometry, Pfn, Sector};
-    /// let table = [
-    ///     BioVec::new(Pfn::new(4), Origin::Pinned, 8192, 0),
-    ///     BioVec::new(Pfn::new(9), Origin::Borrowed, 512, 0),
-    /// ];
-    /// let iter = BvecIter::over(&table, Sector(0)).unwrap();
-    /// let lens: Vec<u32> = iter.segments(&table, PageGeometry::FOUR_KIB).map(|s| s.len()).collect();
-    /// assert_eq!(lens, [8192, 512]);
-    /// ```
     #[inline]
     pub fn segments(self, bvecs: &[BioVec], geometry: PageGeometry) -> Segments<'_> {
         Segments {
@@ -314,14 +283,6 @@ impl BvecIter {
 
     /// Iterates the single-page segments from here to the end of the bytes
     /// left (`bio_for_each_segment`). Does not move `self`.
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, BvecIter, Origin, PageGeometry, Pfn, Sector};
-    /// let table = [BioVec::new(Pfn::new(4), Origin::Pinned, 8192, 0)];
-    /// let iter = BvecIter::over(&table, Sector(0)).unwrap();
-    /// let pages: Vec<_> = iter.pages(&table, PageGeometry::FOUR_KIB).map(|p| p.page()).collect();
-    /// assert_eq!(pages, [Some(Pfn::new(4)), Some(Pfn::new(5))]);
-    /// ```
     #[inline]
     pub fn pages(self, bvecs: &[BioVec], geometry: PageGeometry) -> Pages<'_> {
         Pages::new(bvecs, self, geometry)
@@ -411,14 +372,6 @@ impl BvecIter {
 ///
 /// Each item is a [`BioVec`] whose offset is below the page size and which
 /// keeps its bvec's origin.
-///
-/// ```
-/// use gupio_bio::{BioVec, BvecIter, Origin, PageGeometry, Pfn, Sector};
-/// let table = [BioVec::new(Pfn::new(4), Origin::Pinned, 8192, 0)];
-/// let mut segs = BvecIter::over(&table, Sector(0)).unwrap().segments(&table, PageGeometry::FOUR_KIB);
-/// assert_eq!(segs.next().map(|s| s.len()), Some(8192));
-/// assert_eq!(segs.next(), None);
-/// ```
 #[derive(Clone, Debug)]
 pub struct Segments<'a> {
     bvecs: &'a [BioVec],
@@ -451,13 +404,6 @@ impl FusedIterator for Segments<'_> {}
 ///
 /// Each item is a [`BioVec`] inside one page (offset plus length at most the
 /// page size) which keeps its bvec's origin.
-///
-/// ```
-/// use gupio_bio::{BioVec, Origin, PageGeometry, Pfn};
-/// let bv = BioVec::new(Pfn::new(4), Origin::Pinned, 4096, 2048);
-/// let lens: Vec<u32> = bv.pages(PageGeometry::FOUR_KIB).map(|p| p.len()).collect();
-/// assert_eq!(lens, [2048, 2048]);
-/// ```
 #[derive(Clone, Debug)]
 pub struct Pages<'a> {
     bvecs: &'a [BioVec],
@@ -503,14 +449,6 @@ impl BioVec {
     /// Yields nothing for an empty or no-page bvec. It stops early at a page
     /// that is not encodable, which no bvec a [`Bio`](crate::Bio) accepted
     /// has.
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, Origin, PageGeometry, Pfn};
-    /// let bv = BioVec::new(Pfn::new(2), Origin::Borrowed, 8192, 0);
-    /// let pages: Vec<_> = bv.pages(PageGeometry::FOUR_KIB).filter_map(|p| p.page()).collect();
-    /// assert_eq!(pages, [Pfn::new(2), Pfn::new(3)]);
-    /// assert_eq!(BioVec::NONE.pages(PageGeometry::FOUR_KIB).count(), 0);
-    /// ```
     #[inline]
     pub fn pages(&self, geometry: PageGeometry) -> Pages<'_> {
         Pages::new(

@@ -6,13 +6,6 @@ use crate::error::{BioError, Limit};
 use crate::sector::SECTOR_SIZE;
 
 /// The most bvecs one bio holds (Linux's `BIO_MAX_VECS`).
-///
-/// ```
-/// use gupio_bio::{Bio, BioLimits, BioOp, Sector, BIO_MAX_VECS};
-/// let mut table = heapless::Vec::<_, 1024>::new();
-/// let bio = Bio::new(&mut table, BioOp::Write, Sector(0), BioLimits::default());
-/// assert_eq!(bio.max_vecs(), BIO_MAX_VECS);
-/// ```
 pub const BIO_MAX_VECS: usize = 256;
 
 /// The page geometry and device limits a [`Bio`](crate::Bio) is built
@@ -73,12 +66,6 @@ impl BioLimits {
     ///
     /// # Errors
     /// [`BioError::InvalidLimit`] unless `1 <= max_vecs <= 256`.
-    ///
-    /// ```
-    /// use gupio_bio::BioLimits;
-    /// assert!(BioLimits::default().with_max_vecs(256).is_ok());
-    /// assert!(BioLimits::default().with_max_vecs(257).is_err());
-    /// ```
     #[inline]
     pub const fn with_max_vecs(self, max_vecs: usize) -> Result<Self, BioError> {
         if max_vecs == 0 || max_vecs > BIO_MAX_VECS {
@@ -95,12 +82,6 @@ impl BioLimits {
     ///
     /// # Errors
     /// [`BioError::InvalidLimit`] if `bytes` is below the page size.
-    ///
-    /// ```
-    /// use gupio_bio::BioLimits;
-    /// assert!(BioLimits::default().with_max_segment_size(4096).is_ok());
-    /// assert!(BioLimits::default().with_max_segment_size(4095).is_err());
-    /// ```
     #[inline]
     pub const fn with_max_segment_size(self, bytes: u32) -> Result<Self, BioError> {
         if bytes < self.geometry.size_u32() {
@@ -120,13 +101,6 @@ impl BioLimits {
     /// # Errors
     /// [`BioError::InvalidLimit`] unless `bytes` is a power of two from 512
     /// to the page size.
-    ///
-    /// ```
-    /// use gupio_bio::BioLimits;
-    /// assert!(BioLimits::default().with_logical_block_size(4096).is_ok());
-    /// assert!(BioLimits::default().with_logical_block_size(8192).is_err());
-    /// assert!(BioLimits::default().with_logical_block_size(1000).is_err());
-    /// ```
     #[inline]
     pub const fn with_logical_block_size(self, bytes: u32) -> Result<Self, BioError> {
         if !bytes.is_power_of_two() || bytes < SECTOR_SIZE || bytes > self.geometry.size_u32() {
@@ -148,12 +122,6 @@ impl BioLimits {
     /// # Errors
     /// [`BioError::InvalidLimit`] unless `mask + 1` is a power of two no
     /// larger than the page size.
-    ///
-    /// ```
-    /// use gupio_bio::BioLimits;
-    /// assert!(BioLimits::default().with_dma_alignment(3).is_ok());
-    /// assert!(BioLimits::default().with_dma_alignment(4).is_err());
-    /// ```
     #[inline]
     pub const fn with_dma_alignment(self, mask: u32) -> Result<Self, BioError> {
         let invalid = BioError::InvalidLimit {
@@ -170,64 +138,36 @@ impl BioLimits {
     }
 
     /// The page geometry.
-    ///
-    /// ```
-    /// use gupio_bio::{BioLimits, PageGeometry};
-    /// let g = PageGeometry::SIXTY_FOUR_KIB;
-    /// assert_eq!(BioLimits::new(g).geometry(), g);
-    /// ```
     #[inline]
     pub const fn geometry(&self) -> PageGeometry {
         self.geometry
     }
 
     /// The most bvecs a bio may hold.
-    ///
-    /// ```
-    /// assert_eq!(gupio_bio::BioLimits::default().max_vecs(), 256);
-    /// ```
     #[inline]
     pub const fn max_vecs(&self) -> usize {
         self.max_vecs
     }
 
     /// The longest bvec, in bytes.
-    ///
-    /// ```
-    /// assert_eq!(gupio_bio::BioLimits::default().max_segment_size(), u32::MAX);
-    /// ```
     #[inline]
     pub const fn max_segment_size(&self) -> u32 {
         self.max_segment_size
     }
 
     /// The device's logical block size, in bytes.
-    ///
-    /// ```
-    /// assert_eq!(gupio_bio::BioLimits::default().logical_block_size(), 512);
-    /// ```
     #[inline]
     pub const fn logical_block_size(&self) -> u32 {
         self.logical_block_size
     }
 
     /// The logical block size in 512-byte sectors.
-    ///
-    /// ```
-    /// use gupio_bio::BioLimits;
-    /// assert_eq!(BioLimits::default().with_logical_block_size(2048)?.block_sectors(), 4);
-    /// # Ok::<(), gupio_bio::BioError>(())
-    /// ```
     #[inline]
     pub const fn block_sectors(&self) -> u32 {
         self.logical_block_size / SECTOR_SIZE
     }
 
     /// The DMA alignment mask.
-    ///
-    /// ```
-    /// assert_eq!(gupio_bio::BioLimits::default().dma_alignment(), 511);
-    /// ```
     #[inline]
     pub const fn dma_alignment(&self) -> u32 {
         self.dma_alignment

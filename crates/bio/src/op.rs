@@ -6,12 +6,6 @@ use core::fmt;
 use gupio_pfn::Origin;
 
 /// What a bio asks the device to do.
-///
-/// ```
-/// use gupio_bio::BioOp;
-/// assert!(BioOp::Read.has_data() && BioOp::Read.dirties_pages());
-/// assert!(!BioOp::Flush.has_data());
-/// ```
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BioOp {
@@ -27,21 +21,12 @@ pub enum BioOp {
 
 impl BioOp {
     /// Whether the bio carries data pages (read and write do).
-    ///
-    /// ```
-    /// assert!(!gupio_bio::BioOp::Discard.has_data());
-    /// ```
     #[inline]
     pub const fn has_data(self) -> bool {
         matches!(self, Self::Read | Self::Write)
     }
 
-    /// Whether the device writes into the pages, so that the release path
-    /// must dirty them (a direct-I/O read).
-    ///
-    /// ```
-    /// assert!(!gupio_bio::BioOp::Write.dirties_pages());
-    /// ```
+    /// Whether the device writes into the pages, so the release path must dirty them.
     #[inline]
     pub const fn dirties_pages(self) -> bool {
         matches!(self, Self::Read)
@@ -53,14 +38,6 @@ impl BioOp {
 /// Each status has a fixed one-byte encoding ([`to_raw`](Self::to_raw),
 /// [`from_raw`](Self::from_raw)) so a completion path can keep it in an
 /// atomic word.
-///
-/// ```
-/// use gupio_bio::BioStatus;
-/// assert!(BioStatus::default().is_ok());
-/// assert!(BioStatus::IoError.is_err());
-/// assert_eq!(BioStatus::Timeout.to_string(), "timeout");
-/// assert_eq!(BioStatus::from_raw(BioStatus::Medium.to_raw()), Some(BioStatus::Medium));
-/// ```
 #[non_exhaustive]
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -94,11 +71,6 @@ pub enum BioStatus {
 
 impl BioStatus {
     /// Every status, in encoding order (`ALL[n].to_raw() == n`).
-    ///
-    /// ```
-    /// use gupio_bio::BioStatus;
-    /// assert!(BioStatus::ALL.iter().enumerate().all(|(n, s)| usize::from(s.to_raw()) == n));
-    /// ```
     pub const ALL: [BioStatus; 12] = [
         Self::Ok,
         Self::NotSupported,
@@ -115,22 +87,12 @@ impl BioStatus {
     ];
 
     /// The one-byte encoding.
-    ///
-    /// ```
-    /// assert_eq!(gupio_bio::BioStatus::Ok.to_raw(), 0);
-    /// ```
     #[inline]
     pub const fn to_raw(self) -> u8 {
         self as u8
     }
 
     /// The status a byte encodes, or `None` for a byte no status has.
-    ///
-    /// ```
-    /// use gupio_bio::BioStatus;
-    /// assert_eq!(BioStatus::from_raw(8), Some(BioStatus::IoError));
-    /// assert_eq!(BioStatus::from_raw(200), None);
-    /// ```
     #[inline]
     pub const fn from_raw(raw: u8) -> Option<Self> {
         if (raw as usize) < Self::ALL.len() {
@@ -141,20 +103,12 @@ impl BioStatus {
     }
 
     /// Whether the status is `Ok`.
-    ///
-    /// ```
-    /// assert!(gupio_bio::BioStatus::Ok.is_ok());
-    /// ```
     #[inline]
     pub const fn is_ok(self) -> bool {
         matches!(self, Self::Ok)
     }
 
     /// Whether the status is an error.
-    ///
-    /// ```
-    /// assert!(gupio_bio::BioStatus::Medium.is_err());
-    /// ```
     #[inline]
     pub const fn is_err(self) -> bool {
         !self.is_ok()
@@ -183,13 +137,6 @@ impl fmt::Display for BioStatus {
 bitflags::bitflags! {
     /// The origins of the pages a bio holds, kept up to date on every add so
     /// that completion knows in O(1) whether anything needs releasing.
-    ///
-    /// ```
-    /// use gupio_bio::{OriginSet, Origin};
-    /// let set = OriginSet::of(Origin::Borrowed);
-    /// assert!(!set.needs_release());
-    /// assert!((set | OriginSet::PINNED).needs_release());
-    /// ```
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
     pub struct OriginSet: u8 {
         /// At least one page was pinned (released by unpinning).
@@ -203,11 +150,6 @@ bitflags::bitflags! {
 
 impl OriginSet {
     /// The set holding only `origin`.
-    ///
-    /// ```
-    /// use gupio_bio::{OriginSet, Origin};
-    /// assert_eq!(OriginSet::of(Origin::Referenced), OriginSet::REFERENCED);
-    /// ```
     #[inline]
     pub const fn of(origin: Origin) -> Self {
         match origin {
@@ -218,23 +160,12 @@ impl OriginSet {
     }
 
     /// Whether the set holds `origin`.
-    ///
-    /// ```
-    /// use gupio_bio::{OriginSet, Origin};
-    /// assert!(OriginSet::PINNED.has(Origin::Pinned));
-    /// ```
     #[inline]
     pub const fn has(self, origin: Origin) -> bool {
         self.contains(Self::of(origin))
     }
 
     /// Whether any page in the set must be released (pinned or referenced).
-    ///
-    /// ```
-    /// use gupio_bio::OriginSet;
-    /// assert!(!OriginSet::empty().needs_release());
-    /// assert!(OriginSet::REFERENCED.needs_release());
-    /// ```
     #[inline]
     pub const fn needs_release(self) -> bool {
         self.intersects(Self::PINNED.union(Self::REFERENCED))
@@ -246,3 +177,6 @@ impl From<Origin> for OriginSet {
         Self::of(origin)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,40 +3,20 @@
 use core::fmt;
 
 /// log2 of [`SECTOR_SIZE`]: a byte count becomes sectors by `>> SECTOR_SHIFT`.
-///
-/// ```
-/// assert_eq!(4096 >> gupio_bio::SECTOR_SHIFT, 8);
-/// ```
 pub const SECTOR_SHIFT: u32 = 9;
 
 /// The block layer's addressing unit, 512 bytes, whatever the device's
 /// logical block size.
-///
-/// ```
-/// assert_eq!(gupio_bio::SECTOR_SIZE, 512);
-/// ```
 pub const SECTOR_SIZE: u32 = 1 << SECTOR_SHIFT;
 
 /// A device address in 512-byte sectors (Linux's `bi_sector`).
 ///
 /// An address, not a length: a number of sectors is a [`SectorCount`].
-///
-/// ```
-/// use gupio_bio::{Sector, SectorCount};
-/// let s = Sector(8);
-/// assert_eq!(s.checked_add(SectorCount(2)), Some(Sector(10)));
-/// assert_eq!(s.byte_address(), Some(4096));
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Sector(pub u64);
 
 impl Sector {
     /// The sector `count` sectors further on, or `None` past `u64::MAX`.
-    ///
-    /// ```
-    /// use gupio_bio::{Sector, SectorCount};
-    /// assert_eq!(Sector(u64::MAX).checked_add(SectorCount(1)), None);
-    /// ```
     #[inline]
     pub const fn checked_add(self, count: SectorCount) -> Option<Self> {
         match self.0.checked_add(count.0 as u64) {
@@ -46,12 +26,6 @@ impl Sector {
     }
 
     /// The sector `count` sectors back, or `None` below sector 0.
-    ///
-    /// ```
-    /// use gupio_bio::{Sector, SectorCount};
-    /// assert_eq!(Sector(3).checked_sub(SectorCount(3)), Some(Sector(0)));
-    /// assert_eq!(Sector(3).checked_sub(SectorCount(4)), None);
-    /// ```
     #[inline]
     pub const fn checked_sub(self, count: SectorCount) -> Option<Self> {
         match self.0.checked_sub(count.0 as u64) {
@@ -60,12 +34,7 @@ impl Sector {
         }
     }
 
-    /// The byte address of the sector on the device, or `None` if it does
-    /// not fit a `u64`.
-    ///
-    /// ```
-    /// assert_eq!(gupio_bio::Sector(1).byte_address(), Some(512));
-    /// ```
+    /// The byte address of the sector on the device, or `None` past `u64::MAX`.
     #[inline]
     pub const fn byte_address(self) -> Option<u64> {
         if self.0 > (u64::MAX >> SECTOR_SHIFT) {
@@ -83,34 +52,17 @@ impl fmt::Display for Sector {
 }
 
 /// A number of 512-byte sectors: a length, as `bio_split` takes it.
-///
-/// ```
-/// use gupio_bio::SectorCount;
-/// assert_eq!(SectorCount::from_bytes(4096), SectorCount(8));
-/// assert_eq!(SectorCount(8).bytes(), Some(4096));
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct SectorCount(pub u32);
 
 impl SectorCount {
     /// The whole sectors in `bytes` (rounded down, like Linux's `bytes >> 9`).
-    ///
-    /// ```
-    /// use gupio_bio::SectorCount;
-    /// assert_eq!(SectorCount::from_bytes(1023), SectorCount(1));
-    /// ```
     #[inline]
     pub const fn from_bytes(bytes: u32) -> Self {
         Self(bytes >> SECTOR_SHIFT)
     }
 
-    /// The count in bytes, or `None` if that does not fit a `u32` (a bio's
-    /// size field).
-    ///
-    /// ```
-    /// use gupio_bio::SectorCount;
-    /// assert_eq!(SectorCount(u32::MAX).bytes(), None);
-    /// ```
+    /// The count in bytes, or `None` if it does not fit a `u32` (a bio's size field).
     #[inline]
     pub const fn bytes(self) -> Option<u32> {
         if self.0 > (u32::MAX >> SECTOR_SHIFT) {

@@ -175,173 +175,66 @@ impl<'a> BioSplit<'a> {
     }
 
     /// The operation (the owner's).
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
-    /// let mut table = heapless::Vec::<_, 4>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
-    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
-    /// assert_eq!(bio.split(SectorCount(1))?.op(), BioOp::Read);
-    /// # Ok::<(), gupio_bio::BioError>(())
-    /// ```
     #[inline]
     pub fn op(&self) -> BioOp {
         self.op
     }
 
     /// The part's completion status.
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, BioStatus, Origin, Pfn, Sector, SectorCount};
-    /// let mut table = heapless::Vec::<_, 4>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
-    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
-    /// assert_eq!(bio.split(SectorCount(1))?.status(), BioStatus::Ok);
-    /// # Ok::<(), gupio_bio::BioError>(())
-    /// ```
     #[inline]
     pub fn status(&self) -> BioStatus {
         self.status
     }
 
-    /// Records the part's completion status (the owner's is separate; the
-    /// completion path propagates it).
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, BioStatus, Origin, Pfn, Sector, SectorCount};
-    /// let mut table = heapless::Vec::<_, 4>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
-    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
-    /// let mut front = bio.split(SectorCount(1))?;
-    /// front.set_status(BioStatus::Timeout);
-    /// assert_eq!(front.status(), BioStatus::Timeout);
-    /// # Ok::<(), gupio_bio::BioError>(())
-    /// ```
+    /// Records the part's completion status (the owner's is separate).
     #[inline]
     pub fn set_status(&mut self, status: BioStatus) {
         self.status = status;
     }
 
     /// The device sector of the part's bytes left.
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
-    /// let mut table = heapless::Vec::<_, 4>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(5), BioLimits::default());
-    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
-    /// assert_eq!(bio.split(SectorCount(1))?.sector(), Sector(5));
-    /// # Ok::<(), gupio_bio::BioError>(())
-    /// ```
     #[inline]
     pub fn sector(&self) -> Sector {
         self.iter.sector()
     }
 
     /// The part's bytes left.
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
-    /// let mut table = heapless::Vec::<_, 4>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(5), BioLimits::default());
-    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
-    /// assert_eq!(bio.split(SectorCount(3))?.size(), 1536);
-    /// # Ok::<(), gupio_bio::BioError>(())
-    /// ```
     #[inline]
     pub fn size(&self) -> u32 {
         self.iter.size()
     }
 
     /// A copy of the part's iterator.
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
-    /// let mut table = heapless::Vec::<_, 4>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
-    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
-    /// assert_eq!(bio.split(SectorCount(3))?.iter().idx(), 0);
-    /// # Ok::<(), gupio_bio::BioError>(())
-    /// ```
     #[inline]
     pub fn iter(&self) -> BvecIter {
         self.iter
     }
 
     /// Always false: a split part never releases pages.
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
-    /// let mut table = heapless::Vec::<_, 4>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
-    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
-    /// assert!(!bio.split(SectorCount(3))?.is_owner());
-    /// # Ok::<(), gupio_bio::BioError>(())
-    /// ```
     #[inline]
     pub const fn is_owner(&self) -> bool {
         false
     }
 
     /// The owner's limits.
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
-    /// let mut table = heapless::Vec::<_, 4>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
-    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
-    /// assert_eq!(bio.split(SectorCount(3))?.limits(), BioLimits::default());
-    /// # Ok::<(), gupio_bio::BioError>(())
-    /// ```
     #[inline]
     pub fn limits(&self) -> BioLimits {
         self.limits
     }
 
     /// The page geometry.
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, PageGeometry, Pfn, Sector, SectorCount};
-    /// let mut table = heapless::Vec::<_, 4>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
-    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
-    /// assert_eq!(bio.split(SectorCount(3))?.geometry(), PageGeometry::FOUR_KIB);
-    /// # Ok::<(), gupio_bio::BioError>(())
-    /// ```
     #[inline]
     pub fn geometry(&self) -> PageGeometry {
         self.limits.geometry()
     }
 
     /// The multi-page segments of the part's bytes left.
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
-    /// let mut table = heapless::Vec::<_, 4>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
-    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
-    /// let _ = bio.add_page(Pfn::new(2), 4096, 0, Origin::Pinned).unwrap();
-    /// let front = bio.split(SectorCount(10))?;
-    /// assert_eq!(front.segments().map(|s| s.len()).collect::<Vec<_>>(), [5120]);
-    /// # Ok::<(), gupio_bio::BioError>(())
-    /// ```
     #[inline]
     pub fn segments(&self) -> Segments<'a> {
         self.iter.segments(self.bvecs, self.geometry())
     }
 
-    /// The single-page segments of the part's bytes left, each keeping its
-    /// bvec's origin.
-    ///
-    /// ```
-    /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
-    /// let mut table = heapless::Vec::<_, 4>::new();
-    /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
-    /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
-    /// let _ = bio.add_page(Pfn::new(2), 4096, 0, Origin::Pinned).unwrap();
-    /// let front = bio.split(SectorCount(10))?;
-    /// assert_eq!(front.pages().map(|p| p.len()).collect::<Vec<_>>(), [4096, 1024]);
-    /// # Ok::<(), gupio_bio::BioError>(())
-    /// ```
+    /// The single-page segments of the part's bytes left, each with its bvec's origin.
     #[inline]
     pub fn pages(&self) -> Pages<'a> {
         self.iter.pages(self.bvecs, self.geometry())

@@ -25,33 +25,12 @@ use crate::bvec::BioVec;
 /// ```
 pub trait BvecStorage {
     /// How many bvecs fit.
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, BvecSlice, BvecStorage};
-    /// let mut backing = [BioVec::NONE; 8];
-    /// assert_eq!(BvecSlice::new(&mut backing).capacity(), 8);
-    /// ```
     fn capacity(&self) -> usize;
 
     /// The bvecs stored so far, in order.
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, BvecSlice, BvecStorage};
-    /// let mut backing = [BioVec::NONE; 8];
-    /// assert!(BvecSlice::new(&mut backing).as_slice().is_empty());
-    /// ```
     fn as_slice(&self) -> &[BioVec];
 
     /// The bvecs stored so far, writable.
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, BvecSlice, BvecStorage, Origin, Pfn};
-    /// let mut backing = [BioVec::NONE; 8];
-    /// let mut table = BvecSlice::new(&mut backing);
-    /// table.push(BioVec::new(Pfn::new(1), Origin::Pinned, 512, 0)).unwrap();
-    /// table.as_mut_slice()[0] = BioVec::NONE;
-    /// assert!(table.as_slice()[0].is_none());
-    /// ```
     fn as_mut_slice(&mut self) -> &mut [BioVec];
 
     /// Appends `bvec`, or hands it back when the storage is full.
@@ -59,48 +38,18 @@ pub trait BvecStorage {
     /// # Errors
     /// `Err(bvec)` when [`len`](Self::len) has reached
     /// [`capacity`](Self::capacity).
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, BvecSlice, BvecStorage};
-    /// let mut backing = [BioVec::NONE; 1];
-    /// let mut table = BvecSlice::new(&mut backing);
-    /// assert_eq!(table.push(BioVec::NONE), Ok(()));
-    /// assert_eq!(table.push(BioVec::NONE), Err(BioVec::NONE));
-    /// ```
     fn push(&mut self, bvec: BioVec) -> Result<(), BioVec>;
 
-    /// Forgets every bvec (releasing nothing: a `BioVec` holds no
-    /// reference by itself).
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, BvecSlice, BvecStorage};
-    /// let mut backing = [BioVec::NONE; 1];
-    /// let mut table = BvecSlice::new(&mut backing);
-    /// table.push(BioVec::NONE).unwrap();
-    /// table.clear();
-    /// assert_eq!(table.len(), 0);
-    /// ```
+    /// Forgets every bvec, releasing nothing (a `BioVec` holds no reference).
     fn clear(&mut self);
 
     /// How many bvecs are stored.
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, BvecSlice, BvecStorage};
-    /// let mut backing = [BioVec::NONE; 4];
-    /// assert_eq!(BvecSlice::new(&mut backing).len(), 0);
-    /// ```
     #[inline]
     fn len(&self) -> usize {
         self.as_slice().len()
     }
 
     /// Whether no bvec is stored.
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, BvecSlice, BvecStorage};
-    /// let mut backing = [BioVec::NONE; 4];
-    /// assert!(BvecSlice::new(&mut backing).is_empty());
-    /// ```
     #[inline]
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -180,12 +129,6 @@ pub struct BvecSlice<'a> {
 
 impl<'a> BvecSlice<'a> {
     /// An empty table over `slots`; their current contents are ignored.
-    ///
-    /// ```
-    /// use gupio_bio::{BioVec, BvecSlice, BvecStorage};
-    /// let mut backing = [BioVec::NONE; 3];
-    /// assert_eq!(BvecSlice::new(&mut backing).capacity(), 3);
-    /// ```
     #[inline]
     pub fn new(slots: &'a mut [BioVec]) -> Self {
         Self { slots, len: 0 }

@@ -221,22 +221,12 @@ impl Pfn {
     }
 
     /// The raw page-frame number.
-    ///
-    /// ```
-    /// assert_eq!(gupio_pfn::Pfn::new(9).get(), 9);
-    /// ```
     #[inline]
     pub const fn get(self) -> usize {
         self.0
     }
 
     /// The page-frame number `count` pages after this one, if it is encodable.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// assert_eq!(Pfn::new(1).checked_add(2), Some(Pfn::new(3)));
-    /// assert_eq!(Pfn::MAX.checked_add(1), None);
-    /// ```
     #[inline]
     pub const fn checked_add(self, count: usize) -> Option<Self> {
         match self.0.checked_add(count) {
@@ -246,12 +236,6 @@ impl Pfn {
     }
 
     /// The page-frame number `count` pages before this one, if there is one.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// assert_eq!(Pfn::new(3).checked_sub(3), Some(Pfn::ZERO));
-    /// assert_eq!(Pfn::ZERO.checked_sub(1), None);
-    /// ```
     #[inline]
     pub const fn checked_sub(self, count: usize) -> Option<Self> {
         match self.0.checked_sub(count) {
@@ -311,11 +295,6 @@ impl Pfn {
     /// # Errors
     /// [`PfnError::AddressOverflow`] if the address does not fit a `u64`
     /// (possible only on 64-bit with frame numbers above 2^48 or so).
-    ///
-    /// ```
-    /// use gupio_pfn::{PageGeometry, Pfn};
-    /// assert_eq!(Pfn::new(0x10).phys_addr(PageGeometry::SIXTY_FOUR_KIB), Ok(0x10_0000));
-    /// ```
     #[inline]
     pub const fn phys_addr(self, geometry: PageGeometry) -> Result<u64, PfnError> {
         let raw = usize_to_u64(self.0);
@@ -362,12 +341,6 @@ static_assertions::const_assert!(usize::BITS <= u64::BITS);
 /// Where a page in an I/O request came from, and so how it must be released.
 ///
 /// The discriminant is the value of the two tag bits.
-///
-/// ```
-/// use gupio_pfn::Origin;
-/// assert!(Origin::Pinned.needs_release());
-/// assert!(!Origin::Borrowed.needs_release());
-/// ```
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Origin {
@@ -390,12 +363,6 @@ impl Origin {
     ///
     /// # Errors
     /// [`PfnError::UnknownOrigin`] for tag `0b11` and anything above.
-    ///
-    /// ```
-    /// use gupio_pfn::Origin;
-    /// assert_eq!(Origin::from_tag(0b10), Ok(Origin::Pinned));
-    /// assert!(Origin::from_tag(0b11).is_err());
-    /// ```
     #[inline]
     pub const fn from_tag(tag: u8) -> Result<Self, PfnError> {
         match tag {
@@ -407,41 +374,24 @@ impl Origin {
     }
 
     /// The tag value (0..=2).
-    ///
-    /// ```
-    /// assert_eq!(gupio_pfn::Origin::Borrowed.tag(), 1);
-    /// ```
     #[inline]
     pub const fn tag(self) -> u8 {
         self as u8
     }
 
     /// The tag bits as they sit in the word.
-    ///
-    /// ```
-    /// use gupio_pfn::{Origin, PIN_BIT};
-    /// assert_eq!(Origin::Pinned.tag_bits(), PIN_BIT);
-    /// ```
     #[inline]
     pub const fn tag_bits(self) -> usize {
         (self as usize) << TAG_SHIFT
     }
 
     /// Whether the page was pinned (a device may DMA into it).
-    ///
-    /// ```
-    /// assert!(gupio_pfn::Origin::Pinned.is_pinned());
-    /// ```
     #[inline]
     pub const fn is_pinned(self) -> bool {
         matches!(self, Self::Pinned)
     }
 
     /// Whether completing I/O on such a page must release something.
-    ///
-    /// ```
-    /// assert!(gupio_pfn::Origin::Referenced.needs_release());
-    /// ```
     #[inline]
     pub const fn needs_release(self) -> bool {
         !matches!(self, Self::Borrowed)
@@ -519,32 +469,18 @@ impl TaggedPfn {
     }
 
     /// The raw machine word.
-    ///
-    /// ```
-    /// assert_eq!(gupio_pfn::TaggedPfn::NONE.to_raw(), usize::MAX);
-    /// ```
     #[inline]
     pub const fn to_raw(self) -> usize {
         self.0
     }
 
     /// Whether this is the "no page" sentinel.
-    ///
-    /// ```
-    /// assert!(gupio_pfn::TaggedPfn::NONE.is_none());
-    /// ```
     #[inline]
     pub const fn is_none(self) -> bool {
         self.0 == usize::MAX
     }
 
     /// The page and its origin, or `None` for the sentinel.
-    ///
-    /// ```
-    /// use gupio_pfn::{Origin, Pfn, TaggedPfn};
-    /// let w = TaggedPfn::new(Pfn::MAX, Origin::Pinned);
-    /// assert_eq!(w.decode(), Some((Pfn::MAX, Origin::Pinned)));
-    /// ```
     #[inline]
     pub const fn decode(self) -> Option<(Pfn, Origin)> {
         if self.is_none() {
@@ -554,11 +490,6 @@ impl TaggedPfn {
     }
 
     /// The page-frame number, or `None` for the sentinel.
-    ///
-    /// ```
-    /// use gupio_pfn::{Origin, Pfn, TaggedPfn};
-    /// assert_eq!(TaggedPfn::new(Pfn::new(8), Origin::Pinned).pfn(), Some(Pfn::new(8)));
-    /// ```
     #[inline]
     pub const fn pfn(self) -> Option<Pfn> {
         if self.is_none() {
@@ -569,11 +500,6 @@ impl TaggedPfn {
     }
 
     /// The origin, or `None` for the sentinel.
-    ///
-    /// ```
-    /// use gupio_pfn::{Origin, Pfn, TaggedPfn};
-    /// assert_eq!(TaggedPfn::new(Pfn::new(8), Origin::Pinned).origin(), Some(Origin::Pinned));
-    /// ```
     #[inline]
     pub const fn origin(self) -> Option<Origin> {
         if self.is_none() {
@@ -583,26 +509,13 @@ impl TaggedPfn {
         }
     }
 
-    /// Whether the word carries the pin bit (and is not the sentinel): the
-    /// proposal's "this page came from GUP" test.
-    ///
-    /// ```
-    /// use gupio_pfn::{Origin, Pfn, TaggedPfn};
-    /// assert!(TaggedPfn::new(Pfn::ZERO, Origin::Pinned).is_pinned());
-    /// assert!(!TaggedPfn::NONE.is_pinned());
-    /// ```
+    /// Whether the word carries the pin bit (never the sentinel): "came from GUP".
     #[inline]
     pub const fn is_pinned(self) -> bool {
         !self.is_none() && self.0 & PIN_BIT != 0
     }
 
     /// The same page with another origin; the sentinel stays the sentinel.
-    ///
-    /// ```
-    /// use gupio_pfn::{Origin, Pfn, TaggedPfn};
-    /// let w = TaggedPfn::new(Pfn::new(4), Origin::Pinned).with_origin(Origin::Borrowed);
-    /// assert_eq!(w.decode(), Some((Pfn::new(4), Origin::Borrowed)));
-    /// ```
     #[inline]
     pub const fn with_origin(self, origin: Origin) -> Self {
         if self.is_none() {
@@ -615,13 +528,6 @@ impl TaggedPfn {
     /// The word for the page `count` frames further on, keeping the origin:
     /// the single-page view of a multi-page bvec. `None` for the sentinel or
     /// when the frame number would leave the encodable range.
-    ///
-    /// ```
-    /// use gupio_pfn::{Origin, Pfn, TaggedPfn};
-    /// let w = TaggedPfn::new(Pfn::new(10), Origin::Pinned);
-    /// assert_eq!(w.nth_page(2), Some(TaggedPfn::new(Pfn::new(12), Origin::Pinned)));
-    /// assert_eq!(TaggedPfn::new(Pfn::MAX, Origin::Pinned).nth_page(1), None);
-    /// ```
     #[inline]
     pub const fn nth_page(self, count: usize) -> Option<Self> {
         match self.decode() {
@@ -718,64 +624,36 @@ impl PageGeometry {
     }
 
     /// log2 of the page size.
-    ///
-    /// ```
-    /// assert_eq!(gupio_pfn::PageGeometry::FOUR_KIB.shift(), 12);
-    /// ```
     #[inline]
     pub const fn shift(self) -> u32 {
         self.shift
     }
 
     /// The page size in bytes.
-    ///
-    /// ```
-    /// assert_eq!(gupio_pfn::PageGeometry::FOUR_KIB.size(), 4096);
-    /// ```
     #[inline]
     pub const fn size(self) -> usize {
         1 << self.shift
     }
 
     /// The page size in bytes, as a `u32` (what a `bio_vec` length holds).
-    ///
-    /// ```
-    /// assert_eq!(gupio_pfn::PageGeometry::SIXTY_FOUR_KIB.size_u32(), 65536);
-    /// ```
     #[inline]
     pub const fn size_u32(self) -> u32 {
         1 << self.shift
     }
 
     /// The page size in bytes, as a `u64`.
-    ///
-    /// ```
-    /// assert_eq!(gupio_pfn::PageGeometry::SIXTEEN_KIB.size_u64(), 16384);
-    /// ```
     #[inline]
     pub const fn size_u64(self) -> u64 {
         1 << self.shift
     }
 
     /// The mask of the in-page offset bits of an address.
-    ///
-    /// ```
-    /// assert_eq!(gupio_pfn::PageGeometry::FOUR_KIB.offset_mask(), 0xfff);
-    /// ```
     #[inline]
     pub const fn offset_mask(self) -> u64 {
         self.size_u64() - 1
     }
 
-    /// The largest physical address (exclusive upper bound, saturating at
-    /// `u64::MAX`) whose page is encodable.
-    ///
-    /// ```
-    /// use gupio_pfn::PageGeometry;
-    /// // At least 52-bit physical addresses on 64-bit, 36-bit (PAE) on 32-bit.
-    /// let min_bits = if usize::BITS == 64 { 52 } else { 36 };
-    /// assert!(PageGeometry::FOUR_KIB.max_phys_addr() >= (1u64 << min_bits) - 1);
-    /// ```
+    /// The highest physical address whose page is encodable (at most `u64::MAX`).
     #[inline]
     pub const fn max_phys_addr(self) -> u64 {
         let max = usize_to_u64(Pfn::MAX.0);

@@ -363,3 +363,48 @@ fn debug_output_names_page_and_origin() {
     assert_eq!(text, "TaggedPfn(0xabc, Pinned)");
     assert_eq!(format!("{:?}", TaggedPfn::NONE), "TaggedPfn::NONE");
 }
+
+#[test]
+fn origin_tags_and_predicates_are_the_proposal_s() {
+    let tags: Vec<u8> = Origin::ALL.iter().map(|o| o.tag()).collect();
+    assert_eq!(tags, [0b00, 0b01, 0b10]);
+    assert_eq!(Origin::Pinned.tag_bits(), PIN_BIT);
+    assert_eq!(Origin::Borrowed.tag_bits(), BORROW_BIT);
+    assert_eq!(Origin::Referenced.tag_bits(), 0);
+    let pinned: Vec<bool> = Origin::ALL.iter().map(|o| o.is_pinned()).collect();
+    assert_eq!(pinned, [false, false, true]);
+}
+
+#[test]
+fn with_origin_keeps_the_page_and_changes_only_the_tag() {
+    for from in Origin::ALL {
+        for to in Origin::ALL {
+            let word = TaggedPfn::new(Pfn::new(4), from).with_origin(to);
+            assert_eq!(word.decode(), Some((Pfn::new(4), to)));
+            assert_eq!(word, TaggedPfn::new(Pfn::new(4), to));
+        }
+    }
+    assert_eq!(TaggedPfn::NONE.to_raw(), usize::MAX);
+    assert_eq!(Pfn::new(9).get(), 9);
+    assert_eq!(usize::from(Pfn::new(9)), 9);
+}
+
+#[test]
+fn geometry_shifts_and_sizes_agree() {
+    for geometry in [
+        PageGeometry::FOUR_KIB,
+        PageGeometry::SIXTEEN_KIB,
+        PageGeometry::SIXTY_FOUR_KIB,
+    ] {
+        let size = 1u64 << geometry.shift();
+        assert_eq!(geometry.size_u64(), size);
+        assert_eq!(u64::from(geometry.size_u32()), size);
+        assert_eq!(geometry.size() as u64, size);
+    }
+    assert_eq!(PageGeometry::FOUR_KIB.shift(), 12);
+    assert_eq!(PageGeometry::SIXTY_FOUR_KIB.offset_mask(), 0xffff);
+    assert_eq!(
+        Pfn::new(0x10).phys_addr(PageGeometry::SIXTY_FOUR_KIB),
+        Ok(0x10_0000)
+    );
+}

@@ -14,14 +14,6 @@ use crate::storage::BvecStorage;
 
 /// What an add did with the fragment. Match on it: the two duplicate
 /// outcomes leave the caller one reference to drop.
-///
-/// ```
-/// use gupio_bio::{Added, Origin, Pfn};
-/// let added = Added::MergedDuplicatePin { pfn: Pfn::new(3) };
-/// assert_eq!(added.duplicate(), Some((Pfn::new(3), Origin::Pinned)));
-/// assert!(added.merged());
-/// assert_eq!(Added::NewVec.duplicate(), None);
-/// ```
 #[must_use = "a duplicate pin or reference reported here must be dropped by the caller"]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Added {
@@ -47,14 +39,7 @@ pub enum Added {
 }
 
 impl Added {
-    /// The page whose extra pin or reference the caller must drop, and
-    /// which kind it is.
-    ///
-    /// ```
-    /// use gupio_bio::{Added, Origin, Pfn};
-    /// let added = Added::MergedDuplicateRef { pfn: Pfn::new(4) };
-    /// assert_eq!(added.duplicate(), Some((Pfn::new(4), Origin::Referenced)));
-    /// ```
+    /// The page whose extra pin or reference the caller must drop, and its kind.
     #[inline]
     pub const fn duplicate(self) -> Option<(Pfn, Origin)> {
         match self {
@@ -65,10 +50,6 @@ impl Added {
     }
 
     /// Whether the fragment was merged into the last bvec.
-    ///
-    /// ```
-    /// assert!(!gupio_bio::Added::NewVec.merged());
-    /// ```
     #[inline]
     pub const fn merged(self) -> bool {
         !matches!(self, Self::NewVec)

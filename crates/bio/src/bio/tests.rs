@@ -786,19 +786,6 @@ fn status_op_and_storage_accessors() {
     assert_eq!((b.vcnt(), b.size()), (0, 0));
 }
 
-#[test]
-fn every_status_round_trips_its_byte_and_no_other_byte_decodes() {
-    for (n, status) in BioStatus::ALL.iter().enumerate() {
-        assert_eq!(usize::from(status.to_raw()), n);
-        assert_eq!(BioStatus::from_raw(status.to_raw()), Some(*status));
-        assert_eq!(status.is_ok(), n == 0);
-        assert!(!status.to_string().is_empty());
-    }
-    for raw in 12..=u8::MAX {
-        assert_eq!(BioStatus::from_raw(raw), None);
-    }
-}
-
 // ---- split --------------------------------------------------------------
 
 #[test]
@@ -1131,4 +1118,147 @@ fn property_random_advance_rewind_and_split_sequences_keep_every_byte() {
         joined.extend(b.pages());
         assert_eq!(canonical(&joined), whole, "round {round}, {parts} parts");
     }
+}
+
+// ---- accessors and small values ------------------------------------------
+
+#[test]
+fn added_names_the_page_whose_extra_reference_the_caller_drops() {
+    let pin = Added::MergedDuplicatePin { pfn: pfn(3) };
+    let reference = Added::MergedDuplicateRef { pfn: pfn(4) };
+    assert_eq!(pin.duplicate(), Some((pfn(3), Origin::Pinned)));
+    assert_eq!(reference.duplicate(), Some((pfn(4), Origin::Referenced)));
+    assert_eq!(Added::NewVec.duplicate(), None);
+    assert_eq!(Added::Merged.duplicate(), None);
+    assert!(pin.merged() && reference.merged() && Added::Merged.merged());
+    assert!(!Added::NewVec.merged());
+}
+
+#[test]
+fn a_new_bio_reports_what_it_was_built_with() {
+    let mut t = Table::<1000>::new();
+    let limits = BioLimits::new(PageGeometry::SIXTEEN_KIB);
+    let b = Bio::new(&mut t, BioOp::Flush, Sector(7), limits);
+    assert_eq!(
+        (b.op(), b.status(), b.sector()),
+        (BioOp::Flush, BioStatus::Ok, Sector(7))
+    );
+    assert_eq!(
+        (b.size(), b.vcnt(), b.iter()),
+        (0, 0, BvecIter::new(Sector(7), 0))
+    );
+    assert_eq!((b.limits(), b.geometry().size()), (limits, 16384));
+    assert_eq!(b.max_vecs(), BIO_MAX_VECS);
+    assert_eq!(b.origins(), OriginSet::empty());
+    assert!(b.is_owner() && !b.is_full() && !b.needs_release());
+}
+
+#[test]
+fn status_and_sector_setters_are_read_back() {
+    let mut t = Table::<1>::new();
+    let mut b = bio(&mut t, BioOp::Read);
+    b.set_status(BioStatus::Medium);
+    b.set_sector(Sector(1000));
+    assert_eq!((b.status(), b.sector()), (BioStatus::Medium, Sector(1000)));
+    assert_eq!(b.iter().sector(), Sector(1000));
+}
+
+#[test]
+fn fullness_and_release_need_follow_the_adds() {
+    let mut t = Table::<1>::new();
+    let mut b = bio(&mut t, BioOp::Write);
+    let _ = b.add_page(pfn(1), 512, 0, Origin::Borrowed).unwrap();
+    assert_eq!(b.size(), 512);
+    assert!(b.is_full());
+    assert!(!b.needs_release());
+    assert_eq!(b.origins(), OriginSet::BORROWED);
+    let mut t = Table::<2>::new();
+    let mut b = bio(&mut t, BioOp::Read);
+    let _ = b.add_page(pfn(1), 512, 0, Origin::Referenced).unwrap();
+    assert_eq!(b.origins(), OriginSet::REFERENCED);
+    assert!(b.needs_release() && !b.is_full());
+}
+
+#[test]
+fn views_of_the_bytes_left_and_of_the_whole_table() {
+    let mut t = Table::<2>::new();
+    let mut b = bio(&mut t, BioOp::Read);
+    let _ = b.add_page(pfn(1), 4096, 0, Origin::Pinned).unwrap();
+    let _ = b.add_page(pfn(2), 4096, 0, Origin::Pinned).unwrap();
+    let lens = |it: &mut dyn Iterator<Item = BioVec>| it.map(|bv| bv.len()).collect::<Vec<_>>();
+    assert_eq!(lens(&mut b.segments()), [8192]);
+    assert_eq!(lens(&mut b.pages()), [4096, 4096]);
+    b.advance(8192).unwrap();
+    assert_eq!(b.size(), 0);
+    assert_eq!((b.segments().count(), b.pages().count()), (0, 0));
+    // The release path's views do not move with the iterator.
+    assert_eq!(b.bvecs(), &[piece(1, Origin::Pinned, 8192, 0)]);
+    assert_eq!(lens(&mut b.all_pages()), [4096, 4096]);
+    assert_eq!(b.into_storage().len(), 1);
+}
+
+#[test]
+fn a_split_part_reports_its_window_and_never_owns() {
+    let mut t = Table::<4>::new();
+    let mut b = Bio::new(&mut t, BioOp::Read, Sector(5), BioLimits::default());
+    let _ = b.add_page(pfn(1), 4096, 0, Origin::Pinned).unwrap();
+    let _ = b.add_page(pfn(2), 4096, 0, Origin::Pinned).unwrap();
+    let mut front = b.split(SectorCount(10)).unwrap();
+    assert_eq!((front.op(), front.status()), (BioOp::Read, BioStatus::Ok));
+    assert_eq!((front.sector(), front.size()), (Sector(5), 5120));
+    assert_eq!((front.iter().idx(), front.iter().bvec_done()), (0, 0));
+    assert_eq!(
+        (front.limits(), front.geometry()),
+        (BioLimits::default(), G4)
+    );
+    assert!(!front.is_owner());
+    let segments: Vec<u32> = front.segments().map(|s| s.len()).collect();
+    let pages: Vec<u32> = front.pages().map(|p| p.len()).collect();
+    assert_eq!((segments, pages), (vec![5120], vec![4096, 1024]));
+    front.set_status(BioStatus::Timeout);
+    assert_eq!(front.status(), BioStatus::Timeout);
+    // The owner's status is its own.
+    assert_eq!(b.status(), BioStatus::Ok);
+}
+
+#[test]
+fn a_refused_add_hands_back_the_fragment_as_passed() {
+    let mut t = Table::<4>::new();
+    let mut b = bio(&mut t, BioOp::Write);
+    let err = b.add_page(pfn(9), 0, 0, Origin::Pinned).unwrap_err();
+    assert_eq!(err.error(), BioError::ZeroLength);
+    assert_eq!(err.rejected(), piece(9, Origin::Pinned, 0, 0));
+    let err = b
+        .add_page(pfn(1), 512, 4000, Origin::Referenced)
+        .unwrap_err();
+    assert_eq!(
+        err.error(),
+        BioError::PastPageRun {
+            offset: 4000,
+            len: 512,
+            run_bytes: 4096
+        }
+    );
+    assert_eq!(err.rejected(), piece(1, Origin::Referenced, 512, 4000));
+    // A folio's refusal hands back its head page with the bytes as passed.
+    let err = b
+        .add_folio(folio(0x400, 2), 4096, 16384, Origin::Pinned)
+        .unwrap_err();
+    assert_eq!(err.rejected(), piece(0x400, Origin::Pinned, 4096, 16384));
+}
+
+#[test]
+fn error_texts_name_the_limit_that_was_hit() {
+    assert_eq!(
+        BioError::TooManyVecs { max_vecs: 256 }.to_string(),
+        "bio full: it already holds max_vecs = 256 bvecs"
+    );
+    assert_eq!(
+        BioError::InvalidLimit {
+            limit: Limit::DmaAlignment,
+            value: 4
+        }
+        .to_string(),
+        "dma_alignment = 4 is not a usable limit"
+    );
 }

@@ -84,3 +84,66 @@ fn debug_shows_page_origin_len_offset() {
         "BioVec { page: 0x2a, origin: Borrowed, len: 8, offset: 16 }"
     );
 }
+
+#[test]
+fn accessors_read_back_the_descriptor() {
+    let bv = BioVec::new(Pfn::new(7), Origin::Referenced, 512, 1024);
+    assert_eq!(bv.tagged(), TaggedPfn::new(Pfn::new(7), Origin::Referenced));
+    assert_eq!(
+        (bv.page(), bv.origin()),
+        (Some(Pfn::new(7)), Some(Origin::Referenced))
+    );
+    assert_eq!(bv.decode(), Some((Pfn::new(7), Origin::Referenced)));
+    assert_eq!((bv.len(), bv.offset()), (512, 1024));
+    assert!(!bv.is_none() && !bv.is_empty());
+    assert_eq!(BioVec::NONE.tagged(), TaggedPfn::NONE);
+    let word = TaggedPfn::new(Pfn::new(3), Origin::Borrowed);
+    assert_eq!(
+        BioVec::from_tagged(word, 8, 0),
+        BioVec::new(Pfn::new(3), Origin::Borrowed, 8, 0)
+    );
+}
+
+#[test]
+fn first_and_last_page_and_the_count_follow_the_bytes() {
+    // Bytes 8192..8292 of page 5: page 7 only.
+    let bv = BioVec::new(Pfn::new(5), Origin::Pinned, 100, 8192);
+    assert_eq!(
+        (bv.first_page(G4), bv.last_page(G4)),
+        (Some(Pfn::new(7)), Some(Pfn::new(7)))
+    );
+    // Bytes 4095..=8192: pages 5 + 0, 1 and 2.
+    let bv = BioVec::new(Pfn::new(5), Origin::Pinned, 4098, 4095);
+    assert_eq!(
+        (bv.first_page(G4), bv.last_page(G4)),
+        (Some(Pfn::new(5)), Some(Pfn::new(7)))
+    );
+    assert_eq!(bv.page_count(G4), 3);
+    assert_eq!(
+        BioVec::new(Pfn::new(5), Origin::Pinned, 4096, 0).page_count(G4),
+        1
+    );
+    assert_eq!(
+        BioVec::new(Pfn::new(5), Origin::Pinned, 4096, 1).page_count(G4),
+        2
+    );
+    let empty = BioVec::new(Pfn::new(5), Origin::Pinned, 0, 0);
+    assert_eq!(
+        (
+            empty.first_page(G4),
+            empty.last_page(G4),
+            empty.page_count(G4)
+        ),
+        (None, None, 0)
+    );
+}
+
+#[test]
+fn the_single_page_view_walks_every_page_touched() {
+    let bv = BioVec::new(Pfn::new(2), Origin::Borrowed, 8192, 0);
+    let pages: Vec<Option<Pfn>> = bv.pages(G4).map(|p| p.page()).collect();
+    assert_eq!(pages, [Some(Pfn::new(2)), Some(Pfn::new(3))]);
+    let bv = BioVec::new(Pfn::new(4), Origin::Pinned, 4096, 2048);
+    let lens: Vec<u32> = bv.pages(G4).map(|p| p.len()).collect();
+    assert_eq!(lens, [2048, 2048]);
+}

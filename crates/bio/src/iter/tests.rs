@@ -206,3 +206,35 @@ fn exhausted_iterators_stay_exhausted() {
     assert_eq!(segs.by_ref().count(), 3);
     assert_eq!(segs.next(), None);
 }
+
+#[test]
+fn a_new_iterator_stands_at_the_start_with_its_bytes() {
+    let iter = BvecIter::new(Sector(4), 512);
+    assert_eq!(
+        (iter.sector(), iter.size(), iter.idx(), iter.bvec_done()),
+        (Sector(4), 512, 0, 0)
+    );
+    assert!(!iter.is_empty());
+    assert!(BvecIter::new(Sector(0), 0).is_empty());
+}
+
+#[test]
+fn segments_and_pages_iterate_without_moving_the_iterator() {
+    let t = [
+        bv(4, 8192, 0),
+        BioVec::new(Pfn::new(9), Origin::Borrowed, 512, 0),
+    ];
+    let iter = BvecIter::over(&t, Sector(0)).unwrap();
+    let lens: Vec<u32> = iter.segments(&t, G4).map(|s| s.len()).collect();
+    assert_eq!(lens, [8192, 512]);
+    let pages: Vec<Option<Pfn>> = iter.pages(&t, G4).map(|p| p.page()).collect();
+    assert_eq!(
+        pages,
+        [Some(Pfn::new(4)), Some(Pfn::new(5)), Some(Pfn::new(9))]
+    );
+    assert_eq!(iter, BvecIter::over(&t, Sector(0)).unwrap());
+    let mut segments = iter.segments(&t[..1], G4);
+    assert_eq!(segments.next().map(|s| s.len()), Some(8192));
+    assert_eq!(segments.next(), None);
+    assert_eq!(segments.next(), None);
+}

@@ -53,3 +53,56 @@ fn valid_limits_are_stored() {
         Ok(65535)
     );
 }
+
+#[test]
+fn defaults_are_linux_s() {
+    let l = BioLimits::default();
+    assert_eq!(l, BioLimits::new(PageGeometry::FOUR_KIB));
+    assert_eq!(l.geometry(), PageGeometry::FOUR_KIB);
+    assert_eq!(
+        (l.max_vecs(), l.max_segment_size()),
+        (BIO_MAX_VECS, u32::MAX)
+    );
+    assert_eq!(
+        (l.logical_block_size(), l.block_sectors(), l.dma_alignment()),
+        (512, 1, 511)
+    );
+    assert_eq!(BIO_MAX_VECS, 256);
+    let g = PageGeometry::SIXTY_FOUR_KIB;
+    assert_eq!(BioLimits::new(g).geometry(), g);
+}
+
+#[test]
+fn limits_are_accepted_up_to_their_edges() {
+    let l = BioLimits::default();
+    assert_eq!(l.with_max_vecs(256).map(|l| l.max_vecs()), Ok(256));
+    assert_eq!(
+        l.with_max_segment_size(4096).map(|l| l.max_segment_size()),
+        Ok(4096)
+    );
+    assert_eq!(
+        l.with_max_segment_size(4095),
+        Err(BioError::InvalidLimit {
+            limit: Limit::MaxSegmentSize,
+            value: 4095
+        })
+    );
+    assert_eq!(
+        l.with_logical_block_size(4096).map(|l| l.block_sectors()),
+        Ok(8)
+    );
+    assert_eq!(
+        l.with_logical_block_size(2048).map(|l| l.block_sectors()),
+        Ok(4)
+    );
+    assert!(l.with_logical_block_size(8192).is_err());
+    assert!(l.with_logical_block_size(1000).is_err());
+    assert_eq!(l.with_dma_alignment(3).map(|l| l.dma_alignment()), Ok(3));
+    assert_eq!(
+        l.with_dma_alignment(4),
+        Err(BioError::InvalidLimit {
+            limit: Limit::DmaAlignment,
+            value: 4
+        })
+    );
+}

@@ -35,3 +35,11 @@ fn heapless_storage_and_references_behave_alike() {
     let empty = fill(BvecSlice::from(&mut backing[..]));
     assert_eq!(empty.capacity(), 0);
 }
+
+#[test]
+fn a_slice_table_starts_empty_whatever_the_slots_hold() {
+    let mut backing = [bv(7); 3];
+    let s = BvecSlice::new(&mut backing);
+    assert_eq!((s.len(), s.capacity()), (0, 3));
+    assert!(s.is_empty() && s.as_slice().is_empty());
+}
