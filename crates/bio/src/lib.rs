@@ -82,6 +82,7 @@ mod op;
 mod sector;
 mod split;
 mod storage;
+mod window;
 
 pub use bio::build::Added;
 pub use bio::Bio;

@@ -7,7 +7,8 @@ use crate::error::BioError;
 use crate::iter::{BvecIter, Pages, Segments};
 use crate::limits::BioLimits;
 use crate::op::{BioOp, BioStatus};
-use crate::sector::{Sector, SectorCount, SECTOR_SHIFT, SECTOR_SIZE};
+use crate::sector::{Sector, SectorCount, SECTOR_SIZE};
+use crate::window::split_iter;
 
 /// A part split off a [`Bio`](crate::Bio) (or off another split): a window
 /// on the owner's bvec table with its own iterator and status, like the
@@ -239,48 +240,4 @@ impl<'a> BioSplit<'a> {
     pub fn pages(&self) -> Pages<'a> {
         self.iter.pages(self.bvecs, self.geometry())
     }
-}
-
-/// Splits the window of `iter` after `sectors` sectors: returns the front
-/// window and the rest, or the error, with `iter` itself untouched.
-pub(crate) fn split_iter(
-    iter: BvecIter,
-    bvecs: &[BioVec],
-    op: BioOp,
-    limits: &BioLimits,
-    sectors: SectorCount,
-) -> Result<(BvecIter, BvecIter), BioError> {
-    let bio_sectors = iter.size() >> SECTOR_SHIFT;
-    if sectors.0 == 0 || sectors.0 >= bio_sectors {
-        return Err(BioError::SplitOutOfRange {
-            sectors: sectors.0,
-            bio_sectors,
-        });
-    }
-    let block_sectors = limits.block_sectors();
-    if sectors.0 % block_sectors != 0 {
-        return Err(BioError::SplitUnaligned {
-            sectors: sectors.0,
-            block_sectors,
-        });
-    }
-    // sectors < bio_sectors <= u32::MAX >> 9, so the bytes fit.
-    let bytes = sectors.0 << SECTOR_SHIFT;
-    let rest_sector = iter
-        .sector()
-        .checked_add(sectors)
-        .ok_or(BioError::SectorOverflow {
-            sector: iter.sector().0,
-            sectors: sectors.0,
-        })?;
-    let mut front = iter;
-    front.set_size(bytes);
-    let mut rest = iter;
-    if op.has_data() {
-        rest.advance(bvecs, bytes)?;
-    } else {
-        rest.advance_no_data(bytes)?;
-    }
-    rest.set_sector(rest_sector);
-    Ok((front, rest))
 }

@@ -3,8 +3,9 @@
 use super::Bio;
 use crate::error::BioError;
 use crate::sector::{SectorCount, SECTOR_SIZE};
-use crate::split::{split_iter, BioSplit};
+use crate::split::BioSplit;
 use crate::storage::BvecStorage;
+use crate::window::split_iter;
 
 impl<S: BvecStorage> Bio<S> {
     /// Moves the bio forward by `bytes` (`bio_advance`): the iterator moves
