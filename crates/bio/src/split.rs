@@ -7,8 +7,8 @@ use crate::error::BioError;
 use crate::iter::{BvecIter, Pages, Segments};
 use crate::limits::BioLimits;
 use crate::op::{BioOp, BioStatus};
-use crate::sector::{Sector, SectorCount, SECTOR_SIZE};
-use crate::window::split_iter;
+use crate::sector::{Sector, SectorCount};
+use crate::window;
 
 /// A part split off a [`Bio`](crate::Bio) (or off another split): a window
 /// on the owner's bvec table with its own iterator and status, like the
@@ -76,7 +76,7 @@ impl<'a> BioSplit<'a> {
     /// # Ok::<(), gupio_bio::BioError>(())
     /// ```
     pub fn split(&mut self, sectors: SectorCount) -> Result<BioSplit<'a>, BioError> {
-        let (front, rest) = split_iter(self.iter, self.bvecs, self.op, &self.limits, sectors)?;
+        let (front, rest) = window::split(self.iter, self.bvecs, self.op, &self.limits, sectors)?;
         self.iter = rest;
         self.advanced = 0;
         Ok(BioSplit::new(self.bvecs, front, self.op, self.limits))
@@ -99,26 +99,9 @@ impl<'a> BioSplit<'a> {
     /// # Ok::<(), gupio_bio::BioError>(())
     /// ```
     pub fn advance(&mut self, bytes: u32) -> Result<(), BioError> {
-        if bytes % SECTOR_SIZE != 0 {
-            return Err(BioError::NotSectorMultiple { bytes });
-        }
-        let moved_bytes = bytes.min(self.iter.size());
-        let moved = SectorCount::from_bytes(moved_bytes);
-        let sector = self
-            .iter
-            .sector()
-            .checked_add(moved)
-            .ok_or(BioError::SectorOverflow {
-                sector: self.iter.sector().0,
-                sectors: moved.0,
-            })?;
-        let result = if self.op.has_data() {
-            self.iter.advance(self.bvecs, bytes)
-        } else {
-            self.iter.advance_no_data(bytes)
-        };
-        self.iter.set_sector(sector);
-        self.advanced = self.advanced.saturating_add(moved_bytes);
+        let before = self.iter.size();
+        let result = window::advance(&mut self.iter, self.bvecs, self.op, bytes);
+        self.advanced = self.advanced.saturating_add(before - self.iter.size());
         result
     }
 
@@ -147,30 +130,8 @@ impl<'a> BioSplit<'a> {
     /// # Ok::<(), gupio_bio::BioError>(())
     /// ```
     pub fn rewind(&mut self, bytes: u32) -> Result<(), BioError> {
-        if bytes % SECTOR_SIZE != 0 {
-            return Err(BioError::NotSectorMultiple { bytes });
-        }
-        let sectors = SectorCount::from_bytes(bytes);
-        let sector = self
-            .iter
-            .sector()
-            .checked_sub(sectors)
-            .ok_or(BioError::SectorOverflow {
-                sector: self.iter.sector().0,
-                sectors: sectors.0,
-            })?;
-        if bytes > self.advanced {
-            return Err(BioError::RewindPastStart {
-                requested: bytes,
-                available: self.advanced,
-            });
-        }
-        if self.op.has_data() {
-            self.iter.rewind(self.bvecs, bytes)?;
-        } else {
-            self.iter.set_size(self.iter.size().saturating_add(bytes));
-        }
-        self.iter.set_sector(sector);
+        let limit = Some(self.advanced);
+        window::rewind(&mut self.iter, self.bvecs, self.op, bytes, limit)?;
         self.advanced -= bytes;
         Ok(())
     }

@@ -2,10 +2,10 @@
 
 use super::Bio;
 use crate::error::BioError;
-use crate::sector::{SectorCount, SECTOR_SIZE};
+use crate::sector::SectorCount;
 use crate::split::BioSplit;
 use crate::storage::BvecStorage;
-use crate::window::split_iter;
+use crate::window;
 
 impl<S: BvecStorage> Bio<S> {
     /// Moves the bio forward by `bytes` (`bio_advance`): the iterator moves
@@ -29,26 +29,7 @@ impl<S: BvecStorage> Bio<S> {
     /// # Ok::<(), gupio_bio::BioError>(())
     /// ```
     pub fn advance(&mut self, bytes: u32) -> Result<(), BioError> {
-        if bytes % SECTOR_SIZE != 0 {
-            return Err(BioError::NotSectorMultiple { bytes });
-        }
-        let has_data = self.op.has_data();
-        let iter = self.iter.get_mut();
-        let moved = SectorCount::from_bytes(bytes.min(iter.size()));
-        let sector = iter
-            .sector()
-            .checked_add(moved)
-            .ok_or(BioError::SectorOverflow {
-                sector: iter.sector().0,
-                sectors: moved.0,
-            })?;
-        let result = if has_data {
-            iter.advance(self.storage.as_slice(), bytes)
-        } else {
-            iter.advance_no_data(bytes)
-        };
-        iter.set_sector(sector);
-        result
+        window::advance(self.iter.get_mut(), self.storage.as_slice(), self.op, bytes)
     }
 
     /// Moves the bio back by `bytes` (`bio_rewind`): the inverse of
@@ -71,34 +52,11 @@ impl<S: BvecStorage> Bio<S> {
     /// # Ok::<(), gupio_bio::BioError>(())
     /// ```
     pub fn rewind(&mut self, bytes: u32) -> Result<(), BioError> {
-        if bytes % SECTOR_SIZE != 0 {
-            return Err(BioError::NotSectorMultiple { bytes });
-        }
-        let has_data = self.op.has_data();
-        let total = self.total;
         let iter = self.iter.get_mut();
-        let sectors = SectorCount::from_bytes(bytes);
-        let sector = iter
-            .sector()
-            .checked_sub(sectors)
-            .ok_or(BioError::SectorOverflow {
-                sector: iter.sector().0,
-                sectors: sectors.0,
-            })?;
-        if has_data {
-            iter.rewind(self.storage.as_slice(), bytes)?;
-        } else {
-            let before = total.saturating_sub(iter.size());
-            if bytes > before {
-                return Err(BioError::RewindPastStart {
-                    requested: bytes,
-                    available: before,
-                });
-            }
-            iter.set_size(iter.size() + bytes);
-        }
-        iter.set_sector(sector);
-        Ok(())
+        // Over data pages the table bounds the rewind; a bio without them
+        // may give back what it advanced over.
+        let limit = (!self.op.has_data()).then(|| self.total.saturating_sub(iter.size()));
+        window::rewind(iter, self.storage.as_slice(), self.op, bytes, limit)
     }
 
     /// Cuts the first `sectors` sectors off the bio (`bio_split`): returns
@@ -126,7 +84,7 @@ impl<S: BvecStorage> Bio<S> {
     /// ```
     pub fn split(&self, sectors: SectorCount) -> Result<BioSplit<'_>, BioError> {
         let table = self.storage.as_slice();
-        let (front, rest) = split_iter(self.iter.get(), table, self.op, &self.limits, sectors)?;
+        let (front, rest) = window::split(self.iter.get(), table, self.op, &self.limits, sectors)?;
         self.iter.set(rest);
         Ok(BioSplit::new(table, front, self.op, self.limits))
     }

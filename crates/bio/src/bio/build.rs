@@ -11,6 +11,7 @@ use crate::iter::BvecIter;
 use crate::op::{BioOp, OriginSet};
 use crate::sector::SectorCount;
 use crate::storage::BvecStorage;
+use crate::window;
 
 /// What an add did with the fragment. Match on it: the two duplicate
 /// outcomes leave the caller one reference to drop.
@@ -302,13 +303,7 @@ impl<S: BvecStorage> Bio<S> {
                 logical_block_size,
             });
         }
-        let sectors = SectorCount::from_bytes(iter.size());
-        if iter.sector().checked_add(sectors).is_none() {
-            return Err(BioError::SectorOverflow {
-                sector: iter.sector().0,
-                sectors: sectors.0,
-            });
-        }
+        window::sector_after(iter.sector(), SectorCount::from_bytes(iter.size()))?;
         Ok(())
     }
 

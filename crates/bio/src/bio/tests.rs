@@ -1262,3 +1262,30 @@ fn error_texts_name_the_limit_that_was_hit() {
         "dma_alignment = 4 is not a usable limit"
     );
 }
+
+#[test]
+fn a_later_part_never_rewinds_into_the_bytes_of_an_earlier_one() {
+    let mut t = Table::<8>::new();
+    let b = three_vec_bio(&mut t);
+    let first = b.split(SectorCount(2)).unwrap();
+    let mut second = b.split(SectorCount(4)).unwrap();
+    // The table holds the first part's 1024 bytes before the second part.
+    assert_eq!(second.iter().bytes_before(b.bvecs()), 1024);
+    let refused = Err(BioError::RewindPastStart {
+        requested: 512,
+        available: 0,
+    });
+    assert_eq!(second.rewind(512), refused);
+    second.advance(1024).unwrap();
+    assert_eq!(
+        second.rewind(1536),
+        Err(BioError::RewindPastStart {
+            requested: 1536,
+            available: 1024
+        })
+    );
+    assert_eq!((second.sector(), second.size()), (Sector(1004), 1024));
+    second.rewind(1024).unwrap();
+    assert_eq!((second.sector(), second.size()), (Sector(1002), 2048));
+    assert_eq!((first.sector(), first.size()), (Sector(1000), 1024));
+}
