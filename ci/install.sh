@@ -35,7 +35,7 @@ fi
 
 # cbindgen, which generates the C ABI's header (crates/capi/include/gupio.h):
 # pinned, since another release may format the header differently and
-# `cargo xtask test` fails on any difference (xtask/src/capi.rs names the
+# `cargo xtask test` fails on any difference (xtask/src/tools.rs names the
 # same version).
 cbindgen_version=0.29.2
 if [ "$(cbindgen --version 2>/dev/null)" != "cbindgen $cbindgen_version" ]; then

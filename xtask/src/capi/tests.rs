@@ -1,5 +1,4 @@
 use super::*;
-use crate::tools::CBINDGEN_VERSION;
 
 #[test]
 fn first_difference_names_the_first_differing_line() {
@@ -69,13 +68,4 @@ fn an_archive_without_gupio_or_a_broken_object_has_no_size() {
     assert_eq!(gupio_code_bytes(&archive), None);
     assert_eq!(elf_code_bytes(b"not an object"), None);
     assert!(archive_members(b"not an archive").is_none());
-}
-
-#[test]
-fn the_install_script_pins_the_same_cbindgen() {
-    let script = include_str!("../../../ci/install.sh");
-    assert!(
-        script.contains(&format!("cbindgen_version={CBINDGEN_VERSION}\n")),
-        "ci/install.sh and xtask must name one cbindgen release"
-    );
 }

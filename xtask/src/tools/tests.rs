@@ -35,3 +35,12 @@ fn executables_are_found_on_path_by_file_name() {
 fn unknown_target_has_no_standard_library() {
     assert!(!has_target_std("gupio-imaginary-target"));
 }
+
+#[test]
+fn the_install_script_pins_the_same_cbindgen() {
+    let script = include_str!("../../../ci/install.sh");
+    assert!(
+        script.contains(&format!("cbindgen_version={CBINDGEN_VERSION}\n")),
+        "ci/install.sh and xtask must name one cbindgen release"
+    );
+}
