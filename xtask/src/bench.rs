@@ -21,8 +21,8 @@ use serde::Deserialize;
 use crate::cli::{self, Args};
 use crate::cmd::Cmd;
 use crate::layout;
+use crate::step::Failure;
 use crate::step::Runner;
-use crate::Failure;
 
 /// Usage line.
 pub const USAGE: &str = "  bench [--samples N] [--no-micro] [--instructions] [--only GROUP]...

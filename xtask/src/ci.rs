@@ -2,8 +2,9 @@
 //! the tools.
 
 use crate::cli::{self, Args};
+use crate::step::Failure;
 use crate::step::Runner;
-use crate::{demo, fuzz, mutants, qemu, test, Failure};
+use crate::{demo, fuzz, mutants, qemu, test};
 
 /// Usage line.
 pub const USAGE: &str = "  ci

@@ -8,7 +8,7 @@
 //! subcommand's `main` reads its own options in a `match` on
 //! `lexopt::Arg`.
 
-use crate::Failure;
+use crate::step::Failure;
 
 /// The remaining command-line arguments.
 pub type Args = lexopt::Parser;

@@ -3,8 +3,8 @@
 
 use crate::cli::{self, Args};
 use crate::cmd::Cmd;
+use crate::step::Failure;
 use crate::step::Runner;
-use crate::Failure;
 
 /// Usage line.
 pub const USAGE: &str = "  demo [OPTIONS]

@@ -16,9 +16,9 @@ use lexopt::prelude::*;
 use crate::cli::{self, Args};
 use crate::cmd::Cmd;
 use crate::layout;
+use crate::step::Failure;
 use crate::step::Runner;
 use crate::tools::{self, Tool};
-use crate::Failure;
 
 /// Usage line.
 pub const USAGE: &str = "  fuzz [--seconds N] [TARGET]

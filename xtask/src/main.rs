@@ -29,16 +29,7 @@ use std::process::ExitCode;
 
 use cli::Args;
 use lexopt::prelude::*;
-use step::Runner;
-
-/// Why a subcommand stopped early.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Failure {
-    /// The command line is wrong; the message says how. Exit status 2.
-    Usage(String),
-    /// A step failed; it has been reported and recorded. Exit status 1.
-    StepFailed,
-}
+use step::{Failure, Runner};
 
 /// One `cargo xtask` subcommand.
 struct Subcommand {

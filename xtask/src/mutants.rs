@@ -14,8 +14,8 @@ use lexopt::prelude::*;
 use crate::cli::Args;
 use crate::cmd::Cmd;
 use crate::layout;
+use crate::step::Failure;
 use crate::step::Runner;
-use crate::Failure;
 
 /// Usage line.
 pub const USAGE: &str = "  mutants [NAME]

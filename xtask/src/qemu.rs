@@ -43,9 +43,9 @@ use self::fat::{check_fat_image, path_arg, seed_bootargs, write_fat_image};
 use self::sizes::report_sizes;
 use crate::cli::{self, Args};
 use crate::cmd::Cmd;
+use crate::step::Failure;
 use crate::step::{Runner, StepLog};
 use crate::tools::Tool;
-use crate::Failure;
 
 /// The disk image's contents, shared with the kernel (see the file's header).
 mod pattern {

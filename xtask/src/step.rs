@@ -3,7 +3,15 @@
 use std::time::{Duration, Instant};
 
 use crate::tools::Tool;
-use crate::Failure;
+
+/// Why a subcommand stopped early.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The command line is wrong; the message says how. Exit status 2.
+    Usage(String),
+    /// A step failed; it has been reported and recorded. Exit status 1.
+    StepFailed,
+}
 
 /// How a step ended.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,10 +8,10 @@ use crate::capi;
 use crate::cli::Args;
 use crate::cmd::Cmd;
 use crate::layout;
+use crate::step::Failure;
 use crate::step::{Runner, StepLog};
 use crate::tools::{self, Tool};
 use crate::workspace::{self, Crate};
-use crate::Failure;
 
 /// Usage line.
 pub const USAGE: &str = "  test [--allow-skip]
