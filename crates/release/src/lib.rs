@@ -25,6 +25,8 @@
 //!   own I/O and each chained child), keeps the first error, lets exactly
 //!   one reporter run `end_io`, and detects a second completion (warn hook
 //!   and [`ReleaseError::DoubleCompletion`]) without releasing anything twice.
+//!   [`SubmittedBio::end`] is the one rule for ending a lone bio from its
+//!   interrupt handler: every outcome gives back a completed bio to release.
 //! - **Building from user memory.** [`add_user_range`] pins a user buffer
 //!   through the embedder's address space and fills a bio with one pin per
 //!   page, handing back every pin that did not fit.
@@ -66,6 +68,7 @@
 
 mod completion;
 mod deferred;
+mod end;
 mod error;
 mod extract;
 mod release;
@@ -74,6 +77,7 @@ mod submit;
 
 pub use completion::{ChildToken, Completion, Ending};
 pub use deferred::{DeferredFull, DeferredList};
+pub use end::Ended;
 pub use error::ReleaseError;
 pub use extract::{add_held_run, add_user_range, RunRefused};
 pub use release::{check_pages_dirty, release_pages, set_pages_dirty, ReleaseStats};
