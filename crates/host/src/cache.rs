@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::thread;
 use std::time::Duration;
@@ -22,7 +23,6 @@ use gupio::writeback::{
 use crate::data::{SECTORS_PER_PAGE, WORDS_PER_PAGE};
 use crate::device::{bio_checksums, Device, OwnedBvecs, Waiter};
 use crate::memory::{lock, MAX_ORDER};
-use crate::space::SpaceInner;
 use crate::{HostError, IoError, Memory};
 
 /// How many times `wait_until_unpinned` looks before it gives up.
@@ -44,10 +44,19 @@ impl fmt::Display for FileId {
     }
 }
 
+/// What the reverse map needs of an address space that maps a file: making
+/// some of its PTEs read-only. A process's address space implements it; the
+/// page cache holds it weakly, so a mapping never keeps a process alive, and
+/// the cache need not know how a process keeps its page table.
+pub(crate) trait MappingSpace: Send + Sync {
+    /// Makes the PTEs of the user pages `vpns` read-only.
+    fn write_protect(&self, vpns: Range<usize>);
+}
+
 /// A process mapping part of a file (the reverse map writeback walks to
 /// write-protect a folio).
 struct Mapper {
-    space: Weak<SpaceInner>,
+    space: Weak<dyn MappingSpace>,
     first_vpn: usize,
     first_index: usize,
     pages: usize,
@@ -170,7 +179,7 @@ impl File {
 
     pub(crate) fn add_mapper(
         &self,
-        space: Weak<SpaceInner>,
+        space: Weak<dyn MappingSpace>,
         first_vpn: usize,
         first_index: usize,
         pages: usize,
@@ -183,15 +192,16 @@ impl File {
         });
     }
 
-    pub(crate) fn remove_mapper(&self, space: &SpaceInner, first_vpn: usize) {
+    /// Forgets the mapping of `space` that starts at `first_vpn`.
+    pub(crate) fn remove_mapper(&self, space: &dyn MappingSpace, first_vpn: usize) {
         lock(&self.mappers).retain(|mapper| {
-            !(mapper.first_vpn == first_vpn && std::ptr::eq(mapper.space.as_ptr(), space))
+            !(mapper.first_vpn == first_vpn && std::ptr::addr_eq(mapper.space.as_ptr(), space))
         });
     }
 
     /// Makes every user mapping of pages `first..first + pages` read-only.
     fn write_protect(&self, first: usize, pages: usize) {
-        let targets: Vec<(Weak<SpaceInner>, std::ops::Range<usize>)> = lock(&self.mappers)
+        let targets: Vec<(Weak<dyn MappingSpace>, Range<usize>)> = lock(&self.mappers)
             .iter()
             .filter_map(|mapper| {
                 let start = first.max(mapper.first_index);

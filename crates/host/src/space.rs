@@ -12,7 +12,7 @@ use gupio::pin::{
     ProtectError, Tracker, UserAddr,
 };
 
-use crate::cache::{File, FileId, PageCache};
+use crate::cache::{File, FileId, MappingSpace, PageCache};
 use crate::data::{PAGE_SIZE, WORDS_PER_PAGE};
 use crate::memory::lock;
 use crate::{HostError, Memory};
@@ -586,14 +586,6 @@ impl SpaceInner {
         Ok(())
     }
 
-    /// Makes the PTEs of `vpns` read-only (writeback's write-protection).
-    pub(crate) fn write_protect(&self, vpns: std::ops::Range<usize>) {
-        let mut ptes = lock(&self.ptes);
-        for (_, pte) in ptes.range_mut(vpns) {
-            pte.writable = false;
-        }
-    }
-
     /// Every present PTE's page (for the audit), the zero page excluded.
     pub(crate) fn mapped_pages(&self) -> Vec<Pfn> {
         let zero = self.memory.zero_page();
@@ -616,6 +608,16 @@ impl SpaceInner {
             if pte.pfn != zero {
                 self.put(pte.pfn);
             }
+        }
+    }
+}
+
+/// Writeback's write-protection, through the page cache's reverse map.
+impl MappingSpace for SpaceInner {
+    fn write_protect(&self, vpns: std::ops::Range<usize>) {
+        let mut ptes = lock(&self.ptes);
+        for (_, pte) in ptes.range_mut(vpns) {
+            pte.writable = false;
         }
     }
 }
@@ -951,7 +953,7 @@ impl Process {
         };
         if let Some((id, _)) = vma.kind.file() {
             if let Some(file) = self.inner.cache.file(id) {
-                file.remove_mapper(&self.inner, vma.first_vpn);
+                file.remove_mapper(&*self.inner, vma.first_vpn);
             }
         }
         self.inner.unmap(&vma);
@@ -1123,7 +1125,7 @@ impl Drop for Process {
         for vma in &vmas {
             if let Some((id, _)) = vma.kind.file() {
                 if let Some(file) = self.inner.cache.file(id) {
-                    file.remove_mapper(&self.inner, vma.first_vpn);
+                    file.remove_mapper(&*self.inner, vma.first_vpn);
                 }
             }
             self.inner.unmap(vma);
