@@ -210,7 +210,7 @@ struct Shared {
 /// submitted bios from a queue, copy data between the disk and the bios'
 /// pages in chunks with a pause after each (so a transfer is slow and
 /// other threads see it half done), then complete the bio from the device
-/// thread: [`Completion::complete`], [`SubmittedBio::complete`], and the
+/// thread: [`SubmittedBio::end`] with the bio's [`Completion`], and the
 /// submitter's [`EndIo`] with the [`CompletedBio`].
 ///
 /// Writes may carry one checksum per page, computed by the filesystem when
