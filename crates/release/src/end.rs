@@ -76,7 +76,7 @@ impl<S: BvecStorage> SubmittedBio<S> {
             }),
             Err(error) => Err(error),
         };
-        let bio = self.complete(*result.as_ref().unwrap_or(&BioStatus::IoError));
+        let bio = self.complete(result.unwrap_or(BioStatus::IoError));
         Ended { bio, result }
     }
 }
