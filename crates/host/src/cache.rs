@@ -84,24 +84,11 @@ pub struct File {
 
 impl File {
     /// The file's number.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let file = machine.cache().create_file(1, &[]).unwrap();
-    /// assert_eq!(machine.cache().file(file.id()).unwrap().id(), file.id());
-    /// ```
     pub fn id(&self) -> FileId {
         self.id
     }
 
     /// The file's size in pages.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// assert_eq!(machine.cache().create_file(3, &[]).unwrap().pages(), 3);
-    /// ```
     pub fn pages(&self) -> usize {
         self.pages
     }
@@ -244,11 +231,6 @@ pub struct FileCheck {
 
 impl FileCheck {
     /// Whether every page is clean and on disk.
-    ///
-    /// ```
-    /// let check = gupio_host::FileCheck { pages: 1, lost_writes: 1, dirty: 0 };
-    /// assert!(!check.is_ok());
-    /// ```
     pub fn is_ok(&self) -> bool {
         self.lost_writes == 0 && self.dirty == 0
     }
@@ -686,12 +668,6 @@ impl PageCache {
     }
 
     /// Running totals.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// assert_eq!(machine.cache().stats().fills, 0);
-    /// ```
     pub fn stats(&self) -> CacheStats {
         // Relaxed: statistics; they order nothing.
         CacheStats {
@@ -703,12 +679,6 @@ impl PageCache {
     }
 
     /// What gupio's writeback engine did, over every tracked pass.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// assert_eq!(machine.cache().writeback_counts().bounced, 0);
-    /// ```
     pub fn writeback_counts(&self) -> WritebackCounts {
         self.writeback_stats.snapshot()
     }
@@ -722,3 +692,6 @@ impl fmt::Debug for PageCache {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -288,37 +288,16 @@ impl Device {
     }
 
     /// Whether requests run only when processed or waited for.
-    ///
-    /// ```
-    /// # use std::sync::Arc;
-    /// # use gupio_host::{Device, DeviceConfig, Memory};
-    /// let device = Device::new(Arc::new(Memory::new(2).unwrap()), 8, DeviceConfig::default());
-    /// assert!(!device.is_synchronous());
-    /// ```
     pub fn is_synchronous(&self) -> bool {
         self.shared.config.threads == 0
     }
 
     /// The disk.
-    ///
-    /// ```
-    /// # use std::sync::Arc;
-    /// # use gupio_host::{Device, DeviceConfig, Memory};
-    /// let device = Device::new(Arc::new(Memory::new(2).unwrap()), 8, DeviceConfig::synchronous());
-    /// assert_eq!(device.disk().sectors(), 8);
-    /// ```
     pub fn disk(&self) -> &Disk {
         &self.shared.disk
     }
 
     /// The device's configuration.
-    ///
-    /// ```
-    /// # use std::sync::Arc;
-    /// # use gupio_host::{Device, DeviceConfig, Memory};
-    /// let device = Device::new(Arc::new(Memory::new(2).unwrap()), 8, DeviceConfig::synchronous());
-    /// assert_eq!(device.config(), DeviceConfig::synchronous());
-    /// ```
     pub fn config(&self) -> DeviceConfig {
         self.shared.config
     }
@@ -399,13 +378,6 @@ impl Device {
     }
 
     /// Requests queued and not yet taken by a device thread.
-    ///
-    /// ```
-    /// # use std::sync::Arc;
-    /// # use gupio_host::{Device, DeviceConfig, Memory};
-    /// let device = Device::new(Arc::new(Memory::new(2).unwrap()), 8, DeviceConfig::synchronous());
-    /// assert_eq!(device.queued(), 0);
-    /// ```
     pub fn queued(&self) -> usize {
         lock(&self.shared.queue).requests.len()
     }
@@ -465,13 +437,6 @@ impl Device {
     }
 
     /// What the device did so far.
-    ///
-    /// ```
-    /// # use std::sync::Arc;
-    /// # use gupio_host::{Device, DeviceConfig, Memory};
-    /// let device = Device::new(Arc::new(Memory::new(2).unwrap()), 8, DeviceConfig::synchronous());
-    /// assert_eq!(device.stats().reads, 0);
-    /// ```
     pub fn stats(&self) -> DeviceStats {
         let s = &self.shared;
         // Relaxed: statistics; they order nothing.
@@ -515,38 +480,17 @@ impl Device {
     }
 
     /// Every unstable write seen so far.
-    ///
-    /// ```
-    /// # use std::sync::Arc;
-    /// # use gupio_host::{Device, DeviceConfig, Memory};
-    /// let device = Device::new(Arc::new(Memory::new(2).unwrap()), 8, DeviceConfig::synchronous());
-    /// assert!(device.unstable_writes().is_empty());
-    /// ```
     pub fn unstable_writes(&self) -> Vec<UnstableWrite> {
         lock(&self.shared.unstable).clone()
     }
 
     /// Errors the completion path returned to the device (a second
     /// completion refused, for one), oldest first.
-    ///
-    /// ```
-    /// # use std::sync::Arc;
-    /// # use gupio_host::{Device, DeviceConfig, Memory};
-    /// let device = Device::new(Arc::new(Memory::new(2).unwrap()), 8, DeviceConfig::synchronous());
-    /// assert!(device.completion_errors().is_empty());
-    /// ```
     pub fn completion_errors(&self) -> Vec<ReleaseError> {
         lock(&self.shared.completion_errors).clone()
     }
 
     /// Removes and returns the errors [`completion_errors`](Self::completion_errors) lists.
-    ///
-    /// ```
-    /// # use std::sync::Arc;
-    /// # use gupio_host::{Device, DeviceConfig, Memory};
-    /// let device = Device::new(Arc::new(Memory::new(2).unwrap()), 8, DeviceConfig::synchronous());
-    /// assert!(device.take_completion_errors().is_empty());
-    /// ```
     pub fn take_completion_errors(&self) -> Vec<ReleaseError> {
         std::mem::take(&mut *lock(&self.shared.completion_errors))
     }

@@ -110,18 +110,6 @@ impl fmt::Debug for PendingIo {
 impl PendingIo {
     /// Whether the device has completed the I/O (reissues included), without
     /// waiting; a synchronous device is not run.
-    ///
-    /// ```
-    /// use gupio::prelude::*;
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let process = machine.spawn_process();
-    /// let buffer = process.mmap_anonymous(1).unwrap();
-    /// let pending = machine.submit_dio_read(&process, buffer, 4096, Sector(0)).unwrap();
-    /// machine.device().wait_idle();
-    /// assert!(pending.is_complete());
-    /// pending.wait(&machine).unwrap();
-    /// ```
     pub fn is_complete(&self) -> bool {
         self.waiter.is_set()
     }
@@ -279,46 +267,21 @@ impl Machine {
     }
 
     /// The memory.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// assert_eq!(machine.memory().nr_frames(), 256);
-    /// ```
     pub fn memory(&self) -> &Arc<Memory> {
         &self.memory
     }
 
     /// The block device.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// assert_eq!(machine.device().disk().sectors(), 8192);
-    /// ```
     pub fn device(&self) -> &Arc<Device> {
         &self.device
     }
 
     /// The page cache.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// assert!(machine.cache().create_file(1, &[]).is_ok());
-    /// ```
     pub fn cache(&self) -> &Arc<PageCache> {
         &self.cache
     }
 
     /// A pin tracker over the machine's memory.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let page = machine.memory().alloc_folio(0, true).unwrap();
-    /// machine.tracker().put_page(page).unwrap();
-    /// ```
     pub fn tracker(&self) -> Tracker<'_, Memory> {
         Tracker::new(&self.memory)
     }
@@ -582,12 +545,6 @@ impl Machine {
     }
 
     /// Running totals of direct I/O.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// assert_eq!(machine.stats().dio_reads, 0);
-    /// ```
     pub fn stats(&self) -> MachineStats {
         // Relaxed: statistics; they order nothing.
         MachineStats {
@@ -623,3 +580,6 @@ impl fmt::Debug for Machine {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -39,10 +39,6 @@ impl Disk {
     }
 
     /// The disk's size in sectors.
-    ///
-    /// ```
-    /// assert_eq!(gupio_host::Disk::new(3).sectors(), 3);
-    /// ```
     pub fn sectors(&self) -> u64 {
         u64::try_from(self.words.len() / WORDS_PER_SECTOR).unwrap_or(u64::MAX)
     }
