@@ -1,5 +1,11 @@
 //! The block device: an in-memory disk and device threads that "DMA" into
 //! and out of bio pages, slowly and observably, then complete the bio.
+//!
+//! This file holds the device's API, its queue and its counts; the disk is
+//! in `disk.rs`, the bvec storage a bio travels in in `storage.rs`, the
+//! gates and the submitter's one-shot wait in `wait.rs`, and what a device
+//! thread does with a request (transfer, checksum, end the bio) in
+//! `worker.rs`.
 
 use std::collections::VecDeque;
 use std::fmt;
