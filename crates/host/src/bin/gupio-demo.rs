@@ -36,11 +36,11 @@ fn dio_write_main(args: Vec<OsString>) -> ExitCode {
     let config = match dio_write::parse_args(args) {
         Ok(Some(config)) => config,
         Ok(None) => {
-            println!("{}", Scenario::DioWrite.usage());
+            println!("{}", dio_write::USAGE);
             return ExitCode::SUCCESS;
         }
         Err(message) => {
-            eprintln!("error: {message}\n\n{}", Scenario::DioWrite.usage());
+            eprintln!("error: {message}\n\n{}", dio_write::USAGE);
             return ExitCode::from(USAGE_ERROR);
         }
     };

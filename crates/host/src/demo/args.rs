@@ -1,13 +1,11 @@
 //! The demo's command line, read with `lexopt` (as xtask reads its own):
 //! which scenario to run, and the pieces each scenario's parser
-//! ([`parse_args`](super::parse_args),
-//! [`dio_write::parse_args`](super::dio_write::parse_args)) shares.
+//! (`demo::parse_args`, `demo::dio_write::parse_args`) shares.
 //!
 //! lexopt splits the arguments (`--pages 64`, `--pages=64`, `-h`) and names
 //! the option in its errors; the usage texts stay hand-written beside each
-//! scenario ([`USAGE`](super::USAGE),
-//! [`dio_write::USAGE`](super::dio_write::USAGE)), so `--help` prints what
-//! the code beside it reads.
+//! scenario's parser (`demo::USAGE`, `demo::dio_write::USAGE`), so `--help`
+//! prints what the code beside it reads.
 
 use std::ffi::OsString;
 use std::str::FromStr;
@@ -30,14 +28,6 @@ impl Scenario {
         match self {
             Self::DioRead => "dio-read",
             Self::DioWrite => "dio-write",
-        }
-    }
-
-    /// The scenario's usage text, for `--help` and after a usage error.
-    pub const fn usage(self) -> &'static str {
-        match self {
-            Self::DioRead => super::USAGE,
-            Self::DioWrite => super::dio_write::USAGE,
         }
     }
 
