@@ -40,7 +40,7 @@
 //! ```
 //! use gupio_bio::{Bio, BioLimits, BioOp, BioStatus, Origin, Pfn, Sector};
 //! use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap, Tracker};
-//! use gupio_release::{Completion, Ending, SubmittedBio};
+//! use gupio_release::{Completion, SubmittedBio};
 //! # struct Quiet; impl gupio_release::Warn for Quiet { fn warn(&self, w: gupio_pin::Warning) { panic!("{w}") } }
 //!
 //! let map = ArrayMemoryMap::<4>::new(Pfn::new(0));
@@ -55,10 +55,10 @@
 //! completion.start()?;
 //! let in_flight = SubmittedBio::submit(bio).map_err(|(_, e)| e)?;
 //! // ... the device DMAs into pfn 1, then its interrupt handler runs:
-//! if let Ending::Finished(status) = completion.complete(BioStatus::Ok, &Quiet)? {
-//!     let released = in_flight.complete(status).release(&tracker, true);
-//!     assert_eq!(released.result?.unpinned, 1);
-//! }
+//! let ended = in_flight.end(&completion, BioStatus::Ok, &Quiet);
+//! assert_eq!(ended.result, Ok(BioStatus::Ok));
+//! let released = ended.bio.release(&tracker, true);
+//! assert_eq!(released.result?.unpinned, 1);
 //! assert_eq!(map.counters(Pfn::new(0)).unwrap().pincount(), 0);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
