@@ -298,6 +298,11 @@ typedef enum gupio_error {
    * caller releases it from process context (`-ENOSPC`).
    */
   GUPIO_ERR_DEFERRED_FULL = 26,
+  /**
+   * A bio ended alone (`gupio_bio_end`) whose completion still waits for
+   * a chained child; the bio was completed with an I/O error (`-EBUSY`).
+   */
+  GUPIO_ERR_UNFINISHED = 27,
 } gupio_error;
 
 /**
@@ -1139,6 +1144,40 @@ intptr_t gupio_completion_complete(const struct gupio_completion *completion,
                                    uint32_t status,
                                    uint32_t *final_status,
                                    enum gupio_error *cause);
+
+/**
+ * Ends a lone bio (one with no chained children) from the device's
+ * interrupt, in one call: reports `status` (a `gupio_status`) to the bio's
+ * `completion` and completes the bio with the status the completion
+ * finished with, the rule `gupio_completion_complete` and
+ * `gupio_bio_complete` otherwise spell out by hand. The bio is completed
+ * whatever the completion says, so it can always be released next
+ * (`gupio_bio_release`, `gupio_bio_complete_dio_read`), and
+ * `*final_status` (may be null) gets the status it was completed with.
+ *
+ * Returns 0 when the completion finished: the bio carries the first error
+ * reported, or `GUPIO_STATUS_IO_ERROR` if the completion's status word was
+ * corrupt (warned). Otherwise the bio is completed with
+ * `GUPIO_STATUS_IO_ERROR` and a negative errno says why:
+ * `GUPIO_ERR_NOT_STARTED` (the completion was never started),
+ * `GUPIO_ERR_DOUBLE_COMPLETION` (already reported; warned),
+ * `GUPIO_ERR_UNFINISHED` (a child is still chained: this was no lone bio;
+ * the child's report finishes the completion later, and must not end the
+ * bio again). The argument errors leave the bio and the completion as
+ * they were: `GUPIO_ERR_INVALID_ARGUMENT` (status), `GUPIO_ERR_WRONG_STATE`
+ * (the bio is not submitted), the pointer errors.
+ *
+ * # Safety
+ * `bio` as `gupio_bio_submit`; `completion` is null or points to a
+ * `gupio_completion`; `tracker` is null or points to a `gupio_tracker`;
+ * `final_status` and `cause` are null or writable.
+ */
+intptr_t gupio_bio_end(struct gupio_bio *bio,
+                       const struct gupio_completion *completion,
+                       const struct gupio_tracker *tracker,
+                       uint32_t status,
+                       uint32_t *final_status,
+                       enum gupio_error *cause);
 
 /**
  * Chains a child to the in-flight `parent`: the parent now waits for one

@@ -278,12 +278,12 @@ impl Opaque for gupio_bio {
 ///
 /// # Safety
 /// `bio` is null or points to a `gupio_bio` nobody else uses during `'a`.
-unsafe fn slot<'a>(bio: *mut gupio_bio) -> Result<&'a mut Slot, Fail> {
+pub(crate) unsafe fn slot<'a>(bio: *mut gupio_bio) -> Result<&'a mut Slot, Fail> {
     // SAFETY: forwarded.
     unsafe { cell::get_mut::<gupio_bio>(bio) }
 }
 
-fn wrong_state() -> Fail {
+pub(crate) fn wrong_state() -> Fail {
     Fail::new(gupio_error::GUPIO_ERR_WRONG_STATE)
 }
 

@@ -5,7 +5,7 @@ use core::cell::UnsafeCell;
 use gupio::release::{ChildToken, Completion, Ending};
 use gupio::sync::atomic::{AtomicBool, Ordering};
 
-use crate::bio::to_status;
+use crate::bio::{gupio_bio, slot, to_status, wrong_state, Slot};
 use crate::cell::{self, Opaque};
 use crate::error::{finish, gupio_error, Fail};
 use crate::ops::{gupio_tracker, kernel_of};
@@ -113,6 +113,71 @@ pub unsafe extern "C" fn gupio_completion_complete(
         let ending = c.complete(to_status(status)?, kernel)?;
         // SAFETY: forwarded.
         unsafe { self::ending(ending, final_status) }
+    })();
+    // SAFETY: `cause` is null or writable.
+    unsafe { finish(result, cause) }
+}
+
+/// Ends a lone bio (one with no chained children) from the device's
+/// interrupt, in one call: reports `status` (a `gupio_status`) to the bio's
+/// `completion` and completes the bio with the status the completion
+/// finished with, the rule `gupio_completion_complete` and
+/// `gupio_bio_complete` otherwise spell out by hand. The bio is completed
+/// whatever the completion says, so it can always be released next
+/// (`gupio_bio_release`, `gupio_bio_complete_dio_read`), and
+/// `*final_status` (may be null) gets the status it was completed with.
+///
+/// Returns 0 when the completion finished: the bio carries the first error
+/// reported, or `GUPIO_STATUS_IO_ERROR` if the completion's status word was
+/// corrupt (warned). Otherwise the bio is completed with
+/// `GUPIO_STATUS_IO_ERROR` and a negative errno says why:
+/// `GUPIO_ERR_NOT_STARTED` (the completion was never started),
+/// `GUPIO_ERR_DOUBLE_COMPLETION` (already reported; warned),
+/// `GUPIO_ERR_UNFINISHED` (a child is still chained: this was no lone bio;
+/// the child's report finishes the completion later, and must not end the
+/// bio again). The argument errors leave the bio and the completion as
+/// they were: `GUPIO_ERR_INVALID_ARGUMENT` (status), `GUPIO_ERR_WRONG_STATE`
+/// (the bio is not submitted), the pointer errors.
+///
+/// # Safety
+/// `bio` as `gupio_bio_submit`; `completion` is null or points to a
+/// `gupio_completion`; `tracker` is null or points to a `gupio_tracker`;
+/// `final_status` and `cause` are null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn gupio_bio_end(
+    bio: *mut gupio_bio,
+    completion: *const gupio_completion,
+    tracker: *const gupio_tracker,
+    status: u32,
+    final_status: *mut u32,
+    cause: *mut gupio_error,
+) -> isize {
+    let result = (|| {
+        let status = to_status(status)?;
+        // SAFETY: forwarded.
+        let kernel = unsafe { kernel_of(tracker) }?;
+        // SAFETY: forwarded.
+        let c = unsafe { cell::get::<gupio_completion>(completion) }?;
+        if !final_status.is_null() {
+            cell::check_ptr(final_status)?;
+        }
+        // SAFETY: forwarded.
+        let slot = unsafe { slot(bio) }?;
+        // Checked before the take, so a bio in another state stays as it is.
+        if !matches!(slot, Slot::Submitted(_)) {
+            return Err(wrong_state());
+        }
+        let Slot::Submitted(submitted) = core::mem::replace(slot, Slot::Released) else {
+            return Err(wrong_state());
+        };
+        let ended = submitted.end(c, status, kernel);
+        let completed_with = ended.bio.status();
+        *slot = Slot::Completed(ended.bio);
+        if !final_status.is_null() {
+            // SAFETY: non-null, aligned and writable, checked above.
+            unsafe { final_status.write(u32::from(completed_with.to_raw())) };
+        }
+        ended.result.map(|_| 0).map_err(Fail::from)
     })();
     // SAFETY: `cause` is null or writable.
     unsafe { finish(result, cause) }

@@ -104,12 +104,15 @@ pub enum gupio_error {
     /// The deferred-release list is full; the bio stays completed and the
     /// caller releases it from process context (`-ENOSPC`).
     GUPIO_ERR_DEFERRED_FULL = 26,
+    /// A bio ended alone (`gupio_bio_end`) whose completion still waits for
+    /// a chained child; the bio was completed with an I/O error (`-EBUSY`).
+    GUPIO_ERR_UNFINISHED = 27,
 }
 
 use gupio_error::*;
 
 /// Every cause, in numbering order (`ALL[n] as u32 == n`).
-pub(crate) const ALL: [gupio_error; 27] = [
+pub(crate) const ALL: [gupio_error; 28] = [
     GUPIO_OK,
     GUPIO_ERR_NULL_POINTER,
     GUPIO_ERR_MISALIGNED_POINTER,
@@ -137,6 +140,7 @@ pub(crate) const ALL: [gupio_error; 27] = [
     GUPIO_ERR_ALREADY_STARTED,
     GUPIO_ERR_CHAIN_REFUSED,
     GUPIO_ERR_DEFERRED_FULL,
+    GUPIO_ERR_UNFINISHED,
 ];
 
 impl gupio_error {
@@ -156,9 +160,10 @@ impl gupio_error {
             | GUPIO_ERR_BIO_REFUSED
             | GUPIO_ERR_NOT_STARTED
             | GUPIO_ERR_CHAIN_REFUSED => GUPIO_EINVAL,
-            GUPIO_ERR_WRONG_STATE | GUPIO_ERR_PAGE_IN_USE | GUPIO_ERR_ALREADY_STARTED => {
-                GUPIO_EBUSY
-            }
+            GUPIO_ERR_WRONG_STATE
+            | GUPIO_ERR_PAGE_IN_USE
+            | GUPIO_ERR_ALREADY_STARTED
+            | GUPIO_ERR_UNFINISHED => GUPIO_EBUSY,
             GUPIO_ERR_PFN_OUT_OF_RANGE => GUPIO_ERANGE,
             GUPIO_ERR_NOT_IN_MEMORY_MAP
             | GUPIO_ERR_FAULT
@@ -202,6 +207,7 @@ impl gupio_error {
             GUPIO_ERR_ALREADY_STARTED => c"GUPIO_ERR_ALREADY_STARTED",
             GUPIO_ERR_CHAIN_REFUSED => c"GUPIO_ERR_CHAIN_REFUSED",
             GUPIO_ERR_DEFERRED_FULL => c"GUPIO_ERR_DEFERRED_FULL",
+            GUPIO_ERR_UNFINISHED => c"GUPIO_ERR_UNFINISHED",
         }
     }
 
@@ -306,6 +312,7 @@ impl From<ReleaseError> for Fail {
             ReleaseError::NoPage { .. } => Self::new(GUPIO_ERR_BIO_REFUSED),
             ReleaseError::DoubleCompletion => Self::new(GUPIO_ERR_DOUBLE_COMPLETION),
             ReleaseError::NotStarted => Self::new(GUPIO_ERR_NOT_STARTED),
+            ReleaseError::Unfinished { .. } => Self::new(GUPIO_ERR_UNFINISHED),
             ReleaseError::AlreadyStarted => Self::new(GUPIO_ERR_ALREADY_STARTED),
             ReleaseError::ChainNotInFlight | ReleaseError::TooManyChildren { .. } => {
                 Self::new(GUPIO_ERR_CHAIN_REFUSED)

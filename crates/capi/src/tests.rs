@@ -428,3 +428,199 @@ fn a_merged_duplicate_pin_is_released_at_once() {
     assert_eq!(m.acquired.load(Ordering::Relaxed), 2);
     assert_eq!(m.released.load(Ordering::Relaxed), 2);
 }
+
+/// A submitted write of one pinned page (pfn 0x102) over `table`, and its
+/// completion, initialised but not started.
+///
+/// # Safety
+/// `bio` and `done` are writable storage of their types; `table` outlives
+/// the bio's use.
+unsafe fn pinned_write(
+    t: *const gupio_tracker,
+    table: &mut [gupio_bvec; 1],
+    bio: *mut gupio_bio,
+    done: *mut gupio_completion,
+) {
+    let pinned = gupio_origin::GUPIO_ORIGIN_PINNED as u32;
+    let write = gupio_op::GUPIO_OP_WRITE as u32;
+    // SAFETY: forwarded.
+    unsafe {
+        assert_eq!(gupio_pin_range(t, BASE + 2, 1, null_mut()), 0);
+        assert_eq!(
+            gupio_bio_init(bio, table.as_mut_ptr(), 1, write, 0, null(), null_mut()),
+            0
+        );
+        assert_eq!(
+            gupio_bio_add_page(bio, t, BASE + 2, 4096, 0, pinned, null_mut()),
+            0
+        );
+        assert_eq!(gupio_bio_submit(bio, null_mut()), 0);
+        assert_eq!(gupio_completion_init(done, null_mut()), 0);
+    }
+}
+
+/// The bio's state and status.
+///
+/// # Safety
+/// `bio` points to a set-up `gupio_bio`.
+unsafe fn state_and_status(bio: *mut gupio_bio) -> (isize, u32) {
+    let mut info = gupio_bio_info::default();
+    // SAFETY: forwarded.
+    unsafe {
+        assert_eq!(gupio_bio_get_info(bio, &mut info, null_mut()), 0);
+        (gupio_bio_get_state(bio, null_mut()), info.status)
+    }
+}
+
+#[test]
+fn bio_end_completes_a_lone_bio_in_every_outcome() {
+    let io_error = gupio_status::GUPIO_STATUS_IO_ERROR as u32;
+    let medium = gupio_status::GUPIO_STATUS_MEDIUM as u32;
+    let completed = gupio_bio_state::GUPIO_BIO_COMPLETED as isize;
+    // (how the completion is prepared, the device's status, what bio_end
+    // returns, the status the bio is completed with)
+    #[derive(Clone, Copy, Debug)]
+    enum Prepared {
+        Started,
+        NeverStarted,
+        AlreadyReported,
+        ChildChained,
+    }
+    for (prepared, device, expected, final_status) in [
+        (Prepared::Started, 0, (0, GUPIO_OK), 0),
+        (Prepared::Started, medium, (0, GUPIO_OK), medium),
+        (
+            Prepared::NeverStarted,
+            0,
+            err(GUPIO_ERR_NOT_STARTED),
+            io_error,
+        ),
+        (
+            Prepared::AlreadyReported,
+            0,
+            err(GUPIO_ERR_DOUBLE_COMPLETION),
+            io_error,
+        ),
+        (
+            Prepared::ChildChained,
+            0,
+            err(GUPIO_ERR_UNFINISHED),
+            io_error,
+        ),
+    ] {
+        let m = Machine::new();
+        let t = tracker(&m);
+        let t = t.as_ptr();
+        let mut table = [gupio_bvec {
+            word: 0,
+            len: 0,
+            offset: 0,
+        }; 1];
+        let mut bio = MaybeUninit::<gupio_bio>::uninit();
+        let bio = bio.as_mut_ptr();
+        let mut done = MaybeUninit::<gupio_completion>::uninit();
+        let done = done.as_mut_ptr();
+        let mut link = MaybeUninit::<gupio_chain_link>::uninit();
+        let link = link.as_mut_ptr();
+        // SAFETY: live storage of each type; the table and the completion
+        // outlive the bio's and the link's use.
+        unsafe {
+            pinned_write(t, &mut table, bio, done);
+            match prepared {
+                Prepared::Started => assert_eq!(gupio_completion_start(done, null_mut()), 0),
+                Prepared::NeverStarted => {}
+                Prepared::AlreadyReported => {
+                    assert_eq!(gupio_completion_start(done, null_mut()), 0);
+                    assert_eq!(
+                        gupio_completion_complete(done, t, 0, null_mut(), null_mut()),
+                        1
+                    );
+                }
+                Prepared::ChildChained => {
+                    assert_eq!(gupio_completion_start(done, null_mut()), 0);
+                    assert_eq!(gupio_completion_chain(done, link, null_mut()), 0);
+                }
+            }
+            let mut status = 99;
+            let got = call(|c| gupio_bio_end(bio, done, t, device, &mut status, c));
+            assert_eq!(got, expected, "{prepared:?}");
+            assert_eq!(status, final_status, "{prepared:?}");
+            assert_eq!(
+                state_and_status(bio),
+                (completed, final_status),
+                "{prepared:?}"
+            );
+            // Completed whatever happened: the pin goes back.
+            let mut stats = gupio_release_stats::default();
+            assert_eq!(gupio_bio_release(bio, t, false, &mut stats, null_mut()), 0);
+            assert_eq!(stats.unpinned, 1, "{prepared:?}");
+            if let Prepared::ChildChained = prepared {
+                assert_eq!(
+                    gupio_chain_complete(link, t, 0, null_mut(), null_mut()),
+                    1,
+                    "the child finishes the completion"
+                );
+            }
+        }
+        let warned = matches!(prepared, Prepared::AlreadyReported);
+        assert_eq!(m.warnings.load(Ordering::Relaxed), usize::from(warned));
+        assert_eq!(m.page(BASE + 2).pincount(), 0);
+        assert_eq!(
+            m.acquired.load(Ordering::Relaxed),
+            m.released.load(Ordering::Relaxed)
+        );
+    }
+}
+
+#[test]
+fn bio_end_argument_errors_leave_the_bio_and_completion_as_they_were() {
+    let m = Machine::new();
+    let t = tracker(&m);
+    let t = t.as_ptr();
+    let mut table = [gupio_bvec {
+        word: 0,
+        len: 0,
+        offset: 0,
+    }; 1];
+    let mut bio = MaybeUninit::<gupio_bio>::uninit();
+    let bio = bio.as_mut_ptr();
+    let mut done = MaybeUninit::<gupio_completion>::uninit();
+    let done = done.as_mut_ptr();
+    let submitted = gupio_bio_state::GUPIO_BIO_SUBMITTED as isize;
+    // SAFETY: live storage of each type; the table outlives the bio's use.
+    unsafe {
+        pinned_write(t, &mut table, bio, done);
+        assert_eq!(gupio_completion_start(done, null_mut()), 0);
+        let mut status = 99;
+        for (got, expected) in [
+            (
+                call(|c| gupio_bio_end(bio, done, t, 200, &mut status, c)),
+                GUPIO_ERR_INVALID_ARGUMENT,
+            ),
+            (
+                call(|c| gupio_bio_end(bio, null(), t, 0, &mut status, c)),
+                GUPIO_ERR_NULL_POINTER,
+            ),
+            (
+                call(|c| gupio_bio_end(bio, done, null(), 0, &mut status, c)),
+                GUPIO_ERR_NULL_POINTER,
+            ),
+            (
+                call(|c| gupio_bio_end(null_mut(), done, t, 0, &mut status, c)),
+                GUPIO_ERR_NULL_POINTER,
+            ),
+        ] {
+            assert_eq!(got, err(expected));
+            assert_eq!(gupio_bio_get_state(bio, null_mut()), submitted);
+            assert_eq!(status, 99, "nothing stored");
+        }
+        // The completion was never reported to: the real end still works.
+        assert_eq!(gupio_bio_end(bio, done, t, 0, &mut status, null_mut()), 0);
+        assert_eq!(status, 0);
+        let got = call(|c| gupio_bio_end(bio, done, t, 0, null_mut(), c));
+        assert_eq!(got, err(GUPIO_ERR_WRONG_STATE), "completed already");
+        assert_eq!(gupio_bio_release(bio, t, false, null_mut(), null_mut()), 0);
+    }
+    assert_eq!(m.warnings.load(Ordering::Relaxed), 0);
+    assert_eq!(m.page(BASE + 2).pincount(), 0);
+}

@@ -291,10 +291,10 @@ static void pin_bio_submit_complete_release(void)
     OK(gupio_completion_start(&done, NULL));
     OK(gupio_bio_submit(&bio, NULL));
     CHECK(gupio_bio_get_state(&bio, NULL) == GUPIO_BIO_SUBMITTED);
-    /* ... the device writes the pages, then interrupts: */
-    CHECK(gupio_completion_complete(&done, &tracker, GUPIO_STATUS_OK, &status, NULL) == 1);
+    /* ... the device writes the pages, then interrupts: a lone bio ends in one call */
+    OK(gupio_bio_end(&bio, &done, &tracker, GUPIO_STATUS_OK, &status, NULL));
     CHECK(status == GUPIO_STATUS_OK);
-    OK(gupio_bio_complete(&bio, status, NULL));
+    CHECK(gupio_bio_get_state(&bio, NULL) == GUPIO_BIO_COMPLETED);
     OK(gupio_deferred_init(&deferred, NULL));
     /* every page still dirty: released at once */
     CHECK(gupio_bio_complete_dio_read(&bio, &tracker, &deferred, NULL) == 0);
@@ -450,7 +450,7 @@ static void unpin_without_pin(void)
 
 /* ---- every error code --------------------------------------------------- */
 
-static int seen[GUPIO_ERR_DEFERRED_FULL + 1];
+static int seen[GUPIO_ERR_UNFINISHED + 1];
 
 /* `ret` must be the negative errno of `expected`, stored in `cause`. */
 static void expect(intptr_t ret, enum gupio_error cause, enum gupio_error expected, int line)
@@ -676,13 +676,35 @@ static void every_error_code(void)
     CHECK(drained == GUPIO_DEFERRED_CAPACITY);
     CHECK(gupio_counters_flags(page(clean), NULL) & GUPIO_PAGE_DIRTY);
 
+    /* a bio ended alone while a child is still chained to its completion:
+     * completed with an I/O error all the same, so it can be released; the
+     * child's report finishes the completion later */
+    static struct gupio_bio lone;
+    static struct gupio_bvec lone_bvecs[1];
+    OK(gupio_bio_init(&lone, lone_bvecs, 1, GUPIO_OP_WRITE, 0, NULL, NULL));
+    OK(gupio_bio_add_page(&lone, &tracker, small, 512, 0, GUPIO_ORIGIN_BORROWED, NULL));
+    EXPECT(gupio_bio_end(&lone, &done, &tracker, GUPIO_STATUS_OK, NULL, &c),
+           GUPIO_ERR_WRONG_STATE); /* not submitted: left as it was */
+    CHECK(gupio_bio_get_state(&lone, NULL) == GUPIO_BIO_BUILDING);
+    OK(gupio_completion_start(&done, NULL));
+    OK(gupio_completion_chain(&done, &link, NULL));
+    OK(gupio_bio_submit(&lone, NULL));
+    status = 99;
+    EXPECT(gupio_bio_end(&lone, &done, &tracker, GUPIO_STATUS_OK, &status, &c),
+           GUPIO_ERR_UNFINISHED);
+    CHECK(status == GUPIO_STATUS_IO_ERROR);
+    CHECK(gupio_bio_get_state(&lone, NULL) == GUPIO_BIO_COMPLETED);
+    OK(gupio_bio_release(&lone, &tracker, false, NULL, NULL));
+    CHECK(gupio_chain_complete(&link, &tracker, GUPIO_STATUS_OK, &status, NULL) == 1);
+    CHECK(status == GUPIO_STATUS_OK);
+
     /* every cause but GUPIO_OK was reached, with its errno */
-    for (int e = GUPIO_ERR_NULL_POINTER; e <= GUPIO_ERR_DEFERRED_FULL; e++) {
+    for (int e = GUPIO_ERR_NULL_POINTER; e <= GUPIO_ERR_UNFINISHED; e++) {
         if (!seen[e])
             fprintf(stderr, "never reached: %s\n", gupio_error_name((uint32_t)e));
         CHECK(seen[e]);
     }
-    CHECK(gupio_error_name(GUPIO_ERR_DEFERRED_FULL + 1) == NULL);
+    CHECK(gupio_error_name(GUPIO_ERR_UNFINISHED + 1) == NULL);
     CHECK(gupio_error_errno(GUPIO_OK) == 0);
     CHECK(at_baseline(&before));
     printf("ok: every error code\n");

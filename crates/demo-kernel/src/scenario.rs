@@ -609,9 +609,9 @@ impl<'m> Scenario<'m, '_> {
         }
     }
 
-    /// The device's interrupt: reports the bio's own I/O to `completion`
-    /// and, when that finishes it, hands the bio on for release. A bio
-    /// whose completion does not finish (which only a bug causes) is still
+    /// The device's interrupt: ends the lone bio from `completion`
+    /// ([`SubmittedBio::end`]) and hands it on for release. A bio whose
+    /// completion does not finish (which only a bug causes) is still
     /// completed with an error so its pages are released, and the error
     /// returned after.
     fn complete<S: BvecStorage>(
@@ -621,20 +621,8 @@ impl<'m> Scenario<'m, '_> {
         submitted: SubmittedBio<S>,
         status: BioStatus,
     ) -> (CompletedBio<S>, Result<BioStatus, ScenarioError>) {
-        match completion.complete(status, self.map) {
-            Ok(Ending::Finished(status)) => (submitted.complete(status), Ok(status)),
-            Ok(Ending::Pending) => (
-                submitted.complete(BioStatus::IoError),
-                Err(ScenarioError::Check(
-                    step,
-                    "a bio without children did not finish",
-                )),
-            ),
-            Err(error) => (
-                submitted.complete(BioStatus::IoError),
-                Err(gupio_error(step)(error)),
-            ),
-        }
+        let ended = submitted.end(completion, status, self.map);
+        (ended.bio, ended.result.map_err(gupio_error(step)))
     }
 
     /// Takes what a release gave back into the summary; its error, if any.

@@ -50,8 +50,11 @@
 //!    bio with [`release::add_held_run`]; or [`bio::Bio::add_page`] with the
 //!    page's [`Origin`](pfn::Origin)), submit it
 //!    ([`release::SubmittedBio::submit`]) so ownership moves to the device,
-//!    complete it from the interrupt handler ([`release::Completion`] tells
-//!    exactly one caller to run `end_io`), and release its pages by origin
+//!    end it from the interrupt handler ([`release::SubmittedBio::end`]
+//!    reports to its [`release::Completion`] and completes it, with an error
+//!    when the completion did not finish it; a parent of chained bios asks
+//!    the completion, which tells exactly one caller to run `end_io`), and
+//!    release its pages by origin
 //!    ([`release::CompletedBio::release`], or
 //!    [`release::CompletedBio::complete_dio_read`] for direct-I/O reads).
 //!
@@ -120,13 +123,13 @@
 //! let in_flight = SubmittedBio::submit(bio).map_err(|(_, error)| error)?;
 //!
 //! // ... the device DMAs into frames 0x1010 and 0x1011, then interrupts:
-//! if let Ending::Finished(status) = completion.complete(BioStatus::Ok, &kernel)? {
-//!     let deferred: DeferredList<_, 8> = DeferredList::new();
-//!     match in_flight.complete(status).complete_dio_read(&tracker, &deferred) {
-//!         Ok(DioRead::Released(released)) => { released.result?; }
-//!         Ok(DioRead::Deferred) => { release_deferred(&deferred, &tracker, |_| {}); }
-//!         Err(full) => { full.into_inner().release(&tracker, true).result?; }
-//!     }
+//! let ended = in_flight.end(&completion, BioStatus::Ok, &kernel);
+//! assert_eq!(ended.result, Ok(BioStatus::Ok)); // on an error, still release the bio
+//! let deferred: DeferredList<_, 8> = DeferredList::new();
+//! match ended.bio.complete_dio_read(&tracker, &deferred) {
+//!     Ok(DioRead::Released(released)) => { released.result?; }
+//!     Ok(DioRead::Deferred) => { release_deferred(&deferred, &tracker, |_| {}); }
+//!     Err(full) => { full.into_inner().release(&tracker, true).result?; }
 //! }
 //! assert!(!maybe_dma_pinned(&kernel, Pfn::new(0x1011))?);
 //! assert_eq!(kernel.ram.stats().acquired(), kernel.ram.stats().released());

@@ -34,7 +34,10 @@ use gupio::writeback::{PinnedAction, WritebackReason};
 use crate::data::{Prng, PAGE_SIZE, SECTORS_PER_PAGE, WORDS_PER_PAGE};
 use crate::{DeviceConfig, HostError, Machine, MachineConfig, WritebackMode};
 
+mod args;
 pub mod dio_write;
+
+pub use args::{scenario, Scenario};
 
 /// How often the progress line is printed on a long run.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
@@ -713,47 +716,39 @@ options:
   --quiet          no progress line
   -h, --help       this text";
 
-/// Parses the demo's arguments (without the program name).
+/// Parses the dio-read scenario's arguments (without the program name).
 ///
 /// # Errors
 /// A message naming the bad option or value.
 ///
 /// ```
-/// use gupio_host::demo::{parse_args, Command, DemoConfig};
-/// let args = ["--pages", "256", "--policy", "skip"].map(String::from);
-/// let Ok(Command::Run(config)) = parse_args(args) else { panic!() };
+/// use gupio_host::demo::{parse_args, Command};
+/// let Ok(Command::Run(config)) = parse_args(["--pages", "256", "--policy=skip"]) else { panic!() };
 /// assert_eq!(config.pages, 256);
-/// assert!(parse_args(["--pages".to_owned()]).is_err());
-/// assert!(parse_args(["--ios".to_owned(), "x".to_owned()]).is_err());
+/// assert!(parse_args(["--ios", "x"]).unwrap_err().contains("--ios"));
 /// ```
-pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
+pub fn parse_args<I>(args: I) -> Result<Command, String>
+where
+    I: IntoIterator,
+    I::Item: Into<std::ffi::OsString>,
+{
+    use lexopt::prelude::*;
+
     let mut config = DemoConfig::default();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
-            None => (arg, None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        let number = |text: String| -> Result<u64, String> {
-            text.parse()
-                .map_err(|_| format!("{name}: `{text}` is not a number"))
-        };
-        match name.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "--quiet" => config.progress = false,
-            "--pages" => config.pages = count(number(value()?)?, &name, 16)?,
-            "--ios" => config.ios = count(number(value()?)?, &name, 1)?,
-            "--threads" => config.threads = count(number(value()?)?, &name, 1)?,
-            "--seed" => config.seed = number(value()?)?,
-            "--latency-us" => config.latency = Duration::from_micros(number(value()?)?),
-            "--policy" => {
-                config.policy = match value()?.as_str() {
+    let mut parser = args::parser(args);
+    while let Some(arg) = args::next(&mut parser)? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Long("quiet") => config.progress = false,
+            Long("pages") => config.pages = args::count(&mut parser, "--pages", 16)?,
+            Long("ios") => config.ios = args::count(&mut parser, "--ios", 1)?,
+            Long("threads") => config.threads = args::count(&mut parser, "--threads", 1)?,
+            Long("seed") => config.seed = args::number(&mut parser, "--seed")?,
+            Long("latency-us") => {
+                config.latency = Duration::from_micros(args::number(&mut parser, "--latency-us")?);
+            }
+            Long("policy") => {
+                config.policy = match args::string(&mut parser, "--policy")?.as_str() {
                     "bounce" => PinnedAction::Bounce,
                     "skip" => PinnedAction::Skip,
                     "wait" => PinnedAction::Wait,
@@ -768,18 +763,11 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Str
                     }
                 }
             }
-            other => return Err(format!("unknown option `{other}`")),
+            Long("scenario") => args::own_scenario(&mut parser, Scenario::DioRead)?,
+            _ => return Err(args::unexpected(arg)),
         }
     }
     Ok(Command::Run(config))
-}
-
-/// `value` as a count of at least `min`.
-fn count(value: u64, name: &str, min: usize) -> Result<usize, String> {
-    usize::try_from(value)
-        .ok()
-        .filter(|&v| v >= min)
-        .ok_or_else(|| format!("{name} must be at least {min}"))
 }
 
 /// The file and workload in a few lines, printed above the table.

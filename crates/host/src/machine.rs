@@ -1,32 +1,32 @@
 //! The machine: memory, device, page cache and processes wired together,
 //! direct I/O through gupio, the deferred-release worker, and the audit.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 
 use gupio::bio::{Bio, BioLimits, BioOp, BioStatus, Sector, BIO_MAX_VECS};
-use gupio::embed::MemoryMap;
-use gupio::pfn::Pfn;
-use gupio::pin::{GupFlags, PageFlags, Tracker, UserAddr, Warning};
+use gupio::pin::{GupFlags, Tracker, UserAddr};
 use gupio::release::{
-    add_user_range, release_deferred, release_pages, set_pages_dirty, CompletedBio, DeferredList,
-    DioRead, ReleaseError, StableStats, SubmittedBio,
+    add_user_range, release_pages, set_pages_dirty, DeferredList, StableStats, SubmittedBio,
 };
 use gupio::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::device::{Device, DeviceConfig, EndIo, OwnedBvecs, Waiter};
-use crate::memory::{lock, AllocatedFolio, BadFree};
-use crate::space::{Process, Registry, SpaceInner};
+use crate::memory::lock;
+use crate::space::{Process, Registry};
 use crate::{HostError, Memory, PageCache};
 
 /// Bios the deferred-release list holds before completions spill into the
 /// harness's overflow queue.
 const DEFERRED_SLOTS: usize = 64;
 
+mod audit;
+mod deferred;
 mod stable;
 
+pub use audit::{Audit, OffBaseline};
+use deferred::{Deferred, WorkerState};
 pub use stable::HostStableIo;
 
 /// How a [`Machine`] is built.
@@ -81,121 +81,6 @@ impl MachineConfig {
     }
 }
 
-/// Direct-I/O read completions the release path deferred, and the worker
-/// that re-dirties and releases them in process context.
-struct Deferred {
-    memory: Arc<Memory>,
-    list: DeferredList<CompletedBio<OwnedBvecs>, DEFERRED_SLOTS>,
-    /// Completions that found the list full; released by the worker too.
-    overflow: Mutex<Vec<CompletedBio<OwnedBvecs>>>,
-    state: Mutex<WorkerState>,
-    wake: Condvar,
-    idle: Condvar,
-    deferred: AtomicUsize,
-    errors: Mutex<Vec<ReleaseError>>,
-    stable_errors: Mutex<Vec<HostError>>,
-}
-
-#[derive(Default)]
-struct WorkerState {
-    kicks: usize,
-    draining: usize,
-    stopping: bool,
-}
-
-impl Deferred {
-    fn kick(&self) {
-        lock(&self.state).kicks += 1;
-        self.wake.notify_all();
-    }
-
-    fn record(&self, result: Result<gupio::release::ReleaseStats, ReleaseError>) {
-        if let Err(error) = result {
-            lock(&self.errors).push(error);
-        }
-    }
-
-    /// A direct-I/O read's `end_io`: release now if every page is still
-    /// dirty, otherwise defer to process context. Takes no page lock, as an
-    /// interrupt handler may not.
-    fn complete_dio_read(&self, done: CompletedBio<OwnedBvecs>) {
-        let tracker = Tracker::new(&*self.memory);
-        match done.complete_dio_read(&tracker, &self.list) {
-            Ok(DioRead::Released(released)) => self.record(released.result),
-            Ok(DioRead::Deferred) => {
-                // Relaxed: a statistic; it orders nothing.
-                self.deferred.fetch_add(1, Ordering::Relaxed);
-                self.kick();
-            }
-            Err(full) => {
-                // Relaxed: a statistic; it orders nothing.
-                self.deferred.fetch_add(1, Ordering::Relaxed);
-                lock(&self.overflow).push(full.into_inner());
-                self.kick();
-            }
-        }
-    }
-
-    /// Releases every deferred bio (re-dirtying its pages); returns how many.
-    fn drain(&self) -> usize {
-        lock(&self.state).draining += 1;
-        let tracker = Tracker::new(&*self.memory);
-        let handled = self.memory.redirtying(|| {
-            let mut handled = release_deferred(&self.list, &tracker, |released| {
-                self.record(released.result);
-            });
-            let spilled = std::mem::take(&mut *lock(&self.overflow));
-            handled += spilled.len();
-            for bio in spilled {
-                self.record(bio.release(&tracker, true).result);
-            }
-            handled
-        });
-        let mut state = lock(&self.state);
-        state.draining -= 1;
-        if state.draining == 0 {
-            self.idle.notify_all();
-        }
-        handled
-    }
-
-    fn pending(&self) -> bool {
-        !self.list.is_empty() || !lock(&self.overflow).is_empty()
-    }
-
-    /// Waits until no drain is in progress.
-    fn wait_drained(&self) {
-        let mut state = lock(&self.state);
-        while state.draining > 0 {
-            state = self
-                .idle
-                .wait(state)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
-    }
-
-    /// The worker thread.
-    fn run(&self) {
-        loop {
-            let stopping = {
-                let mut state = lock(&self.state);
-                while state.kicks == 0 && !state.stopping {
-                    state = self
-                        .wake
-                        .wait(state)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                }
-                state.kicks = 0;
-                state.stopping
-            };
-            self.drain();
-            if stopping {
-                return;
-            }
-        }
-    }
-}
-
 /// A direct I/O submitted and not yet waited for.
 ///
 /// ```
@@ -225,18 +110,6 @@ impl fmt::Debug for PendingIo {
 impl PendingIo {
     /// Whether the device has completed the I/O (reissues included), without
     /// waiting; a synchronous device is not run.
-    ///
-    /// ```
-    /// use gupio::prelude::*;
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let process = machine.spawn_process();
-    /// let buffer = process.mmap_anonymous(1).unwrap();
-    /// let pending = machine.submit_dio_read(&process, buffer, 4096, Sector(0)).unwrap();
-    /// machine.device().wait_idle();
-    /// assert!(pending.is_complete());
-    /// pending.wait(&machine).unwrap();
-    /// ```
     pub fn is_complete(&self) -> bool {
         self.waiter.is_set()
     }
@@ -309,135 +182,14 @@ pub struct MachineStats {
     pub folios_cleaned_under_dma: usize,
 }
 
-/// An allocated folio whose counters are not what its owners account for.
-///
-/// ```
-/// use gupio::pfn::Pfn;
-/// use gupio::pin::PageFlags;
-/// let off = gupio_host::OffBaseline {
-///     head: Pfn::new(5), refcount: 3, expected: 2, pincount: 0, flags: PageFlags::empty(),
-/// };
-/// assert!(off.to_string().contains("refcount 3"));
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OffBaseline {
-    /// The folio's head.
-    pub head: Pfn,
-    /// Its reference count.
-    pub refcount: u32,
-    /// The references its owners hold (page cache, PTEs).
-    pub expected: u32,
-    /// Its pin count.
-    pub pincount: u32,
-    /// Its flags.
-    pub flags: PageFlags,
-}
-
-impl fmt::Display for OffBaseline {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "folio {:#x}: refcount {} (owners hold {}), pincount {}, flags {:?}",
-            self.head, self.refcount, self.expected, self.pincount, self.flags
-        )
-    }
-}
-
-/// Everything the machine checks at the end of a test or run: pins
-/// balanced, every counter at baseline, no leak, no refused free, no
-/// warning, no release or completion error.
-///
-/// ```
-/// use gupio_host::{Machine, MachineConfig};
-/// let machine = Machine::new(MachineConfig::small()).unwrap();
-/// let audit = machine.audit();
-/// assert!(audit.is_clean(), "{audit}");
-/// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Audit {
-    /// Pins acquired, in pages.
-    pub pins_acquired: usize,
-    /// Pins released, in pages.
-    pub pins_released: usize,
-    /// Warnings gupio reported.
-    pub warnings: Vec<Warning>,
-    /// Frees the allocator refused (double frees among them).
-    pub bad_frees: Vec<BadFree>,
-    /// Owned folios whose counters are off.
-    pub off_baseline: Vec<OffBaseline>,
-    /// Allocated folios nobody owns.
-    pub leaks: Vec<AllocatedFolio>,
-    /// Errors from releasing completed bios.
-    pub release_errors: Vec<ReleaseError>,
-    /// Errors the completion path returned to the device.
-    pub completion_errors: Vec<ReleaseError>,
-    /// Errors completing stable direct-I/O writes (a mapping not restored,
-    /// a verification or reissue that failed).
-    pub stable_errors: Vec<HostError>,
-}
-
-impl Audit {
-    /// Whether nothing is wrong.
-    ///
-    /// ```
-    /// assert!(gupio_host::Audit::default().is_clean());
-    /// ```
-    pub fn is_clean(&self) -> bool {
-        self.pins_acquired == self.pins_released
-            && self.warnings.is_empty()
-            && self.bad_frees.is_empty()
-            && self.off_baseline.is_empty()
-            && self.leaks.is_empty()
-            && self.release_errors.is_empty()
-            && self.completion_errors.is_empty()
-            && self.stable_errors.is_empty()
-    }
-}
-
-impl fmt::Display for Audit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "pins acquired {}, released {}",
-            self.pins_acquired, self.pins_released
-        )?;
-        for warning in &self.warnings {
-            writeln!(f, "warning: {warning}")?;
-        }
-        for bad in &self.bad_frees {
-            writeln!(f, "refused free: {bad}")?;
-        }
-        for off in &self.off_baseline {
-            writeln!(f, "off baseline: {off}")?;
-        }
-        for leak in &self.leaks {
-            writeln!(
-                f,
-                "leak: folio {:#x} of order {} (refcount {})",
-                leak.head, leak.order, leak.refcount
-            )?;
-        }
-        for error in &self.release_errors {
-            writeln!(f, "release error: {error}")?;
-        }
-        for error in &self.completion_errors {
-            writeln!(f, "completion error: {error}")?;
-        }
-        for error in &self.stable_errors {
-            writeln!(f, "stable write error: {error}")?;
-        }
-        Ok(())
-    }
-}
-
 /// The simulated machine: [`Memory`], a block [`Device`], a [`PageCache`],
 /// processes, direct I/O through gupio, and a worker for deferred releases.
 ///
 /// Direct I/O follows Linux's path: pin the user pages with
 /// [`add_user_range`] (a write pin for a read), dirty them with
 /// [`set_pages_dirty`], submit, and at completion release them with
-/// [`CompletedBio::complete_dio_read`], which defers to the worker if
-/// writeback cleaned a page meanwhile.
+/// [`CompletedBio::complete_dio_read`](gupio::release::CompletedBio::complete_dio_read),
+/// which defers to the worker if writeback cleaned a page meanwhile.
 ///
 /// ```
 /// use gupio::prelude::*;
@@ -515,46 +267,21 @@ impl Machine {
     }
 
     /// The memory.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// assert_eq!(machine.memory().nr_frames(), 256);
-    /// ```
     pub fn memory(&self) -> &Arc<Memory> {
         &self.memory
     }
 
     /// The block device.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// assert_eq!(machine.device().disk().sectors(), 8192);
-    /// ```
     pub fn device(&self) -> &Arc<Device> {
         &self.device
     }
 
     /// The page cache.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// assert!(machine.cache().create_file(1, &[]).is_ok());
-    /// ```
     pub fn cache(&self) -> &Arc<PageCache> {
         &self.cache
     }
 
     /// A pin tracker over the machine's memory.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let page = machine.memory().alloc_folio(0, true).unwrap();
-    /// machine.tracker().put_page(page).unwrap();
-    /// ```
     pub fn tracker(&self) -> Tracker<'_, Memory> {
         Tracker::new(&self.memory)
     }
@@ -818,12 +545,6 @@ impl Machine {
     }
 
     /// Running totals of direct I/O.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// assert_eq!(machine.stats().dio_reads, 0);
-    /// ```
     pub fn stats(&self) -> MachineStats {
         // Relaxed: statistics; they order nothing.
         MachineStats {
@@ -833,112 +554,6 @@ impl Machine {
             deferred_releases: self.deferred.deferred.load(Ordering::Relaxed),
             folios_cleaned_under_dma: self.memory.stats().cleaned_under_dma,
         }
-    }
-
-    /// References each owner holds per folio head: the page cache one per
-    /// cached folio, each PTE one per page it maps.
-    fn owned_references(&self) -> HashMap<Pfn, u32> {
-        let mut owners: HashMap<Pfn, u32> = HashMap::new();
-        for file in self.cache.files() {
-            for head in file.cached_heads() {
-                *owners.entry(head).or_default() += 1;
-            }
-        }
-        let spaces: Vec<Arc<SpaceInner>> = lock(&self.processes)
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
-        for space in spaces {
-            for page in space.mapped_pages() {
-                if let Ok(folio) = self.memory.folio(page) {
-                    *owners.entry(folio.head()).or_default() += 1;
-                }
-            }
-        }
-        owners
-    }
-
-    /// Checks the machine against its baseline (call it when quiet, after
-    /// [`quiesce`](Self::quiesce)): every allocated folio is owned (page
-    /// cache, PTEs) and holds exactly its owners' references, no pin, no
-    /// lock or writeback bit; pins balance; nothing was warned, refused or
-    /// failed to release.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let page = machine.memory().alloc_folio(0, true).unwrap();
-    /// machine.tracker().pin_page(page).unwrap();
-    /// let audit = machine.audit();
-    /// assert_eq!(audit.pins_acquired, 1);
-    /// assert_eq!(audit.leaks.len(), 1, "nobody owns it");
-    /// assert!(!audit.is_clean());
-    /// ```
-    pub fn audit(&self) -> Audit {
-        let owners = self.owned_references();
-        let mut audit = Audit {
-            pins_acquired: self.memory.pin_stats().acquired(),
-            pins_released: self.memory.pin_stats().released(),
-            warnings: self.memory.warnings(),
-            bad_frees: self.memory.bad_frees(),
-            release_errors: lock(&self.deferred.errors).clone(),
-            completion_errors: self.device.completion_errors(),
-            stable_errors: lock(&self.deferred.stable_errors).clone(),
-            ..Audit::default()
-        };
-        for folio in self.memory.allocated_folios() {
-            let Some(&expected) = owners.get(&folio.head) else {
-                audit.leaks.push(folio);
-                continue;
-            };
-            let flags = self
-                .memory
-                .counters(folio.head)
-                .map_or(PageFlags::empty(), |c| c.flags());
-            let busy = flags.intersects(PageFlags::LOCKED | PageFlags::WRITEBACK);
-            if folio.refcount != expected || folio.pincount != 0 || busy {
-                audit.off_baseline.push(OffBaseline {
-                    head: folio.head,
-                    refcount: folio.refcount,
-                    expected,
-                    pincount: folio.pincount,
-                    flags,
-                });
-            }
-        }
-        audit
-    }
-
-    /// The allocated folios nobody owns (see [`audit`](Self::audit)).
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let stray = machine.memory().alloc_folio(0, true).unwrap();
-    /// assert_eq!(machine.leak_check()[0].head, stray);
-    /// ```
-    pub fn leak_check(&self) -> Vec<AllocatedFolio> {
-        self.audit().leaks
-    }
-
-    /// Drops the page cache (its references on every cached folio), waits
-    /// for all I/O, and audits: with every process gone, nothing may stay
-    /// allocated. Returns the audit and how many folios were still dirty.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let file = machine.cache().create_file(4, &[2]).unwrap();
-    /// machine.cache().write(&file, 0, 0, &[1]).unwrap();
-    /// let (audit, dirty) = machine.evict_and_audit();
-    /// assert!(audit.is_clean() && machine.memory().allocated_folios().is_empty());
-    /// assert_eq!(dirty, 1, "evicted without writeback");
-    /// ```
-    pub fn evict_and_audit(&self) -> (Audit, usize) {
-        self.quiesce();
-        let dirty = self.cache.evict_all();
-        self.quiesce();
-        (self.audit(), dirty)
     }
 }
 
@@ -965,3 +580,6 @@ impl fmt::Debug for Machine {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -320,6 +320,13 @@ impl Completion {
         // Relaxed: a snapshot for diagnostics.
         self.remaining.load(Ordering::Relaxed)
     }
+
+    /// Overwrites the status word with `raw`, as a stray write would: for
+    /// tests of the corrupt-status path.
+    #[cfg(test)]
+    pub(crate) fn corrupt_status(&self, raw: u8) {
+        self.status.store(raw, Ordering::Relaxed);
+    }
 }
 
 impl Default for Completion {

@@ -41,6 +41,12 @@ pub enum ReleaseError {
     DoubleCompletion,
     /// A completion arrived for a bio that was never started.
     NotStarted,
+    /// A bio ended as a lone bio ([`SubmittedBio::end`](crate::SubmittedBio::end))
+    /// whose completion still waits for other parts: a child was chained to it.
+    Unfinished {
+        /// The parts still outstanding after the bio's own report.
+        outstanding: u32,
+    },
     /// A completion was started again while its I/O was still in flight.
     AlreadyStarted,
     /// A child was chained to a completion that is not in flight.
@@ -87,6 +93,10 @@ impl fmt::Display for ReleaseError {
             Self::Invalid { error } => write!(f, "bio refused at submission: {error}"),
             Self::DoubleCompletion => f.write_str("the bio was already completed"),
             Self::NotStarted => f.write_str("the bio's completion was never started"),
+            Self::Unfinished { outstanding } => write!(
+                f,
+                "a bio ended alone did not finish: {outstanding} chained parts outstanding"
+            ),
             Self::AlreadyStarted => f.write_str("the bio's completion is already in flight"),
             Self::ChainNotInFlight => f.write_str("chaining to a completion that is not in flight"),
             Self::TooManyChildren { remaining } => {

@@ -25,6 +25,8 @@
 //!   own I/O and each chained child), keeps the first error, lets exactly
 //!   one reporter run `end_io`, and detects a second completion (warn hook
 //!   and [`ReleaseError::DoubleCompletion`]) without releasing anything twice.
+//!   [`SubmittedBio::end`] is the one rule for ending a lone bio from its
+//!   interrupt handler: every outcome gives back a completed bio to release.
 //! - **Building from user memory.** [`add_user_range`] pins a user buffer
 //!   through the embedder's address space and fills a bio with one pin per
 //!   page, handing back every pin that did not fit.
@@ -38,7 +40,7 @@
 //! ```
 //! use gupio_bio::{Bio, BioLimits, BioOp, BioStatus, Origin, Pfn, Sector};
 //! use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap, Tracker};
-//! use gupio_release::{Completion, Ending, SubmittedBio};
+//! use gupio_release::{Completion, SubmittedBio};
 //! # struct Quiet; impl gupio_release::Warn for Quiet { fn warn(&self, w: gupio_pin::Warning) { panic!("{w}") } }
 //!
 //! let map = ArrayMemoryMap::<4>::new(Pfn::new(0));
@@ -53,10 +55,10 @@
 //! completion.start()?;
 //! let in_flight = SubmittedBio::submit(bio).map_err(|(_, e)| e)?;
 //! // ... the device DMAs into pfn 1, then its interrupt handler runs:
-//! if let Ending::Finished(status) = completion.complete(BioStatus::Ok, &Quiet)? {
-//!     let released = in_flight.complete(status).release(&tracker, true);
-//!     assert_eq!(released.result?.unpinned, 1);
-//! }
+//! let ended = in_flight.end(&completion, BioStatus::Ok, &Quiet);
+//! assert_eq!(ended.result, Ok(BioStatus::Ok));
+//! let released = ended.bio.release(&tracker, true);
+//! assert_eq!(released.result?.unpinned, 1);
 //! assert_eq!(map.counters(Pfn::new(0)).unwrap().pincount(), 0);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -66,6 +68,7 @@
 
 mod completion;
 mod deferred;
+mod end;
 mod error;
 mod extract;
 mod release;
@@ -74,6 +77,7 @@ mod submit;
 
 pub use completion::{ChildToken, Completion, Ending};
 pub use deferred::{DeferredFull, DeferredList};
+pub use end::Ended;
 pub use error::ReleaseError;
 pub use extract::{add_held_run, add_user_range, RunRefused};
 pub use release::{check_pages_dirty, release_pages, set_pages_dirty, ReleaseStats};

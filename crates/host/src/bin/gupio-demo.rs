@@ -11,52 +11,28 @@
 //! from buffers the application keeps changing, in each stable mode
 //! (`gupio_host::demo::dio_write`).
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
-use gupio_host::demo::{self, dio_write, Command, RunKind};
+use gupio_host::demo::{self, dio_write, Command, RunKind, Scenario};
 
 const USAGE_ERROR: u8 = 2;
 
-/// The scenario the arguments select (`--scenario NAME`, default
-/// `dio-read`), and the other arguments.
-fn scenario(args: Vec<String>) -> Result<(String, Vec<String>), String> {
-    let mut name = "dio-read".to_owned();
-    let mut rest = Vec::new();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        if arg == "--scenario" {
-            name = args.next().ok_or("--scenario needs a value")?;
-        } else if let Some(value) = arg.strip_prefix("--scenario=") {
-            value.clone_into(&mut name);
-        } else {
-            rest.push(arg);
-        }
-    }
-    Ok((name, rest))
-}
-
 fn main() -> ExitCode {
-    let (name, args) = match scenario(std::env::args().skip(1).collect()) {
-        Ok(selected) => selected,
+    // Every argument is read twice: once for `--scenario`, then by the
+    // scenario's own parser.
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    match demo::scenario(args.clone()) {
+        Ok(Scenario::DioRead) => dio_read(args),
+        Ok(Scenario::DioWrite) => dio_write_main(args),
         Err(message) => {
             eprintln!("error: {message}\n\n{}", demo::USAGE);
-            return ExitCode::from(USAGE_ERROR);
-        }
-    };
-    match name.as_str() {
-        "dio-read" => dio_read(args),
-        "dio-write" => dio_write_main(args),
-        other => {
-            eprintln!(
-                "error: --scenario: `{other}` is not dio-read or dio-write\n\n{}",
-                demo::USAGE
-            );
             ExitCode::from(USAGE_ERROR)
         }
     }
 }
 
-fn dio_write_main(args: Vec<String>) -> ExitCode {
+fn dio_write_main(args: Vec<OsString>) -> ExitCode {
     let config = match dio_write::parse_args(args) {
         Ok(Some(config)) => config,
         Ok(None) => {
@@ -107,7 +83,7 @@ fn dio_write_main(args: Vec<String>) -> ExitCode {
     }
 }
 
-fn dio_read(args: Vec<String>) -> ExitCode {
+fn dio_read(args: Vec<OsString>) -> ExitCode {
     let config = match demo::parse_args(args) {
         Ok(Command::Run(config)) => config,
         Ok(Command::Help) => {

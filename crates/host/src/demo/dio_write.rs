@@ -34,6 +34,7 @@ use gupio::bio::Sector;
 use gupio::pin::UserAddr;
 use gupio::release::{FaultChoice, StableMode};
 
+use super::{args, Scenario};
 use crate::data::{Prng, PAGE_SIZE, SECTORS_PER_PAGE, WORDS_PER_PAGE};
 use crate::{DeviceConfig, HostError, Machine, MachineConfig};
 
@@ -477,49 +478,50 @@ options:
 /// Parses the scenario's options.
 ///
 /// # Errors
-/// An unknown option, or a value that is missing or not a number.
+/// An unknown option, or a value that is missing or not a number; the
+/// message names the option.
 ///
 /// ```
 /// use gupio_host::demo::dio_write::parse_args;
-/// let config = parse_args(["--sizes", "4,64", "--writers", "3"].map(String::from)).unwrap().unwrap();
+/// let config = parse_args(["--sizes", "4,64", "--writers=3"]).unwrap().unwrap();
 /// assert_eq!((config.sizes, config.writers), (vec![4096, 65536], 3));
-/// assert_eq!(parse_args(["--help".to_owned()]), Ok(None));
-/// assert!(parse_args(["--sizes".to_owned(), "3".to_owned()]).is_err());
+/// assert_eq!(parse_args(["--help"]), Ok(None));
+/// assert!(parse_args(["--sizes", "3"]).is_err());
 /// ```
-pub fn parse_args(
-    args: impl IntoIterator<Item = String>,
-) -> Result<Option<DioWriteConfig>, String> {
+pub fn parse_args<I>(args: I) -> Result<Option<DioWriteConfig>, String>
+where
+    I: IntoIterator,
+    I::Item: Into<std::ffi::OsString>,
+{
+    use lexopt::prelude::*;
+
     let mut config = DioWriteConfig::default();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
-            None => (arg.clone(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        let number = |text: String| -> Result<usize, String> {
-            text.parse()
-                .map_err(|_| format!("{name}: `{text}` is not a number"))
-        };
-        match name.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--writers" => config.writers = number(value()?)?.max(1),
-            "--mib-per-writer" => config.bytes_per_writer = number(value()?)? << 20,
-            "--max-writes" => config.max_writes = number(value()?)?.max(1),
-            "--stores" => config.stores_per_page = number(value()?)?,
-            "--latency-us" => {
-                config.latency = Duration::from_micros(number(value()?)? as u64);
+    let mut parser = args::parser(args);
+    while let Some(arg) = args::next(&mut parser)? {
+        match arg {
+            Short('h') | Long("help") => return Ok(None),
+            Long("writers") => {
+                config.writers = args::number::<usize>(&mut parser, "--writers")?.max(1)
             }
-            "--seed" => config.seed = number(value()?)? as u64,
-            "--sizes" => {
+            Long("mib-per-writer") => {
+                config.bytes_per_writer =
+                    args::number::<usize>(&mut parser, "--mib-per-writer")? << 20;
+            }
+            Long("max-writes") => {
+                config.max_writes = args::number::<usize>(&mut parser, "--max-writes")?.max(1);
+            }
+            Long("stores") => config.stores_per_page = args::number(&mut parser, "--stores")?,
+            Long("latency-us") => {
+                config.latency = Duration::from_micros(args::number(&mut parser, "--latency-us")?);
+            }
+            Long("seed") => config.seed = args::number(&mut parser, "--seed")?,
+            Long("sizes") => {
                 let mut sizes = Vec::new();
-                for kib in value()?.split(',') {
-                    let kib = number(kib.trim().to_owned())?;
+                for kib in args::string(&mut parser, "--sizes")?.split(',') {
+                    let kib: usize = kib
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("--sizes: `{kib}` is not a number"))?;
                     if kib == 0 || kib % 4 != 0 {
                         return Err(format!("--sizes: {kib} KiB is not a multiple of 4 KiB"));
                     }
@@ -527,7 +529,8 @@ pub fn parse_args(
                 }
                 config.sizes = sizes;
             }
-            other => return Err(format!("unknown option `{other}`")),
+            Long("scenario") => args::own_scenario(&mut parser, Scenario::DioWrite)?,
+            _ => return Err(args::unexpected(arg)),
         }
     }
     Ok(Some(config))

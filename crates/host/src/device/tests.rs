@@ -148,3 +148,53 @@ fn a_gate_holds_a_threaded_transfer_half_done() {
     device.wait_idle();
     assert_eq!(frame.snapshot(), disk);
 }
+
+#[test]
+fn accessors_show_the_configuration_the_disk_the_queue_and_the_counts() {
+    let (memory, device) = machine(DeviceConfig::synchronous());
+    assert!(device.is_synchronous());
+    assert_eq!(device.config(), DeviceConfig::synchronous());
+    assert_eq!(device.disk().sectors(), 128);
+    assert_eq!(Disk::new(3).sectors(), 3);
+    assert_eq!(device.stats(), DeviceStats::default());
+    assert!(device.unstable_writes().is_empty());
+    assert!(device.completion_errors().is_empty());
+    let page = memory.alloc_folio(0, true).unwrap();
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let bio = bio_of(BioOp::Read, 0, &[page], Origin::Referenced);
+    device.submit(
+        SubmittedBio::submit(bio).unwrap(),
+        None,
+        release_into(&memory, &results),
+    );
+    assert_eq!(device.queued(), 1, "a synchronous device waits to be run");
+    assert_eq!(device.stats().reads, 0);
+    assert!(device.process_one());
+    assert_eq!(device.queued(), 0);
+    let stats = device.stats();
+    assert_eq!((stats.reads, stats.writes, stats.bytes_read), (1, 0, 4096));
+    assert_eq!(*lock(&results), [BioStatus::Ok]);
+    let (_, threaded) = machine(DeviceConfig::default());
+    assert!(!threaded.is_synchronous());
+}
+
+#[test]
+fn completion_errors_are_listed_until_taken() {
+    let (memory, device) = machine(DeviceConfig::synchronous());
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let page = memory.alloc_folio(0, true).unwrap();
+    device.inject(Fault::CompleteTwice);
+    let bio = bio_of(BioOp::Read, 0, &[page], Origin::Referenced);
+    device.submit(
+        SubmittedBio::submit(bio).unwrap(),
+        None,
+        release_into(&memory, &results),
+    );
+    device.wait_idle();
+    let errors = [ReleaseError::DoubleCompletion];
+    assert_eq!(device.completion_errors(), errors);
+    assert_eq!(device.completion_errors(), errors, "listing takes nothing");
+    assert_eq!(device.take_completion_errors(), errors);
+    assert!(device.completion_errors().is_empty());
+    assert!(device.take_completion_errors().is_empty());
+}

@@ -15,7 +15,8 @@ use gupio::release::{
 };
 use gupio::sync::atomic::Ordering;
 
-use super::{Deferred, DioDone, Machine, PendingIo};
+use super::deferred::Deferred;
+use super::{DioDone, Machine, PendingIo};
 use crate::data::{fnv1a_atomic, SECTOR_SIZE};
 use crate::device::{Device, EndIo, OwnedBvecs, Waiter, WaiterSet};
 use crate::space::{HostWindow, Process};
