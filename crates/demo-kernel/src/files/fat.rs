@@ -1,0 +1,213 @@
+//! The FAT32 on-disk layout the kernel reads and mends at the block
+//! layer: the boot sector, FAT entries and cluster chains, FSInfo's free
+//! count, and a directory entry's first cluster.
+
+use embedded_sdmmc::DirEntry;
+
+use crate::pagecache::{CacheError, PageCache, MBR_BLOCKS, SECTORS_PER_PAGE};
+use crate::pattern::SECTOR_SIZE;
+
+use super::error::{cache_error, FilesError};
+
+/// The on-disk layout of the FAT32 filesystem (sector numbers of the disk).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Geometry {
+    /// First sector of the first FAT.
+    pub(super) fat_start: u64,
+    /// Sectors per FAT.
+    pub(super) fat_sectors: u64,
+    /// FATs.
+    pub(super) fats: u64,
+    /// Sectors per cluster.
+    pub(super) cluster_sectors: u64,
+    /// First sector of cluster 2.
+    pub(super) data_start: u64,
+    /// Sector of the FSInfo structure.
+    pub(super) info_sector: u64,
+    /// Sectors of the filesystem.
+    pub(super) total_sectors: u64,
+}
+
+/// FAT32 entries: the low 28 bits.
+pub(super) const FAT_MASK: u32 = 0x0fff_ffff;
+/// Entries at or above this end a chain.
+pub(super) const END_OF_CHAIN: u32 = 0x0fff_fff8;
+
+impl Geometry {
+    /// Reads the boot sector through the cache.
+    pub(super) fn read(cache: &PageCache<'_, '_>) -> Result<Self, FilesError> {
+        const STEP: &str = "geometry";
+        let mut boot = [0u8; SECTOR_SIZE];
+        cache.read_sector(0, &mut boot).map_err(cache_error(STEP))?;
+        let u16_at = |at: usize| u64::from(u16::from_le_bytes([boot[at], boot[at + 1]]));
+        let u32_at = |at: usize| {
+            u64::from(u32::from_le_bytes([
+                boot[at],
+                boot[at + 1],
+                boot[at + 2],
+                boot[at + 3],
+            ]))
+        };
+        if u16_at(11) != SECTOR_SIZE as u64 || boot[510..] != [0x55, 0xaa] {
+            return Err(FilesError::Check(
+                STEP,
+                "not a FAT boot sector of 512-byte sectors",
+            ));
+        }
+        // FAT32: no 16-bit FAT size, a 32-bit one.
+        if u16_at(22) != 0 || u32_at(36) == 0 {
+            return Err(FilesError::Check(STEP, "not FAT32"));
+        }
+        let fat_start = u16_at(14);
+        let fats = u64::from(boot[16]);
+        let fat_sectors = u32_at(36);
+        let cluster_sectors = u64::from(boot[13]);
+        let geometry = Self {
+            fat_start,
+            fat_sectors,
+            fats,
+            cluster_sectors,
+            data_start: fat_start + fats * fat_sectors,
+            info_sector: u16_at(48),
+            total_sectors: u32_at(32),
+        };
+        if cluster_sectors != SECTORS_PER_PAGE
+            || !geometry.data_start.is_multiple_of(SECTORS_PER_PAGE)
+        {
+            return Err(FilesError::Check(
+                STEP,
+                "clusters are not page sized and page aligned (mkfs.fat -s 8)",
+            ));
+        }
+        Ok(geometry)
+    }
+
+    /// The FAT entry of `cluster` in FAT `fat`: (sector, byte offset).
+    pub(super) fn entry(&self, fat: u64, cluster: u32) -> (u64, usize) {
+        let byte = u64::from(cluster) * 4;
+        (
+            self.fat_start + fat * self.fat_sectors + byte / SECTOR_SIZE as u64,
+            // Below 512: always fits.
+            usize::try_from(byte % SECTOR_SIZE as u64).unwrap_or(0),
+        )
+    }
+
+    /// The next cluster after `cluster` (the first FAT's entry).
+    pub(super) fn next(&self, cache: &PageCache<'_, '_>, cluster: u32) -> Result<u32, CacheError> {
+        let (sector, offset) = self.entry(0, cluster);
+        let mut bytes = [0u8; SECTOR_SIZE];
+        cache.read_sector(sector, &mut bytes)?;
+        let word = u32::from_le_bytes([
+            bytes[offset],
+            bytes[offset + 1],
+            bytes[offset + 2],
+            bytes[offset + 3],
+        ]);
+        Ok(word & FAT_MASK)
+    }
+
+    /// Sets `cluster`'s entry in every FAT to `value` (keeping the top bits).
+    pub(super) fn set(
+        &self,
+        cache: &PageCache<'_, '_>,
+        cluster: u32,
+        value: u32,
+    ) -> Result<(), CacheError> {
+        for fat in 0..self.fats {
+            let (sector, offset) = self.entry(fat, cluster);
+            let mut bytes = [0u8; SECTOR_SIZE];
+            cache.read_sector(sector, &mut bytes)?;
+            let old = u32::from_le_bytes([
+                bytes[offset],
+                bytes[offset + 1],
+                bytes[offset + 2],
+                bytes[offset + 3],
+            ]);
+            let new = (old & !FAT_MASK) | (value & FAT_MASK);
+            bytes[offset..offset + 4].copy_from_slice(&new.to_le_bytes());
+            cache.write_sector(sector, &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// The first sector of `cluster`.
+    pub(super) fn cluster_sector(&self, cluster: u32) -> u64 {
+        self.data_start + u64::from(cluster.saturating_sub(2)) * self.cluster_sectors
+    }
+
+    /// Frees the chain from `first` in every FAT. Returns how many clusters
+    /// were freed.
+    pub(super) fn free_chain(
+        &self,
+        cache: &PageCache<'_, '_>,
+        first: u32,
+    ) -> Result<usize, CacheError> {
+        let mut freed = 0usize;
+        let mut cluster = first;
+        while (2..END_OF_CHAIN).contains(&cluster) {
+            let next = self.next(cache, cluster)?;
+            self.set(cache, cluster, 0)?;
+            freed += 1;
+            cluster = next;
+        }
+        Ok(freed)
+    }
+
+    /// Counts the free clusters in the first FAT and stores the count in
+    /// FSInfo. Returns (the count FSInfo held, the true count).
+    pub(super) fn recount_free(&self, cache: &PageCache<'_, '_>) -> Result<(u32, u32), CacheError> {
+        let last = 2 + (self.total_sectors.saturating_sub(self.data_start)) / self.cluster_sectors;
+        let mut free = 0u32;
+        let mut bytes = [0u8; SECTOR_SIZE];
+        let mut loaded = None;
+        for cluster in 2..last {
+            let cluster = u32::try_from(cluster).map_err(|_| CacheError::OutOfRange(cluster))?;
+            let (sector, offset) = self.entry(0, cluster);
+            if loaded != Some(sector) {
+                cache.read_sector(sector, &mut bytes)?;
+                loaded = Some(sector);
+            }
+            let word = u32::from_le_bytes([
+                bytes[offset],
+                bytes[offset + 1],
+                bytes[offset + 2],
+                bytes[offset + 3],
+            ]);
+            if word & FAT_MASK == 0 {
+                free += 1;
+            }
+        }
+        let mut info = [0u8; SECTOR_SIZE];
+        cache.read_sector(self.info_sector, &mut info)?;
+        let held = u32::from_le_bytes([info[488], info[489], info[490], info[491]]);
+        if held != free {
+            info[488..492].copy_from_slice(&free.to_le_bytes());
+            cache.write_sector(self.info_sector, &info)?;
+        }
+        Ok((held, free))
+    }
+}
+
+/// The first cluster in the on-disk directory entry that `entry` locates.
+pub(super) fn first_cluster(
+    cache: &PageCache<'_, '_>,
+    entry: &DirEntry,
+) -> Result<u32, FilesError> {
+    pub(super) const STEP: &str = "directory entry";
+    let block = entry
+        .entry_block
+        .0
+        .checked_sub(MBR_BLOCKS)
+        .ok_or(FilesError::Check(STEP, "an entry in the boot record"))?;
+    let mut bytes = [0u8; SECTOR_SIZE];
+    cache
+        .read_sector(u64::from(block), &mut bytes)
+        .map_err(cache_error(STEP))?;
+    let at = entry.entry_offset as usize;
+    let raw = bytes
+        .get(at..at + 32)
+        .ok_or(FilesError::Check(STEP, "entry offset past the sector"))?;
+    let high = u32::from(u16::from_le_bytes([raw[20], raw[21]]));
+    let low = u32::from(u16::from_le_bytes([raw[26], raw[27]]));
+    Ok(high << 16 | low)
+}
