@@ -39,7 +39,7 @@ pub(super) const TRUNC_LEN: usize = 1000;
 pub(super) const TEMP_LEN: usize = 5000;
 
 /// What the generated text is made of.
-pub(super) const LETTERS: &[u8; 26] = b"abcdefghijklmnopqrstuvwxyz";
+const LETTERS: &[u8; 26] = b"abcdefghijklmnopqrstuvwxyz";
 
 /// Text bytes of the generator `seed`: lines of 63 letters and a newline.
 pub(super) fn text(seed: usize, index: usize) -> u8 {
@@ -75,7 +75,7 @@ impl Written {
     }
 
     /// Byte `index` of the final contents.
-    pub(super) fn final_byte(self, index: usize) -> u8 {
+    fn final_byte(self, index: usize) -> u8 {
         match self {
             Self::Events if index < EVENTS_FIRST => text(1, index),
             Self::Events => text(2, index - EVENTS_FIRST),

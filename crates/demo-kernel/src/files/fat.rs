@@ -13,25 +13,25 @@ use super::error::{cache_error, FilesError};
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Geometry {
     /// First sector of the first FAT.
-    pub(super) fat_start: u64,
+    fat_start: u64,
     /// Sectors per FAT.
-    pub(super) fat_sectors: u64,
+    fat_sectors: u64,
     /// FATs.
     pub(super) fats: u64,
     /// Sectors per cluster.
-    pub(super) cluster_sectors: u64,
+    cluster_sectors: u64,
     /// First sector of cluster 2.
-    pub(super) data_start: u64,
+    data_start: u64,
     /// Sector of the FSInfo structure.
-    pub(super) info_sector: u64,
+    info_sector: u64,
     /// Sectors of the filesystem.
-    pub(super) total_sectors: u64,
+    total_sectors: u64,
 }
 
 /// FAT32 entries: the low 28 bits.
-pub(super) const FAT_MASK: u32 = 0x0fff_ffff;
+const FAT_MASK: u32 = 0x0fff_ffff;
 /// Entries at or above this end a chain.
-pub(super) const END_OF_CHAIN: u32 = 0x0fff_fff8;
+const END_OF_CHAIN: u32 = 0x0fff_fff8;
 
 impl Geometry {
     /// Reads the boot sector through the cache.
@@ -83,7 +83,7 @@ impl Geometry {
     }
 
     /// The FAT entry of `cluster` in FAT `fat`: (sector, byte offset).
-    pub(super) fn entry(&self, fat: u64, cluster: u32) -> (u64, usize) {
+    fn entry(&self, fat: u64, cluster: u32) -> (u64, usize) {
         let byte = u64::from(cluster) * 4;
         (
             self.fat_start + fat * self.fat_sectors + byte / SECTOR_SIZE as u64,
@@ -107,12 +107,7 @@ impl Geometry {
     }
 
     /// Sets `cluster`'s entry in every FAT to `value` (keeping the top bits).
-    pub(super) fn set(
-        &self,
-        cache: &PageCache<'_, '_>,
-        cluster: u32,
-        value: u32,
-    ) -> Result<(), CacheError> {
+    fn set(&self, cache: &PageCache<'_, '_>, cluster: u32, value: u32) -> Result<(), CacheError> {
         for fat in 0..self.fats {
             let (sector, offset) = self.entry(fat, cluster);
             let mut bytes = [0u8; SECTOR_SIZE];

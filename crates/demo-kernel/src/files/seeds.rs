@@ -7,13 +7,13 @@ use super::error::FilesError;
 /// Seeded files the command line may name.
 pub(super) const MAX_SEEDS: usize = 8;
 /// Longest 8.3 name, with its dot.
-pub(super) const MAX_NAME: usize = 12;
+const MAX_NAME: usize = 12;
 
 /// A seeded file named on the command line.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Seed {
     pub(super) name: [u8; MAX_NAME],
-    pub(super) name_len: usize,
+    name_len: usize,
     pub(super) size: u32,
     pub(super) sum: u32,
 }

@@ -92,7 +92,7 @@ pub(super) const fn sectors(bytes: usize) -> u64 {
 /// Bytes in `count` sectors; only for the small constants of this file
 /// (checked at compile time).
 #[allow(clippy::cast_possible_truncation)] // checked by the assert
-pub(super) const fn sector_bytes(count: u64) -> usize {
+const fn sector_bytes(count: u64) -> usize {
     assert!(count <= (u32::MAX as u64) / SECTOR_SIZE as u64);
     count as usize * SECTOR_SIZE
 }
@@ -109,7 +109,7 @@ pub(super) const fn bvec_u32(bytes: usize) -> u32 {
 pub(super) const PAGE_LEN: u32 = bvec_u32(PAGE_SIZE);
 
 /// Whether `[first, first + count)` overlaps a range the kernel writes.
-pub(super) const fn touches_written(first: u64, count: u64) -> bool {
+const fn touches_written(first: u64, count: u64) -> bool {
     let mut sector = first;
     while sector < first + count {
         if pattern::is_written(sector) {
