@@ -188,7 +188,7 @@ pub(super) fn first_cluster(
     cache: &PageCache<'_, '_>,
     entry: &DirEntry,
 ) -> Result<u32, FilesError> {
-    pub(super) const STEP: &str = "directory entry";
+    const STEP: &str = "directory entry";
     let block = entry
         .entry_block
         .0

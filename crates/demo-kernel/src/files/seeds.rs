@@ -26,7 +26,7 @@ impl Seed {
 
 /// The seeds of `gupio.seed=NAME:SIZE:SUM,...` in `bootargs`.
 pub(super) fn parse_seeds(bootargs: &[u8]) -> Result<([Seed; MAX_SEEDS], usize), FilesError> {
-    pub(super) const STEP: &str = "command line";
+    const STEP: &str = "command line";
     let bad = |what| FilesError::Check(STEP, what);
     let line = core::str::from_utf8(bootargs).map_err(|_| bad("not UTF-8"))?;
     let list = line

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// How long one sample of a closure scenario runs (it repeats the closure).
-pub(crate) const SAMPLE_TIME: Duration = Duration::from_millis(4);
+const SAMPLE_TIME: Duration = Duration::from_millis(4);
 /// How long each closure scenario runs before it is sampled.
-pub(crate) const WARM_UP: Duration = Duration::from_millis(60);
+const WARM_UP: Duration = Duration::from_millis(60);
 
 /// ns per page over the samples of one scenario.
 #[derive(Clone, Copy, Debug)]

@@ -17,13 +17,13 @@ use crate::common::{
 use crate::sampling::{ns_per_page, Atomics, Member, Report, Row, Stats};
 
 /// Pages of the gup_test-shaped runs: 128 MiB, gup_test's default `-m 128`.
-pub(crate) const GUP_PAGES: usize = 32768;
+const GUP_PAGES: usize = 32768;
 /// Pages of the query runs.
-pub(crate) const BIG: usize = 65536;
+const BIG: usize = 65536;
 /// Pages of the release-scaling runs: 64 bios whose counters and tables
 /// (512 KiB) fit one core's L2, so two threads gain no cache over one and
 /// the ratio shows contention, not capacity.
-pub(crate) const SCALING_PAGES: usize = 16384;
+const SCALING_PAGES: usize = 16384;
 /// The page counts of the pin + build + release runs.
 pub(crate) const PBR_SIZES: [usize; 3] = [256, 4096, 65536];
 

@@ -24,7 +24,7 @@ pub(crate) fn fmt_count(count: f64) -> String {
     }
 }
 
-pub(crate) fn fmt_atomics(atomics: Atomics) -> String {
+fn fmt_atomics(atomics: Atomics) -> String {
     match (atomics.pin, atomics.release) {
         (None, None) => "-".into(),
         (pin, release) => format!(

@@ -9,9 +9,9 @@ use crate::scenarios::PBR_SIZES;
 use crate::table::fmt_count;
 
 /// The README's performance targets: pin + build + release within this of the floor.
-pub(crate) const PBR_TARGET: f64 = 2.0;
+const PBR_TARGET: f64 = 2.0;
 /// The README's performance targets: encode + decode within this of a plain word.
-pub(crate) const ENCODE_TARGET: f64 = 1.05;
+const ENCODE_TARGET: f64 = 1.05;
 
 /// What the README's performance targets ask, and whether this run meets it.
 pub(crate) fn verdicts(report: &Report) -> Vec<(String, bool, String)> {
@@ -85,7 +85,7 @@ pub(crate) fn verdicts(report: &Report) -> Vec<(String, bool, String)> {
 }
 
 /// the README's absolute per-page targets for 2 MiB folios.
-pub(crate) fn thp_time_verdicts(report: &Report, verdicts: &mut Vec<(String, bool, String)>) {
+fn thp_time_verdicts(report: &Report, verdicts: &mut Vec<(String, bool, String)>) {
     for pages in PBR_SIZES {
         if let Some(row) = report.row(&format!("pbr.thp.{pages}")) {
             let ns = row.stats.median;
