@@ -2,6 +2,9 @@
 //! layer: the boot sector, FAT entries and cluster chains, FSInfo's free
 //! count, and a directory entry's first cluster.
 
+use core::ops::Range;
+
+use embedded_sdmmc::fat::{Bpb, InfoSector, OnDiskDirEntry};
 use embedded_sdmmc::DirEntry;
 
 use crate::pagecache::{CacheError, PageCache, MBR_BLOCKS, SECTORS_PER_PAGE};
@@ -28,48 +31,47 @@ pub(super) struct Geometry {
     total_sectors: u64,
 }
 
+// FAT entries are read and written here by hand: embedded-sdmmc walks and
+// updates the FAT only inside its own volume code (its cluster-chain calls
+// are private to the crate), and the kernel must free the chains the
+// crate's delete leaves allocated.
+
 /// FAT32 entries: the low 28 bits.
 const FAT_MASK: u32 = 0x0fff_ffff;
 /// Entries at or above this end a chain.
 const END_OF_CHAIN: u32 = 0x0fff_fff8;
+/// Where FSInfo keeps its free-cluster count (bytes 488..492).
+const FSINFO_FREE_COUNT: Range<usize> = 488..492;
+/// Bytes of a directory entry.
+const DIR_ENTRY_LEN: usize = 32;
 
 impl Geometry {
-    /// Reads the boot sector through the cache.
+    /// Reads the boot sector through the cache and parses it with
+    /// embedded-sdmmc's [`Bpb`], the parser its own mount uses.
     pub(super) fn read(cache: &PageCache<'_, '_>) -> Result<Self, FilesError> {
         const STEP: &str = "geometry";
         let mut boot = [0u8; SECTOR_SIZE];
         cache.read_sector(0, &mut boot).map_err(cache_error(STEP))?;
-        let u16_at = |at: usize| u64::from(u16::from_le_bytes([boot[at], boot[at + 1]]));
-        let u32_at = |at: usize| {
-            u64::from(u32::from_le_bytes([
-                boot[at],
-                boot[at + 1],
-                boot[at + 2],
-                boot[at + 3],
-            ]))
-        };
-        if u16_at(11) != SECTOR_SIZE as u64 || boot[510..] != [0x55, 0xaa] {
-            return Err(FilesError::Check(
-                STEP,
-                "not a FAT boot sector of 512-byte sectors",
-            ));
+        let bpb = Bpb::create_from_bytes(&boot).map_err(|why| FilesError::Check(STEP, why))?;
+        if usize::from(bpb.bytes_per_block()) != SECTOR_SIZE {
+            return Err(FilesError::Check(STEP, "sectors are not 512 bytes"));
         }
-        // FAT32: no 16-bit FAT size, a 32-bit one.
-        if u16_at(22) != 0 || u32_at(36) == 0 {
-            return Err(FilesError::Check(STEP, "not FAT32"));
-        }
-        let fat_start = u16_at(14);
-        let fats = u64::from(boot[16]);
-        let fat_sectors = u32_at(36);
-        let cluster_sectors = u64::from(boot[13]);
+        // Only FAT32 has an FSInfo sector.
+        let info = bpb
+            .fs_info_block()
+            .ok_or(FilesError::Check(STEP, "not FAT32"))?;
+        let fat_start = u64::from(bpb.reserved_block_count());
+        let fats = u64::from(bpb.num_fats());
+        let fat_sectors = u64::from(bpb.fat_size());
+        let cluster_sectors = u64::from(bpb.blocks_per_cluster());
         let geometry = Self {
             fat_start,
             fat_sectors,
             fats,
             cluster_sectors,
             data_start: fat_start + fats * fat_sectors,
-            info_sector: u16_at(48),
-            total_sectors: u32_at(32),
+            info_sector: u64::from(info.0),
+            total_sectors: u64::from(bpb.total_blocks()),
         };
         if cluster_sectors != SECTORS_PER_PAGE
             || !geometry.data_start.is_multiple_of(SECTORS_PER_PAGE)
@@ -150,16 +152,19 @@ impl Geometry {
 
     /// Counts the free clusters in the first FAT and stores the count in
     /// FSInfo. Returns (the count FSInfo held, the true count).
-    pub(super) fn recount_free(&self, cache: &PageCache<'_, '_>) -> Result<(u32, u32), CacheError> {
+    pub(super) fn recount_free(&self, cache: &PageCache<'_, '_>) -> Result<(u32, u32), FilesError> {
+        const STEP: &str = "free clusters";
+        let cache_err = cache_error(STEP);
         let last = 2 + (self.total_sectors.saturating_sub(self.data_start)) / self.cluster_sectors;
         let mut free = 0u32;
         let mut bytes = [0u8; SECTOR_SIZE];
         let mut loaded = None;
         for cluster in 2..last {
-            let cluster = u32::try_from(cluster).map_err(|_| CacheError::OutOfRange(cluster))?;
+            let cluster =
+                u32::try_from(cluster).map_err(|_| cache_err(CacheError::OutOfRange(cluster)))?;
             let (sector, offset) = self.entry(0, cluster);
             if loaded != Some(sector) {
-                cache.read_sector(sector, &mut bytes)?;
+                cache.read_sector(sector, &mut bytes).map_err(&cache_err)?;
                 loaded = Some(sector);
             }
             let word = u32::from_le_bytes([
@@ -173,17 +178,29 @@ impl Geometry {
             }
         }
         let mut info = [0u8; SECTOR_SIZE];
-        cache.read_sector(self.info_sector, &mut info)?;
-        let held = u32::from_le_bytes([info[488], info[489], info[490], info[491]]);
+        cache
+            .read_sector(self.info_sector, &mut info)
+            .map_err(&cache_err)?;
+        // embedded-sdmmc reads FSInfo (and checks its signatures) but has
+        // no call that writes its free count: the store is by hand.
+        let held = InfoSector::create_from_bytes(&info)
+            .map_err(|why| FilesError::Check(STEP, why))?
+            .free_count();
         if held != free {
-            info[488..492].copy_from_slice(&free.to_le_bytes());
-            cache.write_sector(self.info_sector, &info)?;
+            info[FSINFO_FREE_COUNT].copy_from_slice(&free.to_le_bytes());
+            cache
+                .write_sector(self.info_sector, &info)
+                .map_err(&cache_err)?;
         }
         Ok((held, free))
     }
 }
 
 /// The first cluster in the on-disk directory entry that `entry` locates.
+///
+/// [`DirEntry`] holds it as a `ClusterId` whose number embedded-sdmmc keeps
+/// to itself, so the entry is read again and parsed with the crate's
+/// [`OnDiskDirEntry`].
 pub(super) fn first_cluster(
     cache: &PageCache<'_, '_>,
     entry: &DirEntry,
@@ -200,9 +217,8 @@ pub(super) fn first_cluster(
         .map_err(cache_error(STEP))?;
     let at = entry.entry_offset as usize;
     let raw = bytes
-        .get(at..at + 32)
+        .get(at..at + DIR_ENTRY_LEN)
         .ok_or(FilesError::Check(STEP, "entry offset past the sector"))?;
-    let high = u32::from(u16::from_le_bytes([raw[20], raw[21]]));
-    let low = u32::from(u16::from_le_bytes([raw[26], raw[27]]));
-    Ok(high << 16 | low)
+    let raw = OnDiskDirEntry::new(raw);
+    Ok(u32::from(raw.first_cluster_hi()) << 16 | u32::from(raw.first_cluster_lo()))
 }

@@ -156,9 +156,7 @@ impl Files<'_, '_, '_> {
                 .free_chain(self.cache, first)
                 .map_err(cache_error(STEP))?;
         }
-        let (held, free) = geometry
-            .recount_free(self.cache)
-            .map_err(cache_error(STEP))?;
+        let (held, free) = geometry.recount_free(self.cache)?;
         println!(
             "  {STEP}: the deleted files' {} clusters freed in {} FATs; FSInfo free count {held} \
              corrected to {free} (counted in the FAT)",
