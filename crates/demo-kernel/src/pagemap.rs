@@ -15,7 +15,9 @@
 //! allocator's view (free, a folio's head with its order, or a tail), so a
 //! free of anything but an allocated folio's head with its own order (a
 //! double free, a stray pointer) is caught, reported and refused, never
-//! applied.
+//! applied. That check is why the allocator is by hand rather than a buddy
+//! allocator crate: such a crate keeps its own free lists and takes a free
+//! on trust, while here the state lives in the descriptors gupio reads.
 //!
 //! The kernel runs on one hart and polls: the statistics are atomics with
 //! Relaxed ordering (nothing is published through them), and the record of
