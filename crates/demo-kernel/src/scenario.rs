@@ -50,10 +50,17 @@
 //! [`add_user_range`]: gupio::release::add_user_range
 //! [`SCENARIO_WRITTEN`]: crate::pattern::SCENARIO_WRITTEN
 
-use gupio::bio::{AddError, Bio, BioLimits, BioStatus, BvecSlice, BvecStorage, Origin};
+use core::ops::Range;
+
+use gupio::bio::{
+    AddError, Bio, BioLimits, BioOp, BioStatus, BioVec, BvecSlice, BvecStorage, Origin,
+    Sector as BioSector,
+};
 use gupio::pfn::Pfn;
-use gupio::pin::{FolioOrder, MemoryMap, PageFlags, PageRange, Tracker};
-use gupio::release::{CompletedBio, Completion, Ending, ReleaseStats, Released, SubmittedBio};
+use gupio::pin::{FolioOrder, GupFlags, MemoryMap, PageFlags, PageRange, Tracker, UserAddr};
+use gupio::release::{
+    add_user_range, CompletedBio, Completion, Ending, ReleaseStats, Released, SubmittedBio,
+};
 
 use crate::blk::{self, RequestError};
 use crate::mem::FrameAllocator;
@@ -83,6 +90,13 @@ use layout::{
     BIO_VECS, BUFFER_PAGES, DEMAND_ZERO, DIO_MAX_VECS, FOLIO_ORDER, FOLIO_PAGES,
     REGION_ALIGN_PAGES, SCATTERED, TAIL_PAGES, ZERO_MAPPED, ZERO_READ,
 };
+
+/// A completion, started: the bio's own I/O is pending on it.
+fn started(step: &'static str) -> Result<Completion, ScenarioError> {
+    let completion = Completion::new();
+    completion.start().map_err(gupio_error(step))?;
+    Ok(completion)
+}
 
 /// Compares `bytes`, taken as a run from byte `skip` of sector `first`,
 /// with `expected(sector, offset)`; `address` is the run's physical address.
@@ -428,6 +442,114 @@ impl<'m> Scenario<'m, '_> {
             let _ = gupio::release::release_pages(&self.tracker, bio, false);
         }
         built
+    }
+
+    /// A bio of `op` from `sector` over `table`, with the default limits.
+    fn bio<'t>(&self, table: &'t mut [BioVec], op: BioOp, sector: u64) -> Bio<BvecSlice<'t>> {
+        Bio::new(BvecSlice::new(table), op, BioSector(sector), self.limits)
+    }
+
+    /// Pins `len` bytes of the user buffer from `start` into `bio` with
+    /// `flags`; fewer bytes than `len` is an error.
+    fn add_user<S: BvecStorage>(
+        &self,
+        step: &'static str,
+        bio: &mut Bio<S>,
+        start: usize,
+        len: usize,
+        flags: GupFlags,
+    ) -> Result<(), ScenarioError> {
+        let added = add_user_range(
+            &self.tracker,
+            self.space,
+            bio,
+            UserAddr::new(start),
+            len,
+            flags,
+        )
+        .map_err(gupio_error(step))?;
+        if added != len {
+            return Err(ScenarioError::Count(step, "user bytes added", added, len));
+        }
+        Ok(())
+    }
+
+    /// Adds the bytes `range` of the kernel page `pfn` as borrowed: the
+    /// caller keeps its reference, the bio takes none.
+    fn add_borrowed<S: BvecStorage>(
+        &self,
+        step: &'static str,
+        bio: &mut Bio<S>,
+        pfn: Pfn,
+        range: Range<usize>,
+    ) -> Result<(), ScenarioError> {
+        let too_long = ScenarioError::Check(step, "a borrowed range does not fit a bvec");
+        let len = u32::try_from(range.len()).map_err(|_| too_long)?;
+        let offset = u32::try_from(range.start).map_err(|_| too_long)?;
+        let added = bio
+            .add_page(pfn, len, offset, Origin::Borrowed)
+            .map_err(gupio_error::<AddError>(step))?;
+        if added.duplicate().is_some() {
+            return Err(ScenarioError::Check(step, "a borrowed page was duplicated"));
+        }
+        Ok(())
+    }
+
+    /// Runs `submitted` on the device, completes it and releases its pages
+    /// (dirtying them if `mark_dirty`). Then reports, in this order, a
+    /// failed release, the in-flight check `checked`, a completion that did
+    /// not finish and an I/O error. Returns what the release did.
+    fn run_and_release<S: BvecStorage>(
+        &mut self,
+        step: &'static str,
+        completion: &Completion,
+        submitted: SubmittedBio<S>,
+        mark_dirty: bool,
+        checked: Result<(), ScenarioError>,
+    ) -> Result<ReleaseStats, ScenarioError> {
+        let status = self.run_on_device(step, submitted.bio());
+        let (completed, ended) = self.complete(step, completion, submitted, status);
+        let stats = self.released(step, completed.release(&self.tracker, mark_dirty))?;
+        checked?;
+        let status = ended?;
+        if status.is_err() {
+            return Err(ScenarioError::Io(step, status));
+        }
+        Ok(stats)
+    }
+
+    /// Checks that a mixed bio's release unpinned its two user pages, put
+    /// its page-cache page and left its borrowed buffer alone.
+    fn expect_mixed_release(step: &'static str, stats: ReleaseStats) -> Result<(), ScenarioError> {
+        if (stats.unpinned, stats.put, stats.borrowed) != (2, 1, 1) {
+            return Err(ScenarioError::Check(
+                step,
+                "release did not unpin 2, put 1 and leave 1 borrowed page",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks `len` bytes of the kernel memory from `pfn` against
+    /// `expected` from sector `first`; returns the bytes checked.
+    fn verify_kernel(
+        &self,
+        step: &'static str,
+        pfn: Pfn,
+        len: usize,
+        first: u64,
+        expected: fn(u64, usize) -> u8,
+    ) -> Result<usize, ScenarioError> {
+        let extent = self
+            .map
+            .extent(pfn, 0, len)
+            .map_err(|error| ScenarioError::Map(step, error))?;
+        self.map
+            .memory()
+            .with_bytes(extent, |bytes| {
+                verify_bytes(step, bytes, extent.addr, first, expected)
+            })
+            .map_err(|error| ScenarioError::Map(step, error.into()))?
     }
 
     fn steps(&mut self) -> Result<(), ScenarioError> {

@@ -1,7 +1,7 @@
 //! Step 6: a process exits while a bio holding its pinned pages is in
 //! flight.
 
-use gupio::bio::{Bio, BioOp, BioVec, BvecSlice, Sector as BioSector};
+use gupio::bio::{BioOp, BioVec};
 use gupio::pfn::Pfn;
 use gupio::pin::{GupFlags, MemoryMap, UserAddr, GUP_PIN_COUNTING_BIAS};
 use gupio::release::{add_user_range, set_pages_dirty, Completion};
@@ -13,7 +13,7 @@ use crate::userspace::UserSpace;
 
 use super::error::{gupio_error, ScenarioError};
 use super::layout::{sectors, BIO_VECS, EXIT_FIRST, EXIT_LEN, EXIT_PAGES};
-use super::{verify_bytes, Scenario};
+use super::Scenario;
 
 impl<'m> Scenario<'m, '_> {
     /// Step 6: a process exits while a bio holding its pinned pages is
@@ -31,12 +31,7 @@ impl<'m> Scenario<'m, '_> {
             return Err(gupio_error(STEP)(error));
         }
         let mut table = [BioVec::NONE; BIO_VECS];
-        let mut bio = Bio::new(
-            BvecSlice::new(&mut table),
-            BioOp::Read,
-            BioSector(EXIT_FIRST),
-            self.limits,
-        );
+        let mut bio = self.bio(&mut table, BioOp::Read, EXIT_FIRST);
         let added = add_user_range(
             &self.tracker,
             &process,
@@ -90,7 +85,14 @@ impl<'m> Scenario<'m, '_> {
                 .enumerate()
                 .try_fold(0, |total, (index, &pfn)| {
                     let first = EXIT_FIRST + sectors(index * PAGE_SIZE);
-                    Ok(total + self.check_page(STEP, pfn, first)?)
+                    Ok(total
+                        + self.verify_kernel(
+                            STEP,
+                            pfn,
+                            PAGE_SIZE,
+                            first,
+                            pattern::expected_final_byte,
+                        )?)
                 })
         } else {
             Ok(0)
@@ -173,25 +175,5 @@ impl<'m> Scenario<'m, '_> {
             }
         }
         Ok(())
-    }
-
-    /// Checks the page `pfn` against the disk from sector `first`.
-    fn check_page(&self, step: &'static str, pfn: Pfn, first: u64) -> Result<usize, ScenarioError> {
-        let extent = self
-            .map
-            .extent(pfn, 0, PAGE_SIZE)
-            .map_err(|error| ScenarioError::Map(step, error))?;
-        self.map
-            .memory()
-            .with_bytes(extent, |bytes| {
-                verify_bytes(
-                    step,
-                    bytes,
-                    extent.addr,
-                    first,
-                    pattern::expected_final_byte,
-                )
-            })
-            .map_err(|error| ScenarioError::Map(step, error.into()))?
     }
 }

@@ -1,19 +1,18 @@
 //! Step 2: one read bio with a referenced, a pinned and a borrowed page.
 
-use gupio::bio::{AddError, Bio, BioOp, BioVec, BvecSlice, Origin, Sector as BioSector};
-use gupio::pin::{GupFlags, MemoryMap, UserAddr};
-use gupio::release::{add_user_range, Completion};
+use gupio::bio::{BioOp, BioVec, Origin};
+use gupio::pin::{GupFlags, MemoryMap};
 
 use crate::mem::PAGE_SIZE;
 use crate::pattern::{self, SECTOR_SIZE};
 use crate::userspace::UserSpace;
 
-use super::error::{gupio_error, ScenarioError};
+use super::error::ScenarioError;
 use super::layout::{
-    bvec_u32, sectors, BIO_VECS, MIXED_BORROWED, MIXED_READ_FIRST, MIXED_USER_LEN,
-    MIXED_USER_OFFSET, MIXED_USER_PAGE, PAGE_LEN,
+    sectors, BIO_VECS, MIXED_BORROWED, MIXED_READ_FIRST, MIXED_USER_LEN, MIXED_USER_OFFSET,
+    MIXED_USER_PAGE, PAGE_LEN,
 };
-use super::{verify_bytes, Scenario};
+use super::{started, verify_bytes, Scenario};
 
 impl Scenario<'_, '_> {
     /// Step 2: one read bio with a referenced, pinned and borrowed page.
@@ -23,46 +22,13 @@ impl Scenario<'_, '_> {
         let (cache, borrowed) = (pages.read_cache, pages.borrowed);
         let user_start = UserSpace::page_addr(MIXED_USER_PAGE) + MIXED_USER_OFFSET;
         let borrowed_len = MIXED_BORROWED.end - MIXED_BORROWED.start;
-        let completion = Completion::new();
-        completion.start().map_err(gupio_error(STEP))?;
+        let completion = started(STEP)?;
         let mut table = [BioVec::NONE; BIO_VECS];
-        let mut bio = Bio::new(
-            BvecSlice::new(&mut table),
-            BioOp::Read,
-            BioSector(MIXED_READ_FIRST),
-            self.limits,
-        );
+        let mut bio = self.bio(&mut table, BioOp::Read, MIXED_READ_FIRST);
         let built = (|| {
             self.add_referenced(STEP, &mut bio, cache, PAGE_LEN, 0)?;
-            let added = add_user_range(
-                &self.tracker,
-                self.space,
-                &mut bio,
-                UserAddr::new(user_start),
-                MIXED_USER_LEN,
-                GupFlags::WRITE,
-            )
-            .map_err(gupio_error(STEP))?;
-            if added != MIXED_USER_LEN {
-                return Err(ScenarioError::Count(
-                    STEP,
-                    "user bytes added",
-                    added,
-                    MIXED_USER_LEN,
-                ));
-            }
-            let added = bio
-                .add_page(
-                    borrowed,
-                    const { bvec_u32(MIXED_BORROWED.end - MIXED_BORROWED.start) },
-                    const { bvec_u32(MIXED_BORROWED.start) },
-                    Origin::Borrowed,
-                )
-                .map_err(gupio_error::<AddError>(STEP))?;
-            if added.duplicate().is_some() {
-                return Err(ScenarioError::Check(STEP, "a borrowed page was duplicated"));
-            }
-            Ok(())
+            self.add_user(STEP, &mut bio, user_start, MIXED_USER_LEN, GupFlags::WRITE)?;
+            self.add_borrowed(STEP, &mut bio, borrowed, MIXED_BORROWED)
         })();
         self.build(&bio, built)?;
         let origins = bio.origins();
@@ -88,39 +54,18 @@ impl Scenario<'_, '_> {
             }
             Ok(())
         });
-        let status = self.run_on_device(STEP, submitted.bio());
-        let (completed, ended) = self.complete(STEP, &completion, submitted, status);
         // A read: the device wrote the pages, so dirty them as they go.
-        let released = completed.release(&self.tracker, true);
-        let stats = self.released(STEP, released)?;
-        checked?;
-        let status = ended?;
-        if status.is_err() {
-            return Err(ScenarioError::Io(STEP, status));
-        }
-        if (stats.unpinned, stats.put, stats.borrowed) != (2, 1, 1) {
-            return Err(ScenarioError::Check(
-                STEP,
-                "release did not unpin 2, put 1 and leave 1 borrowed page",
-            ));
-        }
+        let stats = self.run_and_release(STEP, &completion, submitted, true, checked)?;
+        Self::expect_mixed_release(STEP, stats)?;
 
         // The data: page-cache page, user pages, borrowed buffer, in disk order.
-        let memory = self.map.memory();
-        let map_error = |error| ScenarioError::Map(STEP, error);
-        let cache_extent = self.map.extent(cache, 0, PAGE_SIZE).map_err(map_error)?;
-        let checked = memory
-            .with_bytes(cache_extent, |bytes| {
-                verify_bytes(
-                    STEP,
-                    bytes,
-                    cache_extent.addr,
-                    MIXED_READ_FIRST,
-                    pattern::image_byte,
-                )
-            })
-            .map_err(|error| map_error(error.into()))??;
-        self.summary.bytes_checked += checked;
+        self.summary.bytes_checked += self.verify_kernel(
+            STEP,
+            cache,
+            PAGE_SIZE,
+            MIXED_READ_FIRST,
+            pattern::image_byte,
+        )?;
         let user_first = MIXED_READ_FIRST + sectors(PAGE_SIZE);
         self.summary.bytes_checked += self
             .space
@@ -132,8 +77,11 @@ impl Scenario<'_, '_> {
             })
             .map_err(Self::user(STEP))?;
         let borrowed_first = user_first + sectors(MIXED_USER_LEN);
+        let map_error = |error| ScenarioError::Map(STEP, error);
         let borrowed_extent = self.map.extent(borrowed, 0, PAGE_SIZE).map_err(map_error)?;
-        let checked = memory
+        let checked = self
+            .map
+            .memory()
             .with_bytes(borrowed_extent, |bytes| {
                 let checked = verify_bytes(
                     STEP,

@@ -1,21 +1,21 @@
 //! Step 3: one write bio of mixed origins, a flush, and a refused second
 //! completion.
 
-use gupio::bio::{AddError, Bio, BioOp, BioStatus, BioVec, BvecSlice, Origin, Sector as BioSector};
+use gupio::bio::{BioOp, BioStatus, BioVec};
 use gupio::pfn::Pfn;
-use gupio::pin::{GupFlags, UserAddr, Warning};
-use gupio::release::{add_user_range, Completion, ReleaseError};
+use gupio::pin::{GupFlags, Warning};
+use gupio::release::ReleaseError;
 
 use crate::mem::PAGE_SIZE;
 use crate::pattern::{self, SCENARIO_WRITTEN, SECTOR_SIZE};
 use crate::userspace::UserSpace;
 
-use super::error::{gupio_error, ScenarioError};
+use super::error::ScenarioError;
 use super::layout::{
-    bvec_u32, sectors, BIO_VECS, PAGE_LEN, WRITE_BORROWED, WRITE_LEN, WRITE_USER_LEN,
-    WRITE_USER_OFFSET, WRITE_USER_PAGE,
+    sectors, BIO_VECS, PAGE_LEN, WRITE_BORROWED, WRITE_LEN, WRITE_USER_LEN, WRITE_USER_OFFSET,
+    WRITE_USER_PAGE,
 };
-use super::Scenario;
+use super::{started, Scenario};
 
 impl Scenario<'_, '_> {
     /// Writes `written_byte` for `len` bytes from sector `first` into a kernel page.
@@ -70,68 +70,28 @@ impl Scenario<'_, '_> {
             borrowed_first,
         )?;
 
-        let completion = Completion::new();
-        completion.start().map_err(gupio_error(STEP))?;
+        let completion = started(STEP)?;
         let mut table = [BioVec::NONE; BIO_VECS];
-        let mut bio = Bio::new(
-            BvecSlice::new(&mut table),
-            BioOp::Write,
-            BioSector(first),
-            self.limits,
-        );
+        let mut bio = self.bio(&mut table, BioOp::Write, first);
         let built = (|| {
             // The device only reads the user pages: no WRITE pin.
-            let added = add_user_range(
-                &self.tracker,
-                self.space,
+            self.add_user(
+                STEP,
                 &mut bio,
-                UserAddr::new(user_start),
+                user_start,
                 WRITE_USER_LEN,
                 GupFlags::empty(),
-            )
-            .map_err(gupio_error(STEP))?;
-            if added != WRITE_USER_LEN {
-                return Err(ScenarioError::Count(
-                    STEP,
-                    "user bytes added",
-                    added,
-                    WRITE_USER_LEN,
-                ));
-            }
+            )?;
             self.add_referenced(STEP, &mut bio, cache, PAGE_LEN, 0)?;
-            let added = bio
-                .add_page(
-                    borrowed,
-                    const { bvec_u32(WRITE_BORROWED.end - WRITE_BORROWED.start) },
-                    const { bvec_u32(WRITE_BORROWED.start) },
-                    Origin::Borrowed,
-                )
-                .map_err(gupio_error::<AddError>(STEP))?;
-            if added.duplicate().is_some() {
-                return Err(ScenarioError::Check(STEP, "a borrowed page was duplicated"));
-            }
-            Ok(())
+            self.add_borrowed(STEP, &mut bio, borrowed, WRITE_BORROWED)
         })();
         self.build(&bio, built)?;
         let vecs = bio.vcnt();
         let submitted = self.submit(STEP, bio)?;
         let checked = self.check_in_flight(STEP, submitted.bio());
-        let status = self.run_on_device(STEP, submitted.bio());
-        let (completed, ended) = self.complete(STEP, &completion, submitted, status);
         // A write: the device only read the pages; nothing to dirty.
-        let released = completed.release(&self.tracker, false);
-        let stats = self.released(STEP, released)?;
-        checked?;
-        let status = ended?;
-        if status.is_err() {
-            return Err(ScenarioError::Io(STEP, status));
-        }
-        if (stats.unpinned, stats.put, stats.borrowed) != (2, 1, 1) {
-            return Err(ScenarioError::Check(
-                STEP,
-                "release did not unpin 2, put 1 and leave 1 borrowed page",
-            ));
-        }
+        let stats = self.run_and_release(STEP, &completion, submitted, false, checked)?;
+        Self::expect_mixed_release(STEP, stats)?;
         self.flush()?;
 
         // A driver bug reports the same completion again: refused and
@@ -179,22 +139,10 @@ impl Scenario<'_, '_> {
     fn flush(&mut self) -> Result<(), ScenarioError> {
         const STEP: &str = "flush";
         let mut table = [BioVec::NONE; 1];
-        let bio = Bio::new(
-            BvecSlice::new(&mut table),
-            BioOp::Flush,
-            BioSector(0),
-            self.limits,
-        );
-        let completion = Completion::new();
-        completion.start().map_err(gupio_error(STEP))?;
+        let bio = self.bio(&mut table, BioOp::Flush, 0);
+        let completion = started(STEP)?;
         let submitted = self.submit(STEP, bio)?;
-        let status = self.run_on_device(STEP, submitted.bio());
-        let (completed, ended) = self.complete(STEP, &completion, submitted, status);
-        let stats = self.released(STEP, completed.release(&self.tracker, false))?;
-        let status = ended?;
-        if status.is_err() {
-            return Err(ScenarioError::Io(STEP, status));
-        }
+        let stats = self.run_and_release(STEP, &completion, submitted, false, Ok(()))?;
         if stats.pages() != 0 {
             return Err(ScenarioError::Check(STEP, "a flush released pages"));
         }

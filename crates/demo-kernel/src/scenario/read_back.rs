@@ -1,16 +1,15 @@
 //! Step 4: the written sectors read back into a referenced kernel folio.
 
-use gupio::bio::{AddError, Bio, BioOp, BioVec, BvecSlice, Folio, Origin, Sector as BioSector};
+use gupio::bio::{AddError, BioOp, BioVec, Folio, Origin};
 use gupio::pfn::Pfn;
 use gupio::pin::{FolioOrder, PageRange};
-use gupio::release::Completion;
 
 use crate::mem::PAGE_SIZE;
 use crate::pattern::{self};
 
 use super::error::{gupio_error, ScenarioError};
 use super::layout::{bvec_u32, sectors, BACK_FIRST, BACK_LEN, BACK_ORDER, BIO_VECS};
-use super::{verify_bytes, Scenario};
+use super::{started, Scenario};
 
 impl Scenario<'_, '_> {
     /// Step 4: the written sectors, read back into a referenced kernel folio.
@@ -30,15 +29,9 @@ impl Scenario<'_, '_> {
         let bio_folio = FolioOrder::try_new(BACK_ORDER)
             .and_then(|order| Folio::new(folio, order))
             .map_err(gupio_error(STEP))?;
-        let completion = Completion::new();
-        completion.start().map_err(gupio_error(STEP))?;
+        let completion = started(STEP)?;
         let mut table = [BioVec::NONE; BIO_VECS];
-        let mut bio = Bio::new(
-            BvecSlice::new(&mut table),
-            BioOp::Read,
-            BioSector(BACK_FIRST),
-            self.limits,
-        );
+        let mut bio = self.bio(&mut table, BioOp::Read, BACK_FIRST);
         // One reference per page the bio covers: what it releases.
         let range = PageRange::new(folio, touched);
         self.tracker.get_range(range).map_err(gupio_error(STEP))?;
@@ -52,34 +45,17 @@ impl Scenario<'_, '_> {
             return Err(gupio_error::<AddError>(STEP)(error));
         }
         let submitted = self.submit(STEP, bio)?;
-        let status = self.run_on_device(STEP, submitted.bio());
-        let (completed, ended) = self.complete(STEP, &completion, submitted, status);
-        let stats = self.released(STEP, completed.release(&self.tracker, false))?;
-        let status = ended?;
-        if status.is_err() {
-            return Err(ScenarioError::Io(STEP, status));
-        }
+        let stats = self.run_and_release(STEP, &completion, submitted, false, Ok(()))?;
         if stats.put != touched {
             return Err(ScenarioError::Count(STEP, "pages put", stats.put, touched));
         }
-        let extent = self
-            .map
-            .extent(folio, 0, BACK_LEN)
-            .map_err(|error| ScenarioError::Map(STEP, error))?;
-        let checked = self
-            .map
-            .memory()
-            .with_bytes(extent, |bytes| {
-                verify_bytes(
-                    STEP,
-                    bytes,
-                    extent.addr,
-                    BACK_FIRST,
-                    pattern::expected_final_byte,
-                )
-            })
-            .map_err(|error| ScenarioError::Map(STEP, error.into()))??;
-        self.summary.bytes_checked += checked;
+        self.summary.bytes_checked += self.verify_kernel(
+            STEP,
+            folio,
+            BACK_LEN,
+            BACK_FIRST,
+            pattern::expected_final_byte,
+        )?;
         self.expect_counters(STEP, folio, 1)?;
         println!(
             "  {STEP}: sectors {BACK_FIRST}..{} into a referenced order-{BACK_ORDER} folio at pfn {folio:#x} \

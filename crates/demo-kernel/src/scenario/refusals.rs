@@ -1,6 +1,6 @@
 //! Step 5: refusals that must change nothing.
 
-use gupio::bio::{Bio, BioOp, BioVec, BvecSlice, Sector as BioSector};
+use gupio::bio::{BioOp, BioVec};
 use gupio::pin::{FaultKind, GupFlags, PinError, UserAddr};
 use gupio::release::{add_user_range, ReleaseError};
 
@@ -20,12 +20,7 @@ impl Scenario<'_, '_> {
 
         // Pinning a hole: a fault on the first page, nothing pinned or added.
         let mut table = [BioVec::NONE; BIO_VECS];
-        let mut bio = Bio::new(
-            BvecSlice::new(&mut table),
-            BioOp::Read,
-            BioSector(0),
-            self.limits,
-        );
+        let mut bio = self.bio(&mut table, BioOp::Read, 0);
         let hole = UserSpace::page_addr(HOLE);
         match add_user_range(
             &self.tracker,
