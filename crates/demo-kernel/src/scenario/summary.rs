@@ -90,21 +90,7 @@ impl Summary {
             "  warnings               {} expected, {} unexpected",
             self.expected_warnings, self.unexpected_warnings
         );
-        println!(
-            "  page allocator         {} folios allocated, {} freed, {} frames in use (1 expected: the zero page), {} double frees",
-            self.allocator.folios_allocated,
-            self.allocator.folios_freed,
-            self.allocator.pages_in_use,
-            self.allocator.bad_frees
-        );
-        println!(
-            "  counters at baseline   {}",
-            if self.counters_at_baseline {
-                "yes"
-            } else {
-                "no"
-            }
-        );
-        println!("  time                   {} ms", self.elapsed.as_millis());
+        self.allocator
+            .print_summary_end(self.counters_at_baseline, self.elapsed);
     }
 }
