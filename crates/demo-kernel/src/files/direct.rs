@@ -60,16 +60,9 @@ impl Files<'_, '_, '_> {
         let target = mapped.end..pages.end;
 
         // The process maps the file's first half (shared) and stores through it.
-        let mut folios = [Pfn::ZERO; MAPPED_PAGES];
-        for (index, (page, pfn)) in mapped.clone().zip(folios.iter_mut()).enumerate() {
-            *pfn = self.cache.page(page).map_err(&cache_err)?;
-            self.space
-                .map_page(&self.tracker, UserSpace::page_addr(index), *pfn, true)
-                .map_err(user)?;
-        }
-        let buffer = UserSpace::page_addr(0);
+        let folios: [Pfn; MAPPED_PAGES] = self.map_file(STEP, mapped.clone())?;
         self.space
-            .fill(buffer, DIRECT_LEN, mapped_byte)
+            .fill(UserSpace::page_addr(0), DIRECT_LEN, mapped_byte)
             .map_err(user)?;
         // The stores through a shared writable mapping dirty the folios.
         for &pfn in &folios {
@@ -88,46 +81,18 @@ impl Files<'_, '_, '_> {
             .map_err(|error| FilesError::Writeback(STEP, error))?;
         self.cache.invalidate(target.clone()).map_err(&cache_err)?;
 
-        let completion = Completion::new();
-        completion
-            .start()
-            .map_err(|error| FilesError::Cache(STEP, gupio_error(error)))?;
         let mut table = [BioVec::NONE; BIO_VECS];
-        let mut bio = Bio::new(
-            BvecSlice::new(&mut table),
-            BioOp::Write,
-            BioSector(target.start * SECTORS_PER_PAGE),
-            self.cache.limits(),
-        );
-        let pins = self.map.pins().acquired();
         // The device only reads the buffer: a read pin.
-        let added = add_user_range(
-            &self.tracker,
-            self.space,
-            &mut bio,
-            UserAddr::new(buffer),
+        let (completion, bio, pinned) = self.user_bio(
+            STEP,
+            &mut table,
+            BioOp::Write,
+            target.start,
             DIRECT_LEN,
             GupFlags::empty(),
-        );
-        let added = match added {
-            Ok(added) => added,
-            Err(error) => {
-                let _ = gupio::release::release_pages(&self.tracker, &bio, false);
-                return Err(FilesError::Cache(STEP, gupio_error(error)));
-            }
-        };
-        self.summary.direct_pinned = self.map.pins().acquired() - pins;
-        if added != DIRECT_LEN || !bio.origins().has(Origin::Pinned) {
-            let _ = gupio::release::release_pages(&self.tracker, &bio, false);
-            return Err(FilesError::Count(STEP, "bytes pinned", added, DIRECT_LEN));
-        }
-        let submitted = match SubmittedBio::submit(bio) {
-            Ok(submitted) => submitted,
-            Err((bio, error)) => {
-                let _ = gupio::release::release_pages(&self.tracker, &bio, false);
-                return Err(FilesError::Cache(STEP, gupio_error(error)));
-            }
-        };
+        )?;
+        self.summary.direct_pinned = pinned;
+        let submitted = self.submit(STEP, bio)?;
 
         // In flight: the file's cached pages are pinned; writeback bounces them.
         let pinned = folios
@@ -213,57 +178,22 @@ impl Files<'_, '_, '_> {
         const STEP: &str = "direct read";
         let cache_err = cache_error(STEP);
         let user = |error| FilesError::User(STEP, error);
-        let mut folios = [Pfn::ZERO; READ_PAGES];
-        for (index, (page, pfn)) in direct.clone().zip(folios.iter_mut()).enumerate() {
-            *pfn = self.cache.page(page).map_err(&cache_err)?;
-            self.space
-                .map_page(&self.tracker, UserSpace::page_addr(index), *pfn, true)
-                .map_err(user)?;
-        }
+        let folios: [Pfn; READ_PAGES] = self.map_file(STEP, direct.clone())?;
         let clean_before = folios.iter().all(|&pfn| !self.cache.is_dirty(pfn));
-        let buffer = UserSpace::page_addr(0);
-        let completion = Completion::new();
-        completion
-            .start()
-            .map_err(|error| FilesError::Cache(STEP, gupio_error(error)))?;
         let mut table = [BioVec::NONE; BIO_VECS];
-        let mut bio = Bio::new(
-            BvecSlice::new(&mut table),
+        // The device writes into the buffer: a write pin. (A failed step's
+        // mappings are removed by `run`.)
+        let (completion, bio, pinned) = self.user_bio(
+            STEP,
+            &mut table,
             BioOp::Read,
-            BioSector(source.start * SECTORS_PER_PAGE),
-            self.cache.limits(),
-        );
-        let pins = self.map.pins().acquired();
-        // The device writes into the buffer: a write pin.
-        let added = add_user_range(
-            &self.tracker,
-            self.space,
-            &mut bio,
-            UserAddr::new(buffer),
+            source.start,
             READ_LEN,
             GupFlags::WRITE,
-        );
-        let built = match added {
-            Ok(added) if added == READ_LEN => Ok(()),
-            Ok(added) => Err(FilesError::Count(STEP, "bytes pinned", added, READ_LEN)),
-            Err(error) => Err(FilesError::Cache(STEP, gupio_error(error))),
-        };
-        if let Err(error) = built {
-            let _ = gupio::release::release_pages(&self.tracker, &bio, false);
-            let _ = self.space.unmap_all(&self.tracker);
-            return Err(error);
-        }
-        let pinned = self.map.pins().acquired() - pins;
+        )?;
         // Dirtied before the device writes (Linux's bio_set_pages_dirty).
         let dirtied = gupio::release::set_pages_dirty(&self.tracker, &bio);
-        let submitted = match SubmittedBio::submit(bio) {
-            Ok(submitted) => submitted,
-            Err((bio, error)) => {
-                let _ = gupio::release::release_pages(&self.tracker, &bio, false);
-                let _ = self.space.unmap_all(&self.tracker);
-                return Err(FilesError::Cache(STEP, gupio_error(error)));
-            }
-        };
+        let submitted = self.submit(STEP, bio)?;
         let during = self
             .cache
             .writeback_pages(direct.clone(), &PinnedAction::Bounce);
@@ -308,5 +238,79 @@ impl Files<'_, '_, '_> {
             released.unpinned
         );
         Ok(())
+    }
+
+    /// Maps the file's disk pages `pages` (their page-cache folios) shared
+    /// and writable at the process's first user pages, as many as fit `N`;
+    /// returns the folios.
+    fn map_file<const N: usize>(
+        &self,
+        step: &'static str,
+        pages: Range<u64>,
+    ) -> Result<[Pfn; N], FilesError> {
+        let mut folios = [Pfn::ZERO; N];
+        for (index, (page, pfn)) in pages.zip(folios.iter_mut()).enumerate() {
+            *pfn = self.cache.page(page).map_err(cache_error(step))?;
+            self.space
+                .map_page(&self.tracker, UserSpace::page_addr(index), *pfn, true)
+                .map_err(|error| FilesError::User(step, error))?;
+        }
+        Ok(folios)
+    }
+
+    /// A bio of `op` at disk page `page` holding `len` bytes of the
+    /// process's buffer (from its first user page) pinned with `flags`, and
+    /// its started completion; also the pins taken. On a failure the bio's
+    /// pages go back.
+    fn user_bio<'t>(
+        &self,
+        step: &'static str,
+        table: &'t mut [BioVec],
+        op: BioOp,
+        page: u64,
+        len: usize,
+        flags: GupFlags,
+    ) -> Result<(Completion, Bio<BvecSlice<'t>>, usize), FilesError> {
+        let failed = |error| FilesError::Cache(step, gupio_error(error));
+        let completion = Completion::new();
+        completion.start().map_err(failed)?;
+        let mut bio = Bio::new(
+            BvecSlice::new(table),
+            op,
+            BioSector(page * SECTORS_PER_PAGE),
+            self.cache.limits(),
+        );
+        let pins = self.map.pins().acquired();
+        let added = add_user_range(
+            &self.tracker,
+            self.space,
+            &mut bio,
+            UserAddr::new(UserSpace::page_addr(0)),
+            len,
+            flags,
+        );
+        let pinned = self.map.pins().acquired() - pins;
+        let built = match added {
+            Ok(added) if added == len && bio.origins().has(Origin::Pinned) => Ok(()),
+            Ok(added) => Err(FilesError::Count(step, "bytes pinned", added, len)),
+            Err(error) => Err(failed(error)),
+        };
+        if let Err(error) = built {
+            let _ = gupio::release::release_pages(&self.tracker, &bio, false);
+            return Err(error);
+        }
+        Ok((completion, bio, pinned))
+    }
+
+    /// Submits `bio`; a refused bio's pages go back.
+    fn submit<'t>(
+        &self,
+        step: &'static str,
+        bio: Bio<BvecSlice<'t>>,
+    ) -> Result<SubmittedBio<BvecSlice<'t>>, FilesError> {
+        SubmittedBio::submit(bio).map_err(|(bio, error)| {
+            let _ = gupio::release::release_pages(&self.tracker, &bio, false);
+            FilesError::Cache(step, gupio_error(error))
+        })
     }
 }
