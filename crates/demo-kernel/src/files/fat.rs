@@ -45,6 +45,14 @@ const FSINFO_FREE_COUNT: Range<usize> = 488..492;
 /// Bytes of a directory entry.
 const DIR_ENTRY_LEN: usize = 32;
 
+/// The FAT entry at byte `offset` of a FAT sector, as stored (top bits
+/// included); `offset` is an entry's, so four bytes fit below 512.
+fn fat_word(sector: &[u8; SECTOR_SIZE], offset: usize) -> u32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&sector[offset..offset + 4]);
+    u32::from_le_bytes(word)
+}
+
 impl Geometry {
     /// Reads the boot sector through the cache and parses it with
     /// embedded-sdmmc's [`Bpb`], the parser its own mount uses.
@@ -99,12 +107,7 @@ impl Geometry {
         let (sector, offset) = self.entry(0, cluster);
         let mut bytes = [0u8; SECTOR_SIZE];
         cache.read_sector(sector, &mut bytes)?;
-        let word = u32::from_le_bytes([
-            bytes[offset],
-            bytes[offset + 1],
-            bytes[offset + 2],
-            bytes[offset + 3],
-        ]);
+        let word = fat_word(&bytes, offset);
         Ok(word & FAT_MASK)
     }
 
@@ -114,12 +117,7 @@ impl Geometry {
             let (sector, offset) = self.entry(fat, cluster);
             let mut bytes = [0u8; SECTOR_SIZE];
             cache.read_sector(sector, &mut bytes)?;
-            let old = u32::from_le_bytes([
-                bytes[offset],
-                bytes[offset + 1],
-                bytes[offset + 2],
-                bytes[offset + 3],
-            ]);
+            let old = fat_word(&bytes, offset);
             let new = (old & !FAT_MASK) | (value & FAT_MASK);
             bytes[offset..offset + 4].copy_from_slice(&new.to_le_bytes());
             cache.write_sector(sector, &bytes)?;
@@ -167,12 +165,7 @@ impl Geometry {
                 cache.read_sector(sector, &mut bytes).map_err(&cache_err)?;
                 loaded = Some(sector);
             }
-            let word = u32::from_le_bytes([
-                bytes[offset],
-                bytes[offset + 1],
-                bytes[offset + 2],
-                bytes[offset + 3],
-            ]);
+            let word = fat_word(&bytes, offset);
             if word & FAT_MASK == 0 {
                 free += 1;
             }
