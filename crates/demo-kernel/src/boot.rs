@@ -11,6 +11,11 @@
 //! The kernel never expects a trap: `_trap_entry` switches to its own stack
 //! (so a stack overflow still reports) and calls [`crate::fatal::trap_handler`],
 //! which prints the cause and powers off.
+//!
+//! By hand rather than with `riscv-rt`: that crate's start-up and linker
+//! script arm no guard page below the stack and take traps on the stack
+//! that faulted, and this kernel needs both the PMP guard and a trap stack
+//! of its own to report a stack overflow.
 
 use core::arch::global_asm;
 

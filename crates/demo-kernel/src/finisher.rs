@@ -3,6 +3,10 @@
 //! A 32-bit store to the finisher ends QEMU: `0x5555` exits with status 0;
 //! `(code << 16) | 0x3333` exits with status `code`. This is how the kernel
 //! reports its verdict to `cargo xtask qemu`.
+//!
+//! By hand: one store to a device register. An SBI system reset (`sbi-rt`)
+//! needs firmware, which this kernel boots without (`-bios none`), and
+//! carries no exit status.
 
 use core::ptr;
 

@@ -15,7 +15,9 @@
 //! allocator's view (free, a folio's head with its order, or a tail), so a
 //! free of anything but an allocated folio's head with its own order (a
 //! double free, a stray pointer) is caught, reported and refused, never
-//! applied.
+//! applied. That check is why the allocator is by hand rather than a buddy
+//! allocator crate: such a crate keeps its own free lists and takes a free
+//! on trust, while here the state lives in the descriptors gupio reads.
 //!
 //! The kernel runs on one hart and polls: the statistics are atomics with
 //! Relaxed ordering (nothing is published through them), and the record of
@@ -24,6 +26,7 @@
 use core::cell::Cell;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use core::time::Duration;
 
 use gupio::pfn::{PageGeometry, Pfn};
 use gupio::pin::{
@@ -170,6 +173,20 @@ pub struct AllocatorStats {
     pub pages_in_use: usize,
     /// Frees of something that was not an allocated folio (double frees): refused.
     pub bad_frees: usize,
+}
+
+impl AllocatorStats {
+    /// Prints the last lines of a phase's summary: these counts, whether
+    /// every counter of the region was back at baseline, the time taken.
+    pub fn print_summary_end(&self, counters_at_baseline: bool, elapsed: Duration) {
+        println!(
+            "  page allocator         {} folios allocated, {} freed, {} frames in use (1 expected: the zero page), {} double frees",
+            self.folios_allocated, self.folios_freed, self.pages_in_use, self.bad_frees
+        );
+        let baseline = if counters_at_baseline { "yes" } else { "no" };
+        println!("  counters at baseline   {baseline}");
+        println!("  time                   {} ms", elapsed.as_millis());
+    }
 }
 
 /// The kernel's memory map over the managed region; see the module docs.

@@ -4,6 +4,12 @@
 //! interrupts off. The console has no state besides the device registers, so
 //! any code, the panic and trap handlers included, can print without a lock;
 //! only hart 0 runs, so lines never interleave.
+//!
+//! By hand rather than with a 16550 crate such as `uart_16550`: its driver
+//! is a value that keeps its configuration and sends through `&mut self`,
+//! so the panic and trap handlers would need a shared instance behind a
+//! lock, which a fault in the middle of a print would leave held. Here the
+//! console is the device registers alone.
 
 use core::fmt;
 use core::ptr;

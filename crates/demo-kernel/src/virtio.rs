@@ -10,35 +10,32 @@
 //! bio maps to one request, the way Linux's `virtio_blk` maps a request's
 //! scatterlist.
 //!
-//! Zero copy: [`KernelHal::share`] returns a buffer's own address (identity
-//! mapping, no IOMMU, coherent DMA on QEMU), so each descriptor points at the
-//! caller's frame and the device reads or writes it in place; nothing is
-//! bounced. Completion is polled (no interrupts), with a timeout.
+//! Zero copy: [`KernelHal`]'s [`share`](virtio_drivers::Hal::share)
+//! returns a buffer's own address (identity mapping, no IOMMU, coherent DMA
+//! on QEMU), so each descriptor points at the caller's frame and the device
+//! reads or writes it in place; nothing is bounced. Completion is polled (no
+//! interrupts), with a timeout. The `Hal` is in `virtio/hal.rs`, the slots'
+//! discovery and ownership in `virtio/slot.rs`.
 
-use core::cell::UnsafeCell;
 use core::fmt;
-use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use core::time::Duration;
 
 use bitflags::bitflags;
 use virtio_drivers::queue::VirtQueue;
-use virtio_drivers::transport::mmio::{MmioError, MmioTransport, MmioVersion, VirtIOHeader};
-use virtio_drivers::transport::{DeviceStatus, DeviceType, DeviceTypeError, Transport};
-use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
+use virtio_drivers::transport::mmio::{MmioTransport, MmioVersion};
+use virtio_drivers::transport::{DeviceStatus, DeviceType, Transport};
 
 use crate::mem;
 use crate::pattern::SECTOR_SIZE;
 use crate::time::Clock;
 
-/// Physical address of virtio-mmio slot 0 on QEMU `virt`.
-pub const MMIO_BASE: usize = 0x1000_1000;
-/// Distance between consecutive virtio-mmio slots.
-pub const MMIO_SLOT_STRIDE: usize = 0x1000;
-/// virtio-mmio slots on QEMU `virt` (IRQs 1..=8 on the PLIC, unused here).
-pub const MMIO_SLOTS: usize = 8;
-/// Bytes of one slot's register block and config space.
-const MMIO_SLOT_SIZE: usize = 0x200;
+mod hal;
+mod slot;
+
+pub use slot::{scan, SlotState, TransportError, MMIO_BASE, MMIO_SLOTS, MMIO_SLOT_STRIDE};
+
+use hal::KernelHal;
+use slot::SlotClaim;
 
 /// Descriptors in the request queue; a request uses 2 + one per segment.
 const QUEUE_SIZE: usize = 64;
@@ -80,254 +77,6 @@ bitflags! {
         /// Non-legacy device (must be accepted when offered).
         const VERSION_1 = 1 << 32;
     }
-}
-
-// ---------------------------------------------------------------------------
-// Hal: DMA memory for the virtqueue rings, identity sharing of data buffers.
-
-/// Pages in the static pool the virtqueue rings come from (one `AtomicU32` bit each).
-const DMA_POOL_PAGES: usize = 16;
-
-#[repr(C, align(4096))]
-struct DmaPage([u8; PAGE_SIZE]);
-
-/// Physically contiguous pages for virtqueue rings, in `.bss`, outside the
-/// frames [`mem::FrameAllocator`] manages.
-struct DmaPool {
-    pages: UnsafeCell<[DmaPage; DMA_POOL_PAGES]>,
-    /// Bit i set: page i is allocated.
-    in_use: AtomicU32,
-}
-
-// SAFETY: `pages` is only reached through `alloc`, which hands each page to
-// one owner at a time (claimed by compare-exchange on `in_use`).
-unsafe impl Sync for DmaPool {}
-
-static DMA_POOL: DmaPool = DmaPool {
-    pages: UnsafeCell::new([const { DmaPage([0; PAGE_SIZE]) }; DMA_POOL_PAGES]),
-    in_use: AtomicU32::new(0),
-};
-
-fn run_mask(pages: usize) -> u32 {
-    // pages <= DMA_POOL_PAGES < 32, checked by every caller.
-    (1u32 << pages) - 1
-}
-
-impl DmaPool {
-    fn base(&self) -> *mut u8 {
-        self.pages.get().cast()
-    }
-
-    /// Claims `pages` contiguous free pages; returns the first's index.
-    fn alloc(&self, pages: usize) -> Option<usize> {
-        if pages == 0 || pages > DMA_POOL_PAGES {
-            return None;
-        }
-        let mask = run_mask(pages);
-        let mut current = self.in_use.load(Ordering::Relaxed);
-        loop {
-            let first = (0..=DMA_POOL_PAGES - pages).find(|&i| current & (mask << i) == 0)?;
-            // Acquire pairs with the Release in `free`: the previous owner's
-            // accesses to these pages happen before ours.
-            match self.in_use.compare_exchange_weak(
-                current,
-                current | (mask << first),
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return Some(first),
-                Err(now) => current = now,
-            }
-        }
-    }
-
-    /// Returns pages claimed by `alloc`; false (and no change) if they were not all claimed.
-    fn free(&self, first: usize, pages: usize) -> bool {
-        if pages == 0
-            || first
-                .checked_add(pages)
-                .is_none_or(|end| end > DMA_POOL_PAGES)
-        {
-            return false;
-        }
-        let mask = run_mask(pages) << first;
-        // Release pairs with the Acquire in `alloc` (see there).
-        self.in_use
-            .fetch_update(Ordering::Release, Ordering::Relaxed, |bits| {
-                (bits & mask == mask).then_some(bits & !mask)
-            })
-            .is_ok()
-    }
-}
-
-/// The kernel's [`Hal`]: machine mode, no paging, no IOMMU, coherent DMA.
-pub struct KernelHal;
-
-// SAFETY: `dma_alloc` returns page-aligned, zeroed, physically contiguous
-// pages of DMA_POOL that no one else holds until `dma_dealloc`, with
-// paddr == vaddr (identity mapping). `mmio_phys_to_virt` and `share` return
-// the address itself, which is valid because there is no paging: the device
-// accesses the caller's buffer in place and `unshare` has nothing to copy
-// back. DMA on QEMU is cache-coherent, so no cache maintenance is needed.
-unsafe impl Hal for KernelHal {
-    fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
-        let Some(first) = DMA_POOL.alloc(pages) else {
-            // paddr 0 tells virtio-drivers the allocation failed.
-            return (0, NonNull::dangling());
-        };
-        // SAFETY: first + pages <= DMA_POOL_PAGES, so the range lies in the pool.
-        let start = unsafe { DMA_POOL.base().add(first * PAGE_SIZE) };
-        // SAFETY: `alloc` gave us these pages exclusively.
-        unsafe { core::ptr::write_bytes(start, 0, pages * PAGE_SIZE) };
-        let start = NonNull::new(start).expect("the DMA pool is not at address 0");
-        (pointer_to_phys(start.as_ptr()), start)
-    }
-
-    unsafe fn dma_dealloc(_paddr: PhysAddr, vaddr: NonNull<u8>, pages: usize) -> i32 {
-        let offset = (vaddr.as_ptr() as usize).wrapping_sub(DMA_POOL.base() as usize);
-        if !offset.is_multiple_of(PAGE_SIZE) || !DMA_POOL.free(offset / PAGE_SIZE, pages) {
-            return -1;
-        }
-        0
-    }
-
-    unsafe fn mmio_phys_to_virt(paddr: PhysAddr, _size: usize) -> NonNull<u8> {
-        // Only the PCI transport calls this; MMIO is identity mapped anyway.
-        NonNull::new(phys_to_pointer(paddr)).expect("MMIO region at physical address 0")
-    }
-
-    unsafe fn share(buffer: NonNull<[u8]>, _direction: BufferDirection) -> PhysAddr {
-        pointer_to_phys(buffer.cast::<u8>().as_ptr())
-    }
-
-    unsafe fn unshare(_paddr: PhysAddr, _buffer: NonNull<[u8]>, _direction: BufferDirection) {}
-}
-
-/// The physical address of `pointer` (identity mapping).
-fn pointer_to_phys(pointer: *const u8) -> PhysAddr {
-    pointer as usize as PhysAddr
-}
-
-/// The pointer for physical address `paddr` (identity mapping).
-fn phys_to_pointer(paddr: PhysAddr) -> *mut u8 {
-    // Lossless: usize is 64 bits on this target (asserted in `mem`).
-    #[allow(clippy::cast_possible_truncation)]
-    let address = paddr as usize;
-    address as *mut u8
-}
-
-// ---------------------------------------------------------------------------
-// Slots: discovery and exclusive ownership of each slot's registers.
-
-/// Bit i set: slot i's registers belong to a live transport.
-///
-/// Single hart: Relaxed suffices; the bit only guards against a second transport.
-static CLAIMED_SLOTS: AtomicU8 = AtomicU8::new(0);
-
-/// Exclusive right to one slot's registers; released on drop.
-#[derive(Debug)]
-struct SlotClaim(usize);
-
-impl SlotClaim {
-    fn take(slot: usize) -> Option<Self> {
-        let bit = 1u8 << slot;
-        let previous = CLAIMED_SLOTS.fetch_or(bit, Ordering::Relaxed);
-        (previous & bit == 0).then_some(Self(slot))
-    }
-
-    /// A transport on the claimed slot; the claim must outlive it.
-    fn transport(&self) -> Result<MmioTransport<'static>, MmioError> {
-        let header = MMIO_BASE + self.0 * MMIO_SLOT_STRIDE;
-        let header = NonNull::new(header as *mut VirtIOHeader).expect("slot address is not 0");
-        // SAFETY: slots 0..MMIO_SLOTS of QEMU `virt` are virtio-mmio register
-        // blocks of MMIO_SLOT_SIZE bytes, always mapped (no paging), and this
-        // claim makes the returned transport their only user.
-        unsafe { MmioTransport::new(header, MMIO_SLOT_SIZE) }
-    }
-}
-
-impl Drop for SlotClaim {
-    fn drop(&mut self) {
-        CLAIMED_SLOTS.fetch_and(!(1u8 << self.0), Ordering::Relaxed);
-    }
-}
-
-/// Why a slot's registers are not a usable virtio-mmio header (a `Copy`
-/// mirror of virtio-drivers' `MmioError`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TransportError {
-    /// The magic value is not "virt"; carries what was read.
-    BadMagic(u32),
-    /// A transport version other than 1 (legacy) or 2 (modern).
-    UnsupportedVersion(u32),
-    /// A device id virtio-drivers does not know (0 means an empty slot).
-    UnknownDeviceId(u32),
-    /// The register block is smaller than the header.
-    RegionTooSmall,
-}
-
-impl From<MmioError> for TransportError {
-    fn from(error: MmioError) -> Self {
-        match error {
-            MmioError::BadMagic(magic) => Self::BadMagic(magic),
-            MmioError::UnsupportedVersion(version) => Self::UnsupportedVersion(version),
-            MmioError::InvalidDeviceID(DeviceTypeError::InvalidDeviceType(id)) => {
-                Self::UnknownDeviceId(id)
-            }
-            MmioError::MmioRegionTooSmall => Self::RegionTooSmall,
-        }
-    }
-}
-
-impl fmt::Display for TransportError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Self::BadMagic(magic) => write!(f, "bad virtio-mmio magic {magic:#010x}"),
-            Self::UnsupportedVersion(version) => {
-                write!(f, "unsupported virtio-mmio version {version}")
-            }
-            Self::UnknownDeviceId(id) => write!(f, "unknown virtio device id {id}"),
-            Self::RegionTooSmall => write!(f, "register block too small"),
-        }
-    }
-}
-
-/// What a virtio-mmio slot holds.
-#[derive(Clone, Copy, Debug)]
-pub enum SlotState {
-    /// No device behind the slot (device id 0).
-    Empty,
-    /// A device of this type, on this transport version.
-    Device(DeviceType, MmioVersion),
-    /// The registers are not a usable virtio-mmio header.
-    Invalid(TransportError),
-    /// A driver already owns the slot.
-    InUse,
-}
-
-impl fmt::Display for SlotState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Empty => write!(f, "empty"),
-            Self::Device(kind, version) => write!(f, "{kind:?} ({version:?} virtio-mmio)"),
-            Self::Invalid(error) => write!(f, "{error}"),
-            Self::InUse => write!(f, "in use"),
-        }
-    }
-}
-
-/// Reads what each virtio-mmio slot holds (without resetting any device).
-pub fn scan() -> [SlotState; MMIO_SLOTS] {
-    core::array::from_fn(|slot| match SlotClaim::take(slot) {
-        None => SlotState::InUse,
-        Some(claim) => match claim.transport() {
-            Ok(transport) => SlotState::Device(transport.device_type(), transport.version()),
-            Err(error) => match TransportError::from(error) {
-                TransportError::UnknownDeviceId(0) => SlotState::Empty,
-                error => SlotState::Invalid(error),
-            },
-        },
-    })
 }
 
 // ---------------------------------------------------------------------------

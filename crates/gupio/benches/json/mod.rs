@@ -6,7 +6,10 @@ use std::time::Duration;
 use gupio::bio::BioVec;
 use serde::Serialize;
 
-use crate::{linux, verdicts, Report, LINUX};
+use crate::linux;
+use crate::published::LINUX;
+use crate::sampling::Report;
+use crate::targets::verdicts;
 
 /// `report.json`: the report as data. Its shape (`schema`
 /// `gupio-bench/1`) is what readers of the file rely on; serde writes it.

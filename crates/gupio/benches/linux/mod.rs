@@ -20,7 +20,7 @@
 #[cfg(target_os = "linux")]
 mod sys;
 
-use crate::Report;
+use crate::sampling::Report;
 
 /// The buffer sizes in 4 KiB pages: 1, 16 and 256 MiB.
 pub const SIZES: [usize; 3] = [256, 4096, 65536];
@@ -97,7 +97,7 @@ mod measure {
     use super::sys::{self, Backing, Buffer, Pins, Ring};
     use super::{mib, GROUP_ID, SIZES};
     use crate::common::{dio_write, Cpu, DioMemory, Table};
-    use crate::{Atomics, Member, Report, Row, Stats};
+    use crate::sampling::{Atomics, Member, Report, Row, Stats};
 
     /// The group's title in the table.
     const GROUP: &str = "Linux's pin path on this host (io_uring register + unregister) and \
