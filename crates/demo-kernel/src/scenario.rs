@@ -59,7 +59,7 @@ use gupio::bio::{
 use gupio::pfn::Pfn;
 use gupio::pin::{FolioOrder, GupFlags, MemoryMap, PageFlags, PageRange, Tracker, UserAddr};
 use gupio::release::{
-    add_user_range, CompletedBio, Completion, Ending, ReleaseStats, Released, SubmittedBio,
+    add_user_range, CompletedBio, Completion, ReleaseStats, Released, SubmittedBio,
 };
 
 use crate::blk::{self, RequestError};
