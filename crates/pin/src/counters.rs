@@ -5,6 +5,7 @@ use core::fmt;
 
 use gupio_pfn::FolioOrder;
 use gupio_sync::atomic::{fence, AtomicU32, Ordering};
+use gupio_sync::const_unless_loom;
 
 use crate::PinError;
 

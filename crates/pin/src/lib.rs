@@ -45,20 +45,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-/// Declares a `const fn` normally and a plain `fn` under loom, whose atomics
-/// cannot be built in a `const` context.
-macro_rules! const_unless_loom {
-    ($(#[$attr:meta])* $vis:vis fn $($rest:tt)*) => {
-        #[cfg(not(loom))]
-        $(#[$attr])*
-        $vis const fn $($rest)*
-
-        #[cfg(loom)]
-        $(#[$attr])*
-        $vis fn $($rest)*
-    };
-}
-
 mod account;
 mod counters;
 mod error;

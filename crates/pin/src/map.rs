@@ -5,6 +5,7 @@ use core::fmt;
 
 use gupio_pfn::{Folio, FolioOrder, Pfn};
 use gupio_sync::atomic::{AtomicUsize, Ordering};
+use gupio_sync::const_unless_loom;
 
 use crate::counters::{FolioShape, PageCounters, PageFlags, GUP_PIN_COUNTING_BIAS};
 use crate::{PinError, Warning};

@@ -3,6 +3,7 @@
 use gupio_bio::BioStatus;
 use gupio_pin::Warning;
 use gupio_sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use gupio_sync::const_unless_loom;
 
 use crate::{ReleaseError, Warn};
 
@@ -82,28 +83,19 @@ const fn status_to_raw(status: BioStatus) -> u8 {
 }
 
 impl Completion {
-    /// An idle completion.
-    ///
-    /// ```
-    /// let c = gupio_release::Completion::new();
-    /// assert!(!c.is_in_flight());
-    /// ```
-    #[cfg(not(loom))]
-    pub const fn new() -> Self {
-        Self {
-            state: AtomicU8::new(IDLE),
-            status: AtomicU8::new(status_to_raw(BioStatus::Ok)),
-            remaining: AtomicU32::new(0),
-        }
-    }
-
-    /// An idle completion.
-    #[cfg(loom)]
-    pub fn new() -> Self {
-        Self {
-            state: AtomicU8::new(IDLE),
-            status: AtomicU8::new(status_to_raw(BioStatus::Ok)),
-            remaining: AtomicU32::new(0),
+    const_unless_loom! {
+        /// An idle completion.
+        ///
+        /// ```
+        /// let c = gupio_release::Completion::new();
+        /// assert!(!c.is_in_flight());
+        /// ```
+        pub fn new() -> Self {
+            Self {
+                state: AtomicU8::new(IDLE),
+                status: AtomicU8::new(status_to_raw(BioStatus::Ok)),
+                remaining: AtomicU32::new(0),
+            }
         }
     }
 

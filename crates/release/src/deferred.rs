@@ -1,6 +1,7 @@
 //! The deferred-release list: bios whose pages must be re-dirtied in
 //! process context before release.
 
+use gupio_sync::const_unless_loom;
 use gupio_sync::Mutex;
 use heapless::Deque;
 
@@ -85,24 +86,17 @@ impl<T> DeferredFull<T> {
 }
 
 impl<T, const N: usize> DeferredList<T, N> {
-    /// An empty list.
-    ///
-    /// ```
-    /// let list: gupio_release::DeferredList<u32, 4> = gupio_release::DeferredList::new();
-    /// assert!(list.is_empty());
-    /// ```
-    #[cfg(not(loom))]
-    pub const fn new() -> Self {
-        Self {
-            queue: Mutex::new(Deque::new()),
-        }
-    }
-
-    /// An empty list.
-    #[cfg(loom)]
-    pub fn new() -> Self {
-        Self {
-            queue: Mutex::new(Deque::new()),
+    const_unless_loom! {
+        /// An empty list.
+        ///
+        /// ```
+        /// let list: gupio_release::DeferredList<u32, 4> = gupio_release::DeferredList::new();
+        /// assert!(list.is_empty());
+        /// ```
+        pub fn new() -> Self {
+            Self {
+                queue: Mutex::new(Deque::new()),
+            }
         }
     }
 
