@@ -319,7 +319,9 @@ typedef enum gupio_origin {
 } gupio_origin;
 
 /**
- * What went wrong, in a `gupio_warning`.
+ * What went wrong, in a `gupio_warning`. Kinds 1 to 7 are the pin
+ * tracker's warnings, 8 to 10 the release path's; one `warn` hook
+ * receives both.
  */
 typedef enum gupio_warning_kind {
   /**
@@ -356,15 +358,16 @@ typedef enum gupio_warning_kind {
    */
   GUPIO_WARN_CORRUPT_FOLIO = 7,
   /**
-   * A bvec without a page in a bio holding pages (`a` index).
+   * A bvec without a page in a bio holding pages (`a` index; release
+   * path).
    */
   GUPIO_WARN_BVEC_WITHOUT_PAGE = 8,
   /**
-   * A bio completed twice.
+   * A bio completed twice (release path).
    */
   GUPIO_WARN_DOUBLE_COMPLETION = 9,
   /**
-   * A corrupt completion status word (`a` raw value).
+   * A corrupt completion status word (`a` raw value; release path).
    */
   GUPIO_WARN_CORRUPT_COMPLETION_STATUS = 10,
   /**

@@ -428,3 +428,41 @@ fn a_merged_duplicate_pin_is_released_at_once() {
     assert_eq!(m.acquired.load(Ordering::Relaxed), 2);
     assert_eq!(m.released.load(Ordering::Relaxed), 2);
 }
+
+#[test]
+fn release_warnings_reach_the_one_warn_hook_with_their_own_kinds() {
+    use gupio::release::{AnyWarning, ReleaseWarning};
+    let cases = [
+        (
+            ReleaseWarning::BvecWithoutPage { index: 3 },
+            gupio_warning_kind::GUPIO_WARN_BVEC_WITHOUT_PAGE,
+            3,
+        ),
+        (
+            ReleaseWarning::DoubleCompletion,
+            gupio_warning_kind::GUPIO_WARN_DOUBLE_COMPLETION,
+            0,
+        ),
+        (
+            ReleaseWarning::CorruptCompletionStatus { raw: 0x42 },
+            gupio_warning_kind::GUPIO_WARN_CORRUPT_COMPLETION_STATUS,
+            0x42,
+        ),
+    ];
+    for (warning, kind, a) in cases {
+        let c = gupio_warning::from(AnyWarning::from(warning));
+        assert_eq!(
+            (c.kind, c.pfn, c.a, c.b, c.c),
+            (kind, 0, a, 0, 0),
+            "{warning}"
+        );
+    }
+    let pin = gupio::pin::Warning::CorruptFolio {
+        pfn: gupio::pfn::Pfn::new(9),
+    };
+    let c = gupio_warning::from(AnyWarning::from(pin));
+    assert_eq!(
+        (c.kind, c.pfn),
+        (gupio_warning_kind::GUPIO_WARN_CORRUPT_FOLIO, 9)
+    );
+}

@@ -61,8 +61,9 @@ use gupio::pin::{
     Warning, GUP_PIN_COUNTING_BIAS,
 };
 use gupio::release::{
-    add_user_range, release_deferred, set_pages_dirty, CompletedBio, Completion, DeferredList,
-    DioRead, Ending, ReleaseError, ReleaseStats, Released, SubmittedBio,
+    add_user_range, release_deferred, set_pages_dirty, AnyWarning, CompletedBio, Completion,
+    DeferredList, DioRead, Ending, ReleaseError, ReleaseStats, ReleaseWarning, Released,
+    SubmittedBio,
 };
 
 use crate::blk::{self, RequestError};
@@ -1216,7 +1217,8 @@ impl<'m> Scenario<'m, '_> {
             }
         }
         let warned = self.map.warnings() - warnings == 1
-            && self.map.last_warning() == Some(Warning::DoubleCompletion);
+            && self.map.last_warning()
+                == Some(AnyWarning::Release(ReleaseWarning::DoubleCompletion));
         if !warned {
             return Err(ScenarioError::Check(
                 STEP,
@@ -1704,7 +1706,7 @@ impl<'m> Scenario<'m, '_> {
         let warned = self.map.warnings() - warnings == 1
             && matches!(
                 self.map.last_warning(),
-                Some(Warning::PutWithoutReference { .. })
+                Some(AnyWarning::Pin(Warning::PutWithoutReference { .. }))
             );
         if !warned {
             return Err(ScenarioError::Check(

@@ -9,7 +9,8 @@ use std::thread::{self, JoinHandle};
 use gupio::bio::{Bio, BioLimits, BioOp, BioStatus, Sector, BIO_MAX_VECS};
 use gupio::embed::MemoryMap;
 use gupio::pfn::Pfn;
-use gupio::pin::{GupFlags, PageFlags, Tracker, UserAddr, Warning};
+use gupio::pin::{GupFlags, PageFlags, Tracker, UserAddr};
+use gupio::release::AnyWarning;
 use gupio::release::{
     add_user_range, release_deferred, release_pages, set_pages_dirty, CompletedBio, DeferredList,
     DioRead, ReleaseError, StableStats, SubmittedBio,
@@ -360,7 +361,7 @@ pub struct Audit {
     /// Pins released, in pages.
     pub pins_released: usize,
     /// Warnings gupio reported.
-    pub warnings: Vec<Warning>,
+    pub warnings: Vec<AnyWarning>,
     /// Frees the allocator refused (double frees among them).
     pub bad_frees: Vec<BadFree>,
     /// Owned folios whose counters are off.

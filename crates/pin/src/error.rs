@@ -323,19 +323,6 @@ pub enum Warning {
         /// The page looked up.
         pfn: Pfn,
     },
-    /// A bio that holds pages has a bvec without a page (release path).
-    BvecWithoutPage {
-        /// The bvec's index in the bio's table.
-        index: u32,
-    },
-    /// A bio, or a chained child, reported completion a second time
-    /// (release path); the report was refused.
-    DoubleCompletion,
-    /// A completion's status word holds no valid status (release path).
-    CorruptCompletionStatus {
-        /// The raw value found.
-        raw: u8,
-    },
 }
 
 impl core::error::Error for PinError {}
@@ -385,13 +372,6 @@ impl fmt::Display for Warning {
                 f,
                 "a pin account holding {charged} 4 KiB pages was asked to give back {request}"
             ),
-            Self::BvecWithoutPage { index } => {
-                write!(f, "bvec {index} of a bio holding pages has no page")
-            }
-            Self::DoubleCompletion => f.write_str("a bio was completed twice"),
-            Self::CorruptCompletionStatus { raw } => {
-                write!(f, "completion status word {raw:#x} is invalid")
-            }
         }
     }
 }

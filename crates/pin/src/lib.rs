@@ -71,6 +71,8 @@ pub use gup::{
 };
 pub use gupio_pfn::{Folio, FolioOrder};
 pub use held::HeldRun;
-pub use map::{maybe_dma_pinned, ArrayMemoryMap, FolioRef, MemoryMap, PageOps, PinStats};
+pub use map::{
+    maybe_dma_pinned, ArrayMemoryMap, FolioRef, MemoryMap, PageOps, PinStats, WARNING_LOG_LEN,
+};
 pub use protect::ProtectError;
 pub use tracker::{GrabKind, PageRange, Tracker};

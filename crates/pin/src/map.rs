@@ -6,6 +6,7 @@ use core::fmt;
 use gupio_pfn::{Folio, FolioOrder, Pfn};
 use gupio_sync::atomic::{AtomicUsize, Ordering};
 use gupio_sync::const_unless_loom;
+use gupio_sync::Mutex;
 
 use crate::counters::{FolioShape, PageCounters, PageFlags, GUP_PIN_COUNTING_BIAS};
 use crate::{PinError, Warning};
@@ -484,8 +485,14 @@ impl fmt::Debug for PinStats {
 ///
 /// Its allocator is [`prepare_folio`](Self::prepare_folio), which hands out
 /// any range of free pages; freeing a folio therefore only counts it (its
-/// pages are free again once its reference count is zero). Warnings are
-/// counted and passed to an optional hook function; pins are accounted in a
+/// pages are free again once its reference count is zero). Every warning
+/// goes through [`report`](Self::report), its one warn hook, which counts
+/// it, keeps the first [`WARNING_LOG_LEN`] in order (so a test can assert
+/// which fired: [`warning_log`](Self::warning_log)) and passes it to an
+/// optional hook function. `W` is the type of warning the map reports: the
+/// tracker's [`Warning`] by default; the release path's crate lets a map
+/// whose `W` also holds its warnings report those through the same hook.
+/// Pins are accounted in a
 /// [`PinStats`]; locking and dirtying use the [`PageFlags`] bits. Optionally
 /// one page is the zero page and a range of pages is movable (not long-term
 /// pinnable, like Linux's `ZONE_MOVABLE`). An embedder with its own page
@@ -518,18 +525,23 @@ impl fmt::Debug for PinStats {
 /// assert_eq!(RAM.folios_freed(), 1);
 /// assert_eq!(RAM.stats().acquired(), RAM.stats().released());
 /// ```
-pub struct ArrayMemoryMap<const N: usize> {
+pub struct ArrayMemoryMap<const N: usize, W = Warning> {
     base: Pfn,
     zero_page: Option<Pfn>,
     movable: Option<crate::PageRange>,
-    warn_hook: Option<fn(Warning)>,
+    warn_hook: Option<fn(W)>,
     stats: PinStats,
     folios_freed: AtomicUsize,
     warnings: AtomicUsize,
+    log: [Mutex<Option<W>>; WARNING_LOG_LEN],
     pages: [PageCounters; N],
 }
 
-impl<const N: usize> ArrayMemoryMap<N> {
+/// How many warnings an [`ArrayMemoryMap`] keeps in its log; later ones
+/// are only counted and passed to the hook.
+pub const WARNING_LOG_LEN: usize = 32;
+
+impl<const N: usize, W> ArrayMemoryMap<N, W> {
     const_unless_loom! {
         /// `N` free small pages starting at frame `base`.
         ///
@@ -548,6 +560,7 @@ impl<const N: usize> ArrayMemoryMap<N> {
                 stats: PinStats::new(),
                 folios_freed: AtomicUsize::new(0),
                 warnings: AtomicUsize::new(0),
+                log: new_log(),
                 pages: new_pages::<N>(),
             }
         }
@@ -589,7 +602,8 @@ impl<const N: usize> ArrayMemoryMap<N> {
 
     const_unless_loom! {
         /// The same map, calling `hook` with every warning (after counting
-        /// it). Without a hook warnings are only counted.
+        /// and logging it). Without a hook warnings are only counted and
+        /// logged.
         ///
         /// ```
         /// use gupio_pfn::Pfn;
@@ -599,7 +613,7 @@ impl<const N: usize> ArrayMemoryMap<N> {
         /// assert!(Tracker::new(&map).get_page(Pfn::new(0)).is_err(), "a free page");
         /// assert_eq!(map.warnings(), 1);
         /// ```
-        pub fn with_warn_hook(mut self, hook: fn(Warning)) -> Self {
+        pub fn with_warn_hook(mut self, hook: fn(W)) -> Self {
             self.warn_hook = Some(hook);
             self
         }
@@ -748,7 +762,39 @@ impl<const N: usize> ArrayMemoryMap<N> {
     }
 }
 
-impl<const N: usize> MemoryMap for ArrayMemoryMap<N> {
+impl<const N: usize, W: Copy> ArrayMemoryMap<N, W> {
+    /// The map's one warn hook: counts `warning`, logs it if the log has
+    /// room, and passes it to the hook function. [`PageOps::warn`] reports
+    /// the tracker's warnings through it; the release path reports its own.
+    ///
+    /// Lock-free but for the log slot, which no other reporter takes: a
+    /// report claims its slot with one atomic increment, so a report from
+    /// an interrupt never waits for the thread it interrupted.
+    pub fn report(&self, warning: W) {
+        // Relaxed: it only hands out slots; each slot's lock orders the
+        // value written into it with its readers.
+        let slot = self.warnings.fetch_add(1, Ordering::Relaxed);
+        if let Some(entry) = self.log.get(slot) {
+            *entry.lock() = Some(warning);
+        }
+        if let Some(hook) = self.warn_hook {
+            hook(warning);
+        }
+    }
+
+    /// The warnings reported so far, in the order they fired (the first
+    /// [`WARNING_LOG_LEN`]; [`warnings`](Self::warnings) counts them all).
+    /// A report still being written when this runs may be missing.
+    pub fn warning_log(&self) -> impl Iterator<Item = W> + '_ {
+        let logged = self.warnings().min(WARNING_LOG_LEN);
+        self.log
+            .iter()
+            .take(logged)
+            .filter_map(|entry| *entry.lock())
+    }
+}
+
+impl<const N: usize, W> MemoryMap for ArrayMemoryMap<N, W> {
     #[inline]
     fn counters(&self, pfn: Pfn) -> Option<&PageCounters> {
         self.pages.get(self.index_of(pfn)?)
@@ -763,7 +809,7 @@ impl<const N: usize> MemoryMap for ArrayMemoryMap<N> {
     }
 }
 
-impl<const N: usize> PageOps for ArrayMemoryMap<N> {
+impl<const N: usize, W: From<Warning> + Copy> PageOps for ArrayMemoryMap<N, W> {
     fn free_folio(&self, _folio: FolioRef<'_>) {
         // The pages are free again now that the count is zero:
         // `prepare_folio` may hand them out.
@@ -772,11 +818,7 @@ impl<const N: usize> PageOps for ArrayMemoryMap<N> {
     }
 
     fn warn(&self, warning: Warning) {
-        // Relaxed: a statistic; it orders nothing.
-        self.warnings.fetch_add(1, Ordering::Relaxed);
-        if let Some(hook) = self.warn_hook {
-            hook(warning);
-        }
+        self.report(warning.into());
     }
 
     fn pins_acquired(&self, pages: usize) {
@@ -788,7 +830,7 @@ impl<const N: usize> PageOps for ArrayMemoryMap<N> {
     }
 }
 
-impl<const N: usize> fmt::Debug for ArrayMemoryMap<N> {
+impl<const N: usize, W> fmt::Debug for ArrayMemoryMap<N, W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ArrayMemoryMap")
             .field("base", &self.base)
@@ -810,6 +852,16 @@ const fn new_pages<const N: usize>() -> [PageCounters; N] {
 #[cfg(loom)]
 fn new_pages<const N: usize>() -> [PageCounters; N] {
     core::array::from_fn(|_| PageCounters::new())
+}
+
+#[cfg(not(loom))]
+const fn new_log<W>() -> [Mutex<Option<W>>; WARNING_LOG_LEN] {
+    [const { Mutex::new(None) }; WARNING_LOG_LEN]
+}
+
+#[cfg(loom)]
+fn new_log<W>() -> [Mutex<Option<W>>; WARNING_LOG_LEN] {
+    core::array::from_fn(|_| Mutex::new(None))
 }
 
 #[cfg(test)]

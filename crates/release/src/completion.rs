@@ -1,11 +1,10 @@
 //! The completion object: status, chained bios, `end_io` exactly once.
 
 use gupio_bio::BioStatus;
-use gupio_pin::Warning;
 use gupio_sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use gupio_sync::const_unless_loom;
 
-use crate::{ReleaseError, Warn};
+use crate::{ReleaseError, ReleaseWarning, Warn};
 
 const IDLE: u8 = 0;
 const IN_FLIGHT: u8 = 1;
@@ -32,7 +31,7 @@ const FINISHED: u8 = 3;
 /// use gupio_bio::BioStatus;
 /// use gupio_release::{Completion, Ending};
 /// # struct NoWarn;
-/// # impl gupio_release::Warn for NoWarn { fn warn(&self, w: gupio_pin::Warning) { panic!("{w}") } }
+/// # impl gupio_release::Warn for NoWarn { fn warn(&self, w: gupio_release::ReleaseWarning) { panic!("{w}") } }
 ///
 /// let parent = Completion::new();
 /// parent.start()?;
@@ -187,7 +186,7 @@ impl Completion {
     /// ```
     /// use gupio_bio::BioStatus;
     /// use gupio_release::{Completion, Ending, ReleaseError};
-    /// # struct W; impl gupio_release::Warn for W { fn warn(&self, _: gupio_pin::Warning) {} }
+    /// # struct W; impl gupio_release::Warn for W { fn warn(&self, _: gupio_release::ReleaseWarning) {} }
     /// let c = Completion::new();
     /// c.start()?;
     /// assert_eq!(c.complete(BioStatus::Ok, &W)?, Ending::Finished(BioStatus::Ok));
@@ -208,7 +207,7 @@ impl Completion {
             Ok(_) => self.report(status, warn),
             Err(IDLE) => Err(ReleaseError::NotStarted),
             Err(_) => {
-                warn.warn(Warning::DoubleCompletion);
+                warn.warn(ReleaseWarning::DoubleCompletion);
                 Err(ReleaseError::DoubleCompletion)
             }
         }
@@ -224,7 +223,7 @@ impl Completion {
     /// ```
     /// use gupio_bio::BioStatus;
     /// use gupio_release::{Completion, Ending};
-    /// # struct W; impl gupio_release::Warn for W { fn warn(&self, _: gupio_pin::Warning) {} }
+    /// # struct W; impl gupio_release::Warn for W { fn warn(&self, _: gupio_release::ReleaseWarning) {} }
     /// let c = Completion::new();
     /// c.start()?;
     /// let child = c.chain()?;
@@ -261,7 +260,7 @@ impl Completion {
         let mut seen = self.remaining.load(Ordering::Relaxed);
         loop {
             if seen == 0 {
-                warn.warn(Warning::DoubleCompletion);
+                warn.warn(ReleaseWarning::DoubleCompletion);
                 return Err(ReleaseError::DoubleCompletion);
             }
             // AcqRel: Release publishes this part's status and page
@@ -284,7 +283,7 @@ impl Completion {
         match BioStatus::from_raw(raw) {
             Some(status) => Ok(Ending::Finished(status)),
             None => {
-                warn.warn(Warning::CorruptCompletionStatus { raw });
+                warn.warn(ReleaseWarning::CorruptCompletionStatus { raw });
                 Ok(Ending::Finished(BioStatus::IoError))
             }
         }

@@ -47,7 +47,7 @@ impl<M: PageOps + ?Sized> fmt::Debug for RunRefused<'_, M> {
 /// use gupio_bio::{Bio, BioLimits, BioOp, Sector};
 /// use gupio_pfn::{PageGeometry, Pfn};
 /// use gupio_pin::*;
-/// use gupio_release::{add_held_run, release_pages};
+/// use gupio_release::{add_held_run, release_pages, AnyWarning};
 /// # struct Identity;
 /// # impl AddressSpace for Identity {
 /// #     fn page_geometry(&self) -> PageGeometry { PageGeometry::FOUR_KIB }
@@ -56,7 +56,7 @@ impl<M: PageOps + ?Sized> fmt::Debug for RunRefused<'_, M> {
 /// #     }
 /// #     fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> { Ok(()) }
 /// # }
-/// let map = ArrayMemoryMap::<8>::new(Pfn::new(0));
+/// let map = ArrayMemoryMap::<8, AnyWarning>::new(Pfn::new(0));
 /// map.prepare_folio(Pfn::new(0), FolioOrder::try_new(3).unwrap()).unwrap();
 /// let tracker = Tracker::new(&map);
 /// let mut table = heapless::Vec::<_, 4>::new();
@@ -157,7 +157,7 @@ fn drop_duplicate<M: PageOps + ?Sized>(
 /// use gupio_bio::{Bio, BioLimits, BioOp, Sector};
 /// use gupio_pfn::{PageGeometry, Pfn};
 /// use gupio_pin::*;
-/// use gupio_release::{add_user_range, release_pages};
+/// use gupio_release::{add_user_range, release_pages, AnyWarning};
 /// // User address N * 4096 maps pfn N.
 /// struct Identity;
 /// impl AddressSpace for Identity {
@@ -167,7 +167,7 @@ fn drop_duplicate<M: PageOps + ?Sized>(
 ///     }
 ///     fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> { Ok(()) }
 /// }
-/// let map = ArrayMemoryMap::<8>::new(Pfn::new(0));
+/// let map = ArrayMemoryMap::<8, AnyWarning>::new(Pfn::new(0));
 /// map.prepare_folio(Pfn::new(0), FolioOrder::try_new(3).unwrap()).unwrap();
 /// let tracker = Tracker::new(&map);
 /// let mut table = heapless::Vec::<_, 4>::new();

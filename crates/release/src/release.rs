@@ -2,9 +2,9 @@
 
 use gupio_bio::{Bio, BioVec, BvecStorage};
 use gupio_pfn::Origin;
-use gupio_pin::{PageOps, PageRange, PinError, Tracker, Warning};
+use gupio_pin::{PageOps, PageRange, PinError, Tracker};
 
-use crate::ReleaseError;
+use crate::{ReleaseError, ReleaseWarning, Warn};
 
 /// What one release did, counted in pages (a bvec spanning three pages
 /// counts three).
@@ -66,7 +66,7 @@ fn bvec_range<S: BvecStorage>(bio: &Bio<S>, bvec: &BioVec) -> Option<(PageRange,
 fn for_each_range<S, M, F>(ops: &M, bio: &Bio<S>, mut each: F) -> Result<ReleaseStats, ReleaseError>
 where
     S: BvecStorage,
-    M: PageOps + ?Sized,
+    M: PageOps + Warn + ?Sized,
     F: FnMut(PageRange, Origin) -> Result<(), PinError>,
 {
     let mut stats = ReleaseStats::default();
@@ -77,9 +77,12 @@ where
             continue;
         }
         let Some((range, origin)) = bvec_range(bio, bvec) else {
-            ops.warn(Warning::BvecWithoutPage {
-                index: u32::try_from(index).unwrap_or(u32::MAX),
-            });
+            Warn::warn(
+                ops,
+                ReleaseWarning::BvecWithoutPage {
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                },
+            );
             first_error.get_or_insert(ReleaseError::NoPage { index });
             continue;
         };
@@ -121,9 +124,10 @@ where
 /// ```
 /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector};
 /// use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap, Tracker};
+/// use gupio_release::AnyWarning;
 /// use gupio_release::release_pages;
 ///
-/// let map = ArrayMemoryMap::<4>::new(Pfn::new(0));
+/// let map = ArrayMemoryMap::<4, AnyWarning>::new(Pfn::new(0));
 /// for pfn in 0..4 {
 ///     map.prepare_folio(Pfn::new(pfn), FolioOrder::SMALL).unwrap();
 /// }
@@ -151,7 +155,8 @@ where
 /// ```compile_fail
 /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
 /// use gupio_pin::{ArrayMemoryMap, Tracker};
-/// let map = ArrayMemoryMap::<4>::new(Pfn::new(0));
+/// use gupio_release::AnyWarning;
+/// let map = ArrayMemoryMap::<4, AnyWarning>::new(Pfn::new(0));
 /// let mut table = heapless::Vec::<_, 4>::new();
 /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
 /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
@@ -165,7 +170,7 @@ pub fn release_pages<S, M>(
 ) -> Result<ReleaseStats, ReleaseError>
 where
     S: BvecStorage,
-    M: PageOps + ?Sized,
+    M: PageOps + Warn + ?Sized,
 {
     if !bio.needs_release() {
         return Ok(ReleaseStats::default());
@@ -192,9 +197,10 @@ where
 /// ```
 /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector};
 /// use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap, PageFlags, Tracker};
+/// use gupio_release::AnyWarning;
 /// use gupio_release::{set_pages_dirty, check_pages_dirty};
 ///
-/// let map = ArrayMemoryMap::<1>::new(Pfn::new(0));
+/// let map = ArrayMemoryMap::<1, AnyWarning>::new(Pfn::new(0));
 /// map.prepare_folio(Pfn::new(0), FolioOrder::SMALL).unwrap();
 /// let tracker = Tracker::new(&map);
 /// let mut table = heapless::Vec::<_, 1>::new();
@@ -207,7 +213,7 @@ where
 pub fn set_pages_dirty<S, M>(tracker: &Tracker<'_, M>, bio: &Bio<S>) -> Result<(), ReleaseError>
 where
     S: BvecStorage,
-    M: PageOps + ?Sized,
+    M: PageOps + Warn + ?Sized,
 {
     if !bio.needs_release() {
         return Ok(());
@@ -234,9 +240,10 @@ where
 /// ```
 /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector};
 /// use gupio_pin::{ArrayMemoryMap, FolioOrder, Tracker};
+/// use gupio_release::AnyWarning;
 /// use gupio_release::check_pages_dirty;
 ///
-/// let map = ArrayMemoryMap::<1>::new(Pfn::new(0));
+/// let map = ArrayMemoryMap::<1, AnyWarning>::new(Pfn::new(0));
 /// map.prepare_folio(Pfn::new(0), FolioOrder::SMALL).unwrap();
 /// let tracker = Tracker::new(&map);
 /// let mut table = heapless::Vec::<_, 1>::new();
@@ -247,7 +254,7 @@ where
 pub fn check_pages_dirty<S, M>(tracker: &Tracker<'_, M>, bio: &Bio<S>) -> Result<bool, ReleaseError>
 where
     S: BvecStorage,
-    M: PageOps + ?Sized,
+    M: PageOps + Warn + ?Sized,
 {
     if !bio.needs_release() {
         return Ok(true);
