@@ -666,7 +666,8 @@ typedef struct gupio_address_space {
  */
 typedef struct gupio_release_stats {
   /**
-   * Pages unpinned.
+   * Pages unpinned (pinned pages of the zero page are not: they were
+   * never pinned, and are counted in `zero_page`).
    */
   uintptr_t unpinned;
   /**
@@ -681,6 +682,11 @@ typedef struct gupio_release_stats {
    * Bvecs released (one batched tracker call each).
    */
   uintptr_t bvecs;
+  /**
+   * Pages of the zero page in pinned bvecs: nothing to unpin, and not
+   * counted by `pins_released` either.
+   */
+  uintptr_t zero_page;
 } gupio_release_stats;
 
 /**

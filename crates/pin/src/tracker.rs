@@ -679,6 +679,12 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// owner keeps and dirties its pages). With `make_dirty`, folios are
     /// dirtied first as by the `*_dirty_lock` forms.
     ///
+    /// Returns the pins released: the pages unpinned, as
+    /// [`PageOps::pins_released`](crate::PageOps::pins_released) was told.
+    /// Pages of the zero page are never pinned and so never unpinned: a
+    /// pinned range over it releases fewer pins than it has pages, and a
+    /// put or a borrowed range releases none.
+    ///
     /// # Errors
     /// As [`unpin_range`](Self::unpin_range) or [`put_range`](Self::put_range).
     ///
@@ -692,9 +698,9 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// let range = PageRange::single(Pfn::new(0));
     /// let t = Tracker::new(&m);
     /// t.pin_range(range).unwrap();
-    /// t.release_range(range, Origin::Borrowed, true).unwrap();
+    /// assert_eq!(t.release_range(range, Origin::Borrowed, true), Ok(0));
     /// assert_eq!(m.counters(Pfn::new(0)).unwrap().refcount(), 1025, "borrowed: untouched");
-    /// t.release_range(range, Origin::Pinned, false).unwrap();
+    /// assert_eq!(t.release_range(range, Origin::Pinned, false), Ok(1));
     /// assert_eq!(m.counters(Pfn::new(0)).unwrap().refcount(), 1);
     /// ```
     #[inline]
@@ -703,13 +709,13 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
         range: PageRange,
         origin: Origin,
         make_dirty: bool,
-    ) -> Result<(), PinError> {
+    ) -> Result<usize, PinError> {
         let kind = match origin {
-            Origin::Borrowed => return Ok(()),
+            Origin::Borrowed => return Ok(0),
             Origin::Referenced => GrabKind::Get,
             Origin::Pinned => GrabKind::Pin,
         };
-        self.release_and_account(Pages::Range(range), kind, make_dirty)
+        self.release_and_count(Pages::Range(range), kind, make_dirty)
     }
 
     /// Releases a [`HeldRun`](crate::HeldRun), consuming it: unpins a
@@ -1025,6 +1031,18 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
         kind: GrabKind,
         make_dirty: bool,
     ) -> Result<(), PinError> {
+        self.release_and_count(pages, kind, make_dirty).map(|_| ())
+    }
+
+    /// [`release_and_account`](Self::release_and_account), returning the
+    /// pins released and accounted (0 for puts and for the zero page).
+    #[inline]
+    fn release_and_count(
+        &self,
+        pages: Pages<'_>,
+        kind: GrabKind,
+        make_dirty: bool,
+    ) -> Result<usize, PinError> {
         // A range inside one folio (every single-page bvec) is one run:
         // release it without the walk, with the same result.
         if let Pages::Range(range) = pages {
@@ -1033,13 +1051,13 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
                 if pins > 0 {
                     self.ops.pins_released(pins);
                 }
-                return Ok(());
+                return Ok(pins);
             }
         }
         self.release_and_account_walk(pages, kind, make_dirty)
     }
 
-    /// [`release_and_account`](Self::release_and_account) for pages that
+    /// [`release_and_count`](Self::release_and_count) for pages that
     /// span several folio runs (or that the map answers badly for): the
     /// walk, kept out of line so the one-run case stays small.
     #[inline(never)]
@@ -1048,12 +1066,12 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
         pages: Pages<'_>,
         kind: GrabKind,
         make_dirty: bool,
-    ) -> Result<(), PinError> {
+    ) -> Result<usize, PinError> {
         let (released, result) = self.release(pages, kind, make_dirty);
         if released > 0 {
             self.ops.pins_released(released);
         }
-        result
+        result.map(|()| released)
     }
 
     /// The folio holding every page of the non-empty `range`, if the map

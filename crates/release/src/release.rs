@@ -20,6 +20,10 @@ pub struct ReleaseStats {
     pub unpinned: usize,
     /// Pages whose reference was put ([`Origin::Referenced`]).
     pub put: usize,
+    /// Pages of the zero page in pinned bvecs: never pinned, so not
+    /// unpinned either (the tracker's pin accounting counts them nowhere,
+    /// and neither does `unpinned`).
+    pub zero_page: usize,
     /// Pages left to their owner ([`Origin::Borrowed`]), counted when the
     /// bio also holds pages to release (a bio of borrowed pages only is
     /// skipped in O(1) and counts nothing).
@@ -29,9 +33,14 @@ pub struct ReleaseStats {
 }
 
 impl ReleaseStats {
-    fn count(&mut self, origin: Origin, pages: usize) {
+    /// Counts one bvec of `pages` pages of `origin`, of which the tracker
+    /// released `pins` pins.
+    fn count(&mut self, origin: Origin, pages: usize, pins: usize) {
         match origin {
-            Origin::Pinned => self.unpinned += pages,
+            Origin::Pinned => {
+                self.unpinned += pins;
+                self.zero_page += pages.saturating_sub(pins);
+            }
             Origin::Referenced => self.put += pages,
             Origin::Borrowed => self.borrowed += pages,
         }
@@ -42,11 +51,11 @@ impl ReleaseStats {
     ///
     /// ```
     /// use gupio_release::ReleaseStats;
-    /// let s = ReleaseStats { unpinned: 2, put: 1, borrowed: 1, bvecs: 3 };
-    /// assert_eq!(s.pages(), 4);
+    /// let s = ReleaseStats { unpinned: 2, zero_page: 1, put: 1, borrowed: 1, bvecs: 4 };
+    /// assert_eq!(s.pages(), 5);
     /// ```
     pub const fn pages(&self) -> usize {
-        self.unpinned + self.put + self.borrowed
+        self.unpinned + self.zero_page + self.put + self.borrowed
     }
 }
 
@@ -63,13 +72,12 @@ fn bvec_range<S: BvecStorage>(bio: &Bio<S>, bvec: &BioVec) -> Option<(PageRange,
 /// Runs `each` over every bvec holding pages; a bvec with no page is warned
 /// about and reported. Every bvec is visited even after a failure; the first
 /// error is returned.
-fn for_each_range<S, M, F>(ops: &M, bio: &Bio<S>, mut each: F) -> Result<ReleaseStats, ReleaseError>
+fn for_each_range<S, M, F>(ops: &M, bio: &Bio<S>, mut each: F) -> Result<(), ReleaseError>
 where
     S: BvecStorage,
     M: PageOps + Warn + ?Sized,
     F: FnMut(PageRange, Origin) -> Result<(), PinError>,
 {
-    let mut stats = ReleaseStats::default();
     let mut first_error = None;
     for (index, bvec) in bio.bvecs().iter().enumerate() {
         if bvec.is_empty() && bvec.is_none() {
@@ -86,15 +94,11 @@ where
             first_error.get_or_insert(ReleaseError::NoPage { index });
             continue;
         };
-        stats.count(origin, range.len());
         if let Err(error) = each(range, origin) {
             first_error.get_or_insert(ReleaseError::Pin { index, error });
         }
     }
-    match first_error {
-        Some(error) => Err(error),
-        None => Ok(stats),
-    }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Releases every page of `bio` the way its origin says (Linux's
@@ -175,9 +179,13 @@ where
     if !bio.needs_release() {
         return Ok(ReleaseStats::default());
     }
+    let mut stats = ReleaseStats::default();
     for_each_range(tracker.ops(), bio, |range, origin| {
-        tracker.release_range(range, origin, mark_dirty)
-    })
+        let pins = tracker.release_range(range, origin, mark_dirty)?;
+        stats.count(origin, range.len(), pins);
+        Ok(())
+    })?;
+    Ok(stats)
 }
 
 /// Marks every pinned or referenced page of `bio` dirty before a
@@ -222,7 +230,6 @@ where
         Origin::Borrowed => Ok(()),
         Origin::Pinned | Origin::Referenced => tracker.dirty_range_lock(range),
     })
-    .map(|_| ())
 }
 
 /// Whether every pinned or referenced page of `bio` is still dirty (Linux's

@@ -87,6 +87,7 @@ fn release_unpins_puts_and_leaves_borrowed_pages_by_origin() {
         stats,
         ReleaseStats {
             unpinned: 1,
+            zero_page: 0,
             put: 1,
             borrowed: 1,
             bvecs: 3
@@ -781,4 +782,38 @@ fn add_held_run_hands_back_a_run_it_cannot_take() {
     add_held_run(&mut bio, refused.run, 0, 2 * PAGE).unwrap();
     release_pages(&t, &bio, false).unwrap();
     assert_baseline(&map);
+}
+
+#[test]
+fn release_and_pin_statistics_agree_that_a_zero_page_pin_is_no_pin() {
+    let map = ArrayMemoryMap::<4, AnyWarning>::new(Pfn::new(0)).with_zero_page(Pfn::new(0));
+    map.prepare_folio(Pfn::new(0), FolioOrder::SMALL).unwrap();
+    map.prepare_folio(Pfn::new(2), FolioOrder::try_new(1).unwrap())
+        .unwrap();
+    let t = Tracker::new(&map);
+    // A user buffer of the zero page (a never-written anonymous page)
+    // and two pages of a real folio, pinned as pin_user_pages would.
+    t.pin_page(Pfn::new(0)).unwrap();
+    t.pin_range(gupio_pin::PageRange::new(Pfn::new(2), 2))
+        .unwrap();
+    assert_eq!(
+        map.stats().acquired(),
+        2,
+        "the zero page's pin is not counted"
+    );
+    let mut table = heapless::Vec::new();
+    let mut bio = new_bio(&mut table, BioOp::Read);
+    let _ = bio.add_page(Pfn::new(0), PAGE, 0, Origin::Pinned).unwrap();
+    for pfn in [2, 3] {
+        let _ = bio
+            .add_page(Pfn::new(pfn), PAGE, 0, Origin::Pinned)
+            .unwrap();
+    }
+    let stats = release_pages(&t, &bio, false).unwrap();
+    assert_eq!(stats.unpinned, map.stats().released());
+    assert_eq!((stats.unpinned, stats.zero_page, stats.pages()), (2, 1, 3));
+    assert_eq!(map.stats().acquired(), map.stats().released());
+    let zero = map.counters(Pfn::new(0)).unwrap();
+    assert_eq!(zero.refcount(), 1, "the zero page was never touched");
+    assert_eq!(map.warnings(), 0);
 }
