@@ -4,7 +4,7 @@ use core::fmt;
 
 use gupio_pfn::{Pfn, PfnError};
 
-use crate::gup::{FaultKind, UserAddr};
+use crate::space::{FaultKind, UserAddr};
 
 /// Everything a caller of gupio-pin can get wrong, and every refusal.
 ///

@@ -53,6 +53,8 @@ mod gup;
 mod held;
 mod map;
 mod protect;
+mod range;
+mod space;
 mod tracker;
 
 #[cfg(any(test, loom))]
@@ -65,14 +67,13 @@ pub use counters::rmw_stats;
 pub use counters::{FolioShape, PageCounters, PageFlags, GUP_PIN_COUNTING_BIAS, REFCOUNT_MAX};
 pub use error::{PinError, Warning};
 pub use fork::{fork_action, ForkAction};
-pub use gup::{
-    AddressSpace, FaultKind, GupFlags, MappedRun, Mapping, MappingFlags, MappingKind, UserAddr,
-    UserPages, FAULT_RETRIES,
-};
+pub use gup::{GupFlags, UserPages, FAULT_RETRIES};
 pub use gupio_pfn::{Folio, FolioOrder};
 pub use held::HeldRun;
 pub use map::{
     maybe_dma_pinned, ArrayMemoryMap, FolioRef, MemoryMap, PageOps, PinStats, WARNING_LOG_LEN,
 };
 pub use protect::ProtectError;
-pub use tracker::{GrabKind, PageRange, Tracker};
+pub use range::PageRange;
+pub use space::{AddressSpace, FaultKind, MappedRun, Mapping, MappingFlags, MappingKind, UserAddr};
+pub use tracker::{GrabKind, Tracker};

@@ -1,7 +1,7 @@
 use super::*;
 use crate::counters::probe::{self, LARGE_PIN_RMW};
 use crate::testing::TestMachine;
-use crate::{FolioShape, MemoryMap, REFCOUNT_MAX};
+use crate::{FolioShape, MemoryMap, GUP_PIN_COUNTING_BIAS, REFCOUNT_MAX};
 
 fn pfn(raw: usize) -> Pfn {
     Pfn::new(raw)
