@@ -56,7 +56,9 @@ pub enum PinError {
         /// The folio's head page.
         pfn: Pfn,
     },
-    /// An unpin of a folio that holds fewer pins than released; also warned.
+    /// An unpin of a folio that holds fewer pins than released, or a pin
+    /// added ([`Tracker::add_pin`](crate::Tracker::add_pin)) to a folio
+    /// that holds none; also warned.
     NotPinned {
         /// The folio's head page.
         pfn: Pfn,
@@ -268,6 +270,16 @@ pub enum Warning {
         /// The pin count seen (0 for small pages, which have none).
         pincount: u32,
     },
+    /// A pin was added ([`Tracker::add_pin`](crate::Tracker::add_pin)) to
+    /// a folio that holds no pin; it was refused.
+    AddPinWithoutPin {
+        /// The folio's head page.
+        pfn: Pfn,
+        /// The reference count seen.
+        refcount: u32,
+        /// The pin count seen (0 for small pages, which have none).
+        pincount: u32,
+    },
     /// A put found fewer references than it drops.
     PutWithoutReference {
         /// The folio's head page.
@@ -347,6 +359,15 @@ impl fmt::Display for Warning {
             } => write!(
                 f,
                 "put of {dropping} references on folio {pfn:#x} holding {refcount}"
+            ),
+            Self::AddPinWithoutPin {
+                pfn,
+                refcount,
+                pincount,
+            } => write!(
+                f,
+                "pin added to folio {pfn:#x}, which holds none \
+                 (refcount {refcount}, pincount {pincount})"
             ),
             Self::GrabOfFreePage { pfn } => write!(f, "get or pin of free folio {pfn:#x}"),
             Self::RefcountBelowPincount {

@@ -229,6 +229,64 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
         self.grab(Pages::Array(core::slice::from_ref(&pfn)), GrabKind::Pin)
     }
 
+    /// Adds one more pin to the page at `pfn`, whose folio the caller
+    /// already holds pinned (Linux's `folio_add_pin`): for a second holder
+    /// of a page pinned once, such as a bio that needs its own pin on a
+    /// page another bio of the same request holds, without walking the
+    /// page tables again. One pin as [`pin_page`](Self::pin_page) takes it
+    /// (a small page gains [`GUP_PIN_COUNTING_BIAS`](crate::GUP_PIN_COUNTING_BIAS)
+    /// references, a large folio one reference and one pin), accounted the
+    /// same way. The zero page is never pinned: adding a pin to it changes
+    /// nothing and succeeds.
+    ///
+    /// The folio must already be pinned, as
+    /// [`maybe_dma_pinned`](crate::maybe_dma_pinned) sees it (on a small
+    /// page 1024 plain references look like a pin, as in Linux). Linux
+    /// warns and adds anyway; gupio warns and refuses, since a pin taken
+    /// without a page-table walk skips every check `pin_user_pages` makes.
+    /// The check reads the counts before the add: it is exact for a caller
+    /// that holds a pin, as it must, because that pin keeps the folio
+    /// pinned meanwhile.
+    ///
+    /// # Errors
+    /// [`PinError::NotPinned`] (warned: [`Warning::AddPinWithoutPin`]) if
+    /// the folio holds no pin; otherwise as [`pin_page`](Self::pin_page).
+    /// Nothing changes on error.
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap, PinError, Tracker};
+    /// let m = ArrayMemoryMap::<1>::new(Pfn::new(0));
+    /// let page = Pfn::new(0);
+    /// m.prepare_folio(page, FolioOrder::SMALL).unwrap();
+    /// let t = Tracker::new(&m);
+    /// assert_eq!(t.add_pin(page), Err(PinError::NotPinned { pfn: page }), "not pinned yet");
+    /// t.pin_page(page).unwrap();
+    /// t.add_pin(page).unwrap();
+    /// assert_eq!(m.counters(page).unwrap().refcount(), 1 + 2 * 1024);
+    /// ```
+    pub fn add_pin(&self, pfn: Pfn) -> Result<(), PinError> {
+        let folio = self.lookup(pfn)?;
+        let head = folio.head();
+        if self.ops.is_zero_page(head) {
+            return Ok(());
+        }
+        if !folio.maybe_dma_pinned() {
+            let counters = folio.counters();
+            self.ops.warn(Warning::AddPinWithoutPin {
+                pfn: head,
+                refcount: counters.refcount(),
+                pincount: counters.pincount(),
+            });
+            return Err(PinError::NotPinned { pfn: head });
+        }
+        let pins = self.grab_run(folio, 1, GrabKind::Pin)?;
+        if pins > 0 {
+            self.ops.pins_acquired(pins);
+        }
+        Ok(())
+    }
+
     /// Unpins the page at `pfn` (Linux's `unpin_user_page`), freeing the
     /// folio if that dropped its last reference.
     ///

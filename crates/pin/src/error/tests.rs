@@ -102,6 +102,11 @@ fn every_warning_displays_its_value() {
         },
         Warning::FreedWhilePinned { pfn, pincount: 1 },
         Warning::CorruptFolio { pfn },
+        Warning::AddPinWithoutPin {
+            pfn,
+            refcount: 1,
+            pincount: 0,
+        },
     ];
     for warning in cases {
         assert!(warning.to_string().contains("0x10"), "{warning}");
