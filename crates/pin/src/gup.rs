@@ -143,15 +143,7 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// ```
     /// # use gupio_pfn::{PageGeometry, Pfn};
     /// # use gupio_pin::*;
-    /// # struct Identity;
-    /// # impl AddressSpace for Identity {
-    /// #     fn page_geometry(&self) -> PageGeometry { PageGeometry::FOUR_KIB }
-    /// #     fn translate(&self, a: UserAddr) -> Result<Option<Mapping>, FaultKind> {
-    /// #         let pfn = Pfn::try_new(a.get() >> 12).map_err(|_| FaultKind::Unmapped)?;
-    /// #         Ok(Some(Mapping::new(pfn, MappingFlags::WRITABLE)))
-    /// #     }
-    /// #     fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> { Ok(()) }
-    /// # }
+    /// # use gupio_pin::doc_fixtures::Identity;
     /// // `Identity` maps user address N * 4096 to pfn N; pfns 0-3 are one
     /// // order-2 folio, pfn 4 a small page.
     /// let m = ArrayMemoryMap::<5>::new(Pfn::new(0));
@@ -247,14 +239,7 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// ```
     /// # use gupio_pfn::{PageGeometry, Pfn};
     /// # use gupio_pin::*;
-    /// # struct Identity;
-    /// # impl AddressSpace for Identity {
-    /// #     fn page_geometry(&self) -> PageGeometry { PageGeometry::FOUR_KIB }
-    /// #     fn translate(&self, a: UserAddr) -> Result<Option<Mapping>, FaultKind> {
-    /// #         Ok(Some(Mapping::new(Pfn::new(a.get() >> 12), MappingFlags::WRITABLE)))
-    /// #     }
-    /// #     fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> { Ok(()) }
-    /// # }
+    /// # use gupio_pin::doc_fixtures::Identity;
     /// let m = ArrayMemoryMap::<4>::new(Pfn::new(0));
     /// m.prepare_folio(Pfn::new(0), FolioOrder::try_new(2).unwrap()).unwrap();
     /// let t = Tracker::new(&m);

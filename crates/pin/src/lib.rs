@@ -47,6 +47,8 @@
 
 mod account;
 mod counters;
+#[doc(hidden)]
+pub mod doc_fixtures;
 mod error;
 mod fork;
 mod gup;

@@ -432,33 +432,18 @@ impl PinStats {
     }
 
     /// Pins acquired so far.
-    ///
-    /// ```
-    /// assert_eq!(gupio_pin::PinStats::new().acquired(), 0);
-    /// ```
     pub fn acquired(&self) -> usize {
         // Relaxed: a statistic; it orders nothing.
         self.acquired.load(Ordering::Relaxed)
     }
 
     /// Pins released so far.
-    ///
-    /// ```
-    /// assert_eq!(gupio_pin::PinStats::new().released(), 0);
-    /// ```
     pub fn released(&self) -> usize {
         // Relaxed: a statistic; it orders nothing.
         self.released.load(Ordering::Relaxed)
     }
 
     /// Pins acquired and not yet released (a snapshot; wrapping).
-    ///
-    /// ```
-    /// let s = gupio_pin::PinStats::new();
-    /// s.record_acquired(5);
-    /// s.record_released(5);
-    /// assert_eq!(s.in_flight(), 0);
-    /// ```
     pub fn in_flight(&self) -> usize {
         self.acquired().wrapping_sub(self.released())
     }
@@ -620,80 +605,38 @@ impl<const N: usize, W> ArrayMemoryMap<N, W> {
     }
 
     /// The pin accounting of this map.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// let map = gupio_pin::ArrayMemoryMap::<1>::new(Pfn::new(0));
-    /// assert_eq!(map.stats().in_flight(), 0);
-    /// ```
     pub const fn stats(&self) -> &PinStats {
         &self.stats
     }
 
     /// How many folios have been freed (their last reference dropped).
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// use gupio_pin::{ArrayMemoryMap, FolioOrder, Tracker};
-    /// let map = ArrayMemoryMap::<1>::new(Pfn::new(0));
-    /// map.prepare_folio(Pfn::new(0), FolioOrder::SMALL).unwrap();
-    /// Tracker::new(&map).put_page(Pfn::new(0)).unwrap();
-    /// assert_eq!(map.folios_freed(), 1);
-    /// ```
     pub fn folios_freed(&self) -> usize {
         // Relaxed: a statistic; it orders nothing.
         self.folios_freed.load(Ordering::Relaxed)
     }
 
     /// How many warnings have been reported.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// assert_eq!(gupio_pin::ArrayMemoryMap::<1>::new(Pfn::new(0)).warnings(), 0);
-    /// ```
     pub fn warnings(&self) -> usize {
         // Relaxed: a statistic; it orders nothing.
         self.warnings.load(Ordering::Relaxed)
     }
 
     /// The first frame of the map.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// assert_eq!(gupio_pin::ArrayMemoryMap::<1>::new(Pfn::new(7)).base(), Pfn::new(7));
-    /// ```
     pub const fn base(&self) -> Pfn {
         self.base
     }
 
     /// The number of pages in the map.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// assert_eq!(gupio_pin::ArrayMemoryMap::<3>::new(Pfn::new(0)).len(), 3);
-    /// ```
     pub const fn len(&self) -> usize {
         N
     }
 
     /// Whether the map has no pages.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// assert!(gupio_pin::ArrayMemoryMap::<0>::new(Pfn::new(0)).is_empty());
-    /// ```
     pub const fn is_empty(&self) -> bool {
         N == 0
     }
 
     /// The index of `pfn` in the map, if it is there.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// let map = gupio_pin::ArrayMemoryMap::<4>::new(Pfn::new(10));
-    /// assert_eq!(map.index_of(Pfn::new(12)), Some(2));
-    /// assert_eq!(map.index_of(Pfn::new(9)), None);
-    /// ```
     pub const fn index_of(&self, pfn: Pfn) -> Option<usize> {
         match pfn.get().checked_sub(self.base.get()) {
             Some(index) if index < N => Some(index),

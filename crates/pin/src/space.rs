@@ -31,10 +31,6 @@ impl UserAddr {
     }
 
     /// The raw address.
-    ///
-    /// ```
-    /// assert_eq!(gupio_pin::UserAddr::new(1).get(), 1);
-    /// ```
     pub const fn get(self) -> usize {
         self.0
     }
@@ -236,11 +232,11 @@ impl Mapping {
 }
 
 /// The embedder's view of one process's address space, for
-/// [`Tracker::pin_user_pages`] and [`Tracker::get_user_pages`].
+/// [`Tracker::pin_user_pages`](crate::Tracker::pin_user_pages) and [`Tracker::get_user_pages`](crate::Tracker::get_user_pages).
 ///
 /// Implement it on a guard that holds the lock keeping translations valid
 /// (Linux's mmap read lock): every page it translates must stay mapped, and
-/// so keep its reference, until the [`UserPages`] walk that asked is
+/// so keep its reference, until the [`UserPages`](crate::UserPages) walk that asked is
 /// dropped (it borrows the guard for that long), since the tracker grabs a
 /// run of pages after translating them and may grab the rest of one
 /// translated stretch a step later. `fault_in` may be called with that
@@ -448,3 +444,6 @@ pub struct MappedRun {
     /// The flags every page of the run is mapped with.
     pub flags: MappingFlags,
 }
+
+#[cfg(test)]
+mod tests;

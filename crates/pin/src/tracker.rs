@@ -29,10 +29,6 @@ pub enum GrabKind {
 
 impl GrabKind {
     /// The origin a page held this way carries in a bio.
-    ///
-    /// ```
-    /// assert!(gupio_pin::GrabKind::Pin.origin().is_pinned());
-    /// ```
     pub const fn origin(self) -> Origin {
         match self {
             Self::Get => Origin::Referenced,
@@ -120,17 +116,7 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// ```
     /// # use gupio_pfn::Pfn;
     /// # use gupio_pin::*;
-    /// # struct M;
-    /// # impl MemoryMap for M {
-    /// #     fn counters(&self, _: Pfn) -> Option<&PageCounters> { None }
-    /// #     fn is_zero_page(&self, _: Pfn) -> bool { false }
-    /// # }
-    /// # impl PageOps for M {
-    /// #     fn free_folio(&self, _: FolioRef<'_>) {}
-    /// #     fn warn(&self, _: Warning) {}
-    /// #     fn pins_acquired(&self, _: usize) {}
-    /// #     fn pins_released(&self, _: usize) {}
-    /// # }
+    /// # use gupio_pin::doc_fixtures::NoMemory as M;
     /// let tracker = Tracker::new(&M);
     /// assert_eq!(
     ///     tracker.get_page(Pfn::new(1)),
@@ -142,23 +128,6 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     }
 
     /// The embedder's hooks this tracker works through.
-    ///
-    /// ```
-    /// # use gupio_pfn::Pfn;
-    /// # use gupio_pin::*;
-    /// # struct M;
-    /// # impl MemoryMap for M {
-    /// #     fn counters(&self, _: Pfn) -> Option<&PageCounters> { None }
-    /// #     fn is_zero_page(&self, _: Pfn) -> bool { false }
-    /// # }
-    /// # impl PageOps for M {
-    /// #     fn free_folio(&self, _: FolioRef<'_>) {}
-    /// #     fn warn(&self, _: Warning) {}
-    /// #     fn pins_acquired(&self, _: usize) {}
-    /// #     fn pins_released(&self, _: usize) {}
-    /// # }
-    /// assert!(!Tracker::new(&M).ops().is_zero_page(Pfn::new(0)));
-    /// ```
     pub const fn ops(&self) -> &'a M {
         self.ops
     }
@@ -646,14 +615,7 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// ```
     /// # use gupio_pfn::{PageGeometry, Pfn};
     /// # use gupio_pin::*;
-    /// # struct Identity;
-    /// # impl AddressSpace for Identity {
-    /// #     fn page_geometry(&self) -> PageGeometry { PageGeometry::FOUR_KIB }
-    /// #     fn translate(&self, a: UserAddr) -> Result<Option<Mapping>, FaultKind> {
-    /// #         Ok(Some(Mapping::new(Pfn::new(a.get() >> 12), MappingFlags::WRITABLE)))
-    /// #     }
-    /// #     fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> { Ok(()) }
-    /// # }
+    /// # use gupio_pin::doc_fixtures::Identity;
     /// let m = ArrayMemoryMap::<1>::new(Pfn::new(0));
     /// m.prepare_folio(Pfn::new(0), FolioOrder::SMALL).unwrap();
     /// let t = Tracker::new(&m);

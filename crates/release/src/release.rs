@@ -48,12 +48,6 @@ impl ReleaseStats {
     }
 
     /// Pages seen, whatever their origin.
-    ///
-    /// ```
-    /// use gupio_release::ReleaseStats;
-    /// let s = ReleaseStats { unpinned: 2, zero_page: 1, put: 1, borrowed: 1, bvecs: 4 };
-    /// assert_eq!(s.pages(), 5);
-    /// ```
     pub const fn pages(&self) -> usize {
         self.unpinned + self.zero_page + self.put + self.borrowed
     }

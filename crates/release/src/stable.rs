@@ -94,10 +94,6 @@ impl StableMode {
     }
 
     /// The mode's name, as the demo and the README spell it.
-    ///
-    /// ```
-    /// assert_eq!(gupio_release::StableMode::WriteProtect.name(), "write-protect");
-    /// ```
     pub const fn name(self) -> &'static str {
         match self {
             Self::ZeroCopy => "zero-copy",

@@ -100,16 +100,6 @@ impl<S: BvecStorage> SubmittedBio<S> {
     }
 
     /// The bio, for the driver to read its segments.
-    ///
-    /// ```
-    /// # use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector};
-    /// # let mut table = heapless::Vec::<_, 1>::new();
-    /// # let mut bio = Bio::new(&mut table, BioOp::Write, Sector(0), BioLimits::default());
-    /// # let _ = bio.add_page(Pfn::new(1), 512, 0, Origin::Borrowed).unwrap();
-    /// let submitted = gupio_release::SubmittedBio::submit(bio).unwrap();
-    /// assert_eq!(submitted.bio().vcnt(), 1);
-    /// # let _ = submitted.complete(gupio_bio::BioStatus::Ok);
-    /// ```
     pub fn bio(&self) -> &Bio<S> {
         &self.bio
     }
@@ -164,29 +154,11 @@ impl<S: BvecStorage> SubmittedBio<S> {
 
 impl<S: BvecStorage> CompletedBio<S> {
     /// The status the device reported.
-    ///
-    /// ```
-    /// # use gupio_bio::{Bio, BioLimits, BioOp, BioStatus, Origin, Pfn, Sector};
-    /// # let mut table = heapless::Vec::<_, 1>::new();
-    /// # let mut bio = Bio::new(&mut table, BioOp::Write, Sector(0), BioLimits::default());
-    /// # let _ = bio.add_page(Pfn::new(1), 512, 0, Origin::Borrowed).unwrap();
-    /// let done = gupio_release::SubmittedBio::submit(bio).unwrap().complete(BioStatus::Ok);
-    /// assert!(done.status().is_ok());
-    /// ```
     pub fn status(&self) -> BioStatus {
         self.bio.status()
     }
 
     /// The bio, for reading what the device delivered.
-    ///
-    /// ```
-    /// # use gupio_bio::{Bio, BioLimits, BioOp, BioStatus, Origin, Pfn, Sector};
-    /// # let mut table = heapless::Vec::<_, 1>::new();
-    /// # let mut bio = Bio::new(&mut table, BioOp::Write, Sector(0), BioLimits::default());
-    /// # let _ = bio.add_page(Pfn::new(1), 512, 0, Origin::Borrowed).unwrap();
-    /// let done = gupio_release::SubmittedBio::submit(bio).unwrap().complete(BioStatus::Ok);
-    /// assert_eq!(done.bio().size(), 512);
-    /// ```
     pub fn bio(&self) -> &Bio<S> {
         &self.bio
     }

@@ -817,3 +817,57 @@ fn release_and_pin_statistics_agree_that_a_zero_page_pin_is_no_pin() {
     assert_eq!(zero.refcount(), 1, "the zero page was never touched");
     assert_eq!(map.warnings(), 0);
 }
+
+#[test]
+fn a_completion_is_in_flight_from_start_to_finish_and_counts_its_parts() {
+    let c = Completion::new();
+    assert!(!c.is_in_flight());
+    assert_eq!(c.outstanding(), 0);
+    c.start().unwrap();
+    assert!(c.is_in_flight());
+    assert_eq!(c.outstanding(), 1);
+    let child = c.chain().unwrap();
+    assert_eq!(c.outstanding(), 2);
+    assert_eq!(c.complete(BioStatus::Ok, &Quiet), Ok(Ending::Pending));
+    assert_eq!(
+        c.child_complete(child, BioStatus::Ok, &Quiet),
+        Ok(Ending::Finished(BioStatus::Ok))
+    );
+    assert!(!c.is_in_flight());
+}
+
+#[test]
+fn a_deferred_list_reports_its_length_and_capacity_and_a_full_push() {
+    let list: DeferredList<u8, 1> = DeferredList::new();
+    assert_eq!((list.len(), list.is_empty(), list.capacity()), (0, true, 1));
+    list.push(1).unwrap();
+    assert_eq!((list.len(), list.is_empty()), (1, false));
+    let full = list.push(2).unwrap_err();
+    assert_eq!(full.error(), ReleaseError::DeferredListFull { capacity: 1 });
+    assert_eq!(full.into_inner(), 2);
+}
+
+#[test]
+fn release_stats_count_every_page_whatever_its_origin() {
+    let s = ReleaseStats {
+        unpinned: 2,
+        zero_page: 1,
+        put: 1,
+        borrowed: 1,
+        bvecs: 4,
+    };
+    assert_eq!(s.pages(), 5);
+    assert_eq!(ReleaseStats::default().pages(), 0);
+}
+
+#[test]
+fn a_bio_in_flight_and_completed_shows_its_bio_and_status() {
+    let mut table = heapless::Vec::new();
+    let mut bio = new_bio(&mut table, BioOp::Write);
+    let _ = bio.add_page(Pfn::new(1), 512, 0, Origin::Borrowed).unwrap();
+    let submitted = SubmittedBio::submit(bio).unwrap();
+    assert_eq!(submitted.bio().vcnt(), 1);
+    let done = submitted.complete(BioStatus::IoError);
+    assert_eq!(done.status(), BioStatus::IoError);
+    assert_eq!(done.bio().size(), 512);
+}

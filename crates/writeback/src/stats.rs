@@ -83,12 +83,6 @@ impl WritebackCounts {
     /// Whether every examined folio has exactly one outcome. Holds for a
     /// batch tally, and for a [`WritebackStats`] snapshot taken while no
     /// writeback runs.
-    ///
-    /// ```
-    /// use gupio_writeback::WritebackCounts;
-    /// assert!(WritebackCounts::default().is_balanced());
-    /// assert!(!WritebackCounts { examined: 1, ..Default::default() }.is_balanced());
-    /// ```
     pub const fn is_balanced(&self) -> bool {
         self.examined == self.outcomes()
     }
@@ -97,12 +91,6 @@ impl WritebackCounts {
     /// after a wait, or failed. A filesystem keeps the file on its dirty
     /// list while this is non-zero (busy folios were not looked at and may
     /// be dirty too).
-    ///
-    /// ```
-    /// use gupio_writeback::WritebackCounts;
-    /// let c = WritebackCounts { bounced: 1, wait_gave_up: 1, written_in_place: 5, ..Default::default() };
-    /// assert_eq!(c.left_dirty(), 2);
-    /// ```
     pub const fn left_dirty(&self) -> usize {
         self.bounced
             .wrapping_add(self.skipped)

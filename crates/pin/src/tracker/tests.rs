@@ -821,3 +821,16 @@ fn add_pin_outside_the_map_is_an_error_without_a_warning() {
     );
     assert_eq!(m.warnings(), 0);
 }
+
+#[test]
+fn a_grab_kind_names_the_origin_it_leaves_in_a_bio() {
+    assert_eq!(GrabKind::Pin.origin(), Origin::Pinned);
+    assert_eq!(GrabKind::Get.origin(), Origin::Referenced);
+}
+
+#[test]
+fn a_tracker_hands_back_the_hooks_it_works_through() {
+    let m = machine();
+    let t = Tracker::new(&m);
+    assert!(core::ptr::eq(t.ops(), &m));
+}

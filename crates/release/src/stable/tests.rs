@@ -314,3 +314,9 @@ fn stats_count_faults_by_resolution_and_reissues_by_range() {
     assert_eq!(counts.writes_in(StableMode::Verify), 1);
     assert_eq!(counts.pages_verified, 5);
 }
+
+#[test]
+fn a_mode_is_named_as_the_demo_spells_it() {
+    assert_eq!(StableMode::WriteProtect.name(), "write-protect");
+    assert_eq!(StableMode::ZeroCopy.name(), "zero-copy");
+}
