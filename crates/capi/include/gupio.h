@@ -371,7 +371,8 @@ typedef enum gupio_warning_kind {
    */
   GUPIO_WARN_CORRUPT_COMPLETION_STATUS = 10,
   /**
-   * Any other broken invariant (a pin-accounting underflow).
+   * Any other broken invariant (a pin-accounting underflow, a pin added
+   * to a folio that holds none).
    */
   GUPIO_WARN_OTHER = 11,
 } gupio_warning_kind;

@@ -69,7 +69,8 @@ pub enum gupio_warning_kind {
     GUPIO_WARN_DOUBLE_COMPLETION = 9,
     /// A corrupt completion status word (`a` raw value; release path).
     GUPIO_WARN_CORRUPT_COMPLETION_STATUS = 10,
-    /// Any other broken invariant (a pin-accounting underflow).
+    /// Any other broken invariant (a pin-accounting underflow, a pin added
+    /// to a folio that holds none).
     GUPIO_WARN_OTHER = 11,
 }
 

@@ -465,4 +465,13 @@ fn release_warnings_reach_the_one_warn_hook_with_their_own_kinds() {
         (c.kind, c.pfn),
         (gupio_warning_kind::GUPIO_WARN_CORRUPT_FOLIO, 9)
     );
+    let added = gupio::pin::Warning::AddPinWithoutPin {
+        pfn: gupio::pfn::Pfn::new(9),
+        refcount: 1,
+        pincount: 0,
+    };
+    assert_eq!(
+        gupio_warning::from(AnyWarning::from(added)).kind,
+        gupio_warning_kind::GUPIO_WARN_OTHER
+    );
 }

@@ -1,18 +1,4 @@
 //! The release path's own warnings, and the hook they go through.
-//!
-//! gupio-pin reports what goes wrong with counters through
-//! [`PageOps::warn`](gupio_pin::PageOps::warn); what goes wrong with bios
-//! and completions is this crate's to name, in [`ReleaseWarning`], and to
-//! report, through [`Warn`]. Neither crate names the other's events: the
-//! pin tracker knows nothing of bios.
-//!
-//! A kernel has one place where warnings end up (its `WARN_ON_ONCE`), and
-//! it already implements gupio's hooks on its memory-map type. So the
-//! natural shape is one function of its own that takes an [`AnyWarning`],
-//! and two one-line doors into it on that same type: `PageOps::warn` for
-//! the tracker's warnings and [`Warn::warn`] for the release path's. Both
-//! convert with `into()`. [`ArrayMemoryMap`] is built that way:
-//! [`ArrayMemoryMap::report`] is its one hook.
 
 use core::fmt;
 
@@ -89,9 +75,18 @@ impl fmt::Display for AnyWarning {
 }
 
 /// Where the completion path reports a [`ReleaseWarning`] (Linux's
-/// `WARN_ON_ONCE`). Implement it on the type that implements
-/// [`PageOps`](gupio_pin::PageOps), forwarding both to one warn function
-/// (the module docs say why there are two doors):
+/// `WARN_ON_ONCE`).
+///
+/// Each crate names its own events: gupio-pin reports what goes wrong with
+/// counters through [`PageOps::warn`](gupio_pin::PageOps::warn) as a
+/// [`Warning`], and this crate what goes wrong with bios and completions,
+/// here. The pin tracker sits below the release path and knows nothing of
+/// bios, so it cannot carry these for it. A kernel, though, has one place
+/// where warnings end up, and already implements gupio's hooks on its
+/// memory-map type. So implement `Warn` on that same type and let both
+/// hooks forward, with `into()`, to one function of yours that takes an
+/// [`AnyWarning`]: two one-line doors, one warn hook.
+/// [`ArrayMemoryMap`] is built that way ([`ArrayMemoryMap::report`]).
 ///
 /// ```
 /// use gupio_pin::{FolioRef, MemoryMap, PageCounters, PageOps, Warning};
