@@ -77,8 +77,8 @@ use gupio::pin::{
     PinAccount, Tracker, UserAddr, Warning,
 };
 use gupio::release::{
-    release_deferred, release_pages, set_pages_dirty, CompletedBio, DeferredList, DioRead,
-    FaultChoice, StableMode, SubmittedBio,
+    release_deferred, release_pages, set_pages_dirty, AnyWarning, CompletedBio, DeferredList,
+    DioRead, FaultChoice, ReleaseWarning, StableMode, SubmittedBio,
 };
 use gupio::writeback::PinnedAction;
 use gupio_host::{Fault, File, Machine, MachineConfig, Memory, OwnedBvecs, Process, WritebackMode};
@@ -181,7 +181,7 @@ struct State<'m> {
     building: Option<Building>,
     completed: Completed,
     deferred: DeferredList<CompletedBio<OwnedBvecs>, 4>,
-    provoked: Vec<Warning>,
+    provoked: Vec<AnyWarning>,
     double_completions: usize,
     /// Whether an untracked writeback ran: the only way to an unstable
     /// write, with the two below.
@@ -535,12 +535,13 @@ impl State<'_> {
             0 => {
                 // The kernel buffer is never pinned.
                 assert!(self.tracker.unpin_page(self.kernel).is_err());
-                self.provoked.push(Warning::UnpinWithoutPin {
-                    pfn: self.kernel,
-                    pages: 1,
-                    refcount: 1,
-                    pincount: 0,
-                });
+                self.provoked
+                    .push(AnyWarning::Pin(Warning::UnpinWithoutPin {
+                        pfn: self.kernel,
+                        pages: 1,
+                        refcount: 1,
+                        pincount: 0,
+                    }));
             }
             1 => {
                 let memory = self.machine.memory();
@@ -551,11 +552,12 @@ impl State<'_> {
                     .put_page(page)
                     .expect("the allocation reference");
                 assert!(self.tracker.put_page(page).is_err());
-                self.provoked.push(Warning::PutWithoutReference {
-                    pfn: page,
-                    refcount: 0,
-                    dropping: 1,
-                });
+                self.provoked
+                    .push(AnyWarning::Pin(Warning::PutWithoutReference {
+                        pfn: page,
+                        refcount: 0,
+                        dropping: 1,
+                    }));
             }
             _ => {
                 self.machine.device().inject(Fault::CompleteTwice);
@@ -893,9 +895,12 @@ impl State<'_> {
         let doubles = machine.device().stats().double_completions;
         assert!(doubles <= self.double_completions);
         let mut expected = self.provoked.clone();
-        expected.extend(std::iter::repeat_n(Warning::DoubleCompletion, doubles));
+        expected.extend(std::iter::repeat_n(
+            AnyWarning::Release(ReleaseWarning::DoubleCompletion),
+            doubles,
+        ));
         let mut seen = machine.memory().take_warnings();
-        let key = |w: &Warning| format!("{w:?}");
+        let key = |w: &AnyWarning| format!("{w:?}");
         expected.sort_by_key(key);
         seen.sort_by_key(key);
         assert_eq!(seen, expected, "warnings");

@@ -165,6 +165,18 @@ const MUTATIONS: &[Mutation] = &[
         caught_by: "unpin_at_completion_racing_a_writeback_check_has_no_false_negative",
     },
     Mutation {
+        name: "warning-log-racy-claim",
+        what: "ArrayMemoryMap's warning-log slot claimed by a load and a store instead of one increment",
+        file: "crates/pin/src/map.rs",
+        function: "pub fn report(",
+        from: "self.warnings.fetch_add(1, Ordering::Relaxed)",
+        to: "{ let slot = self.warnings.load(Ordering::Relaxed); self.warnings.store(slot + 1, Ordering::Relaxed); slot }",
+        cfgs: LOOM,
+        package: "gupio-pin",
+        test: "loom_warning_log",
+        caught_by: "two_reporters_at_once_both_land_in_the_log",
+    },
+    Mutation {
         name: "stable-close-relaxed",
         what: "the Release of a stable write's window close -> Relaxed",
         file: "crates/release/src/stable.rs",

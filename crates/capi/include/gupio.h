@@ -324,7 +324,9 @@ typedef enum gupio_origin {
 } gupio_origin;
 
 /**
- * What went wrong, in a `gupio_warning`.
+ * What went wrong, in a `gupio_warning`. Kinds 1 to 7 are the pin
+ * tracker's warnings, 8 to 10 the release path's; one `warn` hook
+ * receives both.
  */
 typedef enum gupio_warning_kind {
   /**
@@ -361,19 +363,21 @@ typedef enum gupio_warning_kind {
    */
   GUPIO_WARN_CORRUPT_FOLIO = 7,
   /**
-   * A bvec without a page in a bio holding pages (`a` index).
+   * A bvec without a page in a bio holding pages (`a` index; release
+   * path).
    */
   GUPIO_WARN_BVEC_WITHOUT_PAGE = 8,
   /**
-   * A bio completed twice.
+   * A bio completed twice (release path).
    */
   GUPIO_WARN_DOUBLE_COMPLETION = 9,
   /**
-   * A corrupt completion status word (`a` raw value).
+   * A corrupt completion status word (`a` raw value; release path).
    */
   GUPIO_WARN_CORRUPT_COMPLETION_STATUS = 10,
   /**
-   * Any other broken invariant (a pin-accounting underflow).
+   * Any other broken invariant (a pin-accounting underflow, a pin added
+   * to a folio that holds none).
    */
   GUPIO_WARN_OTHER = 11,
 } gupio_warning_kind;
@@ -668,7 +672,8 @@ typedef struct gupio_address_space {
  */
 typedef struct gupio_release_stats {
   /**
-   * Pages unpinned.
+   * Pages unpinned (pinned pages of the zero page are not: they were
+   * never pinned, and are counted in `zero_page`).
    */
   uintptr_t unpinned;
   /**
@@ -683,6 +688,11 @@ typedef struct gupio_release_stats {
    * Bvecs released (one batched tracker call each).
    */
   uintptr_t bvecs;
+  /**
+   * Pages of the zero page in pinned bvecs: nothing to unpin, and not
+   * counted by `pins_released` either.
+   */
+  uintptr_t zero_page;
 } gupio_release_stats;
 
 /**

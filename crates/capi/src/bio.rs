@@ -550,7 +550,8 @@ pub unsafe extern "C" fn gupio_bio_complete(
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct gupio_release_stats {
-    /// Pages unpinned.
+    /// Pages unpinned (pinned pages of the zero page are not: they were
+    /// never pinned, and are counted in `zero_page`).
     pub unpinned: usize,
     /// Pages whose reference was put.
     pub put: usize,
@@ -558,6 +559,9 @@ pub struct gupio_release_stats {
     pub borrowed: usize,
     /// Bvecs released (one batched tracker call each).
     pub bvecs: usize,
+    /// Pages of the zero page in pinned bvecs: nothing to unpin, and not
+    /// counted by `pins_released` either.
+    pub zero_page: usize,
 }
 
 impl From<gupio::release::ReleaseStats> for gupio_release_stats {
@@ -567,6 +571,7 @@ impl From<gupio::release::ReleaseStats> for gupio_release_stats {
             put: s.put,
             borrowed: s.borrowed,
             bvecs: s.bvecs,
+            zero_page: s.zero_page,
         }
     }
 }

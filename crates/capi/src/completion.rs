@@ -275,7 +275,7 @@ pub unsafe extern "C" fn gupio_chain_complete(
         // AcqRel: exactly one reporter swaps the flag off and takes the
         // token; a losing reporter is refused without touching it.
         if !link.armed.swap(false, Ordering::AcqRel) {
-            gupio::embed::PageOps::warn(kernel, gupio::pin::Warning::DoubleCompletion);
+            gupio::embed::Warn::warn(kernel, gupio::release::ReleaseWarning::DoubleCompletion);
             return Err(gupio_error::GUPIO_ERR_DOUBLE_COMPLETION.into());
         }
         // SAFETY: the swap above gave this caller exclusive use of the token.

@@ -5,6 +5,7 @@ use core::ffi::c_void;
 
 use gupio::pfn::Pfn;
 use gupio::pin::{FolioRef, MemoryMap, PageCounters, PageOps, Tracker, Warning};
+use gupio::release::{AnyWarning, ReleaseWarning, Warn};
 
 use crate::cell::{self, Opaque};
 use crate::error::{finish, gupio_error, Fail};
@@ -36,7 +37,9 @@ const _: () = assert!(
         && core::mem::align_of::<gupio_page_counters>() == GUPIO_OPAQUE_ALIGN
 );
 
-/// What went wrong, in a `gupio_warning`.
+/// What went wrong, in a `gupio_warning`. Kinds 1 to 7 are the pin
+/// tracker's warnings, 8 to 10 the release path's; one `warn` hook
+/// receives both.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum gupio_warning_kind {
@@ -59,13 +62,15 @@ pub enum gupio_warning_kind {
     GUPIO_WARN_PAGES_LEAKED = 6,
     /// A folio shape contradicting its head (`pfn`).
     GUPIO_WARN_CORRUPT_FOLIO = 7,
-    /// A bvec without a page in a bio holding pages (`a` index).
+    /// A bvec without a page in a bio holding pages (`a` index; release
+    /// path).
     GUPIO_WARN_BVEC_WITHOUT_PAGE = 8,
-    /// A bio completed twice.
+    /// A bio completed twice (release path).
     GUPIO_WARN_DOUBLE_COMPLETION = 9,
-    /// A corrupt completion status word (`a` raw value).
+    /// A corrupt completion status word (`a` raw value; release path).
     GUPIO_WARN_CORRUPT_COMPLETION_STATUS = 10,
-    /// Any other broken invariant (a pin-accounting underflow).
+    /// Any other broken invariant (a pin-accounting underflow, a pin added
+    /// to a folio that holds none).
     GUPIO_WARN_OTHER = 11,
 }
 
@@ -142,14 +147,46 @@ impl From<Warning> for gupio_warning {
                 w(GUPIO_WARN_PAGES_LEAKED, pfn, pages, 0, 0)
             }
             Warning::CorruptFolio { pfn } => w(GUPIO_WARN_CORRUPT_FOLIO, pfn, 0, 0, 0),
-            Warning::BvecWithoutPage { index } => {
-                w(GUPIO_WARN_BVEC_WITHOUT_PAGE, zero, index.into(), 0, 0)
-            }
-            Warning::DoubleCompletion => w(GUPIO_WARN_DOUBLE_COMPLETION, zero, 0, 0, 0),
-            Warning::CorruptCompletionStatus { raw } => {
-                w(GUPIO_WARN_CORRUPT_COMPLETION_STATUS, zero, raw.into(), 0, 0)
-            }
             _ => w(GUPIO_WARN_OTHER, zero, 0, 0, 0),
+        }
+    }
+}
+
+impl From<ReleaseWarning> for gupio_warning {
+    fn from(warning: ReleaseWarning) -> Self {
+        use gupio_warning_kind::*;
+        let w = |kind, a| Self {
+            kind,
+            pfn: 0,
+            a,
+            b: 0,
+            c: 0,
+        };
+        match warning {
+            ReleaseWarning::BvecWithoutPage { index } => {
+                w(GUPIO_WARN_BVEC_WITHOUT_PAGE, index.into())
+            }
+            ReleaseWarning::DoubleCompletion => w(GUPIO_WARN_DOUBLE_COMPLETION, 0),
+            ReleaseWarning::CorruptCompletionStatus { raw } => {
+                w(GUPIO_WARN_CORRUPT_COMPLETION_STATUS, raw.into())
+            }
+            _ => w(GUPIO_WARN_OTHER, 0),
+        }
+    }
+}
+
+impl From<AnyWarning> for gupio_warning {
+    fn from(warning: AnyWarning) -> Self {
+        match warning {
+            AnyWarning::Pin(warning) => warning.into(),
+            AnyWarning::Release(warning) => warning.into(),
+            _ => Self {
+                kind: gupio_warning_kind::GUPIO_WARN_OTHER,
+                pfn: 0,
+                a: 0,
+                b: 0,
+                c: 0,
+            },
         }
     }
 }
@@ -267,6 +304,23 @@ impl MemoryMap for Kernel {
     }
 }
 
+impl Kernel {
+    /// The kernel's one `warn` callback, for the tracker's warnings and the
+    /// release path's alike.
+    fn report(&self, warning: AnyWarning) {
+        let warning = gupio_warning::from(warning);
+        // SAFETY: the kernel's callback with its own context; the warning
+        // lives for the call.
+        unsafe { (self.warn)(self.ops.ctx, &warning) }
+    }
+}
+
+impl Warn for Kernel {
+    fn warn(&self, warning: ReleaseWarning) {
+        self.report(warning.into());
+    }
+}
+
 impl PageOps for Kernel {
     fn free_folio(&self, folio: FolioRef<'_>) {
         // SAFETY: the kernel's callback with its own context.
@@ -274,10 +328,7 @@ impl PageOps for Kernel {
     }
 
     fn warn(&self, warning: Warning) {
-        let warning = gupio_warning::from(warning);
-        // SAFETY: the kernel's callback with its own context; the warning
-        // lives for the call.
-        unsafe { (self.warn)(self.ops.ctx, &warning) }
+        self.report(warning.into());
     }
 
     fn pins_acquired(&self, pages: usize) {

@@ -624,3 +624,50 @@ fn bio_end_argument_errors_leave_the_bio_and_completion_as_they_were() {
     assert_eq!(m.warnings.load(Ordering::Relaxed), 0);
     assert_eq!(m.page(BASE + 2).pincount(), 0);
 }
+
+#[test]
+fn release_warnings_reach_the_one_warn_hook_with_their_own_kinds() {
+    use gupio::release::{AnyWarning, ReleaseWarning};
+    let cases = [
+        (
+            ReleaseWarning::BvecWithoutPage { index: 3 },
+            gupio_warning_kind::GUPIO_WARN_BVEC_WITHOUT_PAGE,
+            3,
+        ),
+        (
+            ReleaseWarning::DoubleCompletion,
+            gupio_warning_kind::GUPIO_WARN_DOUBLE_COMPLETION,
+            0,
+        ),
+        (
+            ReleaseWarning::CorruptCompletionStatus { raw: 0x42 },
+            gupio_warning_kind::GUPIO_WARN_CORRUPT_COMPLETION_STATUS,
+            0x42,
+        ),
+    ];
+    for (warning, kind, a) in cases {
+        let c = gupio_warning::from(AnyWarning::from(warning));
+        assert_eq!(
+            (c.kind, c.pfn, c.a, c.b, c.c),
+            (kind, 0, a, 0, 0),
+            "{warning}"
+        );
+    }
+    let pin = gupio::pin::Warning::CorruptFolio {
+        pfn: gupio::pfn::Pfn::new(9),
+    };
+    let c = gupio_warning::from(AnyWarning::from(pin));
+    assert_eq!(
+        (c.kind, c.pfn),
+        (gupio_warning_kind::GUPIO_WARN_CORRUPT_FOLIO, 9)
+    );
+    let added = gupio::pin::Warning::AddPinWithoutPin {
+        pfn: gupio::pfn::Pfn::new(9),
+        refcount: 1,
+        pincount: 0,
+    };
+    assert_eq!(
+        gupio_warning::from(AnyWarning::from(added)).kind,
+        gupio_warning_kind::GUPIO_WARN_OTHER
+    );
+}

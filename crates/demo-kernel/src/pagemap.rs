@@ -33,6 +33,7 @@ use gupio::pin::{
     FolioOrder, FolioRef, FolioShape, MemoryMap, PageCounters, PageFlags, PageOps, PinStats,
     Warning,
 };
+use gupio::release::{AnyWarning, ReleaseWarning, Warn};
 
 use crate::mem::{FrameRun, PAGE_SIZE};
 use crate::physmem::{AccessError, PhysExtent, PhysMemory};
@@ -201,7 +202,7 @@ pub struct PageMap {
     pages_in_use: AtomicUsize,
     bad_frees: AtomicUsize,
     warnings: AtomicUsize,
-    last_warning: Cell<Option<Warning>>,
+    last_warning: Cell<Option<AnyWarning>>,
 }
 
 impl PageMap {
@@ -379,7 +380,7 @@ impl PageMap {
     }
 
     /// The most recent warning, if any.
-    pub fn last_warning(&self) -> Option<Warning> {
+    pub fn last_warning(&self) -> Option<AnyWarning> {
         self.last_warning.get()
     }
 
@@ -447,6 +448,23 @@ impl MemoryMap for PageMap {
     }
 }
 
+impl PageMap {
+    /// The kernel's one warn hook: the pin tracker's warnings and the
+    /// release path's both end here.
+    fn report(&self, warning: AnyWarning) {
+        // Relaxed: a statistic.
+        self.warnings.fetch_add(1, Ordering::Relaxed);
+        self.last_warning.set(Some(warning));
+        println!("[gupio WARNING] {warning}");
+    }
+}
+
+impl Warn for PageMap {
+    fn warn(&self, warning: ReleaseWarning) {
+        self.report(warning.into());
+    }
+}
+
 impl PageOps for PageMap {
     fn free_folio(&self, folio: FolioRef<'_>) {
         let head = folio.head();
@@ -481,10 +499,7 @@ impl PageOps for PageMap {
     }
 
     fn warn(&self, warning: Warning) {
-        // Relaxed: a statistic.
-        self.warnings.fetch_add(1, Ordering::Relaxed);
-        self.last_warning.set(Some(warning));
-        println!("[gupio WARNING] {warning}");
+        self.report(warning.into());
     }
 
     fn pins_acquired(&self, pages: usize) {

@@ -38,8 +38,12 @@
 //! 2. **Implement [`embed::MemoryMap`]** (PFN to counters, which page is
 //!    the zero page, which pages may be pinned long term) and
 //!    **[`embed::PageOps`]** (free a folio whose last reference dropped,
-//!    the warn hook, pin accounting, and optionally how to lock and dirty a
-//!    folio).
+//!    the tracker's warn hook, pin accounting, and optionally how to lock
+//!    and dirty a folio), and, on the same type, **[`embed::Warn`]** (the
+//!    release path's warn hook). Each crate names its own warnings
+//!    ([`pin::Warning`], [`release::ReleaseWarning`]); both convert into
+//!    [`release::AnyWarning`], so both hooks forward to one warn function
+//!    of yours.
 //! 3. **Implement [`embed::AddressSpace`]** over your page tables for
 //!    `pin_user_pages` (answer `translate_run` natively: a huge mapping is
 //!    then pinned in one step), and **[`embed::WritebackIo`]** in your
@@ -74,18 +78,29 @@
 //!         self.ram.is_zero_page(pfn)
 //!     }
 //! }
+//! impl Kernel {
+//!     /// The one warn hook: every gupio warning, of any crate, ends here.
+//!     fn report(&self, warning: AnyWarning) {
+//!         panic!("WARNING: {warning}") // a kernel prints a backtrace here
+//!     }
+//! }
 //! impl PageOps for Kernel {
 //!     fn free_folio(&self, folio: FolioRef<'_>) {
 //!         PageOps::free_folio(&self.ram, folio) // back to the page allocator
 //!     }
 //!     fn warn(&self, warning: Warning) {
-//!         panic!("WARNING: {warning}") // a kernel prints a backtrace here
+//!         self.report(warning.into())
 //!     }
 //!     fn pins_acquired(&self, pages: usize) {
 //!         self.ram.pins_acquired(pages)
 //!     }
 //!     fn pins_released(&self, pages: usize) {
 //!         self.ram.pins_released(pages)
+//!     }
+//! }
+//! impl Warn for Kernel {
+//!     fn warn(&self, warning: ReleaseWarning) {
+//!         self.report(warning.into())
 //!     }
 //! }
 //!
@@ -187,8 +202,10 @@ pub mod sync {
 ///   lives (implemented for `heapless::Vec` and slices already).
 /// - [`WritebackIo`](gupio_writeback::WritebackIo): the filesystem's writes
 ///   (in place, bounced), its wait for an unpin, and write protection.
-/// - [`Warn`](gupio_release::Warn): the completion path's warn hook; every
-///   `PageOps` is one.
+/// - [`Warn`](gupio_release::Warn): the release path's warn hook, for its
+///   own [`ReleaseWarning`](gupio_release::ReleaseWarning)s; implement it
+///   on the `PageOps` type and forward both hooks to one function taking an
+///   [`AnyWarning`](gupio_release::AnyWarning).
 pub mod embed {
     pub use gupio_bio::BvecStorage;
     pub use gupio_pin::{AddressSpace, MemoryMap, PageOps};
@@ -216,7 +233,8 @@ pub mod prelude {
     };
     pub use gupio_release::{
         add_user_range, check_pages_dirty, release_deferred, release_pages, set_pages_dirty,
-        CompletedBio, Completion, DeferredList, DioRead, Ending, SubmittedBio,
+        AnyWarning, CompletedBio, Completion, DeferredList, DioRead, Ending, ReleaseWarning,
+        SubmittedBio,
     };
     pub use gupio_writeback::{PinnedPolicy, Writeback};
 }

@@ -10,6 +10,7 @@ use std::thread;
 use gupio::embed::{MemoryMap, PageOps};
 use gupio::pfn::Pfn;
 use gupio::pin::{FolioOrder, FolioRef, FolioShape, PageCounters, PinStats, Warning};
+use gupio::release::{AnyWarning, ReleaseWarning, Warn};
 use gupio::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::data::{fnv1a_atomic, WORDS_PER_PAGE};
@@ -311,7 +312,7 @@ pub struct MemoryStats {
 pub struct Memory {
     frames: Box<[Frame]>,
     allocator: Mutex<Allocator>,
-    warnings: Mutex<Vec<Warning>>,
+    warnings: Mutex<Vec<AnyWarning>>,
     bad_frees: Mutex<Vec<BadFree>>,
     pins: PinStats,
     folios_allocated: AtomicUsize,
@@ -524,13 +525,14 @@ impl Memory {
             .collect()
     }
 
-    /// Every warning gupio reported through the warn hook, oldest first.
+    /// Every warning gupio reported through either warn hook (the tracker's
+    /// and the release path's), oldest first.
     ///
     /// ```
     /// let memory = gupio_host::Memory::new(2).unwrap();
     /// assert!(memory.warnings().is_empty());
     /// ```
-    pub fn warnings(&self) -> Vec<Warning> {
+    pub fn warnings(&self) -> Vec<AnyWarning> {
         lock(&self.warnings).clone()
     }
 
@@ -538,14 +540,14 @@ impl Memory {
     /// one on purpose and checks it).
     ///
     /// ```
-    /// use gupio::pin::Warning;
-    /// use gupio::embed::PageOps;
+    /// use gupio::release::{AnyWarning, ReleaseWarning};
+    /// use gupio::embed::Warn;
     /// let memory = gupio_host::Memory::new(2).unwrap();
-    /// memory.warn(Warning::DoubleCompletion);
-    /// assert_eq!(memory.take_warnings(), [Warning::DoubleCompletion]);
+    /// memory.warn(ReleaseWarning::DoubleCompletion);
+    /// assert_eq!(memory.take_warnings(), [AnyWarning::Release(ReleaseWarning::DoubleCompletion)]);
     /// assert!(memory.warnings().is_empty());
     /// ```
-    pub fn take_warnings(&self) -> Vec<Warning> {
+    pub fn take_warnings(&self) -> Vec<AnyWarning> {
         std::mem::take(&mut *lock(&self.warnings))
     }
 
@@ -622,6 +624,20 @@ impl MemoryMap for Memory {
     }
 }
 
+impl Memory {
+    /// The one warn hook both of gupio's doors lead to: records `warning`.
+    fn report(&self, warning: AnyWarning) {
+        lock(&self.warnings).push(warning);
+    }
+}
+
+/// The release path's warnings go to the same record as the tracker's.
+impl Warn for Memory {
+    fn warn(&self, warning: ReleaseWarning) {
+        self.report(warning.into());
+    }
+}
+
 impl PageOps for Memory {
     /// Returns the folio's frames to the allocator, poisoning their data;
     /// a free of a frame that is not an allocated head of that order is
@@ -673,7 +689,7 @@ impl PageOps for Memory {
     }
 
     fn warn(&self, warning: Warning) {
-        lock(&self.warnings).push(warning);
+        self.report(warning.into());
     }
 
     fn pins_acquired(&self, pages: usize) {

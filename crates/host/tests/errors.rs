@@ -565,7 +565,7 @@ fn unpinning_without_a_pin_is_refused_warned_and_never_wraps() {
     assert_eq!(warnings.len(), 2);
     assert!(warnings
         .iter()
-        .all(|w| matches!(w, Warning::UnpinWithoutPin { .. })));
+        .all(|w| matches!(w, AnyWarning::Pin(Warning::UnpinWithoutPin { .. }))));
     assert_eq!(
         machine.memory().frame(small).unwrap().counters().refcount(),
         1
@@ -588,7 +588,7 @@ fn a_double_completion_is_refused_warned_and_releases_once() {
     );
     assert_eq!(
         machine.memory().take_warnings(),
-        [Warning::DoubleCompletion]
+        [AnyWarning::Release(ReleaseWarning::DoubleCompletion)]
     );
     assert_eq!(machine.device().stats().double_completions, 1);
     // Released exactly once: pins balance, nothing freed twice.
@@ -611,7 +611,7 @@ fn a_double_completion_is_refused_warned_and_releases_once() {
     );
     assert_eq!(
         machine.memory().take_warnings(),
-        [Warning::DoubleCompletion]
+        [AnyWarning::Release(ReleaseWarning::DoubleCompletion)]
     );
     assert_baseline(&machine);
 }
@@ -637,7 +637,7 @@ fn a_double_free_is_recorded_and_frees_nothing() {
     );
     assert!(matches!(
         memory.take_warnings()[..],
-        [Warning::PutWithoutReference { .. }]
+        [AnyWarning::Pin(Warning::PutWithoutReference { .. })]
     ));
     assert_baseline(&machine);
 }

@@ -4,6 +4,7 @@ use core::fmt;
 
 use gupio_pfn::PageGeometry;
 use gupio_sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use gupio_sync::const_unless_loom;
 
 use crate::PinError;
 

@@ -5,6 +5,7 @@ use core::fmt;
 
 use gupio_pfn::FolioOrder;
 use gupio_sync::atomic::{fence, AtomicU32, Ordering};
+use gupio_sync::const_unless_loom;
 
 use crate::PinError;
 
@@ -112,31 +113,18 @@ impl FolioShape {
     }
 
     /// The folio's order.
-    ///
-    /// ```
-    /// use gupio_pin::{FolioOrder, FolioShape};
-    /// assert_eq!(FolioShape::SMALL.order(), FolioOrder::SMALL);
-    /// ```
     #[inline]
     pub const fn order(self) -> FolioOrder {
         self.order
     }
 
     /// The page's index in its folio.
-    ///
-    /// ```
-    /// assert_eq!(gupio_pin::FolioShape::SMALL.index(), 0);
-    /// ```
     #[inline]
     pub const fn index(self) -> u32 {
         self.index
     }
 
     /// Whether the page is its folio's head.
-    ///
-    /// ```
-    /// assert!(gupio_pin::FolioShape::SMALL.is_head());
-    /// ```
     #[inline]
     pub const fn is_head(self) -> bool {
         self.index == 0
@@ -308,13 +296,6 @@ impl PageCounters {
     }
 
     /// The folio's flags.
-    ///
-    /// ```
-    /// use gupio_pin::{PageCounters, PageFlags};
-    /// let page = PageCounters::new();
-    /// page.set_flags(PageFlags::UPTODATE);
-    /// assert_eq!(page.flags(), PageFlags::UPTODATE);
-    /// ```
     #[inline]
     pub fn flags(&self) -> PageFlags {
         // Acquire: pairs with the AcqRel flag updates, so a thread that sees

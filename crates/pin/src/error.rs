@@ -4,7 +4,7 @@ use core::fmt;
 
 use gupio_pfn::{Pfn, PfnError};
 
-use crate::gup::{FaultKind, UserAddr};
+use crate::space::{FaultKind, UserAddr};
 
 /// Everything a caller of gupio-pin can get wrong, and every refusal.
 ///
@@ -56,7 +56,9 @@ pub enum PinError {
         /// The folio's head page.
         pfn: Pfn,
     },
-    /// An unpin of a folio that holds fewer pins than released; also warned.
+    /// An unpin of a folio that holds fewer pins than released, or a pin
+    /// added ([`Tracker::add_pin`](crate::Tracker::add_pin)) to a folio
+    /// that holds none; also warned.
     NotPinned {
         /// The folio's head page.
         pfn: Pfn,
@@ -268,6 +270,16 @@ pub enum Warning {
         /// The pin count seen (0 for small pages, which have none).
         pincount: u32,
     },
+    /// A pin was added ([`Tracker::add_pin`](crate::Tracker::add_pin)) to
+    /// a folio that holds no pin; it was refused.
+    AddPinWithoutPin {
+        /// The folio's head page.
+        pfn: Pfn,
+        /// The reference count seen.
+        refcount: u32,
+        /// The pin count seen (0 for small pages, which have none).
+        pincount: u32,
+    },
     /// A put found fewer references than it drops.
     PutWithoutReference {
         /// The folio's head page.
@@ -323,19 +335,6 @@ pub enum Warning {
         /// The page looked up.
         pfn: Pfn,
     },
-    /// A bio that holds pages has a bvec without a page (release path).
-    BvecWithoutPage {
-        /// The bvec's index in the bio's table.
-        index: u32,
-    },
-    /// A bio, or a chained child, reported completion a second time
-    /// (release path); the report was refused.
-    DoubleCompletion,
-    /// A completion's status word holds no valid status (release path).
-    CorruptCompletionStatus {
-        /// The raw value found.
-        raw: u8,
-    },
 }
 
 impl core::error::Error for PinError {}
@@ -361,6 +360,15 @@ impl fmt::Display for Warning {
                 f,
                 "put of {dropping} references on folio {pfn:#x} holding {refcount}"
             ),
+            Self::AddPinWithoutPin {
+                pfn,
+                refcount,
+                pincount,
+            } => write!(
+                f,
+                "pin added to folio {pfn:#x}, which holds none \
+                 (refcount {refcount}, pincount {pincount})"
+            ),
             Self::GrabOfFreePage { pfn } => write!(f, "get or pin of free folio {pfn:#x}"),
             Self::RefcountBelowPincount {
                 pfn,
@@ -385,13 +393,6 @@ impl fmt::Display for Warning {
                 f,
                 "a pin account holding {charged} 4 KiB pages was asked to give back {request}"
             ),
-            Self::BvecWithoutPage { index } => {
-                write!(f, "bvec {index} of a bio holding pages has no page")
-            }
-            Self::DoubleCompletion => f.write_str("a bio was completed twice"),
-            Self::CorruptCompletionStatus { raw } => {
-                write!(f, "completion status word {raw:#x} is invalid")
-            }
         }
     }
 }

@@ -143,14 +143,7 @@ impl<'a, M: PageOps + ?Sized> HeldRun<'a, M> {
     /// ```
     /// # use gupio_pfn::{PageGeometry, Pfn};
     /// # use gupio_pin::*;
-    /// # struct Identity;
-    /// # impl AddressSpace for Identity {
-    /// #     fn page_geometry(&self) -> PageGeometry { PageGeometry::FOUR_KIB }
-    /// #     fn translate(&self, a: UserAddr) -> Result<Option<Mapping>, FaultKind> {
-    /// #         Ok(Some(Mapping::new(Pfn::new(a.get() >> 12), MappingFlags::WRITABLE)))
-    /// #     }
-    /// #     fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> { Ok(()) }
-    /// # }
+    /// # use gupio_pin::doc_fixtures::Identity;
     /// let m = ArrayMemoryMap::<4>::new(Pfn::new(0));
     /// m.prepare_folio(Pfn::new(0), FolioOrder::try_new(2).unwrap()).unwrap();
     /// let t = Tracker::new(&m);

@@ -45,28 +45,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-/// Declares a `const fn` normally and a plain `fn` under loom, whose atomics
-/// cannot be built in a `const` context.
-macro_rules! const_unless_loom {
-    ($(#[$attr:meta])* $vis:vis fn $($rest:tt)*) => {
-        #[cfg(not(loom))]
-        $(#[$attr])*
-        $vis const fn $($rest)*
-
-        #[cfg(loom)]
-        $(#[$attr])*
-        $vis fn $($rest)*
-    };
-}
-
 mod account;
 mod counters;
+#[doc(hidden)]
+pub mod doc_fixtures;
 mod error;
 mod fork;
 mod gup;
 mod held;
 mod map;
 mod protect;
+mod range;
+mod space;
 mod tracker;
 
 #[cfg(any(test, loom))]
@@ -79,12 +69,13 @@ pub use counters::rmw_stats;
 pub use counters::{FolioShape, PageCounters, PageFlags, GUP_PIN_COUNTING_BIAS, REFCOUNT_MAX};
 pub use error::{PinError, Warning};
 pub use fork::{fork_action, ForkAction};
-pub use gup::{
-    AddressSpace, FaultKind, GupFlags, MappedRun, Mapping, MappingFlags, MappingKind, UserAddr,
-    UserPages, FAULT_RETRIES,
-};
+pub use gup::{GupFlags, UserPages, FAULT_RETRIES};
 pub use gupio_pfn::{Folio, FolioOrder};
 pub use held::HeldRun;
-pub use map::{maybe_dma_pinned, ArrayMemoryMap, FolioRef, MemoryMap, PageOps, PinStats};
+pub use map::{
+    maybe_dma_pinned, ArrayMemoryMap, FolioRef, MemoryMap, PageOps, PinStats, WARNING_LOG_LEN,
+};
 pub use protect::ProtectError;
-pub use tracker::{GrabKind, PageRange, Tracker};
+pub use range::PageRange;
+pub use space::{AddressSpace, FaultKind, MappedRun, Mapping, MappingFlags, MappingKind, UserAddr};
+pub use tracker::{GrabKind, Tracker};

@@ -5,6 +5,8 @@ use core::fmt;
 
 use gupio_pfn::{Folio, FolioOrder, Pfn};
 use gupio_sync::atomic::{AtomicUsize, Ordering};
+use gupio_sync::const_unless_loom;
+use gupio_sync::Mutex;
 
 use crate::counters::{FolioShape, PageCounters, PageFlags, GUP_PIN_COUNTING_BIAS};
 use crate::{PinError, Warning};
@@ -430,33 +432,18 @@ impl PinStats {
     }
 
     /// Pins acquired so far.
-    ///
-    /// ```
-    /// assert_eq!(gupio_pin::PinStats::new().acquired(), 0);
-    /// ```
     pub fn acquired(&self) -> usize {
         // Relaxed: a statistic; it orders nothing.
         self.acquired.load(Ordering::Relaxed)
     }
 
     /// Pins released so far.
-    ///
-    /// ```
-    /// assert_eq!(gupio_pin::PinStats::new().released(), 0);
-    /// ```
     pub fn released(&self) -> usize {
         // Relaxed: a statistic; it orders nothing.
         self.released.load(Ordering::Relaxed)
     }
 
     /// Pins acquired and not yet released (a snapshot; wrapping).
-    ///
-    /// ```
-    /// let s = gupio_pin::PinStats::new();
-    /// s.record_acquired(5);
-    /// s.record_released(5);
-    /// assert_eq!(s.in_flight(), 0);
-    /// ```
     pub fn in_flight(&self) -> usize {
         self.acquired().wrapping_sub(self.released())
     }
@@ -483,8 +470,14 @@ impl fmt::Debug for PinStats {
 ///
 /// Its allocator is [`prepare_folio`](Self::prepare_folio), which hands out
 /// any range of free pages; freeing a folio therefore only counts it (its
-/// pages are free again once its reference count is zero). Warnings are
-/// counted and passed to an optional hook function; pins are accounted in a
+/// pages are free again once its reference count is zero). Every warning
+/// goes through [`report`](Self::report), its one warn hook, which counts
+/// it, keeps the first [`WARNING_LOG_LEN`] in order (so a test can assert
+/// which fired: [`warning_log`](Self::warning_log)) and passes it to an
+/// optional hook function. `W` is the type of warning the map reports: the
+/// tracker's [`Warning`] by default; the release path's crate lets a map
+/// whose `W` also holds its warnings report those through the same hook.
+/// Pins are accounted in a
 /// [`PinStats`]; locking and dirtying use the [`PageFlags`] bits. Optionally
 /// one page is the zero page and a range of pages is movable (not long-term
 /// pinnable, like Linux's `ZONE_MOVABLE`). An embedder with its own page
@@ -517,18 +510,23 @@ impl fmt::Debug for PinStats {
 /// assert_eq!(RAM.folios_freed(), 1);
 /// assert_eq!(RAM.stats().acquired(), RAM.stats().released());
 /// ```
-pub struct ArrayMemoryMap<const N: usize> {
+pub struct ArrayMemoryMap<const N: usize, W = Warning> {
     base: Pfn,
     zero_page: Option<Pfn>,
     movable: Option<crate::PageRange>,
-    warn_hook: Option<fn(Warning)>,
+    warn_hook: Option<fn(W)>,
     stats: PinStats,
     folios_freed: AtomicUsize,
     warnings: AtomicUsize,
+    log: [Mutex<Option<W>>; WARNING_LOG_LEN],
     pages: [PageCounters; N],
 }
 
-impl<const N: usize> ArrayMemoryMap<N> {
+/// How many warnings an [`ArrayMemoryMap`] keeps in its log; later ones
+/// are only counted and passed to the hook.
+pub const WARNING_LOG_LEN: usize = 32;
+
+impl<const N: usize, W> ArrayMemoryMap<N, W> {
     const_unless_loom! {
         /// `N` free small pages starting at frame `base`.
         ///
@@ -547,6 +545,7 @@ impl<const N: usize> ArrayMemoryMap<N> {
                 stats: PinStats::new(),
                 folios_freed: AtomicUsize::new(0),
                 warnings: AtomicUsize::new(0),
+                log: new_log(),
                 pages: new_pages::<N>(),
             }
         }
@@ -588,7 +587,8 @@ impl<const N: usize> ArrayMemoryMap<N> {
 
     const_unless_loom! {
         /// The same map, calling `hook` with every warning (after counting
-        /// it). Without a hook warnings are only counted.
+        /// and logging it). Without a hook warnings are only counted and
+        /// logged.
         ///
         /// ```
         /// use gupio_pfn::Pfn;
@@ -598,87 +598,45 @@ impl<const N: usize> ArrayMemoryMap<N> {
         /// assert!(Tracker::new(&map).get_page(Pfn::new(0)).is_err(), "a free page");
         /// assert_eq!(map.warnings(), 1);
         /// ```
-        pub fn with_warn_hook(mut self, hook: fn(Warning)) -> Self {
+        pub fn with_warn_hook(mut self, hook: fn(W)) -> Self {
             self.warn_hook = Some(hook);
             self
         }
     }
 
     /// The pin accounting of this map.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// let map = gupio_pin::ArrayMemoryMap::<1>::new(Pfn::new(0));
-    /// assert_eq!(map.stats().in_flight(), 0);
-    /// ```
     pub const fn stats(&self) -> &PinStats {
         &self.stats
     }
 
     /// How many folios have been freed (their last reference dropped).
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// use gupio_pin::{ArrayMemoryMap, FolioOrder, Tracker};
-    /// let map = ArrayMemoryMap::<1>::new(Pfn::new(0));
-    /// map.prepare_folio(Pfn::new(0), FolioOrder::SMALL).unwrap();
-    /// Tracker::new(&map).put_page(Pfn::new(0)).unwrap();
-    /// assert_eq!(map.folios_freed(), 1);
-    /// ```
     pub fn folios_freed(&self) -> usize {
         // Relaxed: a statistic; it orders nothing.
         self.folios_freed.load(Ordering::Relaxed)
     }
 
     /// How many warnings have been reported.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// assert_eq!(gupio_pin::ArrayMemoryMap::<1>::new(Pfn::new(0)).warnings(), 0);
-    /// ```
     pub fn warnings(&self) -> usize {
         // Relaxed: a statistic; it orders nothing.
         self.warnings.load(Ordering::Relaxed)
     }
 
     /// The first frame of the map.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// assert_eq!(gupio_pin::ArrayMemoryMap::<1>::new(Pfn::new(7)).base(), Pfn::new(7));
-    /// ```
     pub const fn base(&self) -> Pfn {
         self.base
     }
 
     /// The number of pages in the map.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// assert_eq!(gupio_pin::ArrayMemoryMap::<3>::new(Pfn::new(0)).len(), 3);
-    /// ```
     pub const fn len(&self) -> usize {
         N
     }
 
     /// Whether the map has no pages.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// assert!(gupio_pin::ArrayMemoryMap::<0>::new(Pfn::new(0)).is_empty());
-    /// ```
     pub const fn is_empty(&self) -> bool {
         N == 0
     }
 
     /// The index of `pfn` in the map, if it is there.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// let map = gupio_pin::ArrayMemoryMap::<4>::new(Pfn::new(10));
-    /// assert_eq!(map.index_of(Pfn::new(12)), Some(2));
-    /// assert_eq!(map.index_of(Pfn::new(9)), None);
-    /// ```
     pub const fn index_of(&self, pfn: Pfn) -> Option<usize> {
         match pfn.get().checked_sub(self.base.get()) {
             Some(index) if index < N => Some(index),
@@ -747,7 +705,39 @@ impl<const N: usize> ArrayMemoryMap<N> {
     }
 }
 
-impl<const N: usize> MemoryMap for ArrayMemoryMap<N> {
+impl<const N: usize, W: Copy> ArrayMemoryMap<N, W> {
+    /// The map's one warn hook: counts `warning`, logs it if the log has
+    /// room, and passes it to the hook function. [`PageOps::warn`] reports
+    /// the tracker's warnings through it; the release path reports its own.
+    ///
+    /// Lock-free but for the log slot, which no other reporter takes: a
+    /// report claims its slot with one atomic increment, so a report from
+    /// an interrupt never waits for the thread it interrupted.
+    pub fn report(&self, warning: W) {
+        // Relaxed: it only hands out slots; each slot's lock orders the
+        // value written into it with its readers.
+        let slot = self.warnings.fetch_add(1, Ordering::Relaxed);
+        if let Some(entry) = self.log.get(slot) {
+            *entry.lock() = Some(warning);
+        }
+        if let Some(hook) = self.warn_hook {
+            hook(warning);
+        }
+    }
+
+    /// The warnings reported so far, in the order they fired (the first
+    /// [`WARNING_LOG_LEN`]; [`warnings`](Self::warnings) counts them all).
+    /// A report still being written when this runs may be missing.
+    pub fn warning_log(&self) -> impl Iterator<Item = W> + '_ {
+        let logged = self.warnings().min(WARNING_LOG_LEN);
+        self.log
+            .iter()
+            .take(logged)
+            .filter_map(|entry| *entry.lock())
+    }
+}
+
+impl<const N: usize, W> MemoryMap for ArrayMemoryMap<N, W> {
     #[inline]
     fn counters(&self, pfn: Pfn) -> Option<&PageCounters> {
         self.pages.get(self.index_of(pfn)?)
@@ -762,7 +752,7 @@ impl<const N: usize> MemoryMap for ArrayMemoryMap<N> {
     }
 }
 
-impl<const N: usize> PageOps for ArrayMemoryMap<N> {
+impl<const N: usize, W: From<Warning> + Copy> PageOps for ArrayMemoryMap<N, W> {
     fn free_folio(&self, _folio: FolioRef<'_>) {
         // The pages are free again now that the count is zero:
         // `prepare_folio` may hand them out.
@@ -771,11 +761,7 @@ impl<const N: usize> PageOps for ArrayMemoryMap<N> {
     }
 
     fn warn(&self, warning: Warning) {
-        // Relaxed: a statistic; it orders nothing.
-        self.warnings.fetch_add(1, Ordering::Relaxed);
-        if let Some(hook) = self.warn_hook {
-            hook(warning);
-        }
+        self.report(warning.into());
     }
 
     fn pins_acquired(&self, pages: usize) {
@@ -787,7 +773,7 @@ impl<const N: usize> PageOps for ArrayMemoryMap<N> {
     }
 }
 
-impl<const N: usize> fmt::Debug for ArrayMemoryMap<N> {
+impl<const N: usize, W> fmt::Debug for ArrayMemoryMap<N, W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ArrayMemoryMap")
             .field("base", &self.base)
@@ -809,6 +795,16 @@ const fn new_pages<const N: usize>() -> [PageCounters; N] {
 #[cfg(loom)]
 fn new_pages<const N: usize>() -> [PageCounters; N] {
     core::array::from_fn(|_| PageCounters::new())
+}
+
+#[cfg(not(loom))]
+const fn new_log<W>() -> [Mutex<Option<W>>; WARNING_LOG_LEN] {
+    [const { Mutex::new(None) }; WARNING_LOG_LEN]
+}
+
+#[cfg(loom)]
+fn new_log<W>() -> [Mutex<Option<W>>; WARNING_LOG_LEN] {
+    core::array::from_fn(|_| Mutex::new(None))
 }
 
 #[cfg(test)]

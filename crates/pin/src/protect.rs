@@ -3,7 +3,7 @@
 
 use core::fmt;
 
-use crate::gup::{FaultKind, UserAddr};
+use crate::space::{FaultKind, UserAddr};
 
 /// Why an address space could not write-protect (or restore) a user range.
 ///

@@ -100,7 +100,15 @@ impl<const N: usize> TestMachine<N> {
         self.warnings.load(Ordering::Relaxed)
     }
 
-    /// The last warning reported.
+    /// Counts a warning that reached the machine through another crate's
+    /// hook (the release path's), so [`warnings`](Self::warnings) counts
+    /// every warning the machine saw.
+    pub fn count_warning(&self) {
+        // Relaxed: a test statistic.
+        self.warnings.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The last warning of the tracker reported.
     pub fn last_warning(&self) -> Option<Warning> {
         *self.last_warning.lock()
     }

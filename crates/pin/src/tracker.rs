@@ -7,158 +7,9 @@ use core::ops::ControlFlow;
 use gupio_pfn::{Origin, Pfn};
 use gupio_sync::atomic::{fence, Ordering};
 
-use crate::counters::{AddRefsError, SubError, GUP_PIN_COUNTING_BIAS};
-use crate::{maybe_dma_pinned, FolioRef, PageFlags, PageOps, PinAccount, PinError, Warning};
-
-/// A run of physically contiguous pages: a first frame and a page count.
-///
-/// The whole run is encodable (its last frame is at most [`Pfn::MAX`]).
-///
-/// ```
-/// use gupio_pfn::Pfn;
-/// use gupio_pin::PageRange;
-/// let range = PageRange::try_new(Pfn::new(8), 4).unwrap();
-/// assert_eq!(range.last(), Some(Pfn::new(11)));
-/// assert!(PageRange::try_new(Pfn::MAX, 2).is_err());
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct PageRange {
-    first: Pfn,
-    count: usize,
-}
-
-impl PageRange {
-    /// The `count` pages from `first`.
-    ///
-    /// # Panics
-    /// If the last page would be above [`Pfn::MAX`]. For constants; use
-    /// [`PageRange::try_new`] on values that come from a caller.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// assert_eq!(gupio_pin::PageRange::new(Pfn::new(1), 3).len(), 3);
-    /// ```
-    #[track_caller]
-    pub const fn new(first: Pfn, count: usize) -> Self {
-        match Self::try_new(first, count) {
-            Ok(range) => range,
-            Err(_) => panic!("page range runs past Pfn::MAX"),
-        }
-    }
-
-    /// The `count` pages from `first`, if the last one is encodable.
-    ///
-    /// # Errors
-    /// [`PinError::RangeOverflow`] if the last page would be above [`Pfn::MAX`].
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// use gupio_pin::{PageRange, PinError};
-    /// assert!(PageRange::try_new(Pfn::MAX, 1).is_ok());
-    /// assert_eq!(
-    ///     PageRange::try_new(Pfn::MAX, 2),
-    ///     Err(PinError::RangeOverflow { first: Pfn::MAX, count: 2 })
-    /// );
-    /// ```
-    pub const fn try_new(first: Pfn, count: usize) -> Result<Self, PinError> {
-        if count > 0 && first.checked_add(count - 1).is_none() {
-            return Err(PinError::RangeOverflow { first, count });
-        }
-        Ok(Self { first, count })
-    }
-
-    /// The single page `pfn`.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// assert_eq!(gupio_pin::PageRange::single(Pfn::new(5)).len(), 1);
-    /// ```
-    pub const fn single(pfn: Pfn) -> Self {
-        Self {
-            first: pfn,
-            count: 1,
-        }
-    }
-
-    /// The first page.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// assert_eq!(gupio_pin::PageRange::new(Pfn::new(5), 2).first(), Pfn::new(5));
-    /// ```
-    pub const fn first(&self) -> Pfn {
-        self.first
-    }
-
-    /// The last page, or `None` for an empty range.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// assert_eq!(gupio_pin::PageRange::new(Pfn::new(5), 0).last(), None);
-    /// ```
-    pub const fn last(&self) -> Option<Pfn> {
-        if self.count == 0 {
-            None
-        } else {
-            Some(Pfn::new_truncate(self.first.get() + (self.count - 1)))
-        }
-    }
-
-    /// The number of pages.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// assert_eq!(gupio_pin::PageRange::new(Pfn::new(5), 2).len(), 2);
-    /// ```
-    pub const fn len(&self) -> usize {
-        self.count
-    }
-
-    /// Whether the range has no pages.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// assert!(gupio_pin::PageRange::new(Pfn::new(5), 0).is_empty());
-    /// ```
-    pub const fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// Whether `pfn` is in the range.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// let r = gupio_pin::PageRange::new(Pfn::new(5), 2);
-    /// assert!(r.contains(Pfn::new(6)) && !r.contains(Pfn::new(7)));
-    /// ```
-    pub const fn contains(&self, pfn: Pfn) -> bool {
-        match pfn.get().checked_sub(self.first.get()) {
-            Some(offset) => offset < self.count,
-            None => false,
-        }
-    }
-
-    /// The page `offset` pages into the range (`offset < len`).
-    const fn nth(&self, offset: usize) -> Pfn {
-        // first + offset <= first + (count - 1), checked encodable in try_new.
-        Pfn::new_truncate(self.first.get() + offset)
-    }
-
-    /// The `count` pages from `first`, known to lie inside one folio of a
-    /// memory map (so every one is encodable).
-    #[inline]
-    pub(crate) const fn inside_folio(first: Pfn, count: usize) -> Self {
-        Self { first, count }
-    }
-
-    /// The first `count` pages of the range (`count <= len`).
-    const fn prefix(&self, count: usize) -> Self {
-        Self {
-            first: self.first,
-            count,
-        }
-    }
-}
+use crate::{
+    maybe_dma_pinned, FolioRef, PageFlags, PageOps, PageRange, PinAccount, PinError, Warning,
+};
 
 /// What a grab takes on each page: a plain reference or a pin.
 ///
@@ -178,10 +29,6 @@ pub enum GrabKind {
 
 impl GrabKind {
     /// The origin a page held this way carries in a bio.
-    ///
-    /// ```
-    /// assert!(gupio_pin::GrabKind::Pin.origin().is_pinned());
-    /// ```
     pub const fn origin(self) -> Origin {
         match self {
             Self::Get => Origin::Referenced,
@@ -269,17 +116,7 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// ```
     /// # use gupio_pfn::Pfn;
     /// # use gupio_pin::*;
-    /// # struct M;
-    /// # impl MemoryMap for M {
-    /// #     fn counters(&self, _: Pfn) -> Option<&PageCounters> { None }
-    /// #     fn is_zero_page(&self, _: Pfn) -> bool { false }
-    /// # }
-    /// # impl PageOps for M {
-    /// #     fn free_folio(&self, _: FolioRef<'_>) {}
-    /// #     fn warn(&self, _: Warning) {}
-    /// #     fn pins_acquired(&self, _: usize) {}
-    /// #     fn pins_released(&self, _: usize) {}
-    /// # }
+    /// # use gupio_pin::doc_fixtures::NoMemory as M;
     /// let tracker = Tracker::new(&M);
     /// assert_eq!(
     ///     tracker.get_page(Pfn::new(1)),
@@ -291,23 +128,6 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     }
 
     /// The embedder's hooks this tracker works through.
-    ///
-    /// ```
-    /// # use gupio_pfn::Pfn;
-    /// # use gupio_pin::*;
-    /// # struct M;
-    /// # impl MemoryMap for M {
-    /// #     fn counters(&self, _: Pfn) -> Option<&PageCounters> { None }
-    /// #     fn is_zero_page(&self, _: Pfn) -> bool { false }
-    /// # }
-    /// # impl PageOps for M {
-    /// #     fn free_folio(&self, _: FolioRef<'_>) {}
-    /// #     fn warn(&self, _: Warning) {}
-    /// #     fn pins_acquired(&self, _: usize) {}
-    /// #     fn pins_released(&self, _: usize) {}
-    /// # }
-    /// assert!(!Tracker::new(&M).ops().is_zero_page(Pfn::new(0)));
-    /// ```
     pub const fn ops(&self) -> &'a M {
         self.ops
     }
@@ -376,6 +196,64 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// ```
     pub fn pin_page(&self, pfn: Pfn) -> Result<(), PinError> {
         self.grab(Pages::Array(core::slice::from_ref(&pfn)), GrabKind::Pin)
+    }
+
+    /// Adds one more pin to the page at `pfn`, whose folio the caller
+    /// already holds pinned (Linux's `folio_add_pin`): for a second holder
+    /// of a page pinned once, such as a bio that needs its own pin on a
+    /// page another bio of the same request holds, without walking the
+    /// page tables again. One pin as [`pin_page`](Self::pin_page) takes it
+    /// (a small page gains [`GUP_PIN_COUNTING_BIAS`](crate::GUP_PIN_COUNTING_BIAS)
+    /// references, a large folio one reference and one pin), accounted the
+    /// same way. The zero page is never pinned: adding a pin to it changes
+    /// nothing and succeeds.
+    ///
+    /// The folio must already be pinned, as
+    /// [`maybe_dma_pinned`](crate::maybe_dma_pinned) sees it (on a small
+    /// page 1024 plain references look like a pin, as in Linux). Linux
+    /// warns and adds anyway; gupio warns and refuses, since a pin taken
+    /// without a page-table walk skips every check `pin_user_pages` makes.
+    /// The check reads the counts before the add: it is exact for a caller
+    /// that holds a pin, as it must, because that pin keeps the folio
+    /// pinned meanwhile.
+    ///
+    /// # Errors
+    /// [`PinError::NotPinned`] (warned: [`Warning::AddPinWithoutPin`]) if
+    /// the folio holds no pin; otherwise as [`pin_page`](Self::pin_page).
+    /// Nothing changes on error.
+    ///
+    /// ```
+    /// # use gupio_pfn::Pfn;
+    /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap, PinError, Tracker};
+    /// let m = ArrayMemoryMap::<1>::new(Pfn::new(0));
+    /// let page = Pfn::new(0);
+    /// m.prepare_folio(page, FolioOrder::SMALL).unwrap();
+    /// let t = Tracker::new(&m);
+    /// assert_eq!(t.add_pin(page), Err(PinError::NotPinned { pfn: page }), "not pinned yet");
+    /// t.pin_page(page).unwrap();
+    /// t.add_pin(page).unwrap();
+    /// assert_eq!(m.counters(page).unwrap().refcount(), 1 + 2 * 1024);
+    /// ```
+    pub fn add_pin(&self, pfn: Pfn) -> Result<(), PinError> {
+        let folio = self.lookup(pfn)?;
+        let head = folio.head();
+        if self.ops.is_zero_page(head) {
+            return Ok(());
+        }
+        if !folio.maybe_dma_pinned() {
+            let counters = folio.counters();
+            self.ops.warn(Warning::AddPinWithoutPin {
+                pfn: head,
+                refcount: counters.refcount(),
+                pincount: counters.pincount(),
+            });
+            return Err(PinError::NotPinned { pfn: head });
+        }
+        let pins = self.grab_run(folio, 1, GrabKind::Pin)?;
+        if pins > 0 {
+            self.ops.pins_acquired(pins);
+        }
+        Ok(())
     }
 
     /// Unpins the page at `pfn` (Linux's `unpin_user_page`), freeing the
@@ -679,6 +557,12 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// owner keeps and dirties its pages). With `make_dirty`, folios are
     /// dirtied first as by the `*_dirty_lock` forms.
     ///
+    /// Returns the pins released: the pages unpinned, as
+    /// [`PageOps::pins_released`](crate::PageOps::pins_released) was told.
+    /// Pages of the zero page are never pinned and so never unpinned: a
+    /// pinned range over it releases fewer pins than it has pages, and a
+    /// put or a borrowed range releases none.
+    ///
     /// # Errors
     /// As [`unpin_range`](Self::unpin_range) or [`put_range`](Self::put_range).
     ///
@@ -692,9 +576,9 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// let range = PageRange::single(Pfn::new(0));
     /// let t = Tracker::new(&m);
     /// t.pin_range(range).unwrap();
-    /// t.release_range(range, Origin::Borrowed, true).unwrap();
+    /// assert_eq!(t.release_range(range, Origin::Borrowed, true), Ok(0));
     /// assert_eq!(m.counters(Pfn::new(0)).unwrap().refcount(), 1025, "borrowed: untouched");
-    /// t.release_range(range, Origin::Pinned, false).unwrap();
+    /// assert_eq!(t.release_range(range, Origin::Pinned, false), Ok(1));
     /// assert_eq!(m.counters(Pfn::new(0)).unwrap().refcount(), 1);
     /// ```
     #[inline]
@@ -703,13 +587,13 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
         range: PageRange,
         origin: Origin,
         make_dirty: bool,
-    ) -> Result<(), PinError> {
+    ) -> Result<usize, PinError> {
         let kind = match origin {
-            Origin::Borrowed => return Ok(()),
+            Origin::Borrowed => return Ok(0),
             Origin::Referenced => GrabKind::Get,
             Origin::Pinned => GrabKind::Pin,
         };
-        self.release_and_account(Pages::Range(range), kind, make_dirty)
+        self.release_and_count(Pages::Range(range), kind, make_dirty)
     }
 
     /// Releases a [`HeldRun`](crate::HeldRun), consuming it: unpins a
@@ -731,14 +615,7 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
     /// ```
     /// # use gupio_pfn::{PageGeometry, Pfn};
     /// # use gupio_pin::*;
-    /// # struct Identity;
-    /// # impl AddressSpace for Identity {
-    /// #     fn page_geometry(&self) -> PageGeometry { PageGeometry::FOUR_KIB }
-    /// #     fn translate(&self, a: UserAddr) -> Result<Option<Mapping>, FaultKind> {
-    /// #         Ok(Some(Mapping::new(Pfn::new(a.get() >> 12), MappingFlags::WRITABLE)))
-    /// #     }
-    /// #     fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> { Ok(()) }
-    /// # }
+    /// # use gupio_pin::doc_fixtures::Identity;
     /// let m = ArrayMemoryMap::<1>::new(Pfn::new(0));
     /// m.prepare_folio(Pfn::new(0), FolioOrder::SMALL).unwrap();
     /// let t = Tracker::new(&m);
@@ -887,334 +764,9 @@ impl<'a, M: PageOps + ?Sized> Tracker<'a, M> {
         });
         result
     }
-
-    /// Looks up the folio of `pfn`, warning if the map's answer is
-    /// inconsistent.
-    pub(crate) fn lookup(&self, pfn: Pfn) -> Result<FolioRef<'a>, PinError> {
-        match self.ops.folio(pfn) {
-            Ok(folio) if folio.contains(pfn) => Ok(folio),
-            Ok(_) | Err(PinError::CorruptCounters { .. }) => {
-                self.ops.warn(Warning::CorruptFolio { pfn });
-                Err(PinError::CorruptCounters { pfn })
-            }
-            Err(other) => Err(other),
-        }
-    }
-
-    /// Calls `visit(folio, start, len)` for each folio run of `pages`, in
-    /// order, until it breaks. A page whose lookup fails is a run of one.
-    fn for_each_run(
-        &self,
-        pages: Pages<'_>,
-        mut visit: impl FnMut(Result<FolioRef<'a>, PinError>, usize, usize) -> ControlFlow<()>,
-    ) {
-        match pages {
-            Pages::Array(pfns) => {
-                let mut start = 0;
-                let mut rest = pfns;
-                while let Some((&pfn, tail)) = rest.split_first() {
-                    let (folio, len) = match self.lookup(pfn) {
-                        Ok(folio) => {
-                            let more = tail.iter().take_while(|&&p| folio.contains(p)).count();
-                            (Ok(folio), 1 + more)
-                        }
-                        Err(e) => (Err(e), 1),
-                    };
-                    if visit(folio, start, len).is_break() {
-                        return;
-                    }
-                    start += len;
-                    rest = rest.get(len..).unwrap_or_default();
-                }
-            }
-            Pages::Range(range) => {
-                let mut start = 0;
-                while start < range.len() {
-                    let pfn = range.nth(start);
-                    let (folio, len) = match self.lookup(pfn) {
-                        // `lookup` checked that the folio contains `pfn`, so
-                        // the run has at least one page.
-                        Ok(folio) => (Ok(folio), folio.pages_from(pfn).min(range.len() - start)),
-                        Err(e) => (Err(e), 1),
-                    };
-                    if visit(folio, start, len).is_break() {
-                        return;
-                    }
-                    start += len;
-                }
-            }
-        }
-    }
-
-    /// Takes a reference or pin on every page, all or nothing, and accounts
-    /// the pins once at the end.
-    fn grab(&self, pages: Pages<'_>, kind: GrabKind) -> Result<(), PinError> {
-        let mut pins = 0usize;
-        let mut failure = None;
-        self.for_each_run(pages, |folio, start, len| {
-            match folio.and_then(|folio| self.grab_run(folio, len, kind)) {
-                Ok(taken) => {
-                    pins += taken;
-                    ControlFlow::Continue(())
-                }
-                Err(e) => {
-                    failure = Some((start, e));
-                    ControlFlow::Break(())
-                }
-            }
-        });
-        if let Some((done, error)) = failure {
-            // Undo the runs before the failure. Not yet accounted, so the
-            // release is not accounted either. Its own failures (a bug
-            // elsewhere) have been warned about; the caller gets the error
-            // that stopped the grab.
-            let _ = self.release(pages.prefix(done), kind, false);
-            return Err(error);
-        }
-        if pins > 0 {
-            self.ops.pins_acquired(pins);
-        }
-        Ok(())
-    }
-
-    /// Takes `pages` references or pins on `folio` with one checked update
-    /// of its refcount (and one of its pin count if it is large and this is
-    /// a pin). Returns the pins to account.
-    pub(crate) fn grab_run(
-        &self,
-        folio: FolioRef<'a>,
-        pages: usize,
-        kind: GrabKind,
-    ) -> Result<usize, PinError> {
-        let head = folio.head();
-        if kind == GrabKind::Pin && self.ops.is_zero_page(head) {
-            // Linux 6.5: the zero page is never pinned; nothing to undo later.
-            return Ok(0);
-        }
-        let counters = folio.counters();
-        let refs = refs_needed(&folio, pages, kind);
-        let overflow = |refcount| PinError::RefcountOverflow {
-            pfn: head,
-            refcount,
-            adding: refs,
-        };
-        let delta = u32::try_from(refs).map_err(|_| overflow(counters.refcount()))?;
-        // A large folio counts the pin exactly as well: one update of both
-        // counts (one read-modify-write where they share a word).
-        let pins = if kind == GrabKind::Pin && folio.has_pincount() {
-            delta
-        } else {
-            0
-        };
-        match counters.try_add(delta, pins) {
-            Ok(()) => {}
-            Err(AddRefsError::Free) => {
-                self.ops.warn(Warning::GrabOfFreePage { pfn: head });
-                return Err(PinError::PageFree { pfn: head });
-            }
-            Err(AddRefsError::Overflow(refcount)) => return Err(overflow(refcount)),
-        }
-        Ok(if kind == GrabKind::Pin { pages } else { 0 })
-    }
-
-    /// Releases every run it can and accounts the pins released.
-    #[inline]
-    fn release_and_account(
-        &self,
-        pages: Pages<'_>,
-        kind: GrabKind,
-        make_dirty: bool,
-    ) -> Result<(), PinError> {
-        // A range inside one folio (every single-page bvec) is one run:
-        // release it without the walk, with the same result.
-        if let Pages::Range(range) = pages {
-            if let Some(folio) = self.single_run(range) {
-                let pins = self.release_run(folio, range.len(), kind, make_dirty)?;
-                if pins > 0 {
-                    self.ops.pins_released(pins);
-                }
-                return Ok(());
-            }
-        }
-        self.release_and_account_walk(pages, kind, make_dirty)
-    }
-
-    /// [`release_and_account`](Self::release_and_account) for pages that
-    /// span several folio runs (or that the map answers badly for): the
-    /// walk, kept out of line so the one-run case stays small.
-    #[inline(never)]
-    fn release_and_account_walk(
-        &self,
-        pages: Pages<'_>,
-        kind: GrabKind,
-        make_dirty: bool,
-    ) -> Result<(), PinError> {
-        let (released, result) = self.release(pages, kind, make_dirty);
-        if released > 0 {
-            self.ops.pins_released(released);
-        }
-        result
-    }
-
-    /// The folio holding every page of the non-empty `range`, if the map
-    /// answers consistently; otherwise `None`, and the general walk looks
-    /// the pages up again and reports (and warns about) what is wrong.
-    #[inline]
-    fn single_run(&self, range: PageRange) -> Option<FolioRef<'a>> {
-        if range.is_empty() {
-            return None;
-        }
-        let first = range.first();
-        let folio = self.ops.folio(first).ok()?;
-        (folio.contains(first) && folio.pages_from(first) >= range.len()).then_some(folio)
-    }
-
-    /// Releases every run it can; returns the pins released and the first
-    /// error.
-    fn release(
-        &self,
-        pages: Pages<'_>,
-        kind: GrabKind,
-        make_dirty: bool,
-    ) -> (usize, Result<(), PinError>) {
-        let mut released = 0usize;
-        let mut first_error = None;
-        self.for_each_run(pages, |folio, _, len| {
-            match folio.and_then(|folio| self.release_run(folio, len, kind, make_dirty)) {
-                Ok(pins) => released += pins,
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-            ControlFlow::Continue(())
-        });
-        (released, first_error.map_or(Ok(()), Err))
-    }
-
-    /// Drops `pages` references or pins from `folio` with one checked update
-    /// of its refcount (and one of its pin count if it is large and this is
-    /// an unpin), dirtying it first if asked. Returns the pins to account.
-    pub(crate) fn release_run(
-        &self,
-        folio: FolioRef<'a>,
-        pages: usize,
-        kind: GrabKind,
-        make_dirty: bool,
-    ) -> Result<usize, PinError> {
-        let head = folio.head();
-        let counters = folio.counters();
-        let zero = self.ops.is_zero_page(head);
-        if make_dirty && !zero && !counters.flags().contains(PageFlags::DIRTY) {
-            // Linux's unpin_user_pages_dirty_lock: lock, mark dirty, unlock.
-            // Racing writeback may clean it again: at worst one more
-            // writeback of the folio.
-            self.ops.lock_folio(folio);
-            self.ops.mark_folio_dirty(folio);
-            self.ops.unlock_folio(folio);
-        }
-        if kind == GrabKind::Pin && zero {
-            return Ok(0);
-        }
-        let refs = refs_needed(&folio, pages, kind);
-        let large_unpin = kind == GrabKind::Pin && folio.has_pincount();
-        // More references than a count can hold are certainly not held.
-        let Ok(delta) = u32::try_from(refs) else {
-            return Err(self.refuse_release(&folio, pages, refs, kind, counters.refcount()));
-        };
-        let pins = if large_unpin { delta } else { 0 };
-        match counters.try_sub(delta, pins) {
-            Ok(0) => self.last_reference_dropped(folio)?,
-            Ok(_) => {}
-            Err(SubError::Pins { refcount, pincount }) => {
-                self.ops.warn(Warning::UnpinWithoutPin {
-                    pfn: head,
-                    pages: widen(pages),
-                    refcount,
-                    pincount,
-                });
-                return Err(PinError::NotPinned { pfn: head });
-            }
-            Err(SubError::Refs { refcount, pincount }) if large_unpin => {
-                // The pins are there but their references are not: nothing
-                // changed, and the folio is left alone.
-                self.ops.warn(Warning::RefcountBelowPincount {
-                    pfn: head,
-                    refcount,
-                    pincount,
-                });
-                return Err(PinError::CorruptCounters { pfn: head });
-            }
-            Err(SubError::Refs { refcount, .. }) => {
-                return Err(self.refuse_release(&folio, pages, refs, kind, refcount))
-            }
-        }
-        Ok(if kind == GrabKind::Pin { pages } else { 0 })
-    }
-
-    /// Warns about and returns the error for a release of more than is held
-    /// (`refcount` is the count seen).
-    fn refuse_release(
-        &self,
-        folio: &FolioRef<'a>,
-        pages: usize,
-        refs: u64,
-        kind: GrabKind,
-        refcount: u32,
-    ) -> PinError {
-        let pfn = folio.head();
-        match kind {
-            GrabKind::Get => {
-                self.ops.warn(Warning::PutWithoutReference {
-                    pfn,
-                    refcount,
-                    dropping: refs,
-                });
-                PinError::NoReference { pfn }
-            }
-            GrabKind::Pin => {
-                self.ops.warn(Warning::UnpinWithoutPin {
-                    pfn,
-                    pages: widen(pages),
-                    refcount,
-                    pincount: folio.counters().pincount(),
-                });
-                PinError::NotPinned { pfn }
-            }
-        }
-    }
-
-    /// The caller's update took the count to zero (and ran the Acquire
-    /// fence): free the folio, unless pins remain, which only a bug causes;
-    /// then it is leaked rather than freed under a device.
-    fn last_reference_dropped(&self, folio: FolioRef<'a>) -> Result<(), PinError> {
-        if folio.has_pincount() {
-            let pincount = folio.counters().pincount();
-            if pincount != 0 {
-                let pfn = folio.head();
-                self.ops.warn(Warning::FreedWhilePinned { pfn, pincount });
-                return Err(PinError::CorruptCounters { pfn });
-            }
-        }
-        self.ops.free_folio(folio);
-        Ok(())
-    }
 }
 
-/// The references `pages` gets or pins of `folio` amount to, saturating.
-fn refs_needed(folio: &FolioRef<'_>, pages: usize, kind: GrabKind) -> u64 {
-    let pages = widen(pages);
-    match kind {
-        GrabKind::Pin if !folio.has_pincount() => {
-            pages.saturating_mul(u64::from(GUP_PIN_COUNTING_BIAS))
-        }
-        _ => pages,
-    }
-}
-
-/// A page count as a `u64` (lossless on every supported target).
-fn widen(pages: usize) -> u64 {
-    u64::try_from(pages).unwrap_or(u64::MAX)
-}
+mod runs;
 
 #[cfg(test)]
 mod tests;

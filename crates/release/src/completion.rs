@@ -1,10 +1,10 @@
 //! The completion object: status, chained bios, `end_io` exactly once.
 
 use gupio_bio::BioStatus;
-use gupio_pin::Warning;
 use gupio_sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use gupio_sync::const_unless_loom;
 
-use crate::{ReleaseError, Warn};
+use crate::{ReleaseError, ReleaseWarning, Warn};
 
 const IDLE: u8 = 0;
 const IN_FLIGHT: u8 = 1;
@@ -31,7 +31,7 @@ const FINISHED: u8 = 3;
 /// use gupio_bio::BioStatus;
 /// use gupio_release::{Completion, Ending};
 /// # struct NoWarn;
-/// # impl gupio_release::Warn for NoWarn { fn warn(&self, w: gupio_pin::Warning) { panic!("{w}") } }
+/// # impl gupio_release::Warn for NoWarn { fn warn(&self, w: gupio_release::ReleaseWarning) { panic!("{w}") } }
 ///
 /// let parent = Completion::new();
 /// parent.start()?;
@@ -82,28 +82,19 @@ const fn status_to_raw(status: BioStatus) -> u8 {
 }
 
 impl Completion {
-    /// An idle completion.
-    ///
-    /// ```
-    /// let c = gupio_release::Completion::new();
-    /// assert!(!c.is_in_flight());
-    /// ```
-    #[cfg(not(loom))]
-    pub const fn new() -> Self {
-        Self {
-            state: AtomicU8::new(IDLE),
-            status: AtomicU8::new(status_to_raw(BioStatus::Ok)),
-            remaining: AtomicU32::new(0),
-        }
-    }
-
-    /// An idle completion.
-    #[cfg(loom)]
-    pub fn new() -> Self {
-        Self {
-            state: AtomicU8::new(IDLE),
-            status: AtomicU8::new(status_to_raw(BioStatus::Ok)),
-            remaining: AtomicU32::new(0),
+    const_unless_loom! {
+        /// An idle completion.
+        ///
+        /// ```
+        /// let c = gupio_release::Completion::new();
+        /// assert!(!c.is_in_flight());
+        /// ```
+        pub fn new() -> Self {
+            Self {
+                state: AtomicU8::new(IDLE),
+                status: AtomicU8::new(status_to_raw(BioStatus::Ok)),
+                remaining: AtomicU32::new(0),
+            }
         }
     }
 
@@ -195,7 +186,7 @@ impl Completion {
     /// ```
     /// use gupio_bio::BioStatus;
     /// use gupio_release::{Completion, Ending, ReleaseError};
-    /// # struct W; impl gupio_release::Warn for W { fn warn(&self, _: gupio_pin::Warning) {} }
+    /// # struct W; impl gupio_release::Warn for W { fn warn(&self, _: gupio_release::ReleaseWarning) {} }
     /// let c = Completion::new();
     /// c.start()?;
     /// assert_eq!(c.complete(BioStatus::Ok, &W)?, Ending::Finished(BioStatus::Ok));
@@ -216,7 +207,7 @@ impl Completion {
             Ok(_) => self.report(status, warn),
             Err(IDLE) => Err(ReleaseError::NotStarted),
             Err(_) => {
-                warn.warn(Warning::DoubleCompletion);
+                warn.warn(ReleaseWarning::DoubleCompletion);
                 Err(ReleaseError::DoubleCompletion)
             }
         }
@@ -232,7 +223,7 @@ impl Completion {
     /// ```
     /// use gupio_bio::BioStatus;
     /// use gupio_release::{Completion, Ending};
-    /// # struct W; impl gupio_release::Warn for W { fn warn(&self, _: gupio_pin::Warning) {} }
+    /// # struct W; impl gupio_release::Warn for W { fn warn(&self, _: gupio_release::ReleaseWarning) {} }
     /// let c = Completion::new();
     /// c.start()?;
     /// let child = c.chain()?;
@@ -269,7 +260,7 @@ impl Completion {
         let mut seen = self.remaining.load(Ordering::Relaxed);
         loop {
             if seen == 0 {
-                warn.warn(Warning::DoubleCompletion);
+                warn.warn(ReleaseWarning::DoubleCompletion);
                 return Err(ReleaseError::DoubleCompletion);
             }
             // AcqRel: Release publishes this part's status and page
@@ -292,30 +283,19 @@ impl Completion {
         match BioStatus::from_raw(raw) {
             Some(status) => Ok(Ending::Finished(status)),
             None => {
-                warn.warn(Warning::CorruptCompletionStatus { raw });
+                warn.warn(ReleaseWarning::CorruptCompletionStatus { raw });
                 Ok(Ending::Finished(BioStatus::IoError))
             }
         }
     }
 
     /// Whether the completion is started and not yet finished.
-    ///
-    /// ```
-    /// let c = gupio_release::Completion::new();
-    /// c.start().unwrap();
-    /// assert!(c.is_in_flight());
-    /// ```
     pub fn is_in_flight(&self) -> bool {
         // Acquire: pairs with the Release store of FINISHED.
         matches!(self.state.load(Ordering::Acquire), IN_FLIGHT | OWN_DONE)
     }
 
     /// The parts still outstanding (a snapshot).
-    ///
-    /// ```
-    /// let c = gupio_release::Completion::new();
-    /// assert_eq!(c.outstanding(), 0);
-    /// ```
     pub fn outstanding(&self) -> u32 {
         // Relaxed: a snapshot for diagnostics.
         self.remaining.load(Ordering::Relaxed)

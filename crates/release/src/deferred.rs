@@ -1,6 +1,7 @@
 //! The deferred-release list: bios whose pages must be re-dirtied in
 //! process context before release.
 
+use gupio_sync::const_unless_loom;
 use gupio_sync::Mutex;
 use heapless::Deque;
 
@@ -57,14 +58,6 @@ pub struct DeferredFull<T> {
 
 impl<T> DeferredFull<T> {
     /// The error: [`ReleaseError::DeferredListFull`] with the list's capacity.
-    ///
-    /// ```
-    /// use gupio_release::{DeferredList, ReleaseError};
-    /// let list: DeferredList<u8, 1> = DeferredList::new();
-    /// list.push(1).unwrap();
-    /// assert_eq!(list.push(2).unwrap_err().error(),
-    ///            ReleaseError::DeferredListFull { capacity: 1 });
-    /// ```
     pub fn error(&self) -> ReleaseError {
         ReleaseError::DeferredListFull {
             capacity: self.capacity,
@@ -85,24 +78,17 @@ impl<T> DeferredFull<T> {
 }
 
 impl<T, const N: usize> DeferredList<T, N> {
-    /// An empty list.
-    ///
-    /// ```
-    /// let list: gupio_release::DeferredList<u32, 4> = gupio_release::DeferredList::new();
-    /// assert!(list.is_empty());
-    /// ```
-    #[cfg(not(loom))]
-    pub const fn new() -> Self {
-        Self {
-            queue: Mutex::new(Deque::new()),
-        }
-    }
-
-    /// An empty list.
-    #[cfg(loom)]
-    pub fn new() -> Self {
-        Self {
-            queue: Mutex::new(Deque::new()),
+    const_unless_loom! {
+        /// An empty list.
+        ///
+        /// ```
+        /// let list: gupio_release::DeferredList<u32, 4> = gupio_release::DeferredList::new();
+        /// assert!(list.is_empty());
+        /// ```
+        pub fn new() -> Self {
+            Self {
+                queue: Mutex::new(Deque::new()),
+            }
         }
     }
 
@@ -159,31 +145,16 @@ impl<T, const N: usize> DeferredList<T, N> {
     }
 
     /// How many items are queued (a snapshot).
-    ///
-    /// ```
-    /// let list: gupio_release::DeferredList<u32, 4> = gupio_release::DeferredList::new();
-    /// assert_eq!(list.len(), 0);
-    /// ```
     pub fn len(&self) -> usize {
         self.queue.lock().len()
     }
 
     /// Whether nothing is queued (a snapshot).
-    ///
-    /// ```
-    /// let list: gupio_release::DeferredList<u32, 4> = gupio_release::DeferredList::new();
-    /// assert!(list.is_empty());
-    /// ```
     pub fn is_empty(&self) -> bool {
         self.queue.lock().is_empty()
     }
 
     /// The list's capacity, `N`.
-    ///
-    /// ```
-    /// let list: gupio_release::DeferredList<u32, 4> = gupio_release::DeferredList::new();
-    /// assert_eq!(list.capacity(), 4);
-    /// ```
     pub const fn capacity(&self) -> usize {
         N
     }

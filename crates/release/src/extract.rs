@@ -47,16 +47,9 @@ impl<M: PageOps + ?Sized> fmt::Debug for RunRefused<'_, M> {
 /// use gupio_bio::{Bio, BioLimits, BioOp, Sector};
 /// use gupio_pfn::{PageGeometry, Pfn};
 /// use gupio_pin::*;
-/// use gupio_release::{add_held_run, release_pages};
-/// # struct Identity;
-/// # impl AddressSpace for Identity {
-/// #     fn page_geometry(&self) -> PageGeometry { PageGeometry::FOUR_KIB }
-/// #     fn translate(&self, a: UserAddr) -> Result<Option<Mapping>, FaultKind> {
-/// #         Ok(Some(Mapping::new(Pfn::new(a.get() >> 12), MappingFlags::WRITABLE)))
-/// #     }
-/// #     fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> { Ok(()) }
-/// # }
-/// let map = ArrayMemoryMap::<8>::new(Pfn::new(0));
+/// use gupio_release::{add_held_run, release_pages, AnyWarning};
+/// # use gupio_pin::doc_fixtures::Identity;
+/// let map = ArrayMemoryMap::<8, AnyWarning>::new(Pfn::new(0));
 /// map.prepare_folio(Pfn::new(0), FolioOrder::try_new(3).unwrap()).unwrap();
 /// let tracker = Tracker::new(&map);
 /// let mut table = heapless::Vec::<_, 4>::new();
@@ -157,17 +150,10 @@ fn drop_duplicate<M: PageOps + ?Sized>(
 /// use gupio_bio::{Bio, BioLimits, BioOp, Sector};
 /// use gupio_pfn::{PageGeometry, Pfn};
 /// use gupio_pin::*;
-/// use gupio_release::{add_user_range, release_pages};
+/// use gupio_release::{add_user_range, release_pages, AnyWarning};
 /// // User address N * 4096 maps pfn N.
-/// struct Identity;
-/// impl AddressSpace for Identity {
-///     fn page_geometry(&self) -> PageGeometry { PageGeometry::FOUR_KIB }
-///     fn translate(&self, a: UserAddr) -> Result<Option<Mapping>, FaultKind> {
-///         Ok(Some(Mapping::new(Pfn::new(a.get() >> 12), MappingFlags::WRITABLE)))
-///     }
-///     fn fault_in(&self, _: UserAddr, _: bool) -> Result<(), FaultKind> { Ok(()) }
-/// }
-/// let map = ArrayMemoryMap::<8>::new(Pfn::new(0));
+/// use gupio_pin::doc_fixtures::Identity;
+/// let map = ArrayMemoryMap::<8, AnyWarning>::new(Pfn::new(0));
 /// map.prepare_folio(Pfn::new(0), FolioOrder::try_new(3).unwrap()).unwrap();
 /// let tracker = Tracker::new(&map);
 /// let mut table = heapless::Vec::<_, 4>::new();

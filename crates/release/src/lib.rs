@@ -27,6 +27,11 @@
 //!   and [`ReleaseError::DoubleCompletion`]) without releasing anything twice.
 //!   [`SubmittedBio::end`] is the one rule for ending a lone bio from its
 //!   interrupt handler: every outcome gives back a completed bio to release.
+//! - **Its own warnings.** What only a bug can cause on this path (a bvec
+//!   without a page, a second completion, a corrupt status word) is a
+//!   [`ReleaseWarning`], reported through [`Warn`], which the embedder
+//!   implements beside the tracker's [`PageOps`](gupio_pin::PageOps);
+//!   [`AnyWarning`] is either crate's warning, for one warn function.
 //! - **Building from user memory.** [`add_user_range`] pins a user buffer
 //!   through the embedder's address space and fills a bio with one pin per
 //!   page, handing back every pin that did not fit.
@@ -40,10 +45,10 @@
 //! ```
 //! use gupio_bio::{Bio, BioLimits, BioOp, BioStatus, Origin, Pfn, Sector};
 //! use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap, Tracker};
-//! use gupio_release::{Completion, SubmittedBio};
-//! # struct Quiet; impl gupio_release::Warn for Quiet { fn warn(&self, w: gupio_pin::Warning) { panic!("{w}") } }
+//! use gupio_release::{AnyWarning, Completion, SubmittedBio};
 //!
-//! let map = ArrayMemoryMap::<4>::new(Pfn::new(0));
+//! // A map whose one warn hook logs the tracker's and the release path's warnings.
+//! let map = ArrayMemoryMap::<4, AnyWarning>::new(Pfn::new(0));
 //! map.prepare_folio(Pfn::new(0), FolioOrder::try_new(2).unwrap()).unwrap();
 //! let tracker = Tracker::new(&map);
 //! tracker.pin_page(Pfn::new(1)).unwrap(); // a user page, pinned
@@ -55,11 +60,12 @@
 //! completion.start()?;
 //! let in_flight = SubmittedBio::submit(bio).map_err(|(_, e)| e)?;
 //! // ... the device DMAs into pfn 1, then its interrupt handler runs:
-//! let ended = in_flight.end(&completion, BioStatus::Ok, &Quiet);
+//! let ended = in_flight.end(&completion, BioStatus::Ok, &map);
 //! assert_eq!(ended.result, Ok(BioStatus::Ok));
 //! let released = ended.bio.release(&tracker, true);
 //! assert_eq!(released.result?.unpinned, 1);
 //! assert_eq!(map.counters(Pfn::new(0)).unwrap().pincount(), 0);
+//! assert_eq!(map.warnings(), 0);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![cfg_attr(not(test), no_std)]
@@ -74,6 +80,7 @@ mod extract;
 mod release;
 pub mod stable;
 mod submit;
+mod warning;
 
 pub use completion::{ChildToken, Completion, Ending};
 pub use deferred::{DeferredFull, DeferredList};
@@ -87,31 +94,7 @@ pub use stable::{
     StablePolicy, StableStats, StableWrite,
 };
 pub use submit::{release_deferred, CompletedBio, DioRead, Released, SubmittedBio};
-
-use gupio_pin::{PageOps, Warning};
-
-/// Where the completion path reports an invariant violation that only a bug
-/// can cause (Linux's `WARN_ON_ONCE`). Every [`PageOps`] embedder is one,
-/// through [`PageOps::warn`].
-///
-/// ```
-/// use gupio_release::Warn;
-/// struct Log;
-/// impl Warn for Log {
-///     fn warn(&self, warning: gupio_pin::Warning) { eprintln!("WARNING: {warning}") }
-/// }
-/// Log.warn(gupio_pin::Warning::DoubleCompletion);
-/// ```
-pub trait Warn {
-    /// Reports `warning`.
-    fn warn(&self, warning: Warning);
-}
-
-impl<M: PageOps + ?Sized> Warn for M {
-    fn warn(&self, warning: Warning) {
-        PageOps::warn(self, warning);
-    }
-}
+pub use warning::{AnyWarning, ReleaseWarning, Warn};
 
 #[cfg(test)]
 mod tests;

@@ -2,9 +2,9 @@
 
 use gupio_bio::{Bio, BioVec, BvecStorage};
 use gupio_pfn::Origin;
-use gupio_pin::{PageOps, PageRange, PinError, Tracker, Warning};
+use gupio_pin::{PageOps, PageRange, PinError, Tracker};
 
-use crate::ReleaseError;
+use crate::{ReleaseError, ReleaseWarning, Warn};
 
 /// What one release did, counted in pages (a bvec spanning three pages
 /// counts three).
@@ -20,6 +20,10 @@ pub struct ReleaseStats {
     pub unpinned: usize,
     /// Pages whose reference was put ([`Origin::Referenced`]).
     pub put: usize,
+    /// Pages of the zero page in pinned bvecs: never pinned, so not
+    /// unpinned either (the tracker's pin accounting counts them nowhere,
+    /// and neither does `unpinned`).
+    pub zero_page: usize,
     /// Pages left to their owner ([`Origin::Borrowed`]), counted when the
     /// bio also holds pages to release (a bio of borrowed pages only is
     /// skipped in O(1) and counts nothing).
@@ -29,9 +33,14 @@ pub struct ReleaseStats {
 }
 
 impl ReleaseStats {
-    fn count(&mut self, origin: Origin, pages: usize) {
+    /// Counts one bvec of `pages` pages of `origin`, of which the tracker
+    /// released `pins` pins.
+    fn count(&mut self, origin: Origin, pages: usize, pins: usize) {
         match origin {
-            Origin::Pinned => self.unpinned += pages,
+            Origin::Pinned => {
+                self.unpinned += pins;
+                self.zero_page += pages.saturating_sub(pins);
+            }
             Origin::Referenced => self.put += pages,
             Origin::Borrowed => self.borrowed += pages,
         }
@@ -39,14 +48,8 @@ impl ReleaseStats {
     }
 
     /// Pages seen, whatever their origin.
-    ///
-    /// ```
-    /// use gupio_release::ReleaseStats;
-    /// let s = ReleaseStats { unpinned: 2, put: 1, borrowed: 1, bvecs: 3 };
-    /// assert_eq!(s.pages(), 4);
-    /// ```
     pub const fn pages(&self) -> usize {
-        self.unpinned + self.put + self.borrowed
+        self.unpinned + self.zero_page + self.put + self.borrowed
     }
 }
 
@@ -63,13 +66,12 @@ fn bvec_range<S: BvecStorage>(bio: &Bio<S>, bvec: &BioVec) -> Option<(PageRange,
 /// Runs `each` over every bvec holding pages; a bvec with no page is warned
 /// about and reported. Every bvec is visited even after a failure; the first
 /// error is returned.
-fn for_each_range<S, M, F>(ops: &M, bio: &Bio<S>, mut each: F) -> Result<ReleaseStats, ReleaseError>
+fn for_each_range<S, M, F>(ops: &M, bio: &Bio<S>, mut each: F) -> Result<(), ReleaseError>
 where
     S: BvecStorage,
-    M: PageOps + ?Sized,
+    M: PageOps + Warn + ?Sized,
     F: FnMut(PageRange, Origin) -> Result<(), PinError>,
 {
-    let mut stats = ReleaseStats::default();
     let mut first_error = None;
     for (index, bvec) in bio.bvecs().iter().enumerate() {
         if bvec.is_empty() && bvec.is_none() {
@@ -77,21 +79,20 @@ where
             continue;
         }
         let Some((range, origin)) = bvec_range(bio, bvec) else {
-            ops.warn(Warning::BvecWithoutPage {
-                index: u32::try_from(index).unwrap_or(u32::MAX),
-            });
+            Warn::warn(
+                ops,
+                ReleaseWarning::BvecWithoutPage {
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                },
+            );
             first_error.get_or_insert(ReleaseError::NoPage { index });
             continue;
         };
-        stats.count(origin, range.len());
         if let Err(error) = each(range, origin) {
             first_error.get_or_insert(ReleaseError::Pin { index, error });
         }
     }
-    match first_error {
-        Some(error) => Err(error),
-        None => Ok(stats),
-    }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Releases every page of `bio` the way its origin says (Linux's
@@ -121,9 +122,10 @@ where
 /// ```
 /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector};
 /// use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap, Tracker};
+/// use gupio_release::AnyWarning;
 /// use gupio_release::release_pages;
 ///
-/// let map = ArrayMemoryMap::<4>::new(Pfn::new(0));
+/// let map = ArrayMemoryMap::<4, AnyWarning>::new(Pfn::new(0));
 /// for pfn in 0..4 {
 ///     map.prepare_folio(Pfn::new(pfn), FolioOrder::SMALL).unwrap();
 /// }
@@ -151,7 +153,8 @@ where
 /// ```compile_fail
 /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector, SectorCount};
 /// use gupio_pin::{ArrayMemoryMap, Tracker};
-/// let map = ArrayMemoryMap::<4>::new(Pfn::new(0));
+/// use gupio_release::AnyWarning;
+/// let map = ArrayMemoryMap::<4, AnyWarning>::new(Pfn::new(0));
 /// let mut table = heapless::Vec::<_, 4>::new();
 /// let mut bio = Bio::new(&mut table, BioOp::Read, Sector(0), BioLimits::default());
 /// let _ = bio.add_page(Pfn::new(1), 4096, 0, Origin::Pinned).unwrap();
@@ -165,14 +168,18 @@ pub fn release_pages<S, M>(
 ) -> Result<ReleaseStats, ReleaseError>
 where
     S: BvecStorage,
-    M: PageOps + ?Sized,
+    M: PageOps + Warn + ?Sized,
 {
     if !bio.needs_release() {
         return Ok(ReleaseStats::default());
     }
+    let mut stats = ReleaseStats::default();
     for_each_range(tracker.ops(), bio, |range, origin| {
-        tracker.release_range(range, origin, mark_dirty)
-    })
+        let pins = tracker.release_range(range, origin, mark_dirty)?;
+        stats.count(origin, range.len(), pins);
+        Ok(())
+    })?;
+    Ok(stats)
 }
 
 /// Marks every pinned or referenced page of `bio` dirty before a
@@ -192,9 +199,10 @@ where
 /// ```
 /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector};
 /// use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap, PageFlags, Tracker};
+/// use gupio_release::AnyWarning;
 /// use gupio_release::{set_pages_dirty, check_pages_dirty};
 ///
-/// let map = ArrayMemoryMap::<1>::new(Pfn::new(0));
+/// let map = ArrayMemoryMap::<1, AnyWarning>::new(Pfn::new(0));
 /// map.prepare_folio(Pfn::new(0), FolioOrder::SMALL).unwrap();
 /// let tracker = Tracker::new(&map);
 /// let mut table = heapless::Vec::<_, 1>::new();
@@ -207,7 +215,7 @@ where
 pub fn set_pages_dirty<S, M>(tracker: &Tracker<'_, M>, bio: &Bio<S>) -> Result<(), ReleaseError>
 where
     S: BvecStorage,
-    M: PageOps + ?Sized,
+    M: PageOps + Warn + ?Sized,
 {
     if !bio.needs_release() {
         return Ok(());
@@ -216,7 +224,6 @@ where
         Origin::Borrowed => Ok(()),
         Origin::Pinned | Origin::Referenced => tracker.dirty_range_lock(range),
     })
-    .map(|_| ())
 }
 
 /// Whether every pinned or referenced page of `bio` is still dirty (Linux's
@@ -234,9 +241,10 @@ where
 /// ```
 /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector};
 /// use gupio_pin::{ArrayMemoryMap, FolioOrder, Tracker};
+/// use gupio_release::AnyWarning;
 /// use gupio_release::check_pages_dirty;
 ///
-/// let map = ArrayMemoryMap::<1>::new(Pfn::new(0));
+/// let map = ArrayMemoryMap::<1, AnyWarning>::new(Pfn::new(0));
 /// map.prepare_folio(Pfn::new(0), FolioOrder::SMALL).unwrap();
 /// let tracker = Tracker::new(&map);
 /// let mut table = heapless::Vec::<_, 1>::new();
@@ -247,7 +255,7 @@ where
 pub fn check_pages_dirty<S, M>(tracker: &Tracker<'_, M>, bio: &Bio<S>) -> Result<bool, ReleaseError>
 where
     S: BvecStorage,
-    M: PageOps + ?Sized,
+    M: PageOps + Warn + ?Sized,
 {
     if !bio.needs_release() {
         return Ok(true);

@@ -52,7 +52,7 @@ use gupio_pfn::Pfn;
 use gupio_pin::{PageOps, ProtectError, Tracker};
 use gupio_sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::{release_pages, ReleaseError};
+use crate::{release_pages, ReleaseError, Warn};
 
 /// How one direct-I/O write keeps the pages the device reads stable.
 ///
@@ -94,10 +94,6 @@ impl StableMode {
     }
 
     /// The mode's name, as the demo and the README spell it.
-    ///
-    /// ```
-    /// assert_eq!(gupio_release::StableMode::WriteProtect.name(), "write-protect");
-    /// ```
     pub const fn name(self) -> &'static str {
         match self {
             Self::ZeroCopy => "zero-copy",
@@ -322,7 +318,7 @@ pub fn bounce_piece<S, M, I>(
 ) -> Result<Pfn, StableError<I::Error>>
 where
     S: BvecStorage,
-    M: PageOps + ?Sized,
+    M: PageOps + Warn + ?Sized,
     I: StableIo + ?Sized,
 {
     let bounce = io.alloc_bounce_page().map_err(StableError::Alloc)?;
@@ -336,7 +332,7 @@ where
     }
 }
 
-fn drop_bounce<M: PageOps + ?Sized>(tracker: &Tracker<'_, M>, refused: AddError) {
+fn drop_bounce<M: PageOps + Warn + ?Sized>(tracker: &Tracker<'_, M>, refused: AddError) {
     if let Some(page) = refused.rejected().page() {
         // The reference the allocation gave us: a failure is a bug the
         // tracker already warned about.
@@ -373,10 +369,11 @@ pub struct Bounced<T: BvecStorage> {
 /// ```
 /// use gupio_pfn::Pfn;
 /// use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap, Tracker};
+/// use gupio_release::AnyWarning;
 /// use gupio_bio::{Bio, BioLimits, BioOp, Origin, Sector};
 /// use gupio_release::{bounce_bio, StableIo};
 /// # use core::cell::Cell;
-/// struct Io<'m> { map: &'m ArrayMemoryMap<8>, next: Cell<usize> }
+/// struct Io<'m> { map: &'m ArrayMemoryMap<8, AnyWarning>, next: Cell<usize> }
 /// impl StableIo for Io<'_> {
 ///     type Error = ();
 ///     fn alloc_bounce_page(&self) -> Result<Pfn, ()> {
@@ -388,7 +385,7 @@ pub struct Bounced<T: BvecStorage> {
 ///     fn copy_page(&self, _: Pfn, _: Pfn, _: u32, _: u32) {}
 ///     fn checksum(&self, _: Pfn, _: u32, _: u32) -> u64 { 0 }
 /// }
-/// let map = ArrayMemoryMap::<8>::new(Pfn::new(0));
+/// let map = ArrayMemoryMap::<8, AnyWarning>::new(Pfn::new(0));
 /// map.prepare_folio(Pfn::new(0), FolioOrder::SMALL).unwrap(); // the user's page
 /// let tracker = Tracker::new(&map);
 /// tracker.pin_page(Pfn::new(0)).unwrap();
@@ -412,7 +409,7 @@ pub fn bounce_bio<S, T, M, I>(
 where
     S: BvecStorage,
     T: BvecStorage,
-    M: PageOps + ?Sized,
+    M: PageOps + Warn + ?Sized,
     I: StableIo + ?Sized,
 {
     if bio.op() != BioOp::Write {

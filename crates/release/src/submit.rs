@@ -5,7 +5,7 @@ use gupio_bio::{Bio, BioError, BioStatus, BvecStorage};
 use gupio_pin::{PageOps, Tracker};
 
 use crate::{
-    check_pages_dirty, release_pages, DeferredFull, DeferredList, ReleaseError, ReleaseStats,
+    check_pages_dirty, release_pages, DeferredFull, DeferredList, ReleaseError, ReleaseStats, Warn,
 };
 
 /// A bio handed to a device: its pages may be under DMA. Only
@@ -35,8 +35,9 @@ pub struct SubmittedBio<S> {
 /// ```
 /// use gupio_bio::{Bio, BioLimits, BioOp, BioStatus, Origin, Pfn, Sector};
 /// use gupio_pin::{ArrayMemoryMap, FolioOrder, Tracker};
+/// use gupio_release::AnyWarning;
 /// use gupio_release::SubmittedBio;
-/// let map = ArrayMemoryMap::<1>::new(Pfn::new(0));
+/// let map = ArrayMemoryMap::<1, AnyWarning>::new(Pfn::new(0));
 /// map.prepare_folio(Pfn::new(0), FolioOrder::SMALL).unwrap();
 /// let tracker = Tracker::new(&map);
 /// tracker.pin_page(Pfn::new(0)).unwrap();
@@ -99,16 +100,6 @@ impl<S: BvecStorage> SubmittedBio<S> {
     }
 
     /// The bio, for the driver to read its segments.
-    ///
-    /// ```
-    /// # use gupio_bio::{Bio, BioLimits, BioOp, Origin, Pfn, Sector};
-    /// # let mut table = heapless::Vec::<_, 1>::new();
-    /// # let mut bio = Bio::new(&mut table, BioOp::Write, Sector(0), BioLimits::default());
-    /// # let _ = bio.add_page(Pfn::new(1), 512, 0, Origin::Borrowed).unwrap();
-    /// let submitted = gupio_release::SubmittedBio::submit(bio).unwrap();
-    /// assert_eq!(submitted.bio().vcnt(), 1);
-    /// # let _ = submitted.complete(gupio_bio::BioStatus::Ok);
-    /// ```
     pub fn bio(&self) -> &Bio<S> {
         &self.bio
     }
@@ -163,29 +154,11 @@ impl<S: BvecStorage> SubmittedBio<S> {
 
 impl<S: BvecStorage> CompletedBio<S> {
     /// The status the device reported.
-    ///
-    /// ```
-    /// # use gupio_bio::{Bio, BioLimits, BioOp, BioStatus, Origin, Pfn, Sector};
-    /// # let mut table = heapless::Vec::<_, 1>::new();
-    /// # let mut bio = Bio::new(&mut table, BioOp::Write, Sector(0), BioLimits::default());
-    /// # let _ = bio.add_page(Pfn::new(1), 512, 0, Origin::Borrowed).unwrap();
-    /// let done = gupio_release::SubmittedBio::submit(bio).unwrap().complete(BioStatus::Ok);
-    /// assert!(done.status().is_ok());
-    /// ```
     pub fn status(&self) -> BioStatus {
         self.bio.status()
     }
 
     /// The bio, for reading what the device delivered.
-    ///
-    /// ```
-    /// # use gupio_bio::{Bio, BioLimits, BioOp, BioStatus, Origin, Pfn, Sector};
-    /// # let mut table = heapless::Vec::<_, 1>::new();
-    /// # let mut bio = Bio::new(&mut table, BioOp::Write, Sector(0), BioLimits::default());
-    /// # let _ = bio.add_page(Pfn::new(1), 512, 0, Origin::Borrowed).unwrap();
-    /// let done = gupio_release::SubmittedBio::submit(bio).unwrap().complete(BioStatus::Ok);
-    /// assert_eq!(done.bio().size(), 512);
-    /// ```
     pub fn bio(&self) -> &Bio<S> {
         &self.bio
     }
@@ -197,7 +170,8 @@ impl<S: BvecStorage> CompletedBio<S> {
     /// ```
     /// # use gupio_bio::{Bio, BioLimits, BioOp, BioStatus, Origin, Pfn, Sector};
     /// # use gupio_pin::{ArrayMemoryMap, Tracker};
-    /// # let map = ArrayMemoryMap::<1>::new(Pfn::new(0));
+    /// # use gupio_release::AnyWarning;
+    /// # let map = ArrayMemoryMap::<1, AnyWarning>::new(Pfn::new(0));
     /// # let mut table = heapless::Vec::<_, 1>::new();
     /// # let mut bio = Bio::new(&mut table, BioOp::Write, Sector(0), BioLimits::default());
     /// # let _ = bio.add_page(Pfn::new(0), 512, 0, Origin::Borrowed).unwrap();
@@ -207,7 +181,7 @@ impl<S: BvecStorage> CompletedBio<S> {
     /// assert_eq!(released.result.unwrap().pages(), 0);
     /// assert_eq!(released.storage.len(), 1, "the table comes back for reuse");
     /// ```
-    pub fn release<M: PageOps + ?Sized>(
+    pub fn release<M: PageOps + Warn + ?Sized>(
         self,
         tracker: &Tracker<'_, M>,
         mark_dirty: bool,
@@ -234,8 +208,9 @@ impl<S: BvecStorage> CompletedBio<S> {
     /// ```
     /// # use gupio_bio::{Bio, BioLimits, BioOp, BioStatus, Origin, Pfn, Sector};
     /// # use gupio_pin::{ArrayMemoryMap, FolioOrder, PageFlags, Tracker, MemoryMap};
+    /// # use gupio_release::AnyWarning;
     /// use gupio_release::{set_pages_dirty, release_deferred, DeferredList, DioRead, SubmittedBio};
-    /// # let map = ArrayMemoryMap::<1>::new(Pfn::new(0));
+    /// # let map = ArrayMemoryMap::<1, AnyWarning>::new(Pfn::new(0));
     /// # map.prepare_folio(Pfn::new(0), FolioOrder::SMALL).unwrap();
     /// let tracker = Tracker::new(&map);
     /// tracker.pin_page(Pfn::new(0)).unwrap();
@@ -255,7 +230,7 @@ impl<S: BvecStorage> CompletedBio<S> {
     /// assert_eq!(map.counters(Pfn::new(0)).unwrap().refcount(), 1);
     /// ```
     #[allow(clippy::result_large_err)] // the bio is handed back by value on purpose
-    pub fn complete_dio_read<M: PageOps + ?Sized, const N: usize>(
+    pub fn complete_dio_read<M: PageOps + Warn + ?Sized, const N: usize>(
         self,
         tracker: &Tracker<'_, M>,
         deferred: &DeferredList<CompletedBio<S>, N>,
@@ -276,8 +251,9 @@ impl<S: BvecStorage> CompletedBio<S> {
 /// ```
 /// use gupio_release::{release_deferred, DeferredList, CompletedBio};
 /// use gupio_pin::{ArrayMemoryMap, Tracker};
+/// use gupio_release::AnyWarning;
 /// # use gupio_bio::BvecSlice;
-/// let map = ArrayMemoryMap::<1>::new(gupio_pfn::Pfn::new(0));
+/// let map = ArrayMemoryMap::<1, AnyWarning>::new(gupio_pfn::Pfn::new(0));
 /// let list: DeferredList<CompletedBio<BvecSlice<'static>>, 2> = DeferredList::new();
 /// assert_eq!(release_deferred(&list, &Tracker::new(&map), |_| {}), 0);
 /// ```
@@ -288,7 +264,7 @@ pub fn release_deferred<S, M, F, const N: usize>(
 ) -> usize
 where
     S: BvecStorage,
-    M: PageOps + ?Sized,
+    M: PageOps + Warn + ?Sized,
     F: FnMut(Released<S>),
 {
     deferred.drain(|bio| each(bio.release(tracker, true)))

@@ -5,12 +5,11 @@ use gupio_pin::{
     AddressSpace, ArrayMemoryMap, FaultKind, FolioOrder, GupFlags, Mapping, MappingFlags,
     MemoryMap, PageFlags, PinError, Tracker, UserAddr, GUP_PIN_COUNTING_BIAS,
 };
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 const PAGE: u32 = 4096;
 
 /// A machine of 64 small pages from pfn 0, plus an order-3 folio at 64..72.
-fn machine() -> ArrayMemoryMap<72> {
+fn machine() -> ArrayMemoryMap<72, AnyWarning> {
     let map = ArrayMemoryMap::new(Pfn::new(0));
     for pfn in 0..64 {
         map.prepare_folio(Pfn::new(pfn), FolioOrder::SMALL).unwrap();
@@ -20,15 +19,15 @@ fn machine() -> ArrayMemoryMap<72> {
     map
 }
 
-fn refcount(map: &ArrayMemoryMap<72>, pfn: usize) -> u32 {
+fn refcount(map: &ArrayMemoryMap<72, AnyWarning>, pfn: usize) -> u32 {
     map.counters(Pfn::new(pfn)).unwrap().refcount()
 }
 
-fn pincount(map: &ArrayMemoryMap<72>, pfn: usize) -> u32 {
+fn pincount(map: &ArrayMemoryMap<72, AnyWarning>, pfn: usize) -> u32 {
     map.counters(Pfn::new(pfn)).unwrap().pincount()
 }
 
-fn dirty(map: &ArrayMemoryMap<72>, pfn: usize) -> bool {
+fn dirty(map: &ArrayMemoryMap<72, AnyWarning>, pfn: usize) -> bool {
     map.counters(Pfn::new(pfn))
         .unwrap()
         .flags()
@@ -36,7 +35,7 @@ fn dirty(map: &ArrayMemoryMap<72>, pfn: usize) -> bool {
 }
 
 /// Every page back at its allocation reference, no pins, no warnings.
-fn assert_baseline(map: &ArrayMemoryMap<72>) {
+fn assert_baseline(map: &ArrayMemoryMap<72, AnyWarning>) {
     for pfn in 0..64 {
         assert_eq!(refcount(map, pfn), 1, "pfn {pfn}");
     }
@@ -55,19 +54,17 @@ fn new_bio(
 
 struct Quiet;
 impl Warn for Quiet {
-    fn warn(&self, warning: gupio_pin::Warning) {
+    fn warn(&self, warning: ReleaseWarning) {
         panic!("unexpected warning: {warning}");
     }
 }
 
-/// Counts warnings instead of failing.
-#[derive(Default)]
-struct Counting(AtomicUsize);
-impl Warn for Counting {
-    fn warn(&self, _: gupio_pin::Warning) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
+/// A map of no pages, whose log records the warnings a completion reports.
+fn warning_log() -> ArrayMemoryMap<0, AnyWarning> {
+    ArrayMemoryMap::new(Pfn::new(0))
 }
+
+const DOUBLE: AnyWarning = AnyWarning::Release(ReleaseWarning::DoubleCompletion);
 
 #[test]
 fn release_unpins_puts_and_leaves_borrowed_pages_by_origin() {
@@ -90,6 +87,7 @@ fn release_unpins_puts_and_leaves_borrowed_pages_by_origin() {
         stats,
         ReleaseStats {
             unpinned: 1,
+            zero_page: 0,
             put: 1,
             borrowed: 1,
             bvecs: 3
@@ -210,7 +208,17 @@ fn unpinning_a_page_the_bio_never_pinned_is_warned_and_never_wraps() {
         ),
         "{result:?}"
     );
-    assert_eq!(map.warnings(), 1);
+    assert!(
+        matches!(
+            map.warning_log().collect::<Vec<_>>()[..],
+            [AnyWarning::Pin(gupio_pin::Warning::UnpinWithoutPin {
+                pages: 1,
+                ..
+            })]
+        ),
+        "{:?}",
+        map.warning_log().collect::<Vec<_>>()
+    );
     assert_eq!(refcount(&map, 4), 1, "the allocation reference is intact");
     assert_eq!(map.folios_freed(), 0, "nothing was freed early");
 }
@@ -373,7 +381,7 @@ fn completion_runs_end_io_once_with_the_first_error() {
 
 #[test]
 fn a_second_completion_is_warned_and_changes_nothing() {
-    let warn = Counting::default();
+    let warn = warning_log();
     let c = Completion::new();
     c.start().unwrap();
     let child = c.chain().unwrap();
@@ -382,7 +390,7 @@ fn a_second_completion_is_warned_and_changes_nothing() {
         c.complete(BioStatus::IoError, &warn),
         Err(ReleaseError::DoubleCompletion)
     );
-    assert_eq!(warn.0.load(Ordering::Relaxed), 1);
+    assert_eq!(warn.warning_log().collect::<Vec<_>>(), [DOUBLE]);
     assert_eq!(c.outstanding(), 1, "the child is still outstanding");
     assert_eq!(
         c.child_complete(child, BioStatus::Ok, &warn),
@@ -393,12 +401,12 @@ fn a_second_completion_is_warned_and_changes_nothing() {
         c.complete(BioStatus::Ok, &warn),
         Err(ReleaseError::DoubleCompletion)
     );
-    assert_eq!(warn.0.load(Ordering::Relaxed), 2);
+    assert_eq!(warn.warning_log().collect::<Vec<_>>(), [DOUBLE, DOUBLE]);
 }
 
 #[test]
 fn a_stale_child_token_after_finish_is_a_double_completion() {
-    let warn = Counting::default();
+    let warn = warning_log();
     let c = Completion::new();
     c.start().unwrap();
     let other = Completion::new();
@@ -413,7 +421,7 @@ fn a_stale_child_token_after_finish_is_a_double_completion() {
         c.child_complete(stray, BioStatus::Ok, &warn),
         Err(ReleaseError::DoubleCompletion)
     );
-    assert_eq!(warn.0.load(Ordering::Relaxed), 1);
+    assert_eq!(warn.warning_log().collect::<Vec<_>>(), [DOUBLE]);
 }
 
 #[test]
@@ -774,4 +782,92 @@ fn add_held_run_hands_back_a_run_it_cannot_take() {
     add_held_run(&mut bio, refused.run, 0, 2 * PAGE).unwrap();
     release_pages(&t, &bio, false).unwrap();
     assert_baseline(&map);
+}
+
+#[test]
+fn release_and_pin_statistics_agree_that_a_zero_page_pin_is_no_pin() {
+    let map = ArrayMemoryMap::<4, AnyWarning>::new(Pfn::new(0)).with_zero_page(Pfn::new(0));
+    map.prepare_folio(Pfn::new(0), FolioOrder::SMALL).unwrap();
+    map.prepare_folio(Pfn::new(2), FolioOrder::try_new(1).unwrap())
+        .unwrap();
+    let t = Tracker::new(&map);
+    // A user buffer of the zero page (a never-written anonymous page)
+    // and two pages of a real folio, pinned as pin_user_pages would.
+    t.pin_page(Pfn::new(0)).unwrap();
+    t.pin_range(gupio_pin::PageRange::new(Pfn::new(2), 2))
+        .unwrap();
+    assert_eq!(
+        map.stats().acquired(),
+        2,
+        "the zero page's pin is not counted"
+    );
+    let mut table = heapless::Vec::new();
+    let mut bio = new_bio(&mut table, BioOp::Read);
+    let _ = bio.add_page(Pfn::new(0), PAGE, 0, Origin::Pinned).unwrap();
+    for pfn in [2, 3] {
+        let _ = bio
+            .add_page(Pfn::new(pfn), PAGE, 0, Origin::Pinned)
+            .unwrap();
+    }
+    let stats = release_pages(&t, &bio, false).unwrap();
+    assert_eq!(stats.unpinned, map.stats().released());
+    assert_eq!((stats.unpinned, stats.zero_page, stats.pages()), (2, 1, 3));
+    assert_eq!(map.stats().acquired(), map.stats().released());
+    let zero = map.counters(Pfn::new(0)).unwrap();
+    assert_eq!(zero.refcount(), 1, "the zero page was never touched");
+    assert_eq!(map.warnings(), 0);
+}
+
+#[test]
+fn a_completion_is_in_flight_from_start_to_finish_and_counts_its_parts() {
+    let c = Completion::new();
+    assert!(!c.is_in_flight());
+    assert_eq!(c.outstanding(), 0);
+    c.start().unwrap();
+    assert!(c.is_in_flight());
+    assert_eq!(c.outstanding(), 1);
+    let child = c.chain().unwrap();
+    assert_eq!(c.outstanding(), 2);
+    assert_eq!(c.complete(BioStatus::Ok, &Quiet), Ok(Ending::Pending));
+    assert_eq!(
+        c.child_complete(child, BioStatus::Ok, &Quiet),
+        Ok(Ending::Finished(BioStatus::Ok))
+    );
+    assert!(!c.is_in_flight());
+}
+
+#[test]
+fn a_deferred_list_reports_its_length_and_capacity_and_a_full_push() {
+    let list: DeferredList<u8, 1> = DeferredList::new();
+    assert_eq!((list.len(), list.is_empty(), list.capacity()), (0, true, 1));
+    list.push(1).unwrap();
+    assert_eq!((list.len(), list.is_empty()), (1, false));
+    let full = list.push(2).unwrap_err();
+    assert_eq!(full.error(), ReleaseError::DeferredListFull { capacity: 1 });
+    assert_eq!(full.into_inner(), 2);
+}
+
+#[test]
+fn release_stats_count_every_page_whatever_its_origin() {
+    let s = ReleaseStats {
+        unpinned: 2,
+        zero_page: 1,
+        put: 1,
+        borrowed: 1,
+        bvecs: 4,
+    };
+    assert_eq!(s.pages(), 5);
+    assert_eq!(ReleaseStats::default().pages(), 0);
+}
+
+#[test]
+fn a_bio_in_flight_and_completed_shows_its_bio_and_status() {
+    let mut table = heapless::Vec::new();
+    let mut bio = new_bio(&mut table, BioOp::Write);
+    let _ = bio.add_page(Pfn::new(1), 512, 0, Origin::Borrowed).unwrap();
+    let submitted = SubmittedBio::submit(bio).unwrap();
+    assert_eq!(submitted.bio().vcnt(), 1);
+    let done = submitted.complete(BioStatus::IoError);
+    assert_eq!(done.status(), BioStatus::IoError);
+    assert_eq!(done.bio().size(), 512);
 }

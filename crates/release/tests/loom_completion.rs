@@ -5,8 +5,8 @@
 #![cfg(loom)]
 
 use gupio_bio::BioStatus;
-use gupio_pin::Warning;
-use gupio_release::{Completion, Ending, ReleaseError, Warn};
+
+use gupio_release::{Completion, Ending, ReleaseError, ReleaseWarning, Warn};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
@@ -15,8 +15,8 @@ use loom::thread;
 struct Warnings(AtomicUsize);
 
 impl Warn for Warnings {
-    fn warn(&self, warning: Warning) {
-        assert_eq!(warning, Warning::DoubleCompletion);
+    fn warn(&self, warning: ReleaseWarning) {
+        assert_eq!(warning, ReleaseWarning::DoubleCompletion);
         self.0.fetch_add(1, Ordering::Relaxed);
     }
 }

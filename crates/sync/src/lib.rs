@@ -8,11 +8,47 @@
 //! [`Mutex::new`], [`Mutex::lock`], [`Mutex::try_lock`] and
 //! [`Mutex::into_inner`].
 //!
-//! Loom's atomics cannot be built in a `const` context; code that needs a
-//! `const` constructor (a static memory map, say) must not run under loom.
+//! Loom's atomics cannot be built in a `const` context, so a constructor
+//! that is `const` in a normal build (for a `static` memory map, say) is
+//! declared once with [`const_unless_loom!`], which makes it a plain `fn`
+//! under loom.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+/// Declares a function `const` in a normal build and plain under loom,
+/// whose atomics cannot be built in a `const` context: write the function
+/// once, without the `const` keyword, inside the macro.
+///
+/// ```
+/// use gupio_sync::atomic::AtomicU32;
+///
+/// pub struct Counter(AtomicU32);
+///
+/// impl Counter {
+///     gupio_sync::const_unless_loom! {
+///         /// A counter at zero.
+///         pub fn new() -> Self {
+///             Self(AtomicU32::new(0))
+///         }
+///     }
+/// }
+///
+/// static HITS: Counter = Counter::new();
+/// # let _ = &HITS;
+/// ```
+#[macro_export]
+macro_rules! const_unless_loom {
+    ($(#[$attr:meta])* $vis:vis fn $($rest:tt)*) => {
+        #[cfg(not(loom))]
+        $(#[$attr])*
+        $vis const fn $($rest)*
+
+        #[cfg(loom)]
+        $(#[$attr])*
+        $vis fn $($rest)*
+    };
+}
 
 /// Atomic integer types, [`Ordering`](atomic::Ordering) and [`fence`](atomic::fence).
 pub mod atomic {

@@ -38,23 +38,11 @@ pub enum Outcome {
 
 impl Outcome {
     /// Whether the folio is still dirty: a later pass must write it.
-    ///
-    /// ```
-    /// use gupio_writeback::Outcome;
-    /// assert!(Outcome::Skipped.left_dirty() && Outcome::WaitGaveUp.left_dirty());
-    /// assert!(!Outcome::Clean.left_dirty() && !Outcome::WaitedThenWritten.left_dirty());
-    /// ```
     pub const fn left_dirty(self) -> bool {
         matches!(self, Self::Bounced | Self::Skipped | Self::WaitGaveUp)
     }
 
     /// Whether the embedder was asked to write (in place or a bounce copy).
-    ///
-    /// ```
-    /// use gupio_writeback::Outcome;
-    /// assert!(Outcome::WaitedThenWritten.wrote());
-    /// assert!(!Outcome::Skipped.wrote());
-    /// ```
     pub const fn wrote(self) -> bool {
         matches!(
             self,
@@ -101,18 +89,7 @@ pub struct WritebackSummary<E> {
 }
 
 impl<E> WritebackSummary<E> {
-    /// Whether no folio failed (busy folios and failed lookups count as
-    /// failures: they were not written).
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// use gupio_writeback::{WritebackCounts, WritebackError, WritebackSummary};
-    /// let s = WritebackSummary::<i32> {
-    ///     counts: WritebackCounts { lookup_errors: 1, ..Default::default() },
-    ///     first_error: Some(WritebackError::NotInMemoryMap { pfn: Pfn::new(7) }),
-    /// };
-    /// assert!(!s.is_ok());
-    /// ```
+    /// Whether no folio failed (a busy folio or a failed lookup did: it was not written).
     pub const fn is_ok(&self) -> bool {
         self.first_error.is_none()
     }
@@ -241,25 +218,7 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
     /// [`LockMode::Blocking`].
     ///
     /// ```
-    /// # mod setup {
-    /// #     use gupio_pfn::Pfn;
-    /// #     use gupio_pin::{ArrayMemoryMap, FolioRef, FolioOrder, MemoryMap, PageFlags};
-    /// #     pub struct Disk;
-    /// #     impl gupio_writeback::WritebackIo for Disk {
-    /// #         type Error = i32;
-    /// #         fn write_protect(&self, _: FolioRef<'_>) {}
-    /// #         fn write_in_place(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn write_bounced(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn wait_until_unpinned(&self, _: FolioRef<'_>) -> bool { false }
-    /// #     }
-    /// #     pub fn dirty(m: &ArrayMemoryMap<16>, head: usize, order: u32) -> Pfn {
-    /// #         let head = Pfn::new(head);
-    /// #         m.prepare_folio(head, FolioOrder::try_new(order).unwrap()).unwrap();
-    /// #         m.counters(head).unwrap().set_flags(PageFlags::DIRTY);
-    /// #         head
-    /// #     }
-    /// # }
-    /// # use setup::{dirty, Disk};
+    /// # use gupio_writeback::doc_fixtures::{dirty, Disk};
     /// use gupio_pfn::Pfn;
     /// use gupio_pin::ArrayMemoryMap;
     /// use gupio_writeback::{LockMode, Writeback, WritebackStats};
@@ -284,14 +243,7 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
     /// ```
     /// # use gupio_pfn::Pfn;
     /// # use gupio_pin::{ArrayMemoryMap, FolioRef};
-    /// # struct Disk;
-    /// # impl gupio_writeback::WritebackIo for Disk {
-    /// #     type Error = i32;
-    /// #     fn write_protect(&self, _: FolioRef<'_>) {}
-    /// #     fn write_in_place(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
-    /// #     fn write_bounced(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
-    /// #     fn wait_until_unpinned(&self, _: FolioRef<'_>) -> bool { false }
-    /// # }
+    /// # use gupio_writeback::doc_fixtures::Disk;
     /// use gupio_writeback::{Writeback, WritebackReason, WritebackStats};
     /// let (m, disk, stats) = (ArrayMemoryMap::<16>::new(Pfn::new(0)), Disk, WritebackStats::new());
     /// let fsync = Writeback::new(&m, &disk, &stats).with_reason(WritebackReason::Integrity);
@@ -311,25 +263,7 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
     /// The same engine, taking folio locks with `lock_mode`.
     ///
     /// ```
-    /// # mod setup {
-    /// #     use gupio_pfn::Pfn;
-    /// #     use gupio_pin::{ArrayMemoryMap, FolioRef, FolioOrder, MemoryMap, PageFlags};
-    /// #     pub struct Disk;
-    /// #     impl gupio_writeback::WritebackIo for Disk {
-    /// #         type Error = i32;
-    /// #         fn write_protect(&self, _: FolioRef<'_>) {}
-    /// #         fn write_in_place(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn write_bounced(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn wait_until_unpinned(&self, _: FolioRef<'_>) -> bool { false }
-    /// #     }
-    /// #     pub fn dirty(m: &ArrayMemoryMap<16>, head: usize, order: u32) -> Pfn {
-    /// #         let head = Pfn::new(head);
-    /// #         m.prepare_folio(head, FolioOrder::try_new(order).unwrap()).unwrap();
-    /// #         m.counters(head).unwrap().set_flags(PageFlags::DIRTY);
-    /// #         head
-    /// #     }
-    /// # }
-    /// # use setup::{dirty, Disk};
+    /// # use gupio_writeback::doc_fixtures::{dirty, Disk};
     /// use gupio_pfn::Pfn;
     /// use gupio_pin::ArrayMemoryMap;
     /// use gupio_writeback::{LockMode, Writeback, WritebackStats};
@@ -343,66 +277,11 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
     }
 
     /// How this engine takes folio locks.
-    ///
-    /// ```
-    /// # mod setup {
-    /// #     use gupio_pfn::Pfn;
-    /// #     use gupio_pin::{ArrayMemoryMap, FolioRef, FolioOrder, MemoryMap, PageFlags};
-    /// #     pub struct Disk;
-    /// #     impl gupio_writeback::WritebackIo for Disk {
-    /// #         type Error = i32;
-    /// #         fn write_protect(&self, _: FolioRef<'_>) {}
-    /// #         fn write_in_place(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn write_bounced(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn wait_until_unpinned(&self, _: FolioRef<'_>) -> bool { false }
-    /// #     }
-    /// #     pub fn dirty(m: &ArrayMemoryMap<16>, head: usize, order: u32) -> Pfn {
-    /// #         let head = Pfn::new(head);
-    /// #         m.prepare_folio(head, FolioOrder::try_new(order).unwrap()).unwrap();
-    /// #         m.counters(head).unwrap().set_flags(PageFlags::DIRTY);
-    /// #         head
-    /// #     }
-    /// # }
-    /// # use setup::{dirty, Disk};
-    /// use gupio_pfn::Pfn;
-    /// use gupio_pin::ArrayMemoryMap;
-    /// use gupio_writeback::{LockMode, Writeback, WritebackStats};
-    /// let (m, disk, stats) = (ArrayMemoryMap::<16>::new(Pfn::new(0)), Disk, WritebackStats::new());
-    /// assert_eq!(Writeback::new(&m, &disk, &stats).lock_mode(), LockMode::Blocking);
-    /// ```
     pub const fn lock_mode(&self) -> LockMode {
         self.lock_mode
     }
 
     /// The counters this engine adds to.
-    ///
-    /// ```
-    /// # mod setup {
-    /// #     use gupio_pfn::Pfn;
-    /// #     use gupio_pin::{ArrayMemoryMap, FolioRef, FolioOrder, MemoryMap, PageFlags};
-    /// #     pub struct Disk;
-    /// #     impl gupio_writeback::WritebackIo for Disk {
-    /// #         type Error = i32;
-    /// #         fn write_protect(&self, _: FolioRef<'_>) {}
-    /// #         fn write_in_place(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn write_bounced(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn wait_until_unpinned(&self, _: FolioRef<'_>) -> bool { false }
-    /// #     }
-    /// #     pub fn dirty(m: &ArrayMemoryMap<16>, head: usize, order: u32) -> Pfn {
-    /// #         let head = Pfn::new(head);
-    /// #         m.prepare_folio(head, FolioOrder::try_new(order).unwrap()).unwrap();
-    /// #         m.counters(head).unwrap().set_flags(PageFlags::DIRTY);
-    /// #         head
-    /// #     }
-    /// # }
-    /// # use setup::{dirty, Disk};
-    /// use gupio_pfn::Pfn;
-    /// use gupio_pin::ArrayMemoryMap;
-    /// use gupio_writeback::{Writeback, WritebackStats};
-    /// let (m, disk, stats) = (ArrayMemoryMap::<16>::new(Pfn::new(0)), Disk, WritebackStats::new());
-    /// let wb = Writeback::new(&m, &disk, &stats);
-    /// assert_eq!(wb.stats().snapshot().examined, 0);
-    /// ```
     pub const fn stats(&self) -> &'a WritebackStats {
         self.stats
     }
@@ -420,25 +299,7 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
     /// folio is dirty after a write error and untouched after the others.
     ///
     /// ```
-    /// # mod setup {
-    /// #     use gupio_pfn::Pfn;
-    /// #     use gupio_pin::{ArrayMemoryMap, FolioRef, FolioOrder, MemoryMap, PageFlags};
-    /// #     pub struct Disk;
-    /// #     impl gupio_writeback::WritebackIo for Disk {
-    /// #         type Error = i32;
-    /// #         fn write_protect(&self, _: FolioRef<'_>) {}
-    /// #         fn write_in_place(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn write_bounced(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn wait_until_unpinned(&self, _: FolioRef<'_>) -> bool { false }
-    /// #     }
-    /// #     pub fn dirty(m: &ArrayMemoryMap<16>, head: usize, order: u32) -> Pfn {
-    /// #         let head = Pfn::new(head);
-    /// #         m.prepare_folio(head, FolioOrder::try_new(order).unwrap()).unwrap();
-    /// #         m.counters(head).unwrap().set_flags(PageFlags::DIRTY);
-    /// #         head
-    /// #     }
-    /// # }
-    /// # use setup::{dirty, Disk};
+    /// # use gupio_writeback::doc_fixtures::{dirty, Disk};
     /// use gupio_pfn::Pfn;
     /// use gupio_pin::{ArrayMemoryMap, PageFlags};
     /// use gupio_writeback::{Outcome, PinnedAction, Writeback, WritebackError, WritebackStats};
@@ -468,25 +329,7 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
     /// frames in one folio are one folio (written once). Never stops early.
     ///
     /// ```
-    /// # mod setup {
-    /// #     use gupio_pfn::Pfn;
-    /// #     use gupio_pin::{ArrayMemoryMap, FolioRef, FolioOrder, MemoryMap, PageFlags};
-    /// #     pub struct Disk;
-    /// #     impl gupio_writeback::WritebackIo for Disk {
-    /// #         type Error = i32;
-    /// #         fn write_protect(&self, _: FolioRef<'_>) {}
-    /// #         fn write_in_place(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn write_bounced(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn wait_until_unpinned(&self, _: FolioRef<'_>) -> bool { false }
-    /// #     }
-    /// #     pub fn dirty(m: &ArrayMemoryMap<16>, head: usize, order: u32) -> Pfn {
-    /// #         let head = Pfn::new(head);
-    /// #         m.prepare_folio(head, FolioOrder::try_new(order).unwrap()).unwrap();
-    /// #         m.counters(head).unwrap().set_flags(PageFlags::DIRTY);
-    /// #         head
-    /// #     }
-    /// # }
-    /// # use setup::{dirty, Disk};
+    /// # use gupio_writeback::doc_fixtures::{dirty, Disk};
     /// use gupio_pfn::Pfn;
     /// use gupio_pin::ArrayMemoryMap;
     /// use gupio_writeback::{PinnedAction, Writeback, WritebackStats};
@@ -527,25 +370,7 @@ impl<'a, M: PageOps + ?Sized, W: WritebackIo + ?Sized> Writeback<'a, M, W> {
     /// early; a frame whose lookup fails counts as one failed page.
     ///
     /// ```
-    /// # mod setup {
-    /// #     use gupio_pfn::Pfn;
-    /// #     use gupio_pin::{ArrayMemoryMap, FolioRef, FolioOrder, MemoryMap, PageFlags};
-    /// #     pub struct Disk;
-    /// #     impl gupio_writeback::WritebackIo for Disk {
-    /// #         type Error = i32;
-    /// #         fn write_protect(&self, _: FolioRef<'_>) {}
-    /// #         fn write_in_place(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn write_bounced(&self, _: FolioRef<'_>) -> Result<(), i32> { Ok(()) }
-    /// #         fn wait_until_unpinned(&self, _: FolioRef<'_>) -> bool { false }
-    /// #     }
-    /// #     pub fn dirty(m: &ArrayMemoryMap<16>, head: usize, order: u32) -> Pfn {
-    /// #         let head = Pfn::new(head);
-    /// #         m.prepare_folio(head, FolioOrder::try_new(order).unwrap()).unwrap();
-    /// #         m.counters(head).unwrap().set_flags(PageFlags::DIRTY);
-    /// #         head
-    /// #     }
-    /// # }
-    /// # use setup::{dirty, Disk};
+    /// # use gupio_writeback::doc_fixtures::{dirty, Disk};
     /// use gupio_pfn::Pfn;
     /// use gupio_pin::{ArrayMemoryMap, PageRange};
     /// use gupio_writeback::{PinnedAction, Writeback, WritebackStats};

@@ -60,15 +60,7 @@ pub enum WritebackError<E> {
 }
 
 impl<E> WritebackError<E> {
-    /// The frame number the error is about: the one passed in for a failed
-    /// lookup, the folio's head otherwise.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// use gupio_writeback::WritebackError;
-    /// let e = WritebackError::<()>::Locked { pfn: Pfn::new(8) };
-    /// assert_eq!(e.pfn(), Pfn::new(8));
-    /// ```
+    /// The frame the error is about: the one looked up, or the folio's head.
     pub const fn pfn(&self) -> Pfn {
         match *self {
             Self::NotInMemoryMap { pfn }
@@ -82,13 +74,6 @@ impl<E> WritebackError<E> {
 
     /// Whether the folio was busy (locked, or under writeback elsewhere):
     /// nothing was looked at or changed, and a later pass may succeed.
-    ///
-    /// ```
-    /// use gupio_pfn::Pfn;
-    /// use gupio_writeback::WritebackError;
-    /// assert!(WritebackError::<()>::UnderWriteback { pfn: Pfn::new(1) }.is_busy());
-    /// assert!(!WritebackError::<()>::NotInMemoryMap { pfn: Pfn::new(1) }.is_busy());
-    /// ```
     pub const fn is_busy(&self) -> bool {
         matches!(self, Self::Locked { .. } | Self::UnderWriteback { .. })
     }

@@ -211,6 +211,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[doc(hidden)]
+pub mod doc_fixtures;
 mod engine;
 mod error;
 mod io;

@@ -3,6 +3,7 @@
 use core::fmt;
 
 use gupio_sync::atomic::{AtomicUsize, Ordering};
+use gupio_sync::const_unless_loom;
 
 use crate::{Outcome, WritebackError};
 
@@ -82,12 +83,6 @@ impl WritebackCounts {
     /// Whether every examined folio has exactly one outcome. Holds for a
     /// batch tally, and for a [`WritebackStats`] snapshot taken while no
     /// writeback runs.
-    ///
-    /// ```
-    /// use gupio_writeback::WritebackCounts;
-    /// assert!(WritebackCounts::default().is_balanced());
-    /// assert!(!WritebackCounts { examined: 1, ..Default::default() }.is_balanced());
-    /// ```
     pub const fn is_balanced(&self) -> bool {
         self.examined == self.outcomes()
     }
@@ -96,12 +91,6 @@ impl WritebackCounts {
     /// after a wait, or failed. A filesystem keeps the file on its dirty
     /// list while this is non-zero (busy folios were not looked at and may
     /// be dirty too).
-    ///
-    /// ```
-    /// use gupio_writeback::WritebackCounts;
-    /// let c = WritebackCounts { bounced: 1, wait_gave_up: 1, written_in_place: 5, ..Default::default() };
-    /// assert_eq!(c.left_dirty(), 2);
-    /// ```
     pub const fn left_dirty(&self) -> usize {
         self.bounced
             .wrapping_add(self.skipped)
@@ -197,24 +186,6 @@ impl Tally {
     }
 }
 
-/// A [`WritebackStats`] with every counter at zero, for both `new`s.
-macro_rules! zeroed_stats {
-    () => {
-        WritebackStats {
-            examined: AtomicUsize::new(0),
-            clean: AtomicUsize::new(0),
-            written_in_place: AtomicUsize::new(0),
-            bounced: AtomicUsize::new(0),
-            skipped: AtomicUsize::new(0),
-            waited_then_written: AtomicUsize::new(0),
-            wait_gave_up: AtomicUsize::new(0),
-            write_errors: AtomicUsize::new(0),
-            busy: AtomicUsize::new(0),
-            lookup_errors: AtomicUsize::new(0),
-        }
-    };
-}
-
 /// Running counts of what writeback did, shared by every writeback thread
 /// (like Linux's vmstat counters): one relaxed atomic increment per folio
 /// and one for `examined`.
@@ -238,22 +209,27 @@ pub struct WritebackStats {
 }
 
 impl WritebackStats {
-    /// Every counter at zero. `const`, except under loom, whose atomics
-    /// cannot be built in a `const` context.
-    ///
-    /// ```
-    /// let stats = gupio_writeback::WritebackStats::new();
-    /// assert!(stats.snapshot().is_balanced());
-    /// ```
-    #[cfg(not(loom))]
-    pub const fn new() -> Self {
-        zeroed_stats!()
-    }
-
-    /// Every counter at zero.
-    #[cfg(loom)]
-    pub fn new() -> Self {
-        zeroed_stats!()
+    const_unless_loom! {
+        /// Every counter at zero.
+        ///
+        /// ```
+        /// let stats = gupio_writeback::WritebackStats::new();
+        /// assert!(stats.snapshot().is_balanced());
+        /// ```
+        pub fn new() -> Self {
+            Self {
+                examined: AtomicUsize::new(0),
+                clean: AtomicUsize::new(0),
+                written_in_place: AtomicUsize::new(0),
+                bounced: AtomicUsize::new(0),
+                skipped: AtomicUsize::new(0),
+                waited_then_written: AtomicUsize::new(0),
+                wait_gave_up: AtomicUsize::new(0),
+                write_errors: AtomicUsize::new(0),
+                busy: AtomicUsize::new(0),
+                lookup_errors: AtomicUsize::new(0),
+            }
+        }
     }
 
     /// A copy of the counters. Each is read on its own, so a snapshot taken

@@ -3,8 +3,8 @@
 
 use gupio::bio::{BioOp, BioStatus, BioVec};
 use gupio::pfn::Pfn;
-use gupio::pin::{GupFlags, Warning};
-use gupio::release::ReleaseError;
+use gupio::pin::GupFlags;
+use gupio::release::{AnyWarning, ReleaseError, ReleaseWarning};
 
 use crate::mem::PAGE_SIZE;
 use crate::pattern::{self, SCENARIO_WRITTEN, SECTOR_SIZE};
@@ -108,7 +108,8 @@ impl Scenario<'_, '_> {
             }
         }
         let warned = self.map.warnings() - warnings == 1
-            && self.map.last_warning() == Some(Warning::DoubleCompletion);
+            && self.map.last_warning()
+                == Some(AnyWarning::Release(ReleaseWarning::DoubleCompletion));
         if !warned {
             return Err(ScenarioError::Check(
                 STEP,

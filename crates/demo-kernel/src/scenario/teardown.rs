@@ -2,6 +2,7 @@
 //! too many refused.
 
 use gupio::pin::{PinError, Warning};
+use gupio::release::AnyWarning;
 
 use super::error::{gupio_error, ScenarioError};
 use super::Scenario;
@@ -36,7 +37,7 @@ impl Scenario<'_, '_> {
         let warned = self.map.warnings() - warnings == 1
             && matches!(
                 self.map.last_warning(),
-                Some(Warning::PutWithoutReference { .. })
+                Some(AnyWarning::Pin(Warning::PutWithoutReference { .. }))
             );
         if !warned {
             return Err(ScenarioError::Check(

@@ -18,7 +18,9 @@ use gupio::pin::{
     MappedRun, Mapping, MappingFlags, MemoryMap, PageCounters, PageOps, Tracker, UserAddr, Warning,
     GUP_PIN_COUNTING_BIAS,
 };
-use gupio::release::{add_user_range, release_pages, Completion, Ending, SubmittedBio};
+use gupio::release::{
+    add_user_range, release_pages, Completion, Ending, ReleaseWarning, SubmittedBio, Warn,
+};
 use gupio::sync::atomic::{AtomicU32, Ordering};
 
 /// Bytes per page: 4 KiB, like every figure in the report.
@@ -129,6 +131,12 @@ impl MemoryMap for Cpu<'_> {
     #[inline]
     fn is_zero_page(&self, _pfn: Pfn) -> bool {
         false
+    }
+}
+
+impl Warn for Cpu<'_> {
+    fn warn(&self, warning: ReleaseWarning) {
+        panic!("gupio's release path warned during a benchmark: {warning}");
     }
 }
 
@@ -316,7 +324,7 @@ pub fn limits() -> BioLimits {
 /// the completion report it done, release its pages by origin; again with a
 /// new bio until the buffer is done. `phase` hears after each pin and each
 /// release. Returns the pages moved.
-pub fn dio_write<M: PageOps>(
+pub fn dio_write<M: PageOps + Warn>(
     tracker: &Tracker<'_, M>,
     buffer: &UserBuffer,
     table: &mut Table,
@@ -539,7 +547,7 @@ pub fn build_bios<'t, M: PageOps>(
 /// Releases every bio of `bios` (the completion path's work). Returns the
 /// pages.
 #[inline(never)]
-pub fn release_all<M: PageOps, S: gupio::bio::BvecStorage>(
+pub fn release_all<M: PageOps + Warn, S: gupio::bio::BvecStorage>(
     tracker: &Tracker<'_, M>,
     bios: &[Bio<S>],
 ) -> usize {

@@ -120,7 +120,10 @@ fn a_second_completion_is_refused_and_nothing_is_released_twice() {
         device.take_completion_errors(),
         [ReleaseError::DoubleCompletion]
     );
-    assert_eq!(memory.take_warnings(), [Warning::DoubleCompletion]);
+    assert_eq!(
+        memory.take_warnings(),
+        [AnyWarning::Release(ReleaseWarning::DoubleCompletion)]
+    );
     assert!(memory.bad_frees().is_empty());
 }
 

@@ -7,8 +7,8 @@ use std::sync::{Arc, Weak};
 
 use gupio::embed::MemoryMap;
 use gupio::pfn::Pfn;
-use gupio::pin::{PageFlags, Warning};
-use gupio::release::ReleaseError;
+use gupio::pin::PageFlags;
+use gupio::release::{AnyWarning, ReleaseError};
 
 use super::Machine;
 use crate::memory::{lock, AllocatedFolio, BadFree};
@@ -66,7 +66,7 @@ pub struct Audit {
     /// Pins released, in pages.
     pub pins_released: usize,
     /// Warnings gupio reported.
-    pub warnings: Vec<Warning>,
+    pub warnings: Vec<AnyWarning>,
     /// Frees the allocator refused (double frees among them).
     pub bad_frees: Vec<BadFree>,
     /// Owned folios whose counters are off.

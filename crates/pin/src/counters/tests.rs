@@ -168,3 +168,21 @@ fn probe_counts_only_committed_count_updates() {
     page.try_sub(1, 1).unwrap();
     assert_eq!(probe::take_rmw(), 2 * probe::LARGE_PIN_RMW);
 }
+
+#[test]
+fn a_small_shape_is_its_own_head_at_order_zero() {
+    assert_eq!(FolioShape::SMALL.order(), FolioOrder::SMALL);
+    assert_eq!(FolioShape::SMALL.index(), 0);
+    assert!(FolioShape::SMALL.is_head());
+    let tail = FolioShape::new(FolioOrder::try_new(2).unwrap(), 3).unwrap();
+    assert_eq!((tail.order().get(), tail.index()), (2, 3));
+    assert!(!tail.is_head());
+}
+
+#[test]
+fn flags_read_back_what_was_set() {
+    let page = PageCounters::new();
+    assert!(page.flags().is_empty());
+    page.set_flags(PageFlags::UPTODATE);
+    assert_eq!(page.flags(), PageFlags::UPTODATE);
+}

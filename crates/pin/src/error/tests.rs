@@ -102,23 +102,23 @@ fn every_warning_displays_its_value() {
         },
         Warning::FreedWhilePinned { pfn, pincount: 1 },
         Warning::CorruptFolio { pfn },
+        Warning::AddPinWithoutPin {
+            pfn,
+            refcount: 1,
+            pincount: 0,
+        },
     ];
     for warning in cases {
         assert!(warning.to_string().contains("0x10"), "{warning}");
     }
-    let release_path = [
-        (Warning::BvecWithoutPage { index: 7 }, "bvec 7"),
-        (Warning::DoubleCompletion, "twice"),
-        (
-            Warning::AccountUnderflow {
-                charged: 1,
-                request: 2,
-            },
-            "holding 1 4 KiB pages was asked to give back 2",
-        ),
-        (Warning::CorruptCompletionStatus { raw: 0x10 }, "0x10"),
-    ];
-    for (warning, text) in release_path {
-        assert!(warning.to_string().contains(text), "{warning}");
-    }
+    let account = Warning::AccountUnderflow {
+        charged: 1,
+        request: 2,
+    };
+    assert!(
+        account
+            .to_string()
+            .contains("holding 1 4 KiB pages was asked to give back 2"),
+        "{account}"
+    );
 }

@@ -1,8 +1,10 @@
 use super::*;
 use crate::counters::probe::{self, LARGE_PIN_RMW};
+use crate::space::*;
 use crate::testing::TestMachine;
 use crate::{ArrayMemoryMap, FolioShape, PageRange, GUP_PIN_COUNTING_BIAS, REFCOUNT_MAX};
 use core::cell::{Cell, RefCell};
+use gupio_pfn::{PageGeometry, Pfn};
 
 const PAGE: usize = 4096;
 /// The user address of entry 0 of every test space.

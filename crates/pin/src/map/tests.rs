@@ -121,3 +121,83 @@ fn pin_stats_track_in_flight_pins() {
     assert_eq!(stats.in_flight(), 6);
     assert!(format!("{stats:?}").contains("acquired: 10"));
 }
+
+#[test]
+fn the_warning_log_keeps_which_warnings_fired_in_order() {
+    use crate::Tracker;
+    let map = ArrayMemoryMap::<2>::new(Pfn::new(0));
+    map.prepare_folio(Pfn::new(0), FolioOrder::SMALL).unwrap();
+    let tracker = Tracker::new(&map);
+    assert!(tracker.get_page(Pfn::new(1)).is_err(), "a free page");
+    assert!(tracker.unpin_page(Pfn::new(0)).is_err(), "never pinned");
+    assert_eq!(
+        map.warning_log().collect::<Vec<_>>(),
+        [
+            Warning::GrabOfFreePage { pfn: Pfn::new(1) },
+            Warning::UnpinWithoutPin {
+                pfn: Pfn::new(0),
+                pages: 1,
+                refcount: 1,
+                pincount: 0,
+            },
+        ]
+    );
+    assert_eq!(map.warnings(), 2);
+}
+
+#[test]
+fn the_warning_log_keeps_the_first_warnings_and_counts_them_all() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static HOOKED: AtomicUsize = AtomicUsize::new(0);
+    fn hook(_: Warning) {
+        HOOKED.fetch_add(1, Ordering::Relaxed);
+    }
+    let map = ArrayMemoryMap::<1>::new(Pfn::new(0)).with_warn_hook(hook);
+    let total = WARNING_LOG_LEN + 3;
+    for pfn in 0..total {
+        map.warn(Warning::CorruptFolio { pfn: Pfn::new(pfn) });
+    }
+    let logged: Vec<_> = map.warning_log().collect();
+    assert_eq!(logged.len(), WARNING_LOG_LEN);
+    for (pfn, warning) in logged.into_iter().enumerate() {
+        assert_eq!(warning, Warning::CorruptFolio { pfn: Pfn::new(pfn) });
+    }
+    assert_eq!(map.warnings(), total);
+    assert_eq!(HOOKED.load(Ordering::Relaxed), total);
+}
+
+#[test]
+fn pin_stats_count_acquired_released_and_in_flight() {
+    let s = PinStats::new();
+    assert_eq!((s.acquired(), s.released(), s.in_flight()), (0, 0, 0));
+    s.record_acquired(5);
+    assert_eq!((s.acquired(), s.in_flight()), (5, 5));
+    s.record_released(5);
+    assert_eq!((s.released(), s.in_flight()), (5, 0));
+}
+
+#[test]
+fn the_array_map_reports_its_shape_and_what_happened_to_it() {
+    use crate::Tracker;
+    let map = ArrayMemoryMap::<4>::new(Pfn::new(10));
+    assert_eq!(
+        (map.base(), map.len(), map.is_empty()),
+        (Pfn::new(10), 4, false)
+    );
+    assert!(ArrayMemoryMap::<0>::new(Pfn::new(0)).is_empty());
+    assert_eq!(map.index_of(Pfn::new(12)), Some(2));
+    assert_eq!(map.index_of(Pfn::new(9)), None);
+    assert_eq!(map.index_of(Pfn::new(14)), None);
+    assert_eq!(
+        (map.stats().in_flight(), map.folios_freed(), map.warnings()),
+        (0, 0, 0)
+    );
+    map.prepare_folio(Pfn::new(10), FolioOrder::SMALL).unwrap();
+    let tracker = Tracker::new(&map);
+    tracker.pin_page(Pfn::new(10)).unwrap();
+    assert_eq!(map.stats().in_flight(), 1);
+    tracker.unpin_page(Pfn::new(10)).unwrap();
+    tracker.put_page(Pfn::new(10)).unwrap();
+    assert_eq!(map.folios_freed(), 1);
+    assert_eq!(map.stats().in_flight(), 0);
+}

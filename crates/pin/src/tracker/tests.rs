@@ -1,7 +1,7 @@
 use super::*;
 use crate::counters::probe::{self, LARGE_PIN_RMW};
 use crate::testing::TestMachine;
-use crate::{FolioShape, MemoryMap, REFCOUNT_MAX};
+use crate::{FolioOrder, FolioShape, MemoryMap, GUP_PIN_COUNTING_BIAS, REFCOUNT_MAX};
 
 fn pfn(raw: usize) -> Pfn {
     Pfn::new(raw)
@@ -744,4 +744,93 @@ fn random_balanced_sequences_return_every_count_to_baseline() {
     assert_eq!(m.warnings(), 0);
     assert!(m.stats.acquired() > 0);
     assert_baseline(&m);
+}
+
+#[test]
+fn add_pin_adds_one_pin_to_a_pinned_small_page_or_large_folio() {
+    let m = machine();
+    let t = Tracker::new(&m);
+    t.pin_page(pfn(1)).unwrap();
+    t.add_pin(pfn(1)).unwrap();
+    assert_eq!(m.page(1).refcount(), 1 + 2 * GUP_PIN_COUNTING_BIAS);
+    // A tail page of the order-2 folio: one reference and one pin more.
+    t.pin_page(pfn(5)).unwrap();
+    t.add_pin(pfn(6)).unwrap();
+    assert_eq!((m.page(4).refcount(), m.page(4).pincount()), (3, 2));
+    assert_eq!(m.stats.acquired(), 4, "both added pins are accounted");
+    // Each added pin is released like any other.
+    t.unpin_pages(&pfns(&[1, 1, 5, 6])).unwrap();
+    assert_eq!(m.warnings(), 0);
+    assert_baseline(&m);
+}
+
+#[test]
+fn add_pin_to_an_unpinned_folio_is_warned_and_refused() {
+    let m = crate::ArrayMemoryMap::<8>::new(pfn(0));
+    m.prepare_folio(pfn(0), FolioOrder::SMALL).unwrap();
+    m.prepare_folio(pfn(4), FolioOrder::try_new(2).unwrap())
+        .unwrap();
+    let t = Tracker::new(&m);
+    t.get_page(pfn(0)).unwrap();
+    assert_eq!(t.add_pin(pfn(0)), Err(PinError::NotPinned { pfn: pfn(0) }));
+    assert_eq!(t.add_pin(pfn(6)), Err(PinError::NotPinned { pfn: pfn(4) }));
+    assert_eq!(
+        m.warning_log().collect::<Vec<_>>(),
+        [
+            Warning::AddPinWithoutPin {
+                pfn: pfn(0),
+                refcount: 2,
+                pincount: 0,
+            },
+            Warning::AddPinWithoutPin {
+                pfn: pfn(4),
+                refcount: 1,
+                pincount: 0,
+            },
+        ]
+    );
+    // Nothing changed and nothing was accounted.
+    assert_eq!(m.counters(pfn(0)).unwrap().refcount(), 2);
+    assert_eq!(m.counters(pfn(4)).unwrap().refcount(), 1);
+    assert_eq!(m.stats().acquired(), 0);
+    // A large folio whose last pin was dropped is unpinned again.
+    t.pin_page(pfn(5)).unwrap();
+    t.unpin_page(pfn(5)).unwrap();
+    assert_eq!(t.add_pin(pfn(5)), Err(PinError::NotPinned { pfn: pfn(4) }));
+    assert_eq!(m.warnings(), 3);
+}
+
+#[test]
+fn add_pin_to_the_zero_page_changes_nothing_and_counts_nothing() {
+    let m = crate::ArrayMemoryMap::<2>::new(pfn(0)).with_zero_page(pfn(0));
+    m.prepare_folio(pfn(0), FolioOrder::SMALL).unwrap();
+    let t = Tracker::new(&m);
+    t.pin_page(pfn(0)).unwrap();
+    t.add_pin(pfn(0)).unwrap();
+    assert_eq!(m.counters(pfn(0)).unwrap().refcount(), 1);
+    assert_eq!((m.stats().acquired(), m.warnings()), (0, 0));
+}
+
+#[test]
+fn add_pin_outside_the_map_is_an_error_without_a_warning() {
+    let m = machine();
+    let t = Tracker::new(&m);
+    assert_eq!(
+        t.add_pin(pfn(99)),
+        Err(PinError::NotInMemoryMap { pfn: pfn(99) })
+    );
+    assert_eq!(m.warnings(), 0);
+}
+
+#[test]
+fn a_grab_kind_names_the_origin_it_leaves_in_a_bio() {
+    assert_eq!(GrabKind::Pin.origin(), Origin::Pinned);
+    assert_eq!(GrabKind::Get.origin(), Origin::Referenced);
+}
+
+#[test]
+fn a_tracker_hands_back_the_hooks_it_works_through() {
+    let m = machine();
+    let t = Tracker::new(&m);
+    assert!(core::ptr::eq(t.ops(), &m));
 }

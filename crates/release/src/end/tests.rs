@@ -3,10 +3,12 @@ use gupio_bio::{Bio, BioLimits, BioOp, BioVec, Sector};
 use gupio_pfn::{Origin, Pfn};
 use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap, Tracker};
 
+use crate::{AnyWarning, ReleaseWarning};
+
 type Table = heapless::Vec<BioVec, 2>;
 
 /// One small page at pfn 0.
-fn machine() -> ArrayMemoryMap<1> {
+fn machine() -> ArrayMemoryMap<1, AnyWarning> {
     let map = ArrayMemoryMap::new(Pfn::new(0));
     map.prepare_folio(Pfn::new(0), FolioOrder::SMALL).unwrap();
     map
@@ -14,7 +16,7 @@ fn machine() -> ArrayMemoryMap<1> {
 
 /// A submitted read of the page at pfn 0, pinned for it.
 fn in_flight<'t>(
-    tracker: &Tracker<'_, ArrayMemoryMap<1>>,
+    tracker: &Tracker<'_, ArrayMemoryMap<1, AnyWarning>>,
     table: &'t mut Table,
 ) -> SubmittedBio<&'t mut Table> {
     tracker.pin_page(Pfn::new(0)).unwrap();
@@ -26,8 +28,8 @@ fn in_flight<'t>(
 /// Releases the ended bio and checks its page is back unpinned: every arm
 /// must hand back a bio whose pages can still be released.
 fn release_and_check(
-    map: &ArrayMemoryMap<1>,
-    tracker: &Tracker<'_, ArrayMemoryMap<1>>,
+    map: &ArrayMemoryMap<1, AnyWarning>,
+    tracker: &Tracker<'_, ArrayMemoryMap<1, AnyWarning>>,
     bio: CompletedBio<&mut Table>,
 ) {
     let released = bio.release(tracker, false);
@@ -119,6 +121,10 @@ fn a_completion_already_reported_ends_the_bio_with_an_error_and_warns() {
     assert_eq!(ended.result, Err(ReleaseError::DoubleCompletion));
     assert_eq!(ended.bio.status(), BioStatus::IoError);
     assert_eq!(map.warnings(), 1);
+    assert_eq!(
+        map.warning_log().last(),
+        Some(AnyWarning::Release(ReleaseWarning::DoubleCompletion))
+    );
     release_and_check(&map, &tracker, ended.bio);
 }
 
@@ -143,5 +149,11 @@ fn a_corrupt_status_word_ends_the_bio_with_an_error_and_warns() {
     assert_eq!(ended.bio.status(), BioStatus::IoError);
     assert!(!completion.is_in_flight());
     assert_eq!(map.warnings(), 1);
+    assert_eq!(
+        map.warning_log().last(),
+        Some(AnyWarning::Release(
+            ReleaseWarning::CorruptCompletionStatus { raw }
+        ))
+    );
     release_and_check(&map, &tracker, ended.bio);
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::AnyWarning;
 use gupio_bio::{BioLimits, Sector};
 use gupio_pin::{ArrayMemoryMap, FolioOrder, MemoryMap};
 use std::cell::{Cell, RefCell};
@@ -7,7 +8,7 @@ use std::collections::HashMap;
 const PAGE: u32 = 4096;
 
 /// 32 small pages from pfn 0: the user's at 0..16, bounce pages from 16.
-fn machine() -> ArrayMemoryMap<32> {
+fn machine() -> ArrayMemoryMap<32, AnyWarning> {
     let map = ArrayMemoryMap::new(Pfn::new(0));
     for pfn in 0..16 {
         map.prepare_folio(Pfn::new(pfn), FolioOrder::SMALL).unwrap();
@@ -17,14 +18,14 @@ fn machine() -> ArrayMemoryMap<32> {
 
 /// Page contents as one word per page; the checksum mixes in the range.
 struct Io<'m> {
-    map: &'m ArrayMemoryMap<32>,
+    map: &'m ArrayMemoryMap<32, AnyWarning>,
     next: Cell<usize>,
     limit: usize,
     words: RefCell<HashMap<Pfn, u64>>,
 }
 
 impl<'m> Io<'m> {
-    fn new(map: &'m ArrayMemoryMap<32>, limit: usize) -> Self {
+    fn new(map: &'m ArrayMemoryMap<32, AnyWarning>, limit: usize) -> Self {
         Self {
             map,
             next: Cell::new(16),
@@ -67,11 +68,11 @@ impl StableIo for Io<'_> {
     }
 }
 
-fn refcount(map: &ArrayMemoryMap<32>, pfn: usize) -> u32 {
+fn refcount(map: &ArrayMemoryMap<32, AnyWarning>, pfn: usize) -> u32 {
     map.counters(Pfn::new(pfn)).unwrap().refcount()
 }
 
-fn pinned(map: &ArrayMemoryMap<32>, pfn: usize) -> bool {
+fn pinned(map: &ArrayMemoryMap<32, AnyWarning>, pfn: usize) -> bool {
     gupio_pin::maybe_dma_pinned(map, Pfn::new(pfn)).unwrap()
 }
 
@@ -87,7 +88,7 @@ fn write_bio(sector: u64) -> Bio<Table> {
 }
 
 /// A write of user pages 0, 2 and 4 (whole) and 512 bytes of page 6, pinned.
-fn user_write(map: &ArrayMemoryMap<32>) -> Bio<Table> {
+fn user_write(map: &ArrayMemoryMap<32, AnyWarning>) -> Bio<Table> {
     let tracker = Tracker::new(map);
     let mut bio = write_bio(8);
     for pfn in [0, 2, 4] {
@@ -312,4 +313,10 @@ fn stats_count_faults_by_resolution_and_reissues_by_range() {
     assert_eq!((counts.reissues, counts.pages_reissued), (1, 3));
     assert_eq!(counts.writes_in(StableMode::Verify), 1);
     assert_eq!(counts.pages_verified, 5);
+}
+
+#[test]
+fn a_mode_is_named_as_the_demo_spells_it() {
+    assert_eq!(StableMode::WriteProtect.name(), "write-protect");
+    assert_eq!(StableMode::ZeroCopy.name(), "zero-copy");
 }

@@ -757,3 +757,48 @@ fn no_pass_ever_cleans_a_pinned_folio_and_the_counts_add_up() {
         assert_eq!(dirty_now, summary.counts.left_dirty(), "round {round}");
     }
 }
+
+#[test]
+fn outcomes_say_whether_they_wrote_and_whether_the_folio_stays_dirty() {
+    assert!(Outcome::Skipped.left_dirty() && Outcome::WaitGaveUp.left_dirty());
+    assert!(Outcome::Bounced.left_dirty());
+    assert!(!Outcome::Clean.left_dirty() && !Outcome::WaitedThenWritten.left_dirty());
+    assert!(Outcome::WaitedThenWritten.wrote() && Outcome::Bounced.wrote());
+    assert!(Outcome::WrittenInPlace.wrote());
+    assert!(!Outcome::Skipped.wrote() && !Outcome::Clean.wrote());
+}
+
+#[test]
+fn a_summary_with_a_failure_is_not_ok() {
+    let failed = WritebackSummary::<i32> {
+        counts: WritebackCounts {
+            lookup_errors: 1,
+            ..Default::default()
+        },
+        first_error: Some(WritebackError::NotInMemoryMap { pfn: pfn(7) }),
+    };
+    assert!(!failed.is_ok());
+    let fine = WritebackSummary::<i32> {
+        counts: WritebackCounts::default(),
+        first_error: None,
+    };
+    assert!(fine.is_ok());
+}
+
+#[test]
+fn an_engine_blocks_on_locks_by_default_and_adds_to_its_stats() {
+    let m = Machine::new();
+    let page = m.dirty_page(1);
+    let io = RecordingIo::new(&m);
+    let stats = WritebackStats::new();
+    let wb = Writeback::new(&m, &io, &stats);
+    assert_eq!(wb.lock_mode(), LockMode::Blocking);
+    assert_eq!(
+        wb.with_lock_mode(LockMode::NonBlocking).lock_mode(),
+        LockMode::NonBlocking
+    );
+    assert!(core::ptr::eq(wb.stats(), &stats));
+    assert_eq!(wb.stats().snapshot().examined, 0);
+    wb.writeback_folio(page, &PinnedAction::Bounce).unwrap();
+    assert_eq!(wb.stats().snapshot().examined, 1);
+}

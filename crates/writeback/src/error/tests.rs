@@ -29,3 +29,14 @@ fn only_lock_and_writeback_conflicts_are_busy() {
     assert!(!WritebackError::WriteInPlace { pfn, error: 1u8 }.is_busy());
     assert!(!WritebackError::WriteBounced { pfn, error: 1u8 }.is_busy());
 }
+
+#[test]
+fn an_error_names_its_frame_and_whether_the_folio_was_busy() {
+    assert_eq!(
+        WritebackError::<()>::Locked { pfn: Pfn::new(8) }.pfn(),
+        Pfn::new(8)
+    );
+    assert!(WritebackError::<()>::UnderWriteback { pfn: Pfn::new(1) }.is_busy());
+    assert!(WritebackError::<()>::Locked { pfn: Pfn::new(1) }.is_busy());
+    assert!(!WritebackError::<()>::NotInMemoryMap { pfn: Pfn::new(1) }.is_busy());
+}

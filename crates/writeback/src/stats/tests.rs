@@ -86,3 +86,20 @@ fn debug_shows_the_snapshot() {
     let text = format!("{stats:?}");
     assert!(text.contains("bounced: 1"), "{text}");
 }
+
+#[test]
+fn counts_balance_and_count_the_folios_left_dirty() {
+    assert!(WritebackCounts::default().is_balanced());
+    assert!(!WritebackCounts {
+        examined: 1,
+        ..Default::default()
+    }
+    .is_balanced());
+    let c = WritebackCounts {
+        bounced: 1,
+        wait_gave_up: 1,
+        written_in_place: 5,
+        ..Default::default()
+    };
+    assert_eq!(c.left_dirty(), 2);
+}
