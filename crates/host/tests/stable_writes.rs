@@ -12,7 +12,7 @@ use gupio::pin::UserAddr;
 use gupio::prelude::*;
 use gupio::release::{FaultChoice, StableMode};
 use gupio_host::data::WORDS_PER_PAGE;
-use gupio_host::{Machine, PendingIo, Process};
+use gupio_host::{Fault, HostError, Machine, PendingIo, Process};
 
 /// A word past the first chunk: the device has not copied it yet when it
 /// stops at the gate.
@@ -186,6 +186,36 @@ fn verify_reissues_the_changed_page_and_nothing_else() {
     assert_eq!(counts.pages_verified, 2);
     assert_eq!(counts.pages_copied, 1);
     assert_eq!(s.machine.device().stats().writes, 2);
+    s.finish();
+}
+
+#[test]
+fn verify_whose_reissue_fails_reports_the_error_and_releases_everything() {
+    let s = setup();
+    let (gate, io) = s.held_write(StableMode::Verify, FaultChoice::Wait);
+    s.process.store(s.late_addr(), &[7]).unwrap();
+    // The first transfer took its (empty) fault when it started: the next
+    // request the device runs, the reissue, fails.
+    s.machine.device().inject(Fault::Fail(BioStatus::Medium));
+    gate.release();
+    let result = io.wait(&s.machine);
+    assert!(
+        matches!(
+            result,
+            Err(HostError::Io {
+                status: BioStatus::Medium
+            })
+        ),
+        "{result:?}"
+    );
+    // The torn first page stays on disk, and the caller was told.
+    let scrub = s.machine.device().scrub();
+    assert_eq!(scrub.len(), 1, "{scrub:?}");
+    assert_eq!(scrub[0].sector, s.sector);
+    let counts = s.machine.stable_stats().counts();
+    assert_eq!((counts.reissues, counts.pages_reissued), (1, 1));
+    assert_eq!(s.machine.device().stats().failed, 1);
+    // The user's pins and the bounce page are all given back.
     s.finish();
 }
 

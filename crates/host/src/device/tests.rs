@@ -78,6 +78,43 @@ fn a_wrong_checksum_is_counted_as_an_unstable_write() {
 }
 
 #[test]
+fn a_write_without_checksums_drops_the_checksums_of_the_blocks_it_overwrites() {
+    let (memory, device) = machine(DeviceConfig::synchronous());
+    let (first, second) = (
+        memory.alloc_folio(0, true).unwrap(),
+        memory.alloc_folio(0, true).unwrap(),
+    );
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let submit = |bio: Bio<OwnedBvecs>, checksummed: bool| {
+        let sums = checksummed.then(|| bio_checksums(&memory, &bio));
+        device.submit(
+            SubmittedBio::submit(bio).unwrap(),
+            sums,
+            release_into(&memory, &results),
+        );
+        device.wait_idle();
+    };
+    // Two checksummed blocks, 8 sectors apart: both scrub clean.
+    memory.frame(first).unwrap().store(0, 7);
+    submit(
+        bio_of(BioOp::Write, 16, &[first, first], Origin::Borrowed),
+        true,
+    );
+    assert!(device.scrub().is_empty());
+    // New bytes over the first block, without a checksum: the device no
+    // longer holds one for it, so a scrub has nothing to compare...
+    memory.frame(second).unwrap().store(0, 9);
+    submit(bio_of(BioOp::Write, 16, &[second], Origin::Borrowed), false);
+    assert!(device.scrub().is_empty(), "{:?}", device.scrub());
+    // ...while the second block keeps its checksum: change it behind the
+    // device's back and the scrub reports it.
+    device.disk().write_words(24, &[1]).unwrap();
+    let scrub = device.scrub();
+    assert_eq!(scrub.len(), 1, "{scrub:?}");
+    assert_eq!(scrub[0].sector, 24);
+}
+
+#[test]
 fn injected_failure_and_out_of_range_sectors_complete_with_errors_and_release() {
     let (memory, device) = machine(DeviceConfig::synchronous());
     let results = Arc::new(Mutex::new(Vec::new()));

@@ -1,6 +1,7 @@
 //! The device threads: take a request, transfer it chunk by chunk, check
 //! a write's checksums, complete the bio.
 
+use std::collections::BTreeMap;
 use std::thread;
 
 use gupio::bio::{BioOp, BioStatus};
@@ -105,8 +106,12 @@ impl Shared {
             let gate = self.take_gate(op);
             status = self.transfer(bio.bio(), gate);
             if status.is_ok() && op == BioOp::Write {
-                if let Some(checksums) = &checksums {
-                    self.verify(bio.bio(), checksums);
+                match &checksums {
+                    Some(checksums) => self.verify(bio.bio(), checksums),
+                    // A write without checksums leaves its blocks with none:
+                    // a checksum recorded by an earlier write no longer
+                    // describes them.
+                    None => self.forget_checksums(bio.bio()),
                 }
             }
         }
@@ -227,6 +232,13 @@ impl Shared {
         }
     }
 
+    /// Drops the checksums recorded for the blocks an unchecksummed write
+    /// `bio` wrote.
+    fn forget_checksums(&self, bio: &gupio::bio::Bio<OwnedBvecs>) {
+        let sectors = u64::from(bio.size()) / u64::try_from(SECTOR_SIZE).unwrap_or(1);
+        forget_overlapping(&mut lock(&self.recorded), bio.sector().0, sectors);
+    }
+
     /// Recomputes each page piece's checksum over what reached the disk.
     fn verify(&self, bio: &gupio::bio::Bio<OwnedBvecs>, checksums: &[u64]) {
         let mut sector = bio.sector().0;
@@ -237,18 +249,7 @@ impl Shared {
             // write) for a later scrub, replacing the blocks it overlaps.
             {
                 let mut recorded = lock(&self.recorded);
-                let sectors = |words: usize| {
-                    u64::try_from(words.div_ceil(WORDS_PER_SECTOR)).unwrap_or(u64::MAX)
-                };
-                let end = sector.saturating_add(sectors(words));
-                let overlapping: Vec<u64> = recorded
-                    .range(sector.saturating_sub(64)..end)
-                    .filter(|(&start, &(len, _))| start.saturating_add(sectors(len)) > sector)
-                    .map(|(&start, _)| start)
-                    .collect();
-                for start in overlapping {
-                    recorded.remove(&start);
-                }
+                forget_overlapping(&mut recorded, sector, sectors_of(words));
                 recorded.insert(sector, (words, expected));
             }
             if let Ok(written) = self.disk.checksum(sector, words) {
@@ -264,6 +265,25 @@ impl Shared {
             }
             sector += u64::from(piece.len()) / u64::try_from(SECTOR_SIZE).unwrap_or(1);
         }
+    }
+}
+
+/// Sectors a recorded run of `words` covers.
+fn sectors_of(words: usize) -> u64 {
+    u64::try_from(words.div_ceil(WORDS_PER_SECTOR)).unwrap_or(u64::MAX)
+}
+
+/// Removes every recorded checksum whose blocks overlap the `sectors`
+/// sectors from `sector` (a record covers one page piece: at most a page).
+fn forget_overlapping(recorded: &mut BTreeMap<u64, (usize, u64)>, sector: u64, sectors: u64) {
+    let end = sector.saturating_add(sectors);
+    let overlapping: Vec<u64> = recorded
+        .range(sector.saturating_sub(64)..end)
+        .filter(|(&start, &(len, _))| start.saturating_add(sectors_of(len)) > sector)
+        .map(|(&start, _)| start)
+        .collect();
+    for start in overlapping {
+        recorded.remove(&start);
     }
 }
 
