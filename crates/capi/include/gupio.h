@@ -324,9 +324,9 @@ typedef enum gupio_origin {
 } gupio_origin;
 
 /**
- * What went wrong, in a `gupio_warning`. Kinds 1 to 7 are the pin
- * tracker's warnings, 8 to 10 the release path's; one `warn` hook
- * receives both.
+ * What went wrong, in a `gupio_warning`. Kinds 1 to 7, 12 and 13 are the
+ * pin tracker's warnings, 8 to 10 the release path's; one `warn` hook
+ * receives both. 11 stands for a warning newer than this header.
  */
 typedef enum gupio_warning_kind {
   /**
@@ -376,10 +376,19 @@ typedef enum gupio_warning_kind {
    */
   GUPIO_WARN_CORRUPT_COMPLETION_STATUS = 10,
   /**
-   * Any other broken invariant (a pin-accounting underflow, a pin added
-   * to a folio that holds none).
+   * A broken invariant this header has no kind for (a later gupio's).
    */
   GUPIO_WARN_OTHER = 11,
+  /**
+   * A pin added to a folio that holds none (`pfn`; `a` refcount, `b`
+   * pincount). Nothing was changed.
+   */
+  GUPIO_WARN_ADD_PIN_WITHOUT_PIN = 12,
+  /**
+   * A pin account asked to give back more than it holds (`a` charged,
+   * `b` requested, in 4 KiB units). Nothing was changed.
+   */
+  GUPIO_WARN_ACCOUNT_UNDERFLOW = 13,
 } gupio_warning_kind;
 
 /**

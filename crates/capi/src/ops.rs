@@ -37,9 +37,9 @@ const _: () = assert!(
         && core::mem::align_of::<gupio_page_counters>() == GUPIO_OPAQUE_ALIGN
 );
 
-/// What went wrong, in a `gupio_warning`. Kinds 1 to 7 are the pin
-/// tracker's warnings, 8 to 10 the release path's; one `warn` hook
-/// receives both.
+/// What went wrong, in a `gupio_warning`. Kinds 1 to 7, 12 and 13 are the
+/// pin tracker's warnings, 8 to 10 the release path's; one `warn` hook
+/// receives both. 11 stands for a warning newer than this header.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum gupio_warning_kind {
@@ -69,9 +69,14 @@ pub enum gupio_warning_kind {
     GUPIO_WARN_DOUBLE_COMPLETION = 9,
     /// A corrupt completion status word (`a` raw value; release path).
     GUPIO_WARN_CORRUPT_COMPLETION_STATUS = 10,
-    /// Any other broken invariant (a pin-accounting underflow, a pin added
-    /// to a folio that holds none).
+    /// A broken invariant this header has no kind for (a later gupio's).
     GUPIO_WARN_OTHER = 11,
+    /// A pin added to a folio that holds none (`pfn`; `a` refcount, `b`
+    /// pincount). Nothing was changed.
+    GUPIO_WARN_ADD_PIN_WITHOUT_PIN = 12,
+    /// A pin account asked to give back more than it holds (`a` charged,
+    /// `b` requested, in 4 KiB units). Nothing was changed.
+    GUPIO_WARN_ACCOUNT_UNDERFLOW = 13,
 }
 
 /// A broken invariant gupio reports through the `warn` hook (Linux's
@@ -147,6 +152,20 @@ impl From<Warning> for gupio_warning {
                 w(GUPIO_WARN_PAGES_LEAKED, pfn, pages, 0, 0)
             }
             Warning::CorruptFolio { pfn } => w(GUPIO_WARN_CORRUPT_FOLIO, pfn, 0, 0, 0),
+            Warning::AddPinWithoutPin {
+                pfn,
+                refcount,
+                pincount,
+            } => w(
+                GUPIO_WARN_ADD_PIN_WITHOUT_PIN,
+                pfn,
+                refcount.into(),
+                pincount.into(),
+                0,
+            ),
+            Warning::AccountUnderflow { charged, request } => {
+                w(GUPIO_WARN_ACCOUNT_UNDERFLOW, zero, charged, request, 0)
+            }
             _ => w(GUPIO_WARN_OTHER, zero, 0, 0, 0),
         }
     }

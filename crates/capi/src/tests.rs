@@ -666,8 +666,18 @@ fn release_warnings_reach_the_one_warn_hook_with_their_own_kinds() {
         refcount: 1,
         pincount: 0,
     };
+    let c = gupio_warning::from(AnyWarning::from(added));
     assert_eq!(
-        gupio_warning::from(AnyWarning::from(added)).kind,
-        gupio_warning_kind::GUPIO_WARN_OTHER
+        (c.kind, c.pfn, c.a, c.b),
+        (gupio_warning_kind::GUPIO_WARN_ADD_PIN_WITHOUT_PIN, 9, 1, 0)
+    );
+    let underflow = gupio::pin::Warning::AccountUnderflow {
+        charged: 2,
+        request: 5,
+    };
+    let c = gupio_warning::from(AnyWarning::from(underflow));
+    assert_eq!(
+        (c.kind, c.pfn, c.a, c.b),
+        (gupio_warning_kind::GUPIO_WARN_ACCOUNT_UNDERFLOW, 0, 2, 5)
     );
 }

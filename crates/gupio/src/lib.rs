@@ -233,7 +233,7 @@ pub mod prelude {
     };
     pub use gupio_release::{
         add_user_range, check_pages_dirty, release_deferred, release_pages, set_pages_dirty,
-        AnyWarning, CompletedBio, Completion, DeferredList, DioRead, Ending, ReleaseWarning,
+        AnyWarning, CompletedBio, Completion, DeferredList, DioRead, Ended, Ending, ReleaseWarning,
         SubmittedBio,
     };
     pub use gupio_writeback::{PinnedPolicy, Writeback};

@@ -46,8 +46,8 @@ impl<S: BvecStorage> SubmittedBio<S> {
     /// ```
     /// use gupio_bio::{Bio, BioLimits, BioOp, BioStatus, Origin, Pfn, Sector};
     /// use gupio_pin::{ArrayMemoryMap, FolioOrder, Tracker};
-    /// use gupio_release::{Completion, SubmittedBio};
-    /// let map = ArrayMemoryMap::<1>::new(Pfn::new(0));
+    /// use gupio_release::{AnyWarning, Completion, SubmittedBio};
+    /// let map = ArrayMemoryMap::<1, AnyWarning>::new(Pfn::new(0));
     /// map.prepare_folio(Pfn::new(0), FolioOrder::SMALL)?;
     /// let tracker = Tracker::new(&map);
     /// tracker.pin_page(Pfn::new(0))?;
