@@ -169,6 +169,37 @@ fn write_protect_with_copy_on_write_lets_the_writer_go_on_in_a_copy() {
 }
 
 #[test]
+fn write_protect_of_a_page_a_device_may_write_bounces_instead() {
+    let s = setup();
+    // Someone else holds a pin on the buffer's first page, as a direct-I/O
+    // read into the same buffer would: its device may write the page at
+    // any moment, which no write protection holds off.
+    let (page, _) = s.process.pte(s.buffer).unwrap();
+    let tracker = s.machine.tracker();
+    tracker.pin_page(page).unwrap();
+    let (gate, io) = s.held_write(StableMode::WriteProtect, FaultChoice::Wait);
+    // That device's DMA lands while the write is held mid-transfer.
+    s.machine
+        .memory()
+        .frame(page)
+        .unwrap()
+        .store(LATE_WORD, 0xd3a);
+    gate.release();
+    io.wait(&s.machine).unwrap();
+    assert!(s.machine.device().scrub().is_empty());
+    assert_eq!(s.disk(), s.old, "the bytes at submission");
+    let counts = s.machine.stable_stats().counts();
+    assert_eq!(counts.protect_bounced, 1);
+    assert_eq!(counts.writes_in(StableMode::Bounce), 1);
+    assert_eq!(counts.writes_in(StableMode::WriteProtect), 0);
+    assert_eq!(counts.pages_copied, 2);
+    // Nothing was write-protected: a CPU store goes straight in.
+    assert!(s.process.pte(s.buffer).unwrap().1);
+    tracker.unpin_page(page).unwrap();
+    s.finish();
+}
+
+#[test]
 fn verify_reissues_the_changed_page_and_nothing_else() {
     let s = setup();
     let (gate, io) = s.held_write(StableMode::Verify, FaultChoice::Wait);

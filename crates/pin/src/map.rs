@@ -336,6 +336,25 @@ impl<'a> FolioRef<'a> {
             self.counters.refcount_acquire() >= GUP_PIN_COUNTING_BIAS
         }
     }
+
+    /// Whether the folio may hold pins beyond `own`, the pins the caller
+    /// holds on it itself (one per page it pinned): someone else's pin
+    /// means a device may be writing into the folio. Exact for a large
+    /// folio (its pin count exceeds `own`); for a small page, a reference
+    /// count of at least `own + 1` times [`GUP_PIN_COUNTING_BIAS`], so
+    /// plenty of plain references read as another pin (a false positive)
+    /// but another pin is never missed.
+    #[inline]
+    pub fn pinned_beyond(&self, own: u32) -> bool {
+        if self.has_pincount() {
+            self.counters.pincount_acquire() > own
+        } else {
+            let floor = u64::from(own)
+                .saturating_add(1)
+                .saturating_mul(u64::from(GUP_PIN_COUNTING_BIAS));
+            u64::from(self.counters.refcount_acquire()) >= floor
+        }
+    }
 }
 
 impl fmt::Debug for FolioRef<'_> {

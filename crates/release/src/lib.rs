@@ -89,9 +89,9 @@ pub use error::ReleaseError;
 pub use extract::{add_held_run, add_user_range, RunRefused};
 pub use release::{check_pages_dirty, release_pages, set_pages_dirty, ReleaseStats};
 pub use stable::{
-    bounce_bio, bounce_piece, for_each_checksum, verify_pages, Bounced, BySize, FaultChoice,
-    FaultResolution, Mismatch, ProtectWindow, StableCounts, StableError, StableIo, StableMode,
-    StablePolicy, StableStats, StableWrite,
+    bounce_bio, bounce_piece, for_each_checksum, pinned_elsewhere, verify_pages, Bounced, BySize,
+    FaultChoice, FaultResolution, Mismatch, ProtectWindow, StableCounts, StableError, StableIo,
+    StableMode, StablePolicy, StableStats, StableWrite,
 };
 pub use submit::{release_deferred, CompletedBio, DioRead, Released, SubmittedBio};
 pub use warning::{AnyWarning, ReleaseWarning, Warn};

@@ -66,7 +66,11 @@ fn bvec_range<S: BvecStorage>(bio: &Bio<S>, bvec: &BioVec) -> Option<(PageRange,
 /// Runs `each` over every bvec holding pages; a bvec with no page is warned
 /// about and reported. Every bvec is visited even after a failure; the first
 /// error is returned.
-fn for_each_range<S, M, F>(ops: &M, bio: &Bio<S>, mut each: F) -> Result<(), ReleaseError>
+pub(crate) fn for_each_range<S, M, F>(
+    ops: &M,
+    bio: &Bio<S>,
+    mut each: F,
+) -> Result<(), ReleaseError>
 where
     S: BvecStorage,
     M: PageOps + Warn + ?Sized,

@@ -11,7 +11,7 @@
 //! |---|---|---|---|
 //! | [`StableMode::ZeroCopy`] | nothing | the buffer may change: unstable | release |
 //! | [`StableMode::Bounce`] | copy into kernel pages ([`bounce_bio`]); unpin the user pages at once | nothing to protect | put the copies |
-//! | [`StableMode::WriteProtect`] | [`ProtectWindow::open`], then the address space's [`write_protect`](gupio_pin::AddressSpace::write_protect) | a CPU write faults and waits ([`ProtectWindow::on_write_fault`]) or copies on write | restore the mappings, then [`ProtectWindow::close`] and wake the waiters |
+//! | [`StableMode::WriteProtect`] | [`ProtectWindow::open`], then the address space's [`write_protect`](gupio_pin::AddressSpace::write_protect); a write with a page [`pinned_elsewhere`] (a device may write it) is bounced instead | a CPU write faults and waits ([`ProtectWindow::on_write_fault`]) or copies on write | restore the mappings, then [`ProtectWindow::close`] and wake the waiters |
 //! | [`StableMode::Verify`] | a checksum per page ([`for_each_checksum`]) | the buffer may change | recompute ([`verify_pages`]); reissue each changed range from a bounce copy |
 //!
 //! Which one is cheapest depends on the write size and on how often the
@@ -352,6 +352,50 @@ pub struct Bounced<T: BvecStorage> {
     pub released: crate::ReleaseStats,
 }
 
+/// Whether a device may be writing into a page the write `bio` reads: some
+/// pinned page of it holds pins beyond the bio's own (a direct-I/O read
+/// into the same buffer, a registered buffer). Write protection stops the
+/// CPU's writers only, never a device's, so [`StableMode::WriteProtect`]
+/// must bounce such a write instead ([`bounce_bio`]).
+///
+/// The bio's own pins are counted per bvec (one per page), so a folio that
+/// several bvecs pin reads as pinned elsewhere: a false positive, costing
+/// a copy that was not needed, never the reverse. The zero page never
+/// changes and is never counted.
+///
+/// # Errors
+/// [`ReleaseError::NoPage`] for a bvec without a page (warned, as by the
+/// release), [`ReleaseError::Pin`] for a page outside the memory map.
+pub fn pinned_elsewhere<S, M>(tracker: &Tracker<'_, M>, bio: &Bio<S>) -> Result<bool, ReleaseError>
+where
+    S: BvecStorage,
+    M: PageOps + Warn + ?Sized,
+{
+    let map = tracker.ops();
+    let mut elsewhere = false;
+    crate::release::for_each_range(map, bio, |range, origin| {
+        if origin != Origin::Pinned || elsewhere {
+            return Ok(());
+        }
+        let mut left = range.len();
+        let mut pfn = range.first();
+        while left > 0 && !elsewhere {
+            let folio = map.folio(pfn)?;
+            let own = folio.pages_from(pfn).min(left);
+            if !map.is_zero_page(folio.head()) {
+                elsewhere = folio.pinned_beyond(u32::try_from(own).unwrap_or(u32::MAX));
+            }
+            left -= own;
+            match pfn.checked_add(own) {
+                Some(next) => pfn = next,
+                None => break,
+            }
+        }
+        Ok(())
+    })?;
+    Ok(elsewhere)
+}
+
 /// [`StableMode::Bounce`]: copies every page piece of the write `bio` (the
 /// bytes it has left) into fresh kernel pages added to `into` (an empty
 /// write bio for the same sector), then releases `bio`'s pages (unpins the
@@ -679,6 +723,7 @@ pub struct StableStats {
     pages_verified: AtomicUsize,
     reissues: AtomicUsize,
     pages_reissued: AtomicUsize,
+    protect_bounced: AtomicUsize,
 }
 
 /// A snapshot of [`StableStats`].
@@ -702,6 +747,10 @@ pub struct StableCounts {
     pub reissues: usize,
     /// Pages in those ranges.
     pub pages_reissued: usize,
+    /// Writes that asked for write protection but were bounced, because a
+    /// page was pinned elsewhere ([`pinned_elsewhere`]); counted as
+    /// bounces in `writes` and `pages`.
+    pub protect_bounced: usize,
 }
 
 impl StableCounts {
@@ -742,6 +791,10 @@ impl StableStats {
         /// Counts `n` pages verified at completion.
         count_verified, pages_verified
     );
+    counter!(
+        /// Counts `n` writes bounced instead of write-protected.
+        count_protect_bounced, protect_bounced
+    );
 
     /// Counts a write fault on a protected page and how it resolved.
     pub fn count_fault(&self, resolution: FaultResolution) {
@@ -774,6 +827,7 @@ impl StableStats {
             pages_verified: load(&self.pages_verified),
             reissues: load(&self.reissues),
             pages_reissued: load(&self.pages_reissued),
+            protect_bounced: load(&self.protect_bounced),
         }
     }
 }

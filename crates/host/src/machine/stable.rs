@@ -9,9 +9,9 @@ use gupio::embed::{AddressSpace, StableIo};
 use gupio::pfn::Pfn;
 use gupio::pin::{Tracker, UserAddr};
 use gupio::release::{
-    bounce_bio, bounce_piece, for_each_checksum, release_pages, verify_pages, CompletedBio,
-    FaultChoice, Mismatch, StableError, StableMode, StablePolicy, StableStats, StableWrite,
-    SubmittedBio,
+    bounce_bio, bounce_piece, for_each_checksum, pinned_elsewhere, release_pages, verify_pages,
+    CompletedBio, FaultChoice, Mismatch, StableError, StableMode, StablePolicy, StableStats,
+    StableWrite, SubmittedBio,
 };
 use gupio::sync::atomic::Ordering;
 
@@ -114,7 +114,9 @@ impl Machine {
     /// chooses how the pages the device reads are kept stable, per write
     /// ([`StablePolicy`]: a constant [`StableMode`], [`BySize`](gupio::release::BySize),
     /// a closure); with [`StableMode::WriteProtect`], `fault` says what a
-    /// CPU write to the buffer does meanwhile. The I/O is done when
+    /// CPU write to the buffer does meanwhile, and a write with a page
+    /// pinned elsewhere ([`pinned_elsewhere`]: a device may be writing it)
+    /// is bounced instead, counted in `protect_bounced`. The I/O is done when
     /// [`PendingIo::wait`] returns, reissues included.
     ///
     /// # Errors
@@ -156,11 +158,27 @@ impl Machine {
         let (bio, done) = self.pin_dio(&guard, addr, len, sector, BioOp::Write)?;
         // The simulated device records a checksum per block: it needs
         // stable pages. The policy chooses per bio.
-        let mode = policy.mode(StableWrite {
+        let mut mode = policy.mode(StableWrite {
             bytes: u64::from(bio.size()),
             pages: done.pages,
             stable_required: true,
         });
+        if mode == StableMode::WriteProtect {
+            // Write protection holds off the CPU's writers only: a page
+            // someone else has pinned (a direct-I/O read into the same
+            // buffer) may change under a device's DMA. Bounce that write.
+            match pinned_elsewhere(&tracker, &bio) {
+                Ok(false) => {}
+                Ok(true) => {
+                    self.stable_stats.count_protect_bounced(1);
+                    mode = StableMode::Bounce;
+                }
+                Err(error) => {
+                    let _ = release_pages(&tracker, &bio, false);
+                    return Err(error.into());
+                }
+            }
+        }
         let mut window = None;
         let bio = match mode {
             StableMode::WriteProtect => {

@@ -201,3 +201,36 @@ fn the_array_map_reports_its_shape_and_what_happened_to_it() {
     assert_eq!(map.folios_freed(), 1);
     assert_eq!(map.stats().in_flight(), 0);
 }
+
+#[test]
+fn pinned_beyond_counts_only_pins_past_the_callers_own() {
+    let map = ArrayMemoryMap::<8>::new(Pfn::new(0));
+    map.prepare_folio(Pfn::new(0), FolioOrder::SMALL).unwrap();
+    map.prepare_folio(Pfn::new(4), order(2)).unwrap();
+    let tracker = crate::Tracker::new(&map);
+    let small = || map.folio(Pfn::new(0)).unwrap();
+    let large = || map.folio(Pfn::new(4)).unwrap();
+    // Nobody's pins: nothing beyond any count.
+    assert!(!small().pinned_beyond(0) && !large().pinned_beyond(0));
+    // The caller's own pins: one on the small page, two pages of the folio.
+    tracker.pin_page(Pfn::new(0)).unwrap();
+    tracker
+        .pin_range(PageRange::try_new(Pfn::new(4), 2).unwrap())
+        .unwrap();
+    assert!(small().pinned_beyond(0), "a pin past none");
+    assert!(!small().pinned_beyond(1), "exactly the caller's own");
+    assert!(large().pinned_beyond(1));
+    assert!(!large().pinned_beyond(2));
+    // Someone else pins one more page of each.
+    tracker.pin_page(Pfn::new(0)).unwrap();
+    tracker.pin_page(Pfn::new(7)).unwrap();
+    assert!(small().pinned_beyond(1) && !small().pinned_beyond(2));
+    assert!(large().pinned_beyond(2) && !large().pinned_beyond(3));
+    // Plain references never add up to a pin of a large folio; on a small
+    // page they are a false positive only once they reach a whole bias.
+    tracker.get_page(Pfn::new(5)).unwrap();
+    assert!(!large().pinned_beyond(3));
+    assert!(!small().pinned_beyond(2));
+    // A count no page can hold saturates instead of wrapping.
+    assert!(!small().pinned_beyond(u32::MAX));
+}

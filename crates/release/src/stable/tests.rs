@@ -320,3 +320,63 @@ fn a_mode_is_named_as_the_demo_spells_it() {
     assert_eq!(StableMode::WriteProtect.name(), "write-protect");
     assert_eq!(StableMode::ZeroCopy.name(), "zero-copy");
 }
+
+#[test]
+fn a_write_whose_pages_only_it_pins_is_not_pinned_elsewhere() {
+    let map = machine();
+    let bio = user_write(&map);
+    let tracker = Tracker::new(&map);
+    assert_eq!(pinned_elsewhere(&tracker, &bio), Ok(false));
+    // A plain reference (the page cache's, a mapping's) is no pin.
+    tracker.get_page(Pfn::new(2)).unwrap();
+    assert_eq!(pinned_elsewhere(&tracker, &bio), Ok(false));
+    tracker.put_page(Pfn::new(2)).unwrap();
+    // Another pinner of one page (a direct-I/O read into the buffer).
+    tracker.pin_page(Pfn::new(6)).unwrap();
+    assert_eq!(pinned_elsewhere(&tracker, &bio), Ok(true));
+    tracker.unpin_page(Pfn::new(6)).unwrap();
+    assert_eq!(pinned_elsewhere(&tracker, &bio), Ok(false));
+    release_pages(&tracker, &bio, false).unwrap();
+}
+
+#[test]
+fn pinned_elsewhere_counts_a_large_folios_pins_per_page_and_skips_borrowed_pages() {
+    let map = ArrayMemoryMap::<8, AnyWarning>::new(Pfn::new(0));
+    map.prepare_folio(Pfn::new(0), FolioOrder::try_new(2).unwrap())
+        .unwrap();
+    map.prepare_folio(Pfn::new(4), FolioOrder::SMALL).unwrap();
+    let tracker = Tracker::new(&map);
+    // Pages 1 and 2 of the folio, in one bvec: two pins of the bio's own.
+    let range = gupio_pin::PageRange::try_new(Pfn::new(1), 2).unwrap();
+    tracker.pin_range(range).unwrap();
+    let mut bio = write_bio(0);
+    let folio = gupio_pfn::Folio::new(Pfn::new(0), FolioOrder::try_new(2).unwrap()).unwrap();
+    let _ = bio
+        .add_folio(folio, 2 * PAGE, PAGE, Origin::Pinned)
+        .unwrap();
+    // A borrowed kernel page: its pins are not the bio's business.
+    tracker.pin_page(Pfn::new(4)).unwrap();
+    let _ = bio
+        .add_page(Pfn::new(4), PAGE, 0, Origin::Borrowed)
+        .unwrap();
+    assert_eq!(bio.vcnt(), 2);
+    assert_eq!(pinned_elsewhere(&tracker, &bio), Ok(false));
+    // A third page of the folio pinned by someone else.
+    tracker.pin_page(Pfn::new(3)).unwrap();
+    assert_eq!(pinned_elsewhere(&tracker, &bio), Ok(true));
+    tracker.unpin_page(Pfn::new(3)).unwrap();
+    tracker.unpin_page(Pfn::new(4)).unwrap();
+    release_pages(&tracker, &bio, false).unwrap();
+    assert_eq!(map.warnings(), 0);
+}
+
+#[test]
+fn stats_count_writes_bounced_instead_of_write_protected() {
+    let stats = StableStats::new();
+    stats.count_protect_bounced(1);
+    stats.count_write(StableMode::Bounce, 2);
+    let counts = stats.counts();
+    assert_eq!(counts.protect_bounced, 1);
+    assert_eq!(counts.writes_in(StableMode::Bounce), 1);
+    assert_eq!(counts.writes_in(StableMode::WriteProtect), 0);
+}
