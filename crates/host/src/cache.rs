@@ -285,8 +285,7 @@ impl PageCache {
     /// above the largest, [`HostError::PastEndOfDisk`] if the disk is full.
     ///
     /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let cache = machine.cache();
     /// assert!(cache.create_file(16, &[3, 2, 2]).is_ok());
     /// assert!(cache.create_file(16, &[2, 3]).is_err(), "order 3 at index 4 is not aligned");

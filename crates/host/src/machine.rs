@@ -80,8 +80,7 @@ impl MachineConfig {
 ///
 /// ```
 /// use gupio::prelude::*;
-/// # use gupio_host::{Machine, MachineConfig};
-/// # let machine = Machine::new(MachineConfig::small()).unwrap();
+/// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
 /// let process = machine.spawn_process();
 /// let buffer = process.mmap_anonymous(2).unwrap();
 /// let pending = machine.submit_dio_read(&process, buffer, 8192, Sector(0)).unwrap();
@@ -330,8 +329,7 @@ impl Machine {
     ///
     /// ```
     /// use gupio::prelude::*;
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let process = machine.spawn_process();
     /// let buffer = process.mmap_zero_page(1).unwrap(); // the zero page, read-pinned
     /// let pending = machine.submit_dio_write(&process, buffer, 4096, Sector(0)).unwrap();
@@ -369,8 +367,7 @@ impl Machine {
     ///
     /// ```
     /// use gupio::prelude::*;
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let process = machine.spawn_process();
     /// let buffer = process.mmap_anonymous(1).unwrap();
     /// process.store(buffer, &[0xab; 512]).unwrap();

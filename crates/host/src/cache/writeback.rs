@@ -57,8 +57,7 @@ impl PageCache {
     ///
     /// ```
     /// use gupio::writeback::{PinnedAction, Writeback, WritebackStats};
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let file = machine.cache().create_file(1, &[]).unwrap();
     /// machine.cache().write(&file, 0, 0, &[1]).unwrap();
     /// let (io, stats) = (machine.cache().io(&file), WritebackStats::new());

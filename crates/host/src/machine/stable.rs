@@ -108,8 +108,7 @@ impl Machine {
     /// ```
     /// use gupio::prelude::*;
     /// use gupio::release::{FaultChoice, StableMode};
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let process = machine.spawn_process();
     /// let buffer = process.mmap_anonymous(2).unwrap();
     /// process.store(buffer, &[5; 1024]).unwrap();

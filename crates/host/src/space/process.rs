@@ -113,8 +113,7 @@ impl Process {
     /// is dropped: every page it had mapped is given back).
     ///
     /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let parent = machine.spawn_process();
     /// let addr = parent.mmap_anonymous(1).unwrap();
     /// parent.store(addr, &[1]).unwrap();
@@ -169,8 +168,7 @@ impl Process {
     /// [`HostError::BadMapping`] if no address space is left.
     ///
     /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let process = machine.spawn_process();
     /// let addr = process.mmap_anonymous_folio(2).unwrap();
     /// let (head, writable) = process.pte(addr).unwrap();
@@ -212,8 +210,7 @@ impl Process {
     ///
     /// ```
     /// use gupio::prelude::*;
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let process = machine.spawn_process();
     /// let addr = process.mmap_anonymous(1).unwrap();
     /// let tracker = machine.tracker();
@@ -303,8 +300,7 @@ impl Process {
     /// [`HostError::BadMapping`] for zero pages or no address space left.
     ///
     /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let process = machine.spawn_process();
     /// let addr = process.mmap_anonymous(1).unwrap();
     /// process.store(addr, &[1, 2, 3]).unwrap();
@@ -321,8 +317,7 @@ impl Process {
     /// [`HostError::BadMapping`] for zero pages or no address space left.
     ///
     /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let process = machine.spawn_process();
     /// let addr = process.mmap_zero_page(1).unwrap();
     /// assert_eq!(process.load(addr, 1).unwrap(), [0]);
@@ -340,8 +335,7 @@ impl Process {
     /// [`HostError::BadMapping`] for zero pages.
     ///
     /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let file = machine.cache().create_file(4, &[]).unwrap();
     /// let process = machine.spawn_process();
     /// let addr = process.mmap_file(&file, 0, 4, true).unwrap();
@@ -402,8 +396,7 @@ impl Process {
     /// ```
     /// use gupio::prelude::*;
     /// use gupio::pin::UserAddr;
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let process = machine.spawn_process();
     /// let addr = process.mmap_anonymous(2).unwrap();
     /// let tracker = machine.tracker();
@@ -456,8 +449,7 @@ impl Process {
     /// [`HostError::Fault`] if a page cannot be mapped writable.
     ///
     /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let file = machine.cache().create_file(1, &[]).unwrap();
     /// let process = machine.spawn_process();
     /// let addr = process.mmap_file(&file, 0, 1, false).unwrap();
