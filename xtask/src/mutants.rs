@@ -44,8 +44,13 @@ struct Mutation {
     package: &'static str,
     test: &'static str,
     /// A line the failing run must print (the test that caught it, or the
-    /// demo's failed verdict), on a line that also says `FAILED`.
+    /// demo's failed verdict), on a line that also says `FAILED` (or, under
+    /// miri, `Undefined Behavior`).
     caught_by: &'static str,
+    /// Whether the model is `test`, a unit test of `package`'s library, run
+    /// under miri (whose data-race detector sees an unordered access in
+    /// any interleaving), rather than an integration test.
+    miri: bool,
 }
 
 /// The `package` of a mutation the host demo must catch.
@@ -67,6 +72,7 @@ const MUTATIONS: &[Mutation] = &[
         package: "gupio-pin",
         test: "loom_happens_before",
         caught_by: "unpinned_small_page_shows_the_device_writes",
+        miri: false,
     },
     Mutation {
         name: "release-relaxed",
@@ -79,6 +85,7 @@ const MUTATIONS: &[Mutation] = &[
         package: "gupio-pin",
         test: "loom_happens_before",
         caught_by: "sees_every_write",
+        miri: false,
     },
     Mutation {
         name: "large-query-relaxed",
@@ -91,6 +98,7 @@ const MUTATIONS: &[Mutation] = &[
         package: "gupio-pin",
         test: "loom_happens_before",
         caught_by: "unpinned_large_folio_shows_the_device_writes",
+        miri: false,
     },
     Mutation {
         name: "free-fence",
@@ -103,6 +111,7 @@ const MUTATIONS: &[Mutation] = &[
         package: "gupio-pin",
         test: "loom_happens_before",
         caught_by: "sees_every_write",
+        miri: false,
     },
     Mutation {
         name: "split-unpin-relaxed",
@@ -115,6 +124,7 @@ const MUTATIONS: &[Mutation] = &[
         package: "gupio-pin",
         test: "loom_happens_before",
         caught_by: "unpinned_large_folio_shows_the_device_writes",
+        miri: false,
     },
     Mutation {
         name: "gup-fence",
@@ -127,6 +137,7 @@ const MUTATIONS: &[Mutation] = &[
         package: "gupio-writeback",
         test: "loom_writeback",
         caught_by: "pin_user_pages_then_checked_dirty",
+        miri: false,
     },
     Mutation {
         name: "dirty-without-lock",
@@ -139,6 +150,7 @@ const MUTATIONS: &[Mutation] = &[
         package: "gupio-pin",
         test: "dirty_lock",
         caught_by: "dirty_range_lock_dirties_each_folio_under_its_lock",
+        miri: false,
     },
     Mutation {
         name: "writeback-no-redirty",
@@ -151,6 +163,7 @@ const MUTATIONS: &[Mutation] = &[
         package: DEMO,
         test: "",
         caught_by: "writeback cleaned",
+        miri: false,
     },
     Mutation {
         name: "query-never-pinned",
@@ -163,6 +176,7 @@ const MUTATIONS: &[Mutation] = &[
         package: "gupio-release",
         test: "loom_release",
         caught_by: "unpin_at_completion_racing_a_writeback_check_has_no_false_negative",
+        miri: false,
     },
     Mutation {
         name: "warning-log-racy-claim",
@@ -175,6 +189,7 @@ const MUTATIONS: &[Mutation] = &[
         package: "gupio-pin",
         test: "loom_warning_log",
         caught_by: "two_reporters_at_once_both_land_in_the_log",
+        miri: false,
     },
     Mutation {
         name: "stable-close-relaxed",
@@ -187,6 +202,7 @@ const MUTATIONS: &[Mutation] = &[
         package: "gupio-release",
         test: "loom_stable",
         caught_by: "closing_before_restoring_orders_the_device_read_before_the_writer",
+        miri: false,
     },
     Mutation {
         name: "stable-wait-relaxed",
@@ -199,6 +215,7 @@ const MUTATIONS: &[Mutation] = &[
         package: "gupio-release",
         test: "loom_stable",
         caught_by: "closing_before_restoring_orders_the_device_read_before_the_writer",
+        miri: false,
     },
     Mutation {
         name: "stable-fault-no-wait",
@@ -211,6 +228,20 @@ const MUTATIONS: &[Mutation] = &[
         package: "gupio-release",
         test: "loom_stable",
         caught_by: "a_writer_faulting_on_a_protected_page_waits_for_the_completion",
+        miri: false,
+    },
+    Mutation {
+        name: "capi-deferred-state-after-push",
+        what: "gupio_bio_complete_dio_read marking the bio deferred after pushing it, not before",
+        file: "crates/capi/src/bio.rs",
+        function: "pub unsafe extern \"C\" fn gupio_bio_complete_dio_read(",
+        from: "*slot = Slot::Deferred(done);\n        let pushed = list.push(Deferred(bio));",
+        to: "let pushed = list.push(Deferred(bio));\n        *slot = Slot::Deferred(done);",
+        cfgs: &[],
+        package: "gupio-capi",
+        test: "a_deferred_read_is_deferred_before_a_drainer_can_take_it",
+        caught_by: "a_deferred_read_is_deferred_before_a_drainer_can_take_it",
+        miri: true,
     },
 ];
 
@@ -314,9 +345,10 @@ fn check(mutation: &Mutation, copy: &Path, target: &Path) -> Result<String, Stri
     if output.contains("error[E") || output.contains("could not compile") {
         return Err(format!("the mutated copy does not compile:\n{output}"));
     }
-    let caught = output
-        .lines()
-        .any(|line| line.contains(mutation.caught_by) && line.contains("FAILED"));
+    let caught = output.lines().any(|line| {
+        line.contains(mutation.caught_by)
+            && (line.contains("FAILED") || line.contains("Undefined Behavior"))
+    });
     if !caught {
         return Err(format!(
             "{model_name} failed, but not with `{}`:\n{output}",
@@ -330,6 +362,12 @@ fn check(mutation: &Mutation, copy: &Path, target: &Path) -> Result<String, Stri
 fn model(mutation: &Mutation, copy: &Path, target: &Path) -> Cmd {
     let cmd = if mutation.package == DEMO {
         crate::demo::command(&["--quiet".to_owned()])
+    } else if mutation.miri {
+        Cmd::cargo()
+            .env("MIRIFLAGS", crate::test::MIRIFLAGS)
+            .arg(format!("+{}", crate::tools::nightly()))
+            .args(["miri", "test", "-p", mutation.package, "--lib"])
+            .arg(mutation.test)
     } else {
         let mut args = vec!["test", "-p", mutation.package, "--test", mutation.test];
         if mutation.cfgs.contains(&"loom") {
@@ -351,38 +389,42 @@ fn model(mutation: &Mutation, copy: &Path, target: &Path) -> Cmd {
 /// `text` with `from` replaced by `to` inside every function whose opening
 /// line contains `function` (up to the closing brace at that line's
 /// indentation); returns the text and how many replacements it made.
+/// `from` may span lines (to move a statement past another), but never
+/// leaves the function.
 ///
 /// By hand rather than with cargo-mutants: that tool mutates with its own
 /// catalogue of operators and asks only that some test fail, while each
 /// mutation here weakens one documented ordering and names the model that
 /// must be the one to catch it.
 fn mutate(text: &str, function: &str, from: &str, to: &str) -> (String, usize) {
-    let mut out = Vec::new();
+    let mut out = String::with_capacity(text.len());
     let mut changes = 0;
-    let mut inside: Option<usize> = None;
-    for line in text.lines() {
+    // The body of the function being read: its indentation and its lines.
+    let mut inside: Option<(usize, String)> = None;
+    for line in text.split_inclusive('\n') {
         let indent = line.len() - line.trim_start().len();
-        match inside {
-            None if line.contains(function) => {
-                inside = Some(indent);
-                out.push(line.to_owned());
+        match &mut inside {
+            None => {
+                if line.contains(function) {
+                    inside = Some((indent, String::new()));
+                }
+                out.push_str(line);
             }
-            Some(depth) if indent == depth && line.trim() == "}" => {
+            Some((depth, body)) if indent == *depth && line.trim() == "}" => {
+                changes += body.matches(from).count();
+                out.push_str(&body.replace(from, to));
+                out.push_str(line);
                 inside = None;
-                out.push(line.to_owned());
             }
-            Some(_) if line.contains(from) => {
-                changes += line.matches(from).count();
-                out.push(line.replace(from, to));
-            }
-            _ => out.push(line.to_owned()),
+            Some((_, body)) => body.push_str(line),
         }
     }
-    let mut joined = out.join("\n");
-    if text.ends_with('\n') {
-        joined.push('\n');
+    if let Some((_, body)) = inside {
+        // A function that never closed: change what was read of it.
+        changes += body.matches(from).count();
+        out.push_str(&body.replace(from, to));
     }
-    (joined, changes)
+    (out, changes)
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ const MIRI_32_BIT_TARGET: &str = "i686-unknown-linux-gnu";
 const LOOM_MAX_PREEMPTIONS: &str = "2";
 
 /// miri's flags unless `MIRIFLAGS` is already set.
-const MIRIFLAGS: &str = "-Zmiri-strict-provenance";
+pub const MIRIFLAGS: &str = "-Zmiri-strict-provenance";
 
 /// The fuzz crate's manifest (it is its own workspace).
 const FUZZ_MANIFEST: &str = "fuzz/Cargo.toml";

@@ -708,12 +708,15 @@ pub unsafe extern "C" fn gupio_bio_complete_dio_read(
             return Ok(0);
         }
         // Some page was cleaned (or could not be checked): defer. The state
-        // changes before the push, after which a drainer may take the bio.
+        // changes before the push, after which a drainer may take the bio
+        // (proven by a_deferred_read_is_deferred_before_a_drainer_can_take_it
+        // under miri, and the mutant capi-deferred-state-after-push).
         let Slot::Completed(done) = core::mem::replace(slot, Slot::Released) else {
             return Err(wrong_state());
         };
         *slot = Slot::Deferred(done);
-        if let Err(full) = list.push(Deferred(bio)) {
+        let pushed = list.push(Deferred(bio));
+        if let Err(full) = pushed {
             let error = full.error();
             // SAFETY: the push failed, so nothing else holds the bio.
             let slot = unsafe { self::slot(bio) }?;

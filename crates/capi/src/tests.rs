@@ -681,3 +681,108 @@ fn release_warnings_reach_the_one_warn_hook_with_their_own_kinds() {
         (gupio_warning_kind::GUPIO_WARN_ACCOUNT_UNDERFLOW, 0, 2, 5)
     );
 }
+
+/// A raw pointer handed to another test thread.
+struct Shared<T>(*mut T);
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Shared<T> {}
+
+// SAFETY: the test threads use the pointees only through the C ABI, whose
+// contract (one completer, drainers through the list) they keep.
+unsafe impl<T> Send for Shared<T> {}
+
+impl<T> Shared<T> {
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// The ordering `gupio_bio_complete_dio_read` documents: the bio's state
+/// becomes "deferred" before the bio is pushed, since a drainer on another
+/// CPU may take it the moment the push is visible. A drainer thread spins
+/// on the list while the completer defers the bio. If the state were
+/// written after the push, the drainer would find the bio not deferred
+/// (and report it failed, its pins lost), and under miri the state write
+/// races with the drainer's read.
+#[test]
+fn a_deferred_read_is_deferred_before_a_drainer_can_take_it() {
+    let m = Machine::new();
+    let t = tracker(&m);
+    let t = Shared(t.as_ptr().cast_mut());
+    let mut table = [gupio_bvec {
+        word: 0,
+        len: 0,
+        offset: 0,
+    }; 1];
+    let mut bio = Box::new(MaybeUninit::<gupio_bio>::uninit());
+    let bio = Shared(bio.as_mut_ptr());
+    let mut list = Box::new(MaybeUninit::<gupio_deferred_list>::uninit());
+    let list = Shared(list.as_mut_ptr());
+    // SAFETY: every pointer is to live storage of its type, alive for the
+    // whole test; the bvec table outlives the bio's use.
+    unsafe {
+        let read = gupio_op::GUPIO_OP_READ as u32;
+        let pinned = gupio_origin::GUPIO_ORIGIN_PINNED as u32;
+        assert_eq!(gupio_pin_range(t.get(), BASE, 1, null_mut()), 0);
+        assert_eq!(
+            gupio_bio_init(
+                bio.get(),
+                table.as_mut_ptr(),
+                1,
+                read,
+                0,
+                null(),
+                null_mut()
+            ),
+            0
+        );
+        assert_eq!(
+            gupio_bio_add_page(bio.get(), t.get(), BASE, 4096, 0, pinned, null_mut()),
+            0
+        );
+        assert_eq!(gupio_bio_set_pages_dirty(bio.get(), t.get(), null_mut()), 0);
+        assert_eq!(gupio_bio_submit(bio.get(), null_mut()), 0);
+        assert_eq!(gupio_bio_complete(bio.get(), 0, null_mut()), 0);
+        assert_eq!(gupio_deferred_init(list.get(), null_mut()), 0);
+    }
+    // Writeback cleaned the page while the device wrote into it: the
+    // completion must defer the release.
+    m.page(BASE).clear_flags(gupio::pin::PageFlags::DIRTY);
+
+    unsafe extern "C" fn record(ctx: *mut c_void, _: *mut gupio_bio, ret: isize, _: gupio_error) {
+        // SAFETY: the drainer passes a pointer to its own result slot.
+        unsafe { *ctx.cast::<isize>() = ret };
+    }
+    std::thread::scope(|scope| {
+        let drainer = scope.spawn(move || {
+            let mut ret = isize::MIN;
+            let ctx = (&mut ret as *mut isize).cast();
+            // SAFETY: as above; the list and tracker outlive the scope.
+            while unsafe {
+                gupio_deferred_drain(list.get(), t.get(), Some(record), ctx, null_mut())
+            } == 0
+            {
+                std::thread::yield_now();
+            }
+            ret
+        });
+        // SAFETY: as above; this thread is the bio's one completer.
+        let deferred =
+            unsafe { gupio_bio_complete_dio_read(bio.get(), t.get(), list.get(), null_mut()) };
+        assert_eq!(deferred, 1, "a cleaned page defers the release");
+        assert_eq!(drainer.join().unwrap(), 0, "the drainer released the bio");
+    });
+    // SAFETY: the drain reported the bio: it is this thread's again.
+    let state = unsafe { gupio_bio_get_state(bio.get(), null_mut()) };
+    assert_eq!(state, gupio_bio_state::GUPIO_BIO_RELEASED as isize);
+    assert_eq!(m.page(BASE).pincount(), 0);
+    assert_eq!(m.page(BASE).refcount(), 1);
+    assert!(m.page(BASE).flags().contains(gupio::pin::PageFlags::DIRTY));
+    assert_eq!(m.warnings.load(Ordering::Relaxed), 0);
+}
