@@ -1,7 +1,8 @@
 use super::*;
 use crate::counters::probe::{self, LARGE_PIN_RMW};
 use crate::space::*;
-use crate::testing::{pfn, ro, rw, user, Entry, TestMachine, TestSpace, BASE, PAGE};
+use crate::testing::space::{pfn, ro, rw, user, Entry, TestSpace, BASE, PAGE};
+use crate::testing::TestMachine;
 use crate::{ArrayMemoryMap, FolioShape, PageRange, GUP_PIN_COUNTING_BIAS, REFCOUNT_MAX};
 use core::cell::Cell;
 use gupio_pfn::{PageGeometry, Pfn};

@@ -1,5 +1,5 @@
 use super::*;
-use crate::testing::{pfn, ro, rw, user, Entry, TestSpace};
+use crate::testing::space::{pfn, ro, rw, user, Entry, TestSpace};
 
 #[test]
 fn a_user_address_gives_back_its_raw_value() {
