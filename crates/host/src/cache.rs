@@ -25,10 +25,6 @@ mod writeback;
 pub use writeback::{FileIo, WritebackMode};
 
 /// A file's number in its page cache.
-///
-/// ```
-/// assert_eq!(gupio_host::FileId(3).to_string(), "#3");
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FileId(pub usize);
 
@@ -58,17 +54,6 @@ struct Mapper {
 
 /// A file: pages on disk from `first_sector`, cached in folios whose
 /// layout is fixed when the file is created.
-///
-/// ```
-/// # use gupio_host::{Machine, MachineConfig};
-/// # let machine = Machine::new(MachineConfig::small()).unwrap();
-/// let file = machine.cache().create_file(8, &[2, 1])?; // 4 + 2 + 2 small
-/// assert_eq!(file.folio_span(5), Some((4, 1)));
-/// machine.cache().populate(&file)?;
-/// let head = file.cached_page(4).unwrap();
-/// assert_eq!(file.cached_page(5).unwrap().get(), head.get() + 1);
-/// # Ok::<(), gupio_host::HostError>(())
-/// ```
 pub struct File {
     id: FileId,
     first_sector: u64,
@@ -94,27 +79,11 @@ impl File {
     }
 
     /// The disk sector where page `index` lives.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let file = machine.cache().create_file(3, &[]).unwrap();
-    /// assert_eq!(file.sector(2) - file.sector(0), 16);
-    /// ```
     pub fn sector(&self, index: usize) -> u64 {
         self.first_sector + u64::try_from(index).unwrap_or(u64::MAX) * SECTORS_PER_PAGE
     }
 
     /// The first index and order of the folio holding page `index`.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let file = machine.cache().create_file(12, &[3]).unwrap();
-    /// assert_eq!(file.folio_span(5), Some((0, 3)));
-    /// assert_eq!(file.folio_span(9), Some((9, 0)));
-    /// assert_eq!(file.folio_span(12), None);
-    /// ```
     pub fn folio_span(&self, index: usize) -> Option<(usize, u32)> {
         if index >= self.pages {
             return None;
@@ -125,15 +94,6 @@ impl File {
     }
 
     /// The cached page at `index`, if any (no reference taken).
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let file = machine.cache().create_file(1, &[]).unwrap();
-    /// assert!(file.cached_page(0).is_none());
-    /// machine.cache().populate(&file).unwrap();
-    /// assert!(file.cached_page(0).is_some());
-    /// ```
     pub fn cached_page(&self, index: usize) -> Option<Pfn> {
         lock(&self.cached).get(index).copied().flatten()
     }
@@ -213,11 +173,6 @@ impl fmt::Debug for File {
 }
 
 /// The result of the final data check of a file ([`PageCache::verify`]).
-///
-/// ```
-/// let check = gupio_host::FileCheck::default();
-/// assert!(check.is_ok());
-/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FileCheck {
     /// Cached pages checked.
@@ -237,11 +192,6 @@ impl FileCheck {
 }
 
 /// Running totals of the page cache's I/O.
-///
-/// ```
-/// let stats = gupio_host::CacheStats::default();
-/// assert_eq!(stats.pages_bounced, 0);
-/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
     /// Folios read in from disk.
@@ -311,14 +261,6 @@ impl PageCache {
     ///
     /// # Errors
     /// [`HostError::PastEndOfDisk`] if the disk is full.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let a = machine.cache().reserve_sectors(8).unwrap();
-    /// let b = machine.cache().reserve_sectors(8).unwrap();
-    /// assert_eq!(b, a + 8);
-    /// ```
     pub fn reserve_sectors(&self, sectors: u64) -> Result<u64, HostError> {
         let mut next = lock(&self.next_sector);
         let first = *next;
@@ -343,8 +285,7 @@ impl PageCache {
     /// above the largest, [`HostError::PastEndOfDisk`] if the disk is full.
     ///
     /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let cache = machine.cache();
     /// assert!(cache.create_file(16, &[3, 2, 2]).is_ok());
     /// assert!(cache.create_file(16, &[2, 3]).is_err(), "order 3 at index 4 is not aligned");
@@ -387,12 +328,6 @@ impl PageCache {
     }
 
     /// The file `id`.
-    ///
-    /// ```
-    /// # use gupio_host::{FileId, Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// assert!(machine.cache().file(FileId(0)).is_none());
-    /// ```
     pub fn file(&self, id: FileId) -> Option<Arc<File>> {
         self.files
             .read()
@@ -415,14 +350,6 @@ impl PageCache {
     /// # Errors
     /// [`HostError::PastEndOfFile`], [`HostError::OutOfMemory`], or the
     /// device's error reading the folio in.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let file = machine.cache().create_file(2, &[]).unwrap();
-    /// let page = machine.cache().get_page(&file, 1).unwrap();
-    /// machine.tracker().put_page(page).unwrap();
-    /// ```
     pub fn get_page(&self, file: &File, index: usize) -> Result<Pfn, HostError> {
         let page = self.lookup_or_fill(file, index)?;
         self.tracker().get_page(page)?;
@@ -508,14 +435,6 @@ impl PageCache {
     ///
     /// # Errors
     /// As [`get_page`](Self::get_page).
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let file = machine.cache().create_file(4, &[1]).unwrap();
-    /// machine.cache().populate(&file).unwrap();
-    /// assert_eq!(machine.cache().stats().fills, 3);
-    /// ```
     pub fn populate(&self, file: &File) -> Result<(), HostError> {
         for index in 0..file.pages {
             self.lookup_or_fill(file, index)?;
@@ -527,14 +446,6 @@ impl PageCache {
     ///
     /// # Errors
     /// As [`get_page`](Self::get_page).
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let file = machine.cache().create_file(1, &[]).unwrap();
-    /// let words = machine.cache().read(&file, 0).unwrap();
-    /// assert_eq!(words, machine.device().disk().read_words(file.sector(0), 512).unwrap());
-    /// ```
     pub fn read(&self, file: &File, index: usize) -> Result<Vec<u64>, HostError> {
         let page = self.lookup_or_fill(file, index)?;
         let folio = self.memory.folio(page)?;
@@ -555,15 +466,6 @@ impl PageCache {
     ///
     /// # Errors
     /// As [`get_page`](Self::get_page).
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let file = machine.cache().create_file(1, &[]).unwrap();
-    /// machine.cache().write(&file, 0, 510, &[1, 2, 3]).unwrap(); // the 3 is clipped
-    /// assert_eq!(machine.cache().read(&file, 0).unwrap()[510..], [1, 2]);
-    /// assert!(machine.cache().is_dirty(&file, 0).unwrap());
-    /// ```
     pub fn write(
         &self,
         file: &File,
@@ -590,13 +492,6 @@ impl PageCache {
     ///
     /// # Errors
     /// [`HostError::PastEndOfFile`].
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let file = machine.cache().create_file(1, &[]).unwrap();
-    /// assert!(!machine.cache().is_dirty(&file, 0).unwrap());
-    /// ```
     pub fn is_dirty(&self, file: &File, index: usize) -> Result<bool, HostError> {
         if index >= file.pages {
             return Err(HostError::PastEndOfFile {
@@ -613,15 +508,6 @@ impl PageCache {
     /// The final data check of `file`: every cached page must be clean and
     /// equal to its disk copy. Run it once all I/O is done and a last
     /// writeback (with no pins left) has run.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let file = machine.cache().create_file(2, &[]).unwrap();
-    /// machine.cache().write(&file, 0, 0, &[5]).unwrap();
-    /// let check = machine.cache().verify(&file);
-    /// assert_eq!((check.pages, check.lost_writes, check.dirty), (1, 1, 1));
-    /// ```
     pub fn verify(&self, file: &File) -> FileCheck {
         let mut check = FileCheck::default();
         let disk = self.device.disk();

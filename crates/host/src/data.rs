@@ -4,35 +4,14 @@
 use gupio::sync::atomic::{AtomicU64, Ordering};
 
 /// Bytes in a page (the harness uses 4 KiB pages).
-///
-/// ```
-/// assert_eq!(gupio_host::data::PAGE_SIZE, gupio::pfn::PageGeometry::FOUR_KIB.size());
-/// ```
 pub const PAGE_SIZE: usize = 4096;
 /// 64-bit words in a page: a page's data is `[AtomicU64; WORDS_PER_PAGE]`.
-///
-/// ```
-/// assert_eq!(gupio_host::data::WORDS_PER_PAGE, 512);
-/// ```
 pub const WORDS_PER_PAGE: usize = PAGE_SIZE / 8;
 /// Bytes in a sector.
-///
-/// ```
-/// assert_eq!(gupio_host::data::SECTOR_SIZE as u32, gupio::bio::SECTOR_SIZE);
-/// ```
 pub const SECTOR_SIZE: usize = 512;
 /// 64-bit words in a sector.
-///
-/// ```
-/// assert_eq!(gupio_host::data::WORDS_PER_SECTOR, 64);
-/// ```
 pub const WORDS_PER_SECTOR: usize = SECTOR_SIZE / 8;
 /// Sectors in a page.
-///
-/// ```
-/// use gupio_host::data::{PAGE_SIZE, SECTOR_SIZE, SECTORS_PER_PAGE};
-/// assert_eq!(SECTORS_PER_PAGE as usize * SECTOR_SIZE, PAGE_SIZE);
-/// ```
 pub const SECTORS_PER_PAGE: u64 = 8;
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -40,11 +19,6 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// 64-bit FNV-1a of `bytes` (offset basis `0xcbf29ce484222325`, prime
 /// `0x100000001b3`: xor each byte in, then multiply).
-///
-/// ```
-/// use gupio_host::data::fnv1a_bytes;
-/// assert_eq!(fnv1a_bytes(*b"a"), 0xaf63_dc4c_8601_ec8c);
-/// ```
 pub fn fnv1a_bytes(bytes: impl IntoIterator<Item = u8>) -> u64 {
     bytes.into_iter().fold(FNV_OFFSET, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME)
@@ -54,36 +28,17 @@ pub fn fnv1a_bytes(bytes: impl IntoIterator<Item = u8>) -> u64 {
 /// FNV-1a over the little-endian bytes of `words`: the checksum a
 /// filesystem computes over a page it submits for writing, and the device
 /// recomputes over what it wrote.
-///
-/// ```
-/// use gupio_host::data::fnv1a;
-/// assert_eq!(fnv1a([]), 0xcbf2_9ce4_8422_2325);
-/// assert_ne!(fnv1a([1, 2]), fnv1a([2, 1]));
-/// ```
 pub fn fnv1a(words: impl IntoIterator<Item = u64>) -> u64 {
     fnv1a_bytes(words.into_iter().flat_map(u64::to_le_bytes))
 }
 
 /// FNV-1a over atomic words, each loaded once (`Relaxed`).
-///
-/// ```
-/// use gupio::sync::atomic::AtomicU64;
-/// use gupio_host::data::{fnv1a, fnv1a_atomic};
-/// let words = [AtomicU64::new(1), AtomicU64::new(2)];
-/// assert_eq!(fnv1a_atomic(&words), fnv1a([1, 2]));
-/// ```
 pub fn fnv1a_atomic(words: &[AtomicU64]) -> u64 {
     // Relaxed: data words; the I/O's own synchronisation orders them.
     fnv1a(words.iter().map(|word| word.load(Ordering::Relaxed)))
 }
 
 /// The SplitMix64 finaliser: a bijective mix of a 64-bit value.
-///
-/// ```
-/// use gupio_host::data::mix;
-/// assert_ne!(mix(1), mix(2));
-/// assert_eq!(mix(7), mix(7));
-/// ```
 pub const fn mix(value: u64) -> u64 {
     let mut z = value.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -93,13 +48,6 @@ pub const fn mix(value: u64) -> u64 {
 
 /// A small deterministic PRNG (SplitMix64): the same seed gives the same
 /// workload on every run and every machine.
-///
-/// ```
-/// use gupio_host::data::Prng;
-/// let (mut a, mut b) = (Prng::new(42), Prng::new(42));
-/// assert_eq!(a.next_u64(), b.next_u64());
-/// assert!(a.below(10) < 10);
-/// ```
 #[derive(Clone, Debug)]
 pub struct Prng {
     state: u64,
@@ -107,32 +55,17 @@ pub struct Prng {
 
 impl Prng {
     /// A generator seeded with `seed`.
-    ///
-    /// ```
-    /// let _ = gupio_host::data::Prng::new(0);
-    /// ```
     pub const fn new(seed: u64) -> Self {
         Self { state: seed }
     }
 
     /// The next 64 random bits.
-    ///
-    /// ```
-    /// let mut rng = gupio_host::data::Prng::new(1);
-    /// assert_ne!(rng.next_u64(), rng.next_u64());
-    /// ```
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
         mix(self.state.wrapping_sub(0x9e37_79b9_7f4a_7c15))
     }
 
     /// A value in `0..bound` (0 if `bound` is 0).
-    ///
-    /// ```
-    /// let mut rng = gupio_host::data::Prng::new(3);
-    /// assert!((0..100).all(|_| rng.below(6) < 6));
-    /// assert_eq!(rng.below(0), 0);
-    /// ```
     pub fn below(&mut self, bound: usize) -> usize {
         let bound = u64::try_from(bound).unwrap_or(u64::MAX);
         if bound == 0 {
@@ -143,11 +76,6 @@ impl Prng {
     }
 
     /// `true` with probability `1 / n` (never for `n == 0`).
-    ///
-    /// ```
-    /// let mut rng = gupio_host::data::Prng::new(5);
-    /// assert!((0..10).all(|_| rng.one_in(1)));
-    /// ```
     pub fn one_in(&mut self, n: usize) -> bool {
         n != 0 && self.below(n) == 0
     }
@@ -155,11 +83,6 @@ impl Prng {
 
 /// The word a fresh disk holds at word address `word`: distinct for every
 /// word, so data that lands in the wrong place never matches by accident.
-///
-/// ```
-/// use gupio_host::data::disk_pattern;
-/// assert_ne!(disk_pattern(0), disk_pattern(1));
-/// ```
 pub const fn disk_pattern(word: u64) -> u64 {
     mix(word ^ 0xd15c_0000_0000_0000)
 }

@@ -59,11 +59,6 @@ const FINAL_PASSES: usize = 4;
 pub const INTEGRITY_EVERY: usize = 4;
 
 /// The demo's parameters (its command-line options).
-///
-/// ```
-/// let config = gupio_host::demo::DemoConfig::default();
-/// assert_eq!(config.pages, 1024);
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DemoConfig {
     /// Pages in the mapped file (`--pages`).
@@ -104,10 +99,6 @@ impl Default for DemoConfig {
 
 impl DemoConfig {
     /// A small, fast configuration for tests: 128 pages, 200 reads, 2 µs.
-    ///
-    /// ```
-    /// assert_eq!(gupio_host::demo::DemoConfig::quick().pages, 128);
-    /// ```
     pub const fn quick() -> Self {
         Self {
             pages: 128,
@@ -123,11 +114,6 @@ impl DemoConfig {
 }
 
 /// Which writeback a run uses.
-///
-/// ```
-/// use gupio_host::demo::RunKind;
-/// assert_eq!(RunKind::Untracked.name(), "untracked");
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunKind {
     /// Writeback that never asks whether a page is pinned.
@@ -142,12 +128,6 @@ pub enum RunKind {
 
 impl RunKind {
     /// The run's name in the table.
-    ///
-    /// ```
-    /// use gupio_host::demo::RunKind;
-    /// use gupio::writeback::PinnedAction;
-    /// assert_eq!(RunKind::Tracked(PinnedAction::Skip).name(), "tracked");
-    /// ```
     pub const fn name(self) -> &'static str {
         match self {
             Self::Untracked => "untracked",
@@ -177,11 +157,6 @@ impl RunKind {
 }
 
 /// What one run did and found.
-///
-/// ```
-/// let report = gupio_host::demo::RunReport::default();
-/// assert_eq!(report.corruption(), 0);
-/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunReport {
     /// "untracked" or "tracked".
@@ -235,11 +210,6 @@ pub struct RunReport {
 
 impl RunReport {
     /// Unstable plus lost writes.
-    ///
-    /// ```
-    /// let r = gupio_host::demo::RunReport { unstable_writes: 2, lost_writes: 1, ..Default::default() };
-    /// assert_eq!(r.corruption(), 3);
-    /// ```
     pub fn corruption(&self) -> usize {
         self.unstable_writes + self.lost_writes
     }
@@ -247,11 +217,6 @@ impl RunReport {
     /// What is wrong with the machine after the run, apart from corruption:
     /// pin imbalance, leaks, refused frees, warnings, dirty pages left,
     /// counters off baseline and errors.
-    ///
-    /// ```
-    /// let r = gupio_host::demo::RunReport { pins_acquired: 2, ..Default::default() };
-    /// assert_eq!(r.problems(), ["pins acquired 2 != released 0"]);
-    /// ```
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.pins_acquired != self.pins_released {
@@ -335,14 +300,6 @@ fn workload(config: &DemoConfig) -> Vec<Vec<Op>> {
 
 /// The folio orders of the demo file: a 2 MiB folio when the file has room
 /// for one, then 64 KiB folios, then 16 KiB folios, then small pages.
-///
-/// ```
-/// use gupio_host::demo::file_layout;
-/// let orders = file_layout(1024);
-/// assert_eq!(orders[0], 9);
-/// assert!(orders.contains(&4) && orders.contains(&2));
-/// assert!(file_layout(3).is_empty(), "small pages only");
-/// ```
 pub fn file_layout(pages: usize) -> Vec<u32> {
     let mut orders = Vec::new();
     let mut index = 0;
@@ -554,13 +511,6 @@ pub fn run(config: &DemoConfig, kind: RunKind) -> Result<RunReport, HostError> {
 
 /// The table of `reports`, one row each, under the header the README
 /// describes.
-///
-/// ```
-/// use gupio_host::demo::{table, RunReport};
-/// let text = table(&[RunReport { name: "tracked", ios: 5, ..Default::default() }]);
-/// assert!(text.starts_with("run "));
-/// assert!(text.lines().nth(1).unwrap().starts_with("tracked"));
-/// ```
 pub fn table(reports: &[RunReport]) -> String {
     const COLUMNS: [&str; 10] = [
         "run",
@@ -602,10 +552,6 @@ pub fn table(reports: &[RunReport]) -> String {
 }
 
 /// What the table means, printed under it.
-///
-/// ```
-/// assert!(gupio_host::demo::EXPLANATION.lines().all(|line| line.len() <= 78));
-/// ```
 pub const EXPLANATION: &str = "\
 Both rows run the same seeded workload on a fresh simulated machine: reader
 threads pin pages of a shared file mapping (pin_user_pages) and let a slow
@@ -630,22 +576,6 @@ released exactly once, nothing leaks, and gupio warns about nothing.";
 /// no folio that writeback cleaned under the DMA of a read: with tracking,
 /// writeback never cleans a pinned page), and the untracked run must show
 /// the corruption (and be balanced). Returns the failures.
-///
-/// ```
-/// use gupio_host::demo::{verdict, RunReport};
-/// let untracked = RunReport { name: "untracked", unstable_writes: 3, ..Default::default() };
-/// let tracked = RunReport { name: "tracked", ..Default::default() };
-/// assert!(verdict(&untracked, &tracked).is_empty());
-/// assert_eq!(verdict(&tracked, &tracked).len(), 1, "no corruption shown without tracking");
-/// let cleaned = RunReport { cleaned_under_dma: 2, ..tracked.clone() };
-/// assert_eq!(
-///     verdict(&untracked, &cleaned),
-///     ["tracked run: writeback cleaned 2 folios under the DMA of a read"]
-/// );
-/// // A deferral whose folio was dirty again under the lock is no failure.
-/// let transient = RunReport { deferred_releases: 1, ..tracked.clone() };
-/// assert!(verdict(&untracked, &transient).is_empty());
-/// ```
 pub fn verdict(untracked: &RunReport, tracked: &RunReport) -> Vec<String> {
     let mut failures = Vec::new();
     if tracked.corruption() > 0 {
@@ -678,11 +608,6 @@ pub fn verdict(untracked: &RunReport, tracked: &RunReport) -> Vec<String> {
 }
 
 /// What the command line asks for.
-///
-/// ```
-/// use gupio_host::demo::{parse_args, Command};
-/// assert_eq!(parse_args(["--help".to_owned()]), Ok(Command::Help));
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
     /// Run the demo.
@@ -692,10 +617,6 @@ pub enum Command {
 }
 
 /// The usage text.
-///
-/// ```
-/// assert!(gupio_host::demo::USAGE.contains("--policy"));
-/// ```
 pub const USAGE: &str = "\
 usage: gupio-demo [options]
 
@@ -720,13 +641,6 @@ options:
 ///
 /// # Errors
 /// A message naming the bad option or value.
-///
-/// ```
-/// use gupio_host::demo::{parse_args, Command};
-/// let Ok(Command::Run(config)) = parse_args(["--pages", "256", "--policy=skip"]) else { panic!() };
-/// assert_eq!(config.pages, 256);
-/// assert!(parse_args(["--ios", "x"]).unwrap_err().contains("--ios"));
-/// ```
 pub fn parse_args<I>(args: I) -> Result<Command, String>
 where
     I: IntoIterator,
@@ -771,12 +685,6 @@ where
 }
 
 /// The file and workload in a few lines, printed above the table.
-///
-/// ```
-/// let text = gupio_host::demo::describe(&gupio_host::demo::DemoConfig::default());
-/// assert!(text.contains("2 MiB"));
-/// assert!(text.lines().all(|line| line.len() <= 78));
-/// ```
 pub fn describe(config: &DemoConfig) -> String {
     let orders = file_layout(config.pages);
     let count = |order: u32| orders.iter().filter(|&&o| o == order).count();
@@ -817,11 +725,6 @@ pub fn describe(config: &DemoConfig) -> String {
 
 /// `text` with its words re-flowed into lines of at most `width` columns
 /// (a longer word gets a line of its own).
-///
-/// ```
-/// use gupio_host::demo::wrap;
-/// assert_eq!(wrap("one two three", 7), "one two\nthree");
-/// ```
 pub fn wrap(text: &str, width: usize) -> String {
     let mut out = String::new();
     let mut line = 0;

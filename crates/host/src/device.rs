@@ -34,12 +34,6 @@ pub(crate) use wait::{Waiter, WaiterSet};
 pub use worker::bio_checksums;
 
 /// How the device behaves.
-///
-/// ```
-/// use gupio_host::DeviceConfig;
-/// let config = DeviceConfig::synchronous();
-/// assert_eq!(config.threads, 0);
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeviceConfig {
     /// Device threads; 0 makes the device synchronous: requests queue up
@@ -56,10 +50,6 @@ pub struct DeviceConfig {
 
 impl DeviceConfig {
     /// No threads, no latency: for deterministic tests and the fuzzer.
-    ///
-    /// ```
-    /// assert!(gupio_host::DeviceConfig::synchronous().latency.is_zero());
-    /// ```
     pub const fn synchronous() -> Self {
         Self {
             threads: 0,
@@ -70,12 +60,6 @@ impl DeviceConfig {
     }
 
     /// `threads` device threads pausing `latency` after each chunk.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let c = gupio_host::DeviceConfig::threaded(2, Duration::from_micros(5));
-    /// assert_eq!(c.threads, 2);
-    /// ```
     pub const fn threaded(threads: usize, latency: Duration) -> Self {
         Self {
             threads,
@@ -93,12 +77,6 @@ impl Default for DeviceConfig {
 }
 
 /// A misbehaviour to inject into the next request the device processes.
-///
-/// ```
-/// use gupio::bio::BioStatus;
-/// use gupio_host::Fault;
-/// assert_ne!(Fault::Fail(BioStatus::Medium), Fault::CompleteTwice);
-/// ```
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
@@ -112,11 +90,6 @@ pub enum Fault {
 /// A write whose bytes changed while the device wrote them: the checksum
 /// the filesystem computed when it submitted the page does not match what
 /// reached the disk.
-///
-/// ```
-/// let w = gupio_host::UnstableWrite { sector: 8, expected: 1, written: 2 };
-/// assert!(w.to_string().contains("sector 8"));
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UnstableWrite {
     /// The first sector of the page.
@@ -138,11 +111,6 @@ impl fmt::Display for UnstableWrite {
 }
 
 /// What the device did, counted.
-///
-/// ```
-/// let stats = gupio_host::DeviceStats::default();
-/// assert_eq!(stats.unstable_pages, 0);
-/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeviceStats {
     /// Read bios completed.
@@ -164,17 +132,6 @@ pub struct DeviceStats {
 /// What a request's submitter runs when the device completes it (its
 /// `bi_end_io`), on the device thread: it owns the [`CompletedBio`] and
 /// must release it.
-///
-/// ```
-/// use std::sync::Arc;
-/// use gupio::prelude::*;
-/// use gupio_host::{EndIo, Memory};
-/// let memory = Arc::new(Memory::new(2).unwrap());
-/// let end_io: EndIo = Box::new(move |bio| {
-///     let _ = bio.release(&Tracker::new(&*memory), false);
-/// });
-/// # drop(end_io);
-/// ```
 pub type EndIo = Box<dyn FnOnce(CompletedBio<OwnedBvecs>) + Send>;
 
 struct Request {
@@ -362,13 +319,6 @@ impl Device {
     /// Runs the oldest queued request on this thread, if there is one, and
     /// says whether there was. For the synchronous device; on a threaded
     /// one it competes with the device threads.
-    ///
-    /// ```
-    /// # use std::sync::Arc;
-    /// # use gupio_host::{Device, DeviceConfig, Memory};
-    /// let device = Device::new(Arc::new(Memory::new(2).unwrap()), 8, DeviceConfig::synchronous());
-    /// assert!(!device.process_one(), "nothing queued");
-    /// ```
     pub fn process_one(&self) -> bool {
         let request = {
             let mut queue = lock(&self.shared.queue);
@@ -390,13 +340,6 @@ impl Device {
 
     /// Waits until no request is queued or in progress (a synchronous
     /// device processes them all on this thread).
-    ///
-    /// ```
-    /// # use std::sync::Arc;
-    /// # use gupio_host::{Device, DeviceConfig, Memory};
-    /// let device = Device::new(Arc::new(Memory::new(2).unwrap()), 8, DeviceConfig::default());
-    /// device.wait_idle();
-    /// ```
     pub fn wait_idle(&self) {
         if self.is_synchronous() {
             while self.process_one() {}
@@ -413,13 +356,6 @@ impl Device {
     }
 
     /// Injects `fault` into the next request processed (faults queue up).
-    ///
-    /// ```
-    /// # use std::sync::Arc;
-    /// # use gupio_host::{Device, DeviceConfig, Fault, Memory};
-    /// let device = Device::new(Arc::new(Memory::new(2).unwrap()), 8, DeviceConfig::synchronous());
-    /// device.inject(Fault::CompleteTwice);
-    /// ```
     pub fn inject(&self, fault: Fault) {
         lock(&self.shared.faults).push_back(fault);
     }
@@ -503,14 +439,6 @@ impl Device {
 
     /// Processes what is queued, stops the device threads and joins them.
     /// Requests submitted afterwards run on the submitter's thread.
-    ///
-    /// ```
-    /// # use std::sync::Arc;
-    /// # use gupio_host::{Device, DeviceConfig, Memory};
-    /// let device = Device::new(Arc::new(Memory::new(2).unwrap()), 8, DeviceConfig::default());
-    /// device.shutdown();
-    /// device.shutdown(); // idempotent
-    /// ```
     pub fn shutdown(&self) {
         lock(&self.shared.queue).stopping = true;
         self.shared.work.notify_all();

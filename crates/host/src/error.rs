@@ -13,13 +13,6 @@ use crate::cache::FileId;
 
 /// Why the page cache could not write a folio back: the
 /// [`WritebackIo::Error`](gupio::embed::WritebackIo::Error) of the harness.
-///
-/// ```
-/// use gupio::bio::BioStatus;
-/// use gupio_host::IoError;
-/// let e = IoError::Device { status: BioStatus::Medium };
-/// assert_eq!(e.to_string(), "the device failed the write: medium error");
-/// ```
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum IoError {
@@ -72,15 +65,6 @@ impl std::error::Error for IoError {}
 
 /// Anything the simulated machine can refuse: gupio's typed errors, and the
 /// harness's own (memory, mappings, files, the device).
-///
-/// ```
-/// use gupio::pin::PinError;
-/// use gupio::pfn::Pfn;
-/// use gupio_host::HostError;
-/// let e: HostError = PinError::PageFree { pfn: Pfn::new(0x20) }.into();
-/// assert!(matches!(e, HostError::Core(gupio::Error::Pin(PinError::PageFree { .. }))));
-/// assert!(e.to_string().contains("0x20"));
-/// ```
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HostError {

@@ -30,11 +30,6 @@ use deferred::{Deferred, WorkerState};
 pub use stable::HostStableIo;
 
 /// How a [`Machine`] is built.
-///
-/// ```
-/// let config = gupio_host::MachineConfig::small();
-/// assert!(config.deferred_worker);
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MachineConfig {
     /// Frames of memory (the zero page included).
@@ -85,8 +80,7 @@ impl MachineConfig {
 ///
 /// ```
 /// use gupio::prelude::*;
-/// # use gupio_host::{Machine, MachineConfig};
-/// # let machine = Machine::new(MachineConfig::small()).unwrap();
+/// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
 /// let process = machine.spawn_process();
 /// let buffer = process.mmap_anonymous(2).unwrap();
 /// let pending = machine.submit_dio_read(&process, buffer, 8192, Sector(0)).unwrap();
@@ -144,11 +138,6 @@ impl PendingIo {
 }
 
 /// What a finished direct I/O moved.
-///
-/// ```
-/// let done = gupio_host::DioDone { bytes: 8192, pages: 2 };
-/// assert_eq!(done.pages, 2);
-/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DioDone {
     /// Bytes transferred (less than asked when pinning stopped short).
@@ -158,11 +147,6 @@ pub struct DioDone {
 }
 
 /// Running totals of the machine's direct I/O.
-///
-/// ```
-/// let stats = gupio_host::MachineStats::default();
-/// assert_eq!(stats.deferred_releases, 0);
-/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MachineStats {
     /// Direct-I/O reads submitted.
@@ -345,8 +329,7 @@ impl Machine {
     ///
     /// ```
     /// use gupio::prelude::*;
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let process = machine.spawn_process();
     /// let buffer = process.mmap_zero_page(1).unwrap(); // the zero page, read-pinned
     /// let pending = machine.submit_dio_write(&process, buffer, 4096, Sector(0)).unwrap();
@@ -367,16 +350,6 @@ impl Machine {
     ///
     /// # Errors
     /// As [`submit_dio_read`](Self::submit_dio_read) and [`PendingIo::wait`].
-    ///
-    /// ```
-    /// use gupio::prelude::*;
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let process = machine.spawn_process();
-    /// let buffer = process.mmap_anonymous(1).unwrap();
-    /// let done = machine.dio_read(&process, buffer, 512, Sector(3)).unwrap();
-    /// assert_eq!((done.bytes, done.pages), (512, 1));
-    /// ```
     pub fn dio_read(
         &self,
         process: &Process,
@@ -394,8 +367,7 @@ impl Machine {
     ///
     /// ```
     /// use gupio::prelude::*;
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let process = machine.spawn_process();
     /// let buffer = process.mmap_anonymous(1).unwrap();
     /// process.store(buffer, &[0xab; 512]).unwrap();
@@ -513,23 +485,11 @@ impl Machine {
 
     /// Releases the deferred direct-I/O completions now, on this thread;
     /// returns how many.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// let machine = Machine::new(MachineConfig::synchronous(16, 256)).unwrap();
-    /// assert_eq!(machine.run_deferred(), 0);
-    /// ```
     pub fn run_deferred(&self) -> usize {
         self.deferred.drain()
     }
 
     /// Waits until the device is idle and every deferred release is done.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// machine.quiesce();
-    /// ```
     pub fn quiesce(&self) {
         loop {
             self.device.wait_idle();

@@ -19,21 +19,9 @@ use crate::HostError;
 /// The first page-frame number of the simulated memory. Not zero, so a
 /// frame number mistaken for an index shows up; aligned to the largest
 /// folio (order 9), so folios of every order can be allocated aligned.
-///
-/// ```
-/// use gupio_host::memory::BASE_PFN;
-/// assert_eq!(gupio_host::Memory::new(1).unwrap().zero_page(), BASE_PFN);
-/// ```
 pub const BASE_PFN: Pfn = Pfn::new(0x8_0000);
 
 /// The largest folio order the allocator hands out (2 MiB of 4 KiB pages).
-///
-/// ```
-/// use gupio_host::memory::MAX_ORDER;
-/// let memory = gupio_host::Memory::new(1024).unwrap();
-/// assert!(memory.alloc_folio(MAX_ORDER, false).is_ok());
-/// assert!(memory.alloc_folio(MAX_ORDER + 1, false).is_err());
-/// ```
 pub const MAX_ORDER: u32 = 9;
 
 /// What a freed word holds: data read from a freed page is recognisable.
@@ -43,15 +31,6 @@ const POISON: u64 = 0xdead_beef_dead_beef;
 /// and the page's data as atomic words, so a device thread can DMA into a
 /// page while writeback reads it without a data race in the Rust sense:
 /// racy at word granularity, which is exactly the hazard the harness shows.
-///
-/// ```
-/// let memory = gupio_host::Memory::new(2).unwrap();
-/// let frame = memory.frame(memory.alloc_folio(0, true).unwrap()).unwrap();
-/// std::thread::scope(|s| {
-///     s.spawn(|| frame.store(0, 1)); // a "device"
-///     let _ = frame.load(0);         // writeback, racing it: no UB
-/// });
-/// ```
 pub struct Frame {
     counters: PageCounters,
     words: [AtomicU64; WORDS_PER_PAGE],
@@ -66,38 +45,16 @@ impl Frame {
     }
 
     /// The frame's gupio counters.
-    ///
-    /// ```
-    /// use gupio_host::Memory;
-    /// let memory = Memory::new(4).unwrap();
-    /// let page = memory.alloc_folio(0, true).unwrap();
-    /// assert_eq!(memory.frame(page).unwrap().counters().refcount(), 1);
-    /// ```
     pub fn counters(&self) -> &PageCounters {
         &self.counters
     }
 
     /// The frame's data words.
-    ///
-    /// ```
-    /// use gupio_host::Memory;
-    /// let memory = Memory::new(4).unwrap();
-    /// let page = memory.alloc_folio(0, true).unwrap();
-    /// assert_eq!(memory.frame(page).unwrap().words().len(), 512);
-    /// ```
     pub fn words(&self) -> &[AtomicU64; WORDS_PER_PAGE] {
         &self.words
     }
 
     /// Word `index` (`Relaxed`; 0 past the page).
-    ///
-    /// ```
-    /// use gupio_host::Memory;
-    /// let memory = Memory::new(4).unwrap();
-    /// let frame = memory.frame(memory.alloc_folio(0, true).unwrap()).unwrap();
-    /// frame.store(3, 7);
-    /// assert_eq!(frame.load(3), 7);
-    /// ```
     pub fn load(&self, index: usize) -> u64 {
         // Relaxed: data; the I/O or lock that hands the page over orders it.
         self.words
@@ -106,14 +63,6 @@ impl Frame {
     }
 
     /// Stores `value` at word `index` (`Relaxed`; ignored past the page).
-    ///
-    /// ```
-    /// use gupio_host::Memory;
-    /// let memory = Memory::new(4).unwrap();
-    /// let frame = memory.frame(memory.alloc_folio(0, true).unwrap()).unwrap();
-    /// frame.store(511, 1);
-    /// assert_eq!(frame.load(511), 1);
-    /// ```
     pub fn store(&self, index: usize, value: u64) {
         if let Some(word) = self.words.get(index) {
             // Relaxed: data; the I/O or lock that hands the page over orders it.
@@ -122,25 +71,11 @@ impl Frame {
     }
 
     /// A copy of the page's words.
-    ///
-    /// ```
-    /// use gupio_host::Memory;
-    /// let memory = Memory::new(4).unwrap();
-    /// let frame = memory.frame(memory.alloc_folio(0, true).unwrap()).unwrap();
-    /// assert!(frame.snapshot().iter().all(|&w| w == 0));
-    /// ```
     pub fn snapshot(&self) -> Vec<u64> {
         (0..WORDS_PER_PAGE).map(|i| self.load(i)).collect()
     }
 
     /// FNV-1a over the page's current words.
-    ///
-    /// ```
-    /// use gupio_host::{data, Memory};
-    /// let memory = Memory::new(4).unwrap();
-    /// let frame = memory.frame(memory.alloc_folio(0, true).unwrap()).unwrap();
-    /// assert_eq!(frame.checksum(), data::fnv1a(vec![0; 512]));
-    /// ```
     pub fn checksum(&self) -> u64 {
         fnv1a_atomic(&self.words)
     }
@@ -172,13 +107,6 @@ enum Slot {
 /// A free that the allocator refused: the frame was not an allocated
 /// folio's head of that order (a double free, or a free of something never
 /// allocated).
-///
-/// ```
-/// use gupio_host::{BadFree, BadFreeKind};
-/// use gupio::pfn::Pfn;
-/// let bad = BadFree { pfn: Pfn::new(1), kind: BadFreeKind::AlreadyFree };
-/// assert!(bad.to_string().contains("double free"));
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BadFree {
     /// The frame passed to the free.
@@ -188,11 +116,6 @@ pub struct BadFree {
 }
 
 /// Why a free was refused.
-///
-/// ```
-/// use gupio_host::BadFreeKind;
-/// assert_ne!(BadFreeKind::AlreadyFree, BadFreeKind::NotAHead);
-/// ```
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BadFreeKind {
@@ -227,14 +150,6 @@ impl fmt::Display for BadFree {
 }
 
 /// An allocated folio, as [`Memory::allocated_folios`] lists it.
-///
-/// ```
-/// use gupio_host::Memory;
-/// let memory = Memory::new(8).unwrap();
-/// let head = memory.alloc_folio(1, true).unwrap();
-/// let folio = memory.allocated_folios().into_iter().find(|f| f.head == head).unwrap();
-/// assert_eq!((folio.order, folio.refcount), (1, 1));
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AllocatedFolio {
     /// The head frame.
@@ -265,13 +180,6 @@ impl Allocator {
 }
 
 /// Running totals of what memory did.
-///
-/// ```
-/// use gupio_host::Memory;
-/// let memory = Memory::new(4).unwrap();
-/// memory.alloc_folio(0, true).unwrap();
-/// assert_eq!(memory.stats().folios_allocated, 1);
-/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemoryStats {
     /// Folios handed out by the allocator.
@@ -388,33 +296,16 @@ impl Memory {
     }
 
     /// How many frames memory has (the zero page included).
-    ///
-    /// ```
-    /// assert_eq!(gupio_host::Memory::new(5).unwrap().nr_frames(), 5);
-    /// ```
     pub fn nr_frames(&self) -> usize {
         self.frames.len()
     }
 
     /// The zero page: all zeroes, never pinned, never freed.
-    ///
-    /// ```
-    /// use gupio::embed::MemoryMap;
-    /// let memory = gupio_host::Memory::new(2).unwrap();
-    /// assert!(memory.is_zero_page(memory.zero_page()));
-    /// ```
     pub fn zero_page(&self) -> Pfn {
         BASE_PFN
     }
 
     /// The frame `pfn`, if it is in memory.
-    ///
-    /// ```
-    /// use gupio::pfn::Pfn;
-    /// let memory = gupio_host::Memory::new(2).unwrap();
-    /// assert!(memory.frame(memory.zero_page()).is_some());
-    /// assert!(memory.frame(Pfn::new(1)).is_none());
-    /// ```
     pub fn frame(&self, pfn: Pfn) -> Option<&Frame> {
         self.frames.get(self.index_of(pfn)?)
     }
@@ -487,22 +378,11 @@ impl Memory {
     }
 
     /// Frames not allocated.
-    ///
-    /// ```
-    /// let memory = gupio_host::Memory::new(8).unwrap();
-    /// memory.alloc_folio(1, false).unwrap();
-    /// assert_eq!(memory.free_pages(), 5);
-    /// ```
     pub fn free_pages(&self) -> usize {
         lock(&self.allocator).free_pages
     }
 
     /// Every allocated folio but the zero page, in frame order.
-    ///
-    /// ```
-    /// let memory = gupio_host::Memory::new(8).unwrap();
-    /// assert!(memory.allocated_folios().is_empty());
-    /// ```
     pub fn allocated_folios(&self) -> Vec<AllocatedFolio> {
         let allocator = lock(&self.allocator);
         allocator
@@ -527,66 +407,32 @@ impl Memory {
 
     /// Every warning gupio reported through either warn hook (the tracker's
     /// and the release path's), oldest first.
-    ///
-    /// ```
-    /// let memory = gupio_host::Memory::new(2).unwrap();
-    /// assert!(memory.warnings().is_empty());
-    /// ```
     pub fn warnings(&self) -> Vec<AnyWarning> {
         lock(&self.warnings).clone()
     }
 
     /// Removes and returns the recorded warnings (for a test that provokes
     /// one on purpose and checks it).
-    ///
-    /// ```
-    /// use gupio::release::{AnyWarning, ReleaseWarning};
-    /// use gupio::embed::Warn;
-    /// let memory = gupio_host::Memory::new(2).unwrap();
-    /// memory.warn(ReleaseWarning::DoubleCompletion);
-    /// assert_eq!(memory.take_warnings(), [AnyWarning::Release(ReleaseWarning::DoubleCompletion)]);
-    /// assert!(memory.warnings().is_empty());
-    /// ```
     pub fn take_warnings(&self) -> Vec<AnyWarning> {
         std::mem::take(&mut *lock(&self.warnings))
     }
 
     /// Every free the allocator refused (double frees among them).
-    ///
-    /// ```
-    /// let memory = gupio_host::Memory::new(2).unwrap();
-    /// assert!(memory.bad_frees().is_empty());
-    /// ```
     pub fn bad_frees(&self) -> Vec<BadFree> {
         lock(&self.bad_frees).clone()
     }
 
     /// Removes and returns the refused frees.
-    ///
-    /// ```
-    /// let memory = gupio_host::Memory::new(2).unwrap();
-    /// assert!(memory.take_bad_frees().is_empty());
-    /// ```
     pub fn take_bad_frees(&self) -> Vec<BadFree> {
         std::mem::take(&mut *lock(&self.bad_frees))
     }
 
     /// Pin accounting: pins acquired and released, in pages.
-    ///
-    /// ```
-    /// let memory = gupio_host::Memory::new(2).unwrap();
-    /// assert_eq!(memory.pin_stats().in_flight(), 0);
-    /// ```
     pub fn pin_stats(&self) -> &PinStats {
         &self.pins
     }
 
     /// Running totals.
-    ///
-    /// ```
-    /// let memory = gupio_host::Memory::new(2).unwrap();
-    /// assert_eq!(memory.stats().folios_freed, 0);
-    /// ```
     pub fn stats(&self) -> MemoryStats {
         // Relaxed: statistics; they order nothing.
         MemoryStats {

@@ -31,13 +31,6 @@ const FIRST_VPN: usize = 0x100;
 const CPU_FAULT_RETRIES: usize = 16;
 
 /// What backs a mapping.
-///
-/// ```
-/// use gupio_host::{FileId, MapKind};
-/// let kind = MapKind::SharedFile { file: FileId(0), first_index: 0 };
-/// assert!(kind.is_dirty_tracked());
-/// assert!(!MapKind::Anonymous.is_dirty_tracked());
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MapKind {
     /// Private anonymous memory: any fault allocates a zeroed page.
@@ -67,21 +60,11 @@ pub enum MapKind {
 impl MapKind {
     /// Whether writes through the mapping must be seen by writeback (a
     /// shared file mapping): gupio refuses long-term write pins of them.
-    ///
-    /// ```
-    /// assert!(!gupio_host::MapKind::ZeroPage.is_dirty_tracked());
-    /// ```
     pub const fn is_dirty_tracked(self) -> bool {
         matches!(self, Self::SharedFile { .. })
     }
 
     /// What gupio's GUP is told about the mapping (before any fault).
-    ///
-    /// ```
-    /// use gupio::pin::MappingKind;
-    /// use gupio_host::MapKind;
-    /// assert_eq!(MapKind::ZeroPage.gup_kind(), MappingKind::Anonymous);
-    /// ```
     pub const fn gup_kind(self) -> MappingKind {
         match self {
             Self::Anonymous | Self::ZeroPage => MappingKind::Anonymous,
@@ -555,3 +538,6 @@ impl MappingSpace for SpaceInner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,7 @@
 //! Test support: a memory map that records every free, warning, lock and
 //! dirtying, and holds a little page data that frees snapshot (unit tests
-//! and loom models only; not part of the API).
+//! and loom models only; not part of the API), and a page table of scripted
+//! entries (unit tests only).
 
 use gupio_pfn::Pfn;
 use gupio_sync::atomic::{AtomicU32, Ordering};
@@ -9,6 +10,11 @@ use gupio_sync::Mutex;
 use crate::{
     ArrayMemoryMap, FolioOrder, FolioRef, MemoryMap, PageCounters, PageOps, PinStats, Warning,
 };
+
+// The scripted page table keeps its entries in a `Vec`, which the no_std
+// loom build does not have.
+#[cfg(test)]
+pub mod space;
 
 /// Words of data each page of a [`TestMachine`] holds: one per user a model
 /// gives the page (the owner, a device).

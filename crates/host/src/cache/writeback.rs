@@ -27,12 +27,6 @@ const WAIT_POLLS: usize = 2000;
 const WAIT_POLL: Duration = Duration::from_micros(50);
 
 /// How writeback treats folios a device may be writing into.
-///
-/// ```
-/// use gupio::writeback::PinnedAction;
-/// use gupio_host::WritebackMode;
-/// assert_ne!(WritebackMode::Untracked, WritebackMode::Tracked(PinnedAction::Bounce));
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WritebackMode {
     /// What the kernel did before pin tracking: write each dirty folio in
@@ -52,20 +46,6 @@ pub enum WritebackMode {
 /// the file's reverse map, synchronous writes in place or through a bounce
 /// copy, and a bounded wait for an unpin. [`PageCache::writeback`] builds
 /// one per pass.
-///
-/// ```
-/// use gupio::embed::WritebackIo;
-/// use gupio::embed::MemoryMap;
-/// # use gupio_host::{Machine, MachineConfig};
-/// # let machine = Machine::new(MachineConfig::small()).unwrap();
-/// let file = machine.cache().create_file(1, &[])?;
-/// machine.cache().populate(&file)?;
-/// let io = machine.cache().io(&file);
-/// let folio = machine.memory().folio(file.cached_page(0).unwrap())?;
-/// io.write_bounced(folio)?; // a stable copy goes to disk
-/// assert_eq!(machine.cache().stats().pages_bounced, 1);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
 pub struct FileIo<'a> {
     cache: &'a PageCache,
     file: &'a File,
@@ -77,8 +57,7 @@ impl PageCache {
     ///
     /// ```
     /// use gupio::writeback::{PinnedAction, Writeback, WritebackStats};
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let file = machine.cache().create_file(1, &[]).unwrap();
     /// machine.cache().write(&file, 0, 0, &[1]).unwrap();
     /// let (io, stats) = (machine.cache().io(&file), WritebackStats::new());

@@ -47,13 +47,6 @@ impl Scenario {
 /// # Errors
 /// A message naming `--scenario` when its value is missing or names no
 /// scenario.
-///
-/// ```
-/// use gupio_host::demo::{scenario, Scenario};
-/// assert_eq!(scenario(["--pages", "64"]), Ok(Scenario::DioRead));
-/// assert_eq!(scenario(["--seed=3", "--scenario", "dio-write", "--help"]), Ok(Scenario::DioWrite));
-/// assert!(scenario(["--scenario", "dio-sideways"]).unwrap_err().contains("dio-sideways"));
-/// ```
 pub fn scenario<I>(args: I) -> Result<Scenario, String>
 where
     I: IntoIterator,

@@ -39,11 +39,6 @@ use crate::data::{Prng, PAGE_SIZE, SECTORS_PER_PAGE, WORDS_PER_PAGE};
 use crate::{DeviceConfig, HostError, Machine, MachineConfig};
 
 /// The scenario's parameters (its command-line options).
-///
-/// ```
-/// let config = gupio_host::demo::dio_write::DioWriteConfig::default();
-/// assert_eq!(config.sizes, vec![4096, 1 << 20]);
-/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DioWriteConfig {
     /// Writer threads (`--writers`).
@@ -85,10 +80,6 @@ impl Default for DioWriteConfig {
 impl DioWriteConfig {
     /// A small configuration for tests: 2 writers, 4 KiB and 64 KiB, 64
     /// writes each.
-    ///
-    /// ```
-    /// assert_eq!(gupio_host::demo::dio_write::DioWriteConfig::quick().max_writes, 64);
-    /// ```
     pub fn quick() -> Self {
         Self {
             writers: 2,
@@ -107,13 +98,6 @@ impl DioWriteConfig {
 }
 
 /// One row of the table: zero-copy, or a stable mode.
-///
-/// ```
-/// use gupio::release::{FaultChoice, StableMode};
-/// use gupio_host::demo::dio_write::Row;
-/// assert_eq!(Row::WriteProtect(FaultChoice::CopyOnWrite).name(), "write-protect (copy)");
-/// assert!(!Row::Mode(StableMode::ZeroCopy).is_stable());
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Row {
     /// Zero-copy, bounce or verify.
@@ -480,14 +464,6 @@ options:
 /// # Errors
 /// An unknown option, or a value that is missing or not a number; the
 /// message names the option.
-///
-/// ```
-/// use gupio_host::demo::dio_write::parse_args;
-/// let config = parse_args(["--sizes", "4,64", "--writers=3"]).unwrap().unwrap();
-/// assert_eq!((config.sizes, config.writers), (vec![4096, 65536], 3));
-/// assert_eq!(parse_args(["--help"]), Ok(None));
-/// assert!(parse_args(["--sizes", "3"]).is_err());
-/// ```
 pub fn parse_args<I>(args: I) -> Result<Option<DioWriteConfig>, String>
 where
     I: IntoIterator,

@@ -238,3 +238,97 @@ fn completion_errors_are_listed_until_taken() {
     assert!(device.completion_errors().is_empty());
     assert!(device.take_completion_errors().is_empty());
 }
+
+#[test]
+fn configurations_name_their_threads_and_latency() {
+    let synchronous = DeviceConfig::synchronous();
+    assert_eq!(synchronous.threads, 0);
+    assert!(synchronous.latency.is_zero());
+    let threaded = DeviceConfig::threaded(2, Duration::from_micros(5));
+    assert_eq!(threaded.threads, 2);
+    assert_eq!(threaded.latency, Duration::from_micros(5));
+    assert_eq!(
+        (threaded.chunk_bytes, threaded.max_chunks),
+        (synchronous.chunk_bytes, synchronous.max_chunks)
+    );
+    assert_eq!(DeviceConfig::default().threads, 2);
+}
+
+#[test]
+fn faults_and_unstable_writes_compare_and_print_their_values() {
+    assert_ne!(Fault::Fail(BioStatus::Medium), Fault::CompleteTwice);
+    assert_ne!(
+        Fault::Fail(BioStatus::Medium),
+        Fault::Fail(BioStatus::Timeout)
+    );
+    let write = UnstableWrite {
+        sector: 8,
+        expected: 1,
+        written: 2,
+    };
+    assert_eq!(
+        write.to_string(),
+        "unstable write at sector 8: checksum 0x0000000000000001 at submission, \
+         0x0000000000000002 on disk"
+    );
+}
+
+#[test]
+fn an_end_io_closure_owns_the_completed_bio_and_releases_it() {
+    let (memory, device) = machine(DeviceConfig::synchronous());
+    let page = memory.alloc_folio(0, true).unwrap();
+    let mem = memory.clone();
+    let end_io: EndIo = Box::new(move |bio| {
+        let released = bio.release(&Tracker::new(&*mem), false);
+        assert!(released.result.is_ok());
+    });
+    let bio = bio_of(BioOp::Read, 0, &[page], Origin::Referenced);
+    device.submit(SubmittedBio::submit(bio).unwrap(), None, end_io);
+    assert_eq!(memory.allocated_folios().len(), 1, "not run yet");
+    device.wait_idle();
+    assert!(memory.allocated_folios().is_empty(), "the release freed it");
+}
+
+#[test]
+fn a_synchronous_device_runs_requests_one_at_a_time_when_asked() {
+    let (memory, device) = machine(DeviceConfig::synchronous());
+    assert!(!device.process_one(), "nothing queued");
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let pages = [
+        memory.alloc_folio(0, true).unwrap(),
+        memory.alloc_folio(0, true).unwrap(),
+    ];
+    for (i, &page) in pages.iter().enumerate() {
+        let bio = bio_of(BioOp::Read, 8 * i as u64, &[page], Origin::Referenced);
+        device.submit(
+            SubmittedBio::submit(bio).unwrap(),
+            None,
+            release_into(&memory, &results),
+        );
+    }
+    assert_eq!(device.queued(), 2);
+    assert!(device.process_one());
+    assert_eq!((device.queued(), lock(&results).len()), (1, 1));
+    device.wait_idle();
+    assert_eq!(device.queued(), 0);
+    assert_eq!(*lock(&results), [BioStatus::Ok, BioStatus::Ok]);
+}
+
+#[test]
+fn shutdown_is_idempotent_and_later_requests_run_on_the_submitter() {
+    let (memory, device) = machine(DeviceConfig::default());
+    device.wait_idle(); // idle already: returns
+    device.shutdown();
+    device.shutdown();
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let page = memory.alloc_folio(0, true).unwrap();
+    let bio = bio_of(BioOp::Read, 0, &[page], Origin::Referenced);
+    device.submit(
+        SubmittedBio::submit(bio).unwrap(),
+        None,
+        release_into(&memory, &results),
+    );
+    device.wait_idle();
+    assert_eq!(*lock(&results), [BioStatus::Ok]);
+    assert!(memory.allocated_folios().is_empty());
+}

@@ -13,15 +13,6 @@ use crate::HostError;
 /// The test's side of a gate: the device stops in the middle of its next
 /// transfer of one kind until the test releases it. Lets tests force an
 /// interleaving (a DMA half done while writeback runs) with no sleeps.
-///
-/// ```
-/// use gupio::bio::BioOp;
-/// use gupio_host::{Device, DeviceConfig, Memory};
-/// use std::sync::Arc;
-/// let device = Device::new(Arc::new(Memory::new(4).unwrap()), 64, DeviceConfig::default());
-/// let gate = device.gate(BioOp::Read, 1);
-/// drop(gate); // an unused gate lets its transfer through
-/// ```
 #[derive(Debug)]
 pub struct Gate {
     pub(super) reached: Receiver<()>,
@@ -139,3 +130,6 @@ impl<T> WaiterSet<T> {
         self.slot.1.notify_all();
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -289,16 +289,6 @@ fn forget_overlapping(recorded: &mut BTreeMap<u64, (usize, u64)>, sector: u64, s
 
 /// The filesystem's checksum of each page piece of `bio`, in order, over
 /// the pieces' current contents (what [`Device::submit`](super::Device::submit) takes).
-///
-/// ```
-/// use gupio::prelude::*;
-/// use gupio_host::{device::bio_checksums, Memory, OwnedBvecs};
-/// let memory = Memory::new(4).unwrap();
-/// let page = memory.alloc_folio(0, true).unwrap();
-/// let mut bio = Bio::new(OwnedBvecs::with_capacity(1), BioOp::Write, Sector(0), BioLimits::default());
-/// let _ = bio.add_page(page, 4096, 0, Origin::Borrowed).unwrap();
-/// assert_eq!(bio_checksums(&memory, &bio), [gupio_host::data::fnv1a(vec![0; 512])]);
-/// ```
 pub fn bio_checksums(memory: &Memory, bio: &gupio::bio::Bio<OwnedBvecs>) -> Vec<u64> {
     bio.pages()
         .map(|piece| {
@@ -313,3 +303,6 @@ pub fn bio_checksums(memory: &Memory, bio: &gupio::bio::Bio<OwnedBvecs>) -> Vec<
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -33,3 +33,27 @@ fn every_error_displays_its_values() {
         assert!(error.to_string().contains(needle), "{error}");
     }
 }
+
+#[test]
+fn an_io_error_says_what_the_device_reported() {
+    let error = IoError::Device {
+        status: BioStatus::Medium,
+    };
+    assert_eq!(
+        error.to_string(),
+        "the device failed the write: medium error"
+    );
+}
+
+#[test]
+fn a_core_error_converts_and_keeps_its_values() {
+    let error: HostError = PinError::PageFree {
+        pfn: Pfn::new(0x20),
+    }
+    .into();
+    assert!(matches!(
+        error,
+        HostError::Core(gupio::Error::Pin(PinError::PageFree { .. }))
+    ));
+    assert!(error.to_string().contains("0x20"));
+}

@@ -16,15 +16,6 @@ use crate::space::SpaceInner;
 use crate::HostError;
 
 /// An allocated folio whose counters are not what its owners account for.
-///
-/// ```
-/// use gupio::pfn::Pfn;
-/// use gupio::pin::PageFlags;
-/// let off = gupio_host::OffBaseline {
-///     head: Pfn::new(5), refcount: 3, expected: 2, pincount: 0, flags: PageFlags::empty(),
-/// };
-/// assert!(off.to_string().contains("refcount 3"));
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OffBaseline {
     /// The folio's head.
@@ -52,13 +43,6 @@ impl fmt::Display for OffBaseline {
 /// Everything the machine checks at the end of a test or run: pins
 /// balanced, every counter at baseline, no leak, no refused free, no
 /// warning, no release or completion error.
-///
-/// ```
-/// use gupio_host::{Machine, MachineConfig};
-/// let machine = Machine::new(MachineConfig::small()).unwrap();
-/// let audit = machine.audit();
-/// assert!(audit.is_clean(), "{audit}");
-/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Audit {
     /// Pins acquired, in pages.
@@ -208,13 +192,6 @@ impl Machine {
     }
 
     /// The allocated folios nobody owns (see [`audit`](Self::audit)).
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let stray = machine.memory().alloc_folio(0, true).unwrap();
-    /// assert_eq!(machine.leak_check()[0].head, stray);
-    /// ```
     pub fn leak_check(&self) -> Vec<AllocatedFolio> {
         self.audit().leaks
     }
@@ -222,16 +199,6 @@ impl Machine {
     /// Drops the page cache (its references on every cached folio), waits
     /// for all I/O, and audits: with every process gone, nothing may stay
     /// allocated. Returns the audit and how many folios were still dirty.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let file = machine.cache().create_file(4, &[2]).unwrap();
-    /// machine.cache().write(&file, 0, 0, &[1]).unwrap();
-    /// let (audit, dirty) = machine.evict_and_audit();
-    /// assert!(audit.is_clean() && machine.memory().allocated_folios().is_empty());
-    /// assert_eq!(dirty, 1, "evicted without writeback");
-    /// ```
     pub fn evict_and_audit(&self) -> (Audit, usize) {
         self.quiesce();
         let dirty = self.cache.evict_all();
@@ -239,3 +206,6 @@ impl Machine {
         (self.audit(), dirty)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -25,17 +25,6 @@ use crate::{HostError, Memory};
 /// The machine's [`StableIo`]: bounce pages from its allocator, word
 /// copies, and the filesystem's checksum (FNV-1a over the bytes, the one
 /// [`bio_checksums`](crate::device::bio_checksums) computes).
-///
-/// ```
-/// use gupio::embed::StableIo;
-/// use gupio_host::{machine::HostStableIo, Memory};
-/// let memory = Memory::new(4).unwrap();
-/// let io = HostStableIo::new(&memory);
-/// let (from, to) = (io.alloc_bounce_page().unwrap(), io.alloc_bounce_page().unwrap());
-/// memory.frame(from).unwrap().store(3, 9);
-/// io.copy_page(from, to, 0, 4096);
-/// assert_eq!(io.checksum(from, 0, 4096), io.checksum(to, 0, 4096));
-/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct HostStableIo<'m> {
     memory: &'m Memory,
@@ -97,12 +86,6 @@ impl Deferred {
 
 impl Machine {
     /// The counts of what stable direct-I/O writes did on this machine.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// assert_eq!(machine.stable_stats().counts().reissues, 0);
-    /// ```
     pub fn stable_stats(&self) -> &StableStats {
         &self.stable_stats
     }
@@ -127,8 +110,7 @@ impl Machine {
     /// ```
     /// use gupio::prelude::*;
     /// use gupio::release::{FaultChoice, StableMode};
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let process = machine.spawn_process();
     /// let buffer = process.mmap_anonymous(2).unwrap();
     /// process.store(buffer, &[5; 1024]).unwrap();
@@ -429,3 +411,6 @@ impl Outstanding {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

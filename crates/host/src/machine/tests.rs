@@ -108,3 +108,48 @@ fn an_audit_is_clean_only_when_every_check_passes() {
     assert!(!audit.is_clean());
     machine.tracker().put_page(page).unwrap();
 }
+
+#[test]
+fn the_small_configuration_has_threads_and_a_worker_the_synchronous_none() {
+    let small = MachineConfig::small();
+    assert!(small.deferred_worker);
+    assert!(small.device.threads > 0);
+    let synchronous = MachineConfig::synchronous(64, 1024);
+    assert!(!synchronous.deferred_worker);
+    assert_eq!(synchronous.device, DeviceConfig::synchronous());
+    assert_eq!((synchronous.frames, synchronous.disk_sectors), (64, 1024));
+}
+
+#[test]
+fn a_sub_page_direct_read_reports_its_bytes_and_one_page() {
+    let machine = Machine::new(MachineConfig::small()).unwrap();
+    let process = machine.spawn_process();
+    let buffer = process.mmap_anonymous(1).unwrap();
+    let done = machine.dio_read(&process, buffer, 512, Sector(3)).unwrap();
+    assert_eq!(
+        done,
+        DioDone {
+            bytes: 512,
+            pages: 1
+        }
+    );
+    let disk = machine.device().disk().read_words(3, 64).unwrap();
+    assert_eq!(process.load(buffer, 64).unwrap(), disk);
+    machine.quiesce();
+    assert!(machine.audit().is_clean());
+}
+
+#[test]
+fn without_a_worker_nothing_is_deferred_unless_writeback_cleaned_a_page() {
+    let machine = Machine::new(MachineConfig::synchronous(16, 256)).unwrap();
+    assert_eq!(machine.run_deferred(), 0);
+    let process = machine.spawn_process();
+    let buffer = process.mmap_anonymous(1).unwrap();
+    machine.dio_read(&process, buffer, 4096, Sector(0)).unwrap();
+    // An anonymous page stays dirty: the completion releases it at once.
+    assert_eq!(machine.stats().deferred_releases, 0);
+    assert_eq!(machine.run_deferred(), 0);
+    machine.quiesce();
+    machine.quiesce();
+    assert!(machine.audit().is_clean());
+}

@@ -114,3 +114,153 @@ fn contended_folio_lock_waits_for_the_holder() {
         .flags()
         .contains(gupio::pin::PageFlags::LOCKED));
 }
+
+#[test]
+fn memory_starts_at_the_zero_page_and_counts_its_frames() {
+    let memory = Memory::new(5).unwrap();
+    assert_eq!(memory.nr_frames(), 5);
+    assert_eq!(memory.zero_page(), BASE_PFN);
+    assert!(memory.is_zero_page(memory.zero_page()));
+    assert!(memory.frame(memory.zero_page()).is_some());
+    assert!(memory.frame(Pfn::new(1)).is_none(), "below BASE_PFN");
+    assert!(
+        memory.frame(Pfn::new(BASE_PFN.get() + 5)).is_none(),
+        "past the end"
+    );
+    assert_eq!(memory.free_pages(), 4);
+    assert!(
+        memory.allocated_folios().is_empty(),
+        "the zero page is not listed"
+    );
+}
+
+#[test]
+fn the_largest_order_allocates_and_one_more_does_not() {
+    let memory = Memory::new(1024).unwrap();
+    let head = memory.alloc_folio(MAX_ORDER, false).unwrap();
+    assert_eq!(memory.folio(head).unwrap().nr_pages(), 1 << MAX_ORDER);
+    assert!(memory.alloc_folio(MAX_ORDER + 1, false).is_err());
+}
+
+#[test]
+fn frame_accessors_see_the_words_a_store_wrote() {
+    let memory = Memory::new(4).unwrap();
+    let page = memory.alloc_folio(0, true).unwrap();
+    let frame = memory.frame(page).unwrap();
+    assert_eq!(frame.counters().refcount(), 1, "the caller's reference");
+    assert_eq!(frame.words().len(), WORDS_PER_PAGE);
+    assert!(frame.snapshot().iter().all(|&w| w == 0), "zeroed");
+    assert_eq!(
+        frame.checksum(),
+        crate::data::fnv1a(vec![0; WORDS_PER_PAGE])
+    );
+    frame.store(3, 7);
+    frame.store(WORDS_PER_PAGE - 1, 1);
+    assert_eq!((frame.load(3), frame.load(WORDS_PER_PAGE - 1)), (7, 1));
+    assert_eq!(frame.words()[3].load(Ordering::Relaxed), 7);
+    let snapshot = frame.snapshot();
+    assert_eq!(snapshot.len(), WORDS_PER_PAGE);
+    assert_eq!((snapshot[3], snapshot[WORDS_PER_PAGE - 1]), (7, 1));
+    assert_eq!(frame.checksum(), crate::data::fnv1a(snapshot));
+    // Past the page: a load reads 0, a store changes nothing.
+    frame.store(WORDS_PER_PAGE, 9);
+    assert_eq!(frame.load(WORDS_PER_PAGE), 0);
+    assert_eq!(frame.snapshot().iter().filter(|&&w| w != 0).count(), 2);
+}
+
+#[test]
+fn a_frame_can_be_written_and_read_from_two_threads_at_once() {
+    let memory = Memory::new(2).unwrap();
+    let frame = memory.frame(memory.alloc_folio(0, true).unwrap()).unwrap();
+    let seen = thread::scope(|s| {
+        let device = s.spawn(|| {
+            for i in 0..WORDS_PER_PAGE {
+                frame.store(i, 1);
+            }
+        });
+        // Writeback racing the "device": each word is 0 or 1, never torn.
+        let seen: Vec<u64> = (0..WORDS_PER_PAGE).map(|i| frame.load(i)).collect();
+        device.join().unwrap();
+        seen
+    });
+    assert!(seen.iter().all(|&w| w <= 1));
+    assert!(frame.snapshot().iter().all(|&w| w == 1));
+}
+
+#[test]
+fn a_refused_free_names_its_frame_and_kind() {
+    let pfn = Pfn::new(0x41);
+    let text = |kind| BadFree { pfn, kind }.to_string();
+    assert_eq!(text(BadFreeKind::AlreadyFree), "double free of pfn 0x41");
+    assert_eq!(text(BadFreeKind::NotAHead), "free of tail page 0x41");
+    assert_eq!(
+        text(BadFreeKind::OrderMismatch {
+            allocated: 2,
+            freed: 1
+        }),
+        "free of folio 0x41 as order 1, allocated as order 2"
+    );
+    assert!(text(BadFreeKind::NotFreeable).contains("not freeable"));
+    assert_ne!(BadFreeKind::AlreadyFree, BadFreeKind::NotAHead);
+}
+
+#[test]
+fn allocated_folios_and_stats_follow_allocation_and_free() {
+    let memory = Memory::new(8).unwrap();
+    assert_eq!(memory.stats(), MemoryStats::default());
+    let head = memory.alloc_folio(1, true).unwrap();
+    let small = memory.alloc_folio(0, false).unwrap();
+    assert_eq!(memory.free_pages(), 4);
+    assert_eq!(memory.stats().folios_allocated, 2);
+    let tracker = Tracker::new(&memory);
+    tracker.pin_page(head).unwrap();
+    // The order-1 folio is aligned to two frames, so the small page,
+    // allocated after it, comes first. A pin on a large folio takes one
+    // reference and counts in the pin count.
+    assert_eq!(
+        memory.allocated_folios(),
+        [
+            AllocatedFolio {
+                head: small,
+                order: 0,
+                refcount: 1,
+                pincount: 0
+            },
+            AllocatedFolio {
+                head,
+                order: 1,
+                refcount: 2,
+                pincount: 1
+            }
+        ],
+        "in frame order"
+    );
+    assert_eq!(memory.pin_stats().in_flight(), 1);
+    tracker.unpin_page(head).unwrap();
+    assert_eq!(memory.pin_stats().in_flight(), 0);
+    tracker.put_page(small).unwrap();
+    assert_eq!(memory.stats().folios_freed, 1);
+    assert_eq!(memory.free_pages(), 5);
+    assert_eq!(memory.allocated_folios().len(), 1);
+}
+
+#[test]
+fn warnings_and_refused_frees_are_recorded_until_taken() {
+    let memory = Memory::new(2).unwrap();
+    assert!(memory.warnings().is_empty() && memory.bad_frees().is_empty());
+    Warn::warn(&memory, ReleaseWarning::DoubleCompletion);
+    let expected = [AnyWarning::Release(ReleaseWarning::DoubleCompletion)];
+    assert_eq!(memory.warnings(), expected, "reading leaves them");
+    assert_eq!(memory.take_warnings(), expected);
+    assert!(memory.warnings().is_empty());
+    let zero = memory.zero_page();
+    let counters = memory.frame(zero).unwrap().counters();
+    memory.free_folio(FolioRef::new(Folio::single(zero), counters));
+    let refused = [BadFree {
+        pfn: zero,
+        kind: BadFreeKind::NotFreeable,
+    }];
+    assert_eq!(memory.bad_frees(), refused, "reading leaves them");
+    assert_eq!(memory.take_bad_frees(), refused);
+    assert!(memory.take_bad_frees().is_empty());
+}

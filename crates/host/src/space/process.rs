@@ -65,19 +65,6 @@ pub struct Process {
 /// write fault on a shared file page must wait for the folio lock, which
 /// writeback holds while it write-protects the folio (taking the
 /// page-table lock), so the fault may not hold the page-table lock then.
-///
-/// ```
-/// use gupio::prelude::*;
-/// # use gupio_host::{Machine, MachineConfig};
-/// # let machine = Machine::new(MachineConfig::small()).unwrap();
-/// let process = machine.spawn_process();
-/// let addr = process.mmap_zero_page(1).unwrap();
-/// let guard = process.gup();
-/// let mapping = guard.translate(addr).unwrap();
-/// assert!(mapping.is_none(), "not faulted in yet");
-/// guard.fault_in(addr, false).unwrap();
-/// assert_eq!(guard.translate(addr).unwrap().unwrap().pfn, machine.memory().zero_page());
-/// ```
 pub struct GupGuard<'a> {
     space: &'a SpaceInner,
     vmas: RwLockReadGuard<'a, Vec<Vma>>,
@@ -126,8 +113,7 @@ impl Process {
     /// is dropped: every page it had mapped is given back).
     ///
     /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let parent = machine.spawn_process();
     /// let addr = parent.mmap_anonymous(1).unwrap();
     /// parent.store(addr, &[1]).unwrap();
@@ -182,8 +168,7 @@ impl Process {
     /// [`HostError::BadMapping`] if no address space is left.
     ///
     /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let process = machine.spawn_process();
     /// let addr = process.mmap_anonymous_folio(2).unwrap();
     /// let (head, writable) = process.pte(addr).unwrap();
@@ -225,8 +210,7 @@ impl Process {
     ///
     /// ```
     /// use gupio::prelude::*;
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let process = machine.spawn_process();
     /// let addr = process.mmap_anonymous(1).unwrap();
     /// let tracker = machine.tracker();
@@ -316,8 +300,7 @@ impl Process {
     /// [`HostError::BadMapping`] for zero pages or no address space left.
     ///
     /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let process = machine.spawn_process();
     /// let addr = process.mmap_anonymous(1).unwrap();
     /// process.store(addr, &[1, 2, 3]).unwrap();
@@ -334,8 +317,7 @@ impl Process {
     /// [`HostError::BadMapping`] for zero pages or no address space left.
     ///
     /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let process = machine.spawn_process();
     /// let addr = process.mmap_zero_page(1).unwrap();
     /// assert_eq!(process.load(addr, 1).unwrap(), [0]);
@@ -353,8 +335,7 @@ impl Process {
     /// [`HostError::BadMapping`] for zero pages.
     ///
     /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let file = machine.cache().create_file(4, &[]).unwrap();
     /// let process = machine.spawn_process();
     /// let addr = process.mmap_file(&file, 0, 4, true).unwrap();
@@ -388,17 +369,6 @@ impl Process {
     ///
     /// # Errors
     /// [`HostError::NotMapped`] if no mapping starts at `addr`.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let process = machine.spawn_process();
-    /// let addr = process.mmap_anonymous(2).unwrap();
-    /// process.store(addr, &[1]).unwrap();
-    /// process.munmap(addr).unwrap();
-    /// assert!(process.munmap(addr).is_err());
-    /// assert!(machine.memory().allocated_folios().is_empty());
-    /// ```
     pub fn munmap(&self, addr: UserAddr) -> Result<(), HostError> {
         let vma = {
             let mut vmas = self
@@ -426,8 +396,7 @@ impl Process {
     /// ```
     /// use gupio::prelude::*;
     /// use gupio::pin::UserAddr;
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let process = machine.spawn_process();
     /// let addr = process.mmap_anonymous(2).unwrap();
     /// let tracker = machine.tracker();
@@ -452,14 +421,6 @@ impl Process {
 
     /// The PTE mapping `addr`'s page, if present: its page and whether it
     /// is writable.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let process = machine.spawn_process();
-    /// let addr = process.mmap_anonymous(1).unwrap();
-    /// assert!(process.pte(addr).is_none(), "not faulted in yet");
-    /// ```
     pub fn pte(&self, addr: UserAddr) -> Option<(Pfn, bool)> {
         self.inner
             .pte(addr.get() / PAGE_SIZE)
@@ -471,14 +432,6 @@ impl Process {
     ///
     /// # Errors
     /// [`HostError::Fault`] if a page cannot be mapped.
-    ///
-    /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
-    /// let process = machine.spawn_process();
-    /// let addr = process.mmap_anonymous(1).unwrap();
-    /// assert_eq!(process.load(addr, 4).unwrap(), [0; 4]);
-    /// ```
     pub fn load(&self, addr: UserAddr, count: usize) -> Result<Vec<u64>, HostError> {
         let mut out = Vec::with_capacity(count);
         self.access(addr, count, false, |frame, first, words| {
@@ -496,8 +449,7 @@ impl Process {
     /// [`HostError::Fault`] if a page cannot be mapped writable.
     ///
     /// ```
-    /// # use gupio_host::{Machine, MachineConfig};
-    /// # let machine = Machine::new(MachineConfig::small()).unwrap();
+    /// # let machine = gupio_host::Machine::new(gupio_host::MachineConfig::small()).unwrap();
     /// let file = machine.cache().create_file(1, &[]).unwrap();
     /// let process = machine.spawn_process();
     /// let addr = process.mmap_file(&file, 0, 1, false).unwrap();
@@ -644,3 +596,6 @@ impl fmt::Debug for GupGuard<'_> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,18 +1,11 @@
 use super::*;
 use crate::counters::probe::{self, LARGE_PIN_RMW};
 use crate::space::*;
+use crate::testing::space::{pfn, ro, rw, user, Entry, TestSpace, BASE, PAGE};
 use crate::testing::TestMachine;
 use crate::{ArrayMemoryMap, FolioShape, PageRange, GUP_PIN_COUNTING_BIAS, REFCOUNT_MAX};
-use core::cell::{Cell, RefCell};
+use core::cell::Cell;
 use gupio_pfn::{PageGeometry, Pfn};
-
-const PAGE: usize = 4096;
-/// The user address of entry 0 of every test space.
-const BASE: usize = 0x10_0000;
-
-fn pfn(raw: usize) -> Pfn {
-    Pfn::new(raw)
-}
 
 /// The runs of `pages`, handed over into `out` page by page, with the
 /// old array interface's partial success: the pages before a failure,
@@ -56,105 +49,6 @@ fn get_into<M: PageOps, A: AddressSpace + ?Sized>(
     out: &mut [Pfn],
 ) -> Result<usize, PinError> {
     collect(t.get_user_pages(space, start, out.len(), flags), out)
-}
-
-fn user(index: usize) -> UserAddr {
-    UserAddr::new(BASE + index * PAGE)
-}
-
-fn rw(raw: usize) -> Mapping {
-    Mapping::new(pfn(raw), MappingFlags::WRITABLE)
-}
-
-fn ro(raw: usize) -> Mapping {
-    Mapping::new(pfn(raw), MappingFlags::empty())
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Entry {
-    /// Mapped, as given.
-    Present(Mapping),
-    /// Not present; a fault maps the given entry.
-    Absent(Mapping),
-    /// No mapping at all.
-    Unmapped,
-    /// Mapped read-only in a read-only region: write faults are denied.
-    ReadOnlyRegion(Mapping),
-    /// Mapped read-only (the zero page, or a page shared copy-on-write);
-    /// a write fault maps the second entry.
-    CopyOnWrite(Mapping, Mapping),
-    /// Not present; the fault handler claims success but maps nothing.
-    BrokenFault,
-    /// Not present; the fault fails with the given kind.
-    FaultFails(FaultKind),
-}
-
-/// A page table of `entries` from user address `BASE`, 4 KiB pages.
-struct TestSpace {
-    entries: RefCell<Vec<Entry>>,
-    faults: Cell<usize>,
-    /// What `mapping_kind` answers for every entry (not `Unmapped`).
-    kind: Cell<MappingKind>,
-}
-
-impl TestSpace {
-    fn new(entries: &[Entry]) -> Self {
-        Self {
-            entries: RefCell::new(entries.to_vec()),
-            faults: Cell::new(0),
-            kind: Cell::new(MappingKind::Unknown),
-        }
-    }
-
-    fn with_kind(self, kind: MappingKind) -> Self {
-        self.kind.set(kind);
-        self
-    }
-
-    fn index(addr: UserAddr) -> Option<usize> {
-        let offset = addr.get().checked_sub(BASE)?;
-        assert_eq!(offset % PAGE, 0, "tracker passes page-aligned addresses");
-        Some(offset / PAGE)
-    }
-}
-
-impl AddressSpace for TestSpace {
-    fn page_geometry(&self) -> PageGeometry {
-        PageGeometry::FOUR_KIB
-    }
-
-    fn translate(&self, addr: UserAddr) -> Result<Option<Mapping>, FaultKind> {
-        let entry = Self::index(addr).and_then(|i| self.entries.borrow().get(i).copied());
-        match entry.unwrap_or(Entry::Unmapped) {
-            Entry::Present(m) | Entry::ReadOnlyRegion(m) | Entry::CopyOnWrite(m, _) => Ok(Some(m)),
-            Entry::Absent(_) | Entry::BrokenFault | Entry::FaultFails(_) => Ok(None),
-            Entry::Unmapped => Err(FaultKind::Unmapped),
-        }
-    }
-
-    fn mapping_kind(&self, addr: UserAddr) -> Result<MappingKind, FaultKind> {
-        let entry = Self::index(addr).and_then(|i| self.entries.borrow().get(i).copied());
-        match entry.unwrap_or(Entry::Unmapped) {
-            Entry::Unmapped => Err(FaultKind::Unmapped),
-            _ => Ok(self.kind.get()),
-        }
-    }
-
-    fn fault_in(&self, addr: UserAddr, write: bool) -> Result<(), FaultKind> {
-        self.faults.set(self.faults.get() + 1);
-        let index = Self::index(addr).ok_or(FaultKind::Unmapped)?;
-        let mut entries = self.entries.borrow_mut();
-        let entry = entries.get_mut(index).ok_or(FaultKind::Unmapped)?;
-        match *entry {
-            Entry::Absent(m) => *entry = Entry::Present(m),
-            Entry::CopyOnWrite(_, new) if write => *entry = Entry::Present(new),
-            Entry::ReadOnlyRegion(_) if write => return Err(FaultKind::AccessDenied),
-            Entry::FaultFails(kind) => return Err(kind),
-            Entry::Unmapped => return Err(FaultKind::Unmapped),
-            _ => {}
-        }
-        Ok(())
-    }
 }
 
 /// Small pages 0..4 (page 0 is the zero page), an order-2 folio 4..8,
@@ -1166,21 +1060,4 @@ fn one_translation_serves_every_folio_run_it_spans() {
     assert_eq!(probe::take_rmw(), 2 * LARGE_PIN_RMW);
     assert_eq!((m.page(8).refcount(), m.page(12).refcount()), (1, 1));
     assert_eq!(m.stats.acquired(), m.stats.released());
-}
-
-#[test]
-fn the_default_run_translation_stops_at_a_gap_or_other_flags() {
-    let space = TestSpace::new(&[
-        Entry::Present(rw(4)),
-        Entry::Present(rw(5)),
-        Entry::Present(ro(6)),
-        Entry::Present(rw(7)),
-    ]);
-    let run = space.translate_run(user(0), 8).unwrap().unwrap();
-    assert_eq!((run.pfn, run.pages), (pfn(4), 2), "page 2 is read-only");
-    let run = space.translate_run(user(2), 8).unwrap().unwrap();
-    assert_eq!(run.pages, 1, "page 3 is writable");
-    let run = space.translate_run(user(3), 8).unwrap().unwrap();
-    assert_eq!(run.pages, 1, "page 4 is unmapped");
-    assert_eq!(space.translate_run(user(0), 1).unwrap().unwrap().pages, 1);
 }

@@ -98,3 +98,34 @@ fn options_parse_and_bad_ones_are_named() {
         assert!(error.contains(named), "{error}");
     }
 }
+
+#[test]
+fn the_default_sizes_are_a_page_and_a_mebibyte_and_quick_is_smaller() {
+    assert_eq!(DioWriteConfig::default().sizes, vec![4096, 1 << 20]);
+    assert_eq!(DioWriteConfig::quick().max_writes, 64);
+    assert!(DioWriteConfig::quick().max_writes < DioWriteConfig::default().max_writes);
+}
+
+#[test]
+fn rows_are_named_and_only_zero_copy_is_unstable() {
+    assert_eq!(
+        Row::WriteProtect(FaultChoice::CopyOnWrite).name(),
+        "write-protect (copy)"
+    );
+    assert!(!Row::Mode(StableMode::ZeroCopy).is_stable());
+    let unstable: Vec<_> = Row::ALL
+        .into_iter()
+        .filter(|row| !row.is_stable())
+        .collect();
+    assert_eq!(unstable, [Row::Mode(StableMode::ZeroCopy)]);
+}
+
+#[test]
+fn sizes_are_given_in_kib_and_help_asks_for_the_usage() {
+    let config = parse_args(["--sizes", "4,64", "--writers=3"].map(String::from))
+        .unwrap()
+        .unwrap();
+    assert_eq!((config.sizes, config.writers), (vec![4096, 65536], 3));
+    assert_eq!(parse_args(["--help".to_owned()]), Ok(None));
+    assert!(parse_args(["--sizes", "3"].map(String::from)).is_err());
+}
