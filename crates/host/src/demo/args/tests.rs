@@ -2,7 +2,7 @@ use super::*;
 use crate::demo::{dio_write, parse_args, Command, DemoConfig};
 
 #[test]
-fn the_eachis_dio_read_unless_named_and_the_last_name_wins() {
+fn the_scenario_is_dio_read_unless_named_and_the_last_name_wins() {
     assert_eq!(scenario(Vec::<String>::new()), Ok(Scenario::DioRead));
     assert_eq!(
         scenario(["--pages", "64", "--quiet"]),
@@ -37,7 +37,7 @@ fn another_option_s_attached_value_is_not_read_as_an_option() {
 }
 
 #[test]
-fn a_missing_or_unknown_eachis_named() {
+fn a_missing_or_unknown_scenario_is_named() {
     let missing = scenario(["--pages", "64", "--scenario"]).unwrap_err();
     assert!(missing.contains("--scenario"), "{missing}");
     let unknown = scenario(["--scenario=dio-sideways"]).unwrap_err();
@@ -48,7 +48,7 @@ fn a_missing_or_unknown_eachis_named() {
 }
 
 #[test]
-fn each_eachis_selected_by_its_name() {
+fn each_scenario_is_selected_by_its_name() {
     for each in [Scenario::DioRead, Scenario::DioWrite] {
         let name = each.name();
         assert_eq!(scenario(["--scenario", name]), Ok(each), "{name}");
@@ -58,7 +58,7 @@ fn each_eachis_selected_by_its_name() {
 }
 
 #[test]
-fn the_whole_command_line_goes_to_the_selected_eachs_parser() {
+fn the_whole_command_line_goes_to_the_selected_scenarios_parser() {
     // What the binary does: select, then parse the same arguments again.
     let line = ["--writers", "3", "--scenario", "dio-write", "--sizes=8"];
     assert_eq!(scenario(line), Ok(Scenario::DioWrite));
@@ -73,7 +73,7 @@ fn the_whole_command_line_goes_to_the_selected_eachs_parser() {
 }
 
 #[test]
-fn a_eachs_parser_refuses_the_other_scenario() {
+fn a_scenarios_parser_refuses_the_other_scenarios_options() {
     let error = parse_args(["--scenario", "dio-write"]).unwrap_err();
     assert!(error.contains("dio-write"), "{error}");
     let error = dio_write::parse_args(["--scenario=dio-read"]).unwrap_err();
