@@ -376,10 +376,8 @@ fn model(mutation: &Mutation, copy: &Path, target: &Path) -> Cmd {
     let cmd = if mutation.package == DEMO {
         crate::demo::command(&["--quiet".to_owned()])
     } else if mutation.miri {
-        Cmd::cargo()
-            .env("MIRIFLAGS", crate::test::MIRIFLAGS)
-            .arg(format!("+{}", crate::tools::nightly()))
-            .args(["miri", "test", "-p", mutation.package, "--lib"])
+        crate::test::miri_test(Cmd::cargo())
+            .args(["-p", mutation.package, "--lib"])
             .arg(mutation.test)
     } else {
         let mut args = vec!["test", "-p", mutation.package, "--test", mutation.test];

@@ -39,7 +39,7 @@ const MIRI_32_BIT_TARGET: &str = "i686-unknown-linux-gnu";
 const LOOM_MAX_PREEMPTIONS: &str = "2";
 
 /// miri's flags unless `MIRIFLAGS` is already set.
-pub const MIRIFLAGS: &str = "-Zmiri-strict-provenance";
+const MIRIFLAGS: &str = "-Zmiri-strict-provenance";
 
 /// The fuzz crate's manifest (it is its own workspace).
 const FUZZ_MANIFEST: &str = "fuzz/Cargo.toml";
@@ -262,15 +262,21 @@ fn split_counts(log: &mut StepLog) -> Result<(), String> {
             .run()?;
         ran += 1;
     }
-    let flags = non_empty_env("MIRIFLAGS").unwrap_or_else(|| MIRIFLAGS.to_owned());
-    with_cfgs(Cmd::cargo(), &[CFG])
-        .env("MIRIFLAGS", flags)
+    miri_test(with_cfgs(Cmd::cargo(), &[CFG]))
         .env("CARGO_TARGET_DIR", dir("miri-split-counts").as_str())
-        .arg(format!("+{}", tools::nightly()))
-        .args(["miri", "test", "-p", "gupio-pin", "--lib", "--tests"])
+        .args(["-p", "gupio-pin", "--lib", "--tests"])
         .run()?;
     log.note(&format!("unit tests, {ran} loom model file(s), miri"));
     Ok(())
+}
+
+/// `cmd`, a `cargo` command with no arguments yet, as `cargo +NIGHTLY miri
+/// test` with miri's flags (`MIRIFLAGS` when set, else [`MIRIFLAGS`]).
+pub fn miri_test(cmd: Cmd) -> Cmd {
+    let flags = non_empty_env("MIRIFLAGS").unwrap_or_else(|| MIRIFLAGS.to_owned());
+    cmd.env("MIRIFLAGS", flags)
+        .arg(format!("+{}", tools::nightly()))
+        .args(["miri", "test"])
 }
 
 fn non_empty_env(key: &str) -> Option<String> {
@@ -311,13 +317,9 @@ fn loom(log: &mut StepLog) -> Result<(), String> {
 /// is a separate slow interpreter run).
 fn miri(target: &str, is_host: bool) -> Result<(), String> {
     let crates = workspace::no_std_crates(layout::root())?;
-    let flags = non_empty_env("MIRIFLAGS").unwrap_or_else(|| MIRIFLAGS.to_owned());
     let target_dir = layout::display(&layout::target_dir().join("miri"));
-    let mut cmd = Cmd::cargo()
-        .env("MIRIFLAGS", flags)
+    let mut cmd = miri_test(Cmd::cargo())
         .env("CARGO_TARGET_DIR", target_dir)
-        .arg(format!("+{}", tools::nightly()))
-        .args(["miri", "test"])
         .args(package_args(&crates))
         .args(["--lib", "--tests"]);
     if !is_host {
